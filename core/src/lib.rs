@@ -1,1 +1,13 @@
-//! placeholder
+//! The tether game core: the world, its rules and its persistence.
+//!
+//! The game logic is sans-IO: [`game::Game`] takes events (sessions opening, lines of input,
+//! finished password jobs) and answers with an [`game::Outbox`]; the shell around it owns the
+//! link to the proxies, the threads and the clock. Everything durable is in the [`db::Db`] or
+//! in the state blob each proxy keeps per session, so the core can be restarted at any time.
+
+pub mod db;
+pub mod game;
+pub mod link;
+pub mod password;
+pub mod text;
+pub mod world;

@@ -1,1 +1,106 @@
-fn main() {}
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use tether_core::db::Db;
+use tether_core::game::Game;
+use tether_core::world::{DEFAULT_WORLD, World};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The tether game core: the world and its rules. Restart it at will; players stay connected
+/// to the proxy.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Directory holding the database.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// World file (TOML); without it the built-in world is used.
+    #[arg(long)]
+    world: Option<PathBuf>,
+    /// Link socket to listen on, unless one is inherited (TETHER_LINK_FD).
+    #[arg(long, default_value = "data/link.sock")]
+    link: PathBuf,
+}
+
+/// Printed on stdout once the core accepts links: the supervisor waits for it.
+const READY: &str = "READY";
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+
+    let world = match &args.world {
+        Some(path) => World::load(path)
+            .with_context(|| format!("loading the world from {}", path.display()))?,
+        None => World::from_toml_str(DEFAULT_WORLD).context("loading the built-in world")?,
+    };
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating the data directory {}", args.data.display()))?;
+    let db_path = args.data.join("tether.db");
+    let db = Db::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    let game = Game::new(world, db);
+    let control = std::env::var_os("TETHER_CONTROL").map(PathBuf::from);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = link_listener(&args.link)?;
+        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "{READY}")
+            .and_then(|()| stdout.flush())
+            .context("writing READY")?;
+        tracing::info!("ready");
+        tether_core::link::serve(listener, game, control, async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
+        .await;
+        Ok(())
+    })
+}
+
+/// The supervisor owns the link socket and hands it to each core as an inherited descriptor,
+/// so the socket never disappears while cores are swapped. Run alone, the core binds it.
+fn link_listener(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    let std_listener = match std::env::var("TETHER_LINK_FD") {
+        Ok(fd) => {
+            let fd: i32 = fd.parse().context("TETHER_LINK_FD is not a number")?;
+            // SAFETY: the supervisor passes this descriptor for us alone; nothing else in this
+            // process owns it.
+            unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) }
+        }
+        Err(_) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let _ = std::fs::remove_file(path);
+            // Created private (no window where another user could connect), then made sure of.
+            let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+            let bound = std::os::unix::net::UnixListener::bind(path);
+            nix::sys::stat::umask(previous);
+            let listener =
+                bound.with_context(|| format!("binding the link socket {}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .context("making the link socket private")?;
+            listener
+        }
+    };
+    std_listener.set_nonblocking(true)?;
+    Ok(tokio::net::UnixListener::from_std(std_listener)?)
+}

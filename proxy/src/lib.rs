@@ -1,1 +1,32 @@
-//! placeholder
+//! The tether proxy: the long-lived process that owns every player connection and keeps it
+//! open while game cores come and go.
+//!
+//! Layout, from the wire inwards:
+//! - `telnet`: a sans-IO telnet codec (bytes in, events out) and the option policy.
+//! - `line`: turns telnet data into player lines (terminators, size cap, UTF-8, control bytes).
+//! - `flood`: a per-session token bucket for input.
+//! - `session`: the async task for one connection, gluing the three above to a socket.
+//! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
+//!   what to resend after a core restart and what to tell players.
+//! - `link`: the Cap'n Proto client on its own thread (capnp-rpc is `!Send`), driving `relay`.
+//! - `server`: the accept loop and graceful shutdown; `shutdown`: the signal it passes down.
+
+pub mod flood;
+pub mod line;
+pub mod link;
+pub mod relay;
+pub mod server;
+pub mod session;
+pub mod shutdown;
+pub mod telnet;
+
+/// A random-enough id for this proxy process, so a core can tell a reconnect from a new proxy.
+pub fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(elapsed) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(elapsed.as_nanos());
+    }
+    hasher.finish()
+}

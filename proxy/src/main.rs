@@ -1,1 +1,57 @@
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tether_proxy::link::LinkConfig;
+use tether_proxy::relay::DEFAULT_MAX_QUEUED_LINES;
+use tether_proxy::server::Proxy;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The tether proxy: owns player connections and keeps them across game core restarts.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Address to accept telnet players on.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    telnet: SocketAddr,
+    /// The game core's link socket.
+    #[arg(long, default_value = "data/link.sock")]
+    link: PathBuf,
+    /// Name shown in the core's logs.
+    #[arg(long, default_value = "proxy")]
+    name: String,
+    /// Lines a player may have waiting while the core is away.
+    #[arg(long, default_value_t = DEFAULT_MAX_QUEUED_LINES)]
+    max_queued_lines: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let link = LinkConfig {
+            socket: args.link,
+            proxy_name: args.name,
+            proxy_id: tether_proxy::random_id(),
+            max_queued_lines: args.max_queued_lines,
+        };
+        let proxy = Proxy::bind(args.telnet, link).await?;
+        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        proxy
+            .run(async move {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            })
+            .await
+    })
+}

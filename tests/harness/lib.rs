@@ -1,1 +1,412 @@
-//! placeholder
+//! What the end-to-end tests share: starting the real binaries in a temporary data directory
+//! on free ports, and a small blocking telnet client that waits for conditions (never for a
+//! fixed time).
+//!
+//! The binaries are the ones cargo built next to the test executable (`target/<profile>/`).
+//! `cargo test --workspace` builds them, because the proxy, core and supervisor packages each
+//! have integration tests of their own.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The generous deadline every wait in the suite uses: the machines are shared and slow.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Path of one of the workspace's binaries, built by `cargo test --workspace`.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the suite with `cargo test --workspace` so cargo builds it",
+        path.display()
+    );
+    path
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `DEADLINE`.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// A whole tether (supervisor, proxy, core) in a temporary directory.
+pub struct Tether {
+    root: PathBuf,
+    _owned_root: Option<tempfile::TempDir>,
+    pub telnet: SocketAddr,
+    supervisor: Child,
+}
+
+#[derive(Default)]
+pub struct Options {
+    /// Replaces the core binary (e.g. a wrapper script).
+    pub core_bin: Option<PathBuf>,
+    pub watch: bool,
+    pub world: Option<PathBuf>,
+    /// Run in this directory (kept afterwards) instead of a fresh temporary one.
+    pub root: Option<PathBuf>,
+}
+
+impl Tether {
+    pub fn start() -> Tether {
+        Tether::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Tether {
+        let (root, owned_root) = match options.root {
+            Some(root) => (root, None),
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
+        let telnet: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let mut command = Command::new(binary("tether"));
+        command
+            .arg("up")
+            .arg("--telnet")
+            .arg(telnet.to_string())
+            .arg("--data")
+            .arg(root.join("data"))
+            .arg("--proxy-bin")
+            .arg(binary("tether-proxy"))
+            .arg("--core-bin")
+            .arg(options.core_bin.unwrap_or_else(|| binary("tether-core")))
+            .arg(if options.watch { "--watch" } else { "--no-watch" })
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        if let Some(world) = options.world {
+            command.arg("--world").arg(world);
+        }
+        // Under `cargo test` these point at the test package; the supervisor must not think
+        // it was started by `cargo run` and try to build anything.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CARGO") {
+                command.env_remove(key);
+            }
+        }
+        let supervisor = command.spawn().expect("starting tether");
+        let tether = Tether {
+            root,
+            _owned_root: owned_root,
+            telnet,
+            supervisor,
+        };
+        // Ready when a player gets the login banner.
+        let mut probe = tether.connect();
+        probe.expect("connect <name>");
+        tether
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    pub fn connect(&self) -> Client {
+        let addr = self.telnet;
+        wait_for("the telnet port to accept", || {
+            TcpStream::connect(addr).ok().map(Client::new)
+        })
+    }
+
+    /// Runs `tether <args> --data <dir>` and returns (success, output).
+    pub fn ctl(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(binary("tether"))
+            .args(args)
+            .arg("--data")
+            .arg(self.data_dir())
+            .output()
+            .expect("running tether");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    pub fn reload(&self) -> String {
+        let (ok, text) = self.ctl(&["reload"]);
+        assert!(ok, "tether reload failed: {text}");
+        text
+    }
+
+    /// The running core's pid, from `tether status`.
+    pub fn core_pid(&self) -> i32 {
+        let (ok, text) = self.ctl(&["status"]);
+        assert!(ok, "tether status failed: {text}");
+        pid_after(&text, "core").unwrap_or_else(|| panic!("no core pid in status:\n{text}"))
+    }
+
+    /// Waits until a core other than `old` is running and answering status.
+    pub fn wait_for_new_core(&self, old: i32) -> i32 {
+        wait_for("a new core", || {
+            let (ok, text) = self.ctl(&["status"]);
+            if !ok {
+                return None;
+            }
+            pid_after(&text, "core").filter(|&pid| pid != old && pid > 0)
+        })
+    }
+
+    pub fn supervisor_pid(&self) -> i32 {
+        self.supervisor.id() as i32
+    }
+
+    /// Sends `signal` to the supervisor and waits for it to exit.
+    pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.supervisor.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signalling the supervisor");
+        wait_for("the supervisor to exit", || {
+            self.supervisor.try_wait().expect("waiting for tether")
+        })
+    }
+}
+
+impl Drop for Tether {
+    fn drop(&mut self) {
+        if let Ok(None) = self.supervisor.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.supervisor.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = self.supervisor.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.supervisor.kill();
+            let _ = self.supervisor.wait();
+        }
+    }
+}
+
+/// Finds a line like `core: pid 1234 ...` (the first number after `<role>` and `pid`).
+fn pid_after(status: &str, role: &str) -> Option<i32> {
+    status.lines().find_map(|line| {
+        let line = line.trim();
+        let rest = line.strip_prefix(role)?;
+        let after = &rest[rest.find("pid")? + 3..];
+        let digits: String = after
+            .trim_start_matches([' ', ':', '='])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+/// A blocking telnet client that keeps every line it received.
+pub struct Client {
+    stream: TcpStream,
+    /// Raw bytes that may end in an incomplete telnet command.
+    pending: Vec<u8>,
+    /// Data bytes not yet ended by a newline.
+    text: Vec<u8>,
+    lines: VecDeque<String>,
+    closed: bool,
+    /// Everything received, for failure messages.
+    pub transcript: Vec<String>,
+}
+
+impl Client {
+    pub fn new(stream: TcpStream) -> Client {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("read timeout");
+        Client {
+            stream,
+            pending: Vec::new(),
+            text: Vec::new(),
+            lines: VecDeque::new(),
+            closed: false,
+            transcript: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("sending to the proxy");
+    }
+
+    /// A second handle that only sends, for a thread that types while this one reads.
+    pub fn writer(&self) -> Writer {
+        Writer {
+            stream: self.stream.try_clone().expect("cloning the connection"),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Reads what is available (up to one read timeout); returns false once the peer closed.
+    pub fn poll(&mut self) -> bool {
+        let mut buffer = [0u8; 8192];
+        match self.stream.read(&mut buffer) {
+            Ok(0) => self.closed = true,
+            Ok(n) => self.absorb(&buffer[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => self.closed = true,
+        }
+        !self.closed
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        let data = strip_telnet(&mut self.pending);
+        self.text.extend_from_slice(&data);
+        while let Some(end) = self.text.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.text.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
+            self.transcript.push(line.clone());
+            self.lines.push_back(line);
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns it. Earlier lines are consumed.
+    pub fn expect(&mut self, needle: &str) -> String {
+        self.expect_line(needle, |line| line.contains(needle))
+    }
+
+    pub fn expect_line(&mut self, what: &str, mut matches: impl FnMut(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            while let Some(line) = self.lines.pop_front() {
+                if matches(&line) {
+                    return line;
+                }
+            }
+            assert!(
+                !self.closed,
+                "connection closed while waiting for {what:?}; transcript:\n{}",
+                self.transcript.join("\n")
+            );
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what:?}; transcript:\n{}",
+                self.transcript.join("\n")
+            );
+            self.poll();
+        }
+    }
+
+    /// Lines received so far and not yet consumed.
+    pub fn take_lines(&mut self) -> Vec<String> {
+        self.poll();
+        self.lines.drain(..).collect()
+    }
+
+    /// Waits until the proxy closes the connection; returns the lines seen before.
+    pub fn expect_closed(&mut self) -> Vec<String> {
+        wait_for("the connection to close", || {
+            self.poll();
+            self.closed.then_some(())
+        });
+        self.lines.drain(..).collect()
+    }
+
+    /// Creates an account and waits until it is in the game.
+    pub fn create(&mut self, name: &str, password: &str) {
+        self.send(&format!("create {name} {password}"));
+        self.expect("Your character has been created.");
+        // `look` answers with the room: a round trip proving we are in.
+        self.send("look");
+        self.expect("Exits");
+    }
+
+    pub fn login(&mut self, name: &str, password: &str) {
+        self.send(&format!("connect {name} {password}"));
+        self.expect("Welcome back");
+    }
+}
+
+pub struct Writer {
+    stream: TcpStream,
+}
+
+impl Writer {
+    pub fn send(&mut self, line: &str) {
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("sending to the proxy");
+    }
+}
+
+/// Removes telnet commands from the front of `raw` as far as they are complete; returns the
+/// data bytes. An incomplete command stays in `raw`.
+fn strip_telnet(raw: &mut Vec<u8>) -> Vec<u8> {
+    const IAC: u8 = 255;
+    let mut data = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] != IAC {
+            data.push(raw[i]);
+            i += 1;
+            continue;
+        }
+        let Some(&command) = raw.get(i + 1) else {
+            break;
+        };
+        match command {
+            IAC => {
+                data.push(IAC);
+                i += 2;
+            }
+            251..=254 => {
+                if i + 2 >= raw.len() {
+                    break;
+                }
+                i += 3;
+            }
+            250 => {
+                // Subnegotiation: skip to IAC SE.
+                let Some(end) = raw[i + 2..]
+                    .windows(2)
+                    .position(|pair| pair == [IAC, 240])
+                else {
+                    break;
+                };
+                i += 2 + end + 2;
+            }
+            _ => i += 2,
+        }
+    }
+    raw.drain(..i);
+    data
+}

@@ -1,0 +1,342 @@
+//! Persistence of accounts and characters in SQLite.
+//!
+//! Every write is its own committed transaction and the game only confirms a change to the
+//! player after the write returns, so a core that is killed at any moment never leaves a
+//! player believing in a change that was lost. `synchronous=FULL` makes "committed" mean
+//! "on disk" in WAL mode as well.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// Schema steps in order; `PRAGMA user_version` counts how many have been applied.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE accounts (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT    NOT NULL,
+        name_key      TEXT    NOT NULL UNIQUE,
+        password_hash TEXT    NOT NULL,
+        is_admin      INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE characters (
+        id         INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL UNIQUE REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT    NOT NULL,
+        room       TEXT    NOT NULL,
+        title      TEXT    NOT NULL DEFAULT ''
+    );
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database has schema version {found}, but this core only knows up to {supported}; \
+         run a newer core"
+    )]
+    TooNew { found: i64, supported: usize },
+    #[error("the name {0} is already taken")]
+    NameTaken(String),
+    #[error("database error while {context}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+trait Context<T> {
+    fn context(self, context: &'static str) -> Result<T, DbError>;
+}
+
+impl<T> Context<T> for rusqlite::Result<T> {
+    fn context(self, context: &'static str) -> Result<T, DbError> {
+        self.map_err(|source| DbError::Sqlite { context, source })
+    }
+}
+
+/// A character with what the game needs of its account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CharacterRecord {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub room: String,
+    pub title: String,
+    pub is_admin: bool,
+}
+
+/// What a login needs to check a password.
+#[derive(Clone)]
+pub struct Credentials {
+    pub character_id: i64,
+    pub name: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("character_id", &self.character_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let open_error = |source| DbError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_error)?;
+        // A core that is being replaced may still hold the write lock for a moment.
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_error)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "database did not switch to WAL mode");
+        }
+        Db::prepare(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Db, DbError> {
+        let conn = Connection::open_in_memory().context("opening an in-memory database")?;
+        Db::prepare(conn)
+    }
+
+    fn prepare(mut conn: Connection) -> Result<Db, DbError> {
+        conn.pragma_update(None, "synchronous", "FULL")
+            .context("setting synchronous=FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .context("enabling foreign keys")?;
+        migrate(&mut conn)?;
+        Ok(Db { conn })
+    }
+
+    /// Looks an account up by name, case-insensitively.
+    pub fn credentials(&self, name: &str) -> Result<Option<Credentials>, DbError> {
+        self.conn
+            .query_row(
+                "SELECT c.id, a.name, a.password_hash
+                 FROM accounts a JOIN characters c ON c.account_id = a.id
+                 WHERE a.name_key = ?1",
+                [name.to_ascii_lowercase()],
+                |row| {
+                    Ok(Credentials {
+                        character_id: row.get(0)?,
+                        name: row.get(1)?,
+                        password_hash: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .context("looking up an account")
+    }
+
+    pub fn name_taken(&self, name: &str) -> Result<bool, DbError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM accounts WHERE name_key = ?1)",
+                [name.to_ascii_lowercase()],
+                |row| row.get(0),
+            )
+            .context("checking a name")
+    }
+
+    /// Creates an account and its character in `room`. The very first account becomes the
+    /// administrator.
+    pub fn create_account(
+        &mut self,
+        name: &str,
+        password_hash: &str,
+        room: &str,
+    ) -> Result<CharacterRecord, DbError> {
+        // IMMEDIATE takes the write lock up front, so the "is it the first?" and "is the name
+        // free?" answers still hold when the rows are inserted, even with another process.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("starting to create an account")?;
+        let name_key = name.to_ascii_lowercase();
+        let (accounts, taken): (i64, bool) = tx
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(name_key = ?1), 0) > 0 FROM accounts",
+                [&name_key],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .context("checking a new account")?;
+        if taken {
+            return Err(DbError::NameTaken(name.to_owned()));
+        }
+        let is_admin = accounts == 0;
+        tx.execute(
+            "INSERT INTO accounts (name, name_key, password_hash, is_admin, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, name_key, password_hash, is_admin, unix_now()],
+        )
+        .context("inserting an account")?;
+        let account_id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO characters (account_id, name, room) VALUES (?1, ?2, ?3)",
+            params![account_id, name, room],
+        )
+        .context("inserting a character")?;
+        let id = tx.last_insert_rowid();
+        tx.commit().context("committing a new account")?;
+        Ok(CharacterRecord {
+            id,
+            account_id,
+            name: name.to_owned(),
+            room: room.to_owned(),
+            title: String::new(),
+            is_admin,
+        })
+    }
+
+    pub fn character(&self, id: i64) -> Result<Option<CharacterRecord>, DbError> {
+        self.conn
+            .query_row(
+                "SELECT c.id, c.account_id, c.name, c.room, c.title, a.is_admin
+                 FROM characters c JOIN accounts a ON a.id = c.account_id
+                 WHERE c.id = ?1",
+                [id],
+                |row| {
+                    Ok(CharacterRecord {
+                        id: row.get(0)?,
+                        account_id: row.get(1)?,
+                        name: row.get(2)?,
+                        room: row.get(3)?,
+                        title: row.get(4)?,
+                        is_admin: row.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .context("loading a character")
+    }
+
+    pub fn set_room(&self, character_id: i64, room: &str) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE characters SET room = ?2 WHERE id = ?1",
+                params![character_id, room],
+            )
+            .context("saving a character's room")?;
+        Ok(())
+    }
+
+    pub fn set_title(&self, character_id: i64, title: &str) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE characters SET title = ?2 WHERE id = ?1",
+                params![character_id, title],
+            )
+            .context("saving a character's title")?;
+        Ok(())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("starting the schema migration")?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .context("reading the schema version")?;
+    let applied = usize::try_from(version).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(DbError::TooNew {
+            found: version,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for step in &MIGRATIONS[applied..] {
+        tx.execute_batch(step).context("migrating the schema")?;
+    }
+    if applied < MIGRATIONS.len() {
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+            .context("writing the schema version")?;
+        tracing::info!(
+            from = applied,
+            to = MIGRATIONS.len(),
+            "database schema migrated"
+        );
+    }
+    tx.commit().context("committing the schema migration")
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_characters_and_updates() {
+        let mut db = Db::open_in_memory().unwrap();
+        let alice = db.create_account("Alice", "hash-a", "square").unwrap();
+        assert!(alice.is_admin);
+        let bob = db.create_account("Bob", "hash-b", "square").unwrap();
+        assert!(!bob.is_admin);
+        assert!(matches!(
+            db.create_account("ALICE", "h", "square"),
+            Err(DbError::NameTaken(_))
+        ));
+        assert!(db.name_taken("bOb").unwrap());
+        let creds = db.credentials("alice").unwrap().unwrap();
+        assert_eq!(
+            (creds.character_id, creds.name.as_str()),
+            (alice.id, "Alice")
+        );
+        assert!(!format!("{creds:?}").contains("hash-a"));
+        assert!(db.credentials("carol").unwrap().is_none());
+
+        db.set_room(bob.id, "tavern").unwrap();
+        db.set_title(bob.id, "the Bold").unwrap();
+        let loaded = db.character(bob.id).unwrap().unwrap();
+        assert_eq!(
+            (loaded.room.as_str(), loaded.title.as_str()),
+            ("tavern", "the Bold")
+        );
+        assert!(db.character(999).unwrap().is_none());
+    }
+
+    #[test]
+    fn file_database_persists_and_refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("game.db");
+        let id = {
+            let mut db = Db::open(&path).unwrap();
+            db.create_account("Alice", "h", "square").unwrap().id
+        };
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.character(id).unwrap().unwrap().name, "Alice");
+        drop(db);
+
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Db::open(&path),
+            Err(DbError::TooNew { found: 99, .. })
+        ));
+    }
+}

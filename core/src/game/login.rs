@@ -1,0 +1,230 @@
+//! Sessions that are not playing yet: creating characters and logging in.
+
+use tether_protocol::SessionKey;
+
+use super::{Game, Outbox, Outgoing, Player, Purpose, StateBlob, chain, msg, split_word};
+use crate::db::{CharacterRecord, DbError};
+use crate::password::{Outcome, Password, Work};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NameError {
+    NotLetters,
+    TooShort,
+    TooLong,
+}
+
+/// Checks a character name and returns it the way it is stored: `aLIce` becomes `Alice`.
+pub(super) fn normalize_name(raw: &str) -> Result<String, NameError> {
+    if !raw.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(NameError::NotLetters);
+    }
+    match raw.len() {
+        0..3 => Err(NameError::TooShort),
+        3..=20 => {
+            let lower = raw.to_ascii_lowercase();
+            Ok(lower[..1].to_ascii_uppercase() + &lower[1..])
+        }
+        _ => Err(NameError::TooLong),
+    }
+}
+
+pub(super) fn guest(game: &mut Game, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
+    let (verb, rest) = split_word(text);
+    match verb.to_ascii_lowercase().as_str() {
+        "" => {}
+        "create" => create(game, key, seq, rest, out),
+        "connect" => connect(game, key, seq, rest, out),
+        "help" => out.text(key, msg::guest_help()),
+        "quit" => {
+            out.text(key, msg::farewell(None));
+            out.push(key, Outgoing::Disconnect(msg::goodbye().to_owned()));
+            if let Some(session) = game.sessions.get_mut(&key) {
+                session.closing = true;
+            }
+        }
+        _ => out.text(key, msg::guest_hint()),
+    }
+}
+
+/// `<name> <password>`; the password is the rest of the line so that it may contain spaces.
+fn credentials(rest: &str) -> Option<(&str, &str)> {
+    let (name, password) = split_word(rest);
+    (!name.is_empty() && !password.is_empty()).then_some((name, password))
+}
+
+fn create(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Outbox) {
+    let Some((name, password)) = credentials(rest) else {
+        return out.text(key, msg::usage_create());
+    };
+    let name = match normalize_name(name) {
+        Ok(name) => name,
+        Err(error) => return out.text(key, msg::bad_name(error)),
+    };
+    let password = Password::new(password);
+    if password.len() < msg::MIN_PASSWORD {
+        return out.text(key, msg::password_too_short());
+    }
+    if password.len() > msg::MAX_PASSWORD {
+        return out.text(key, msg::password_too_long());
+    }
+    // Checked now to spare the player the hashing wait; the insert checks again.
+    match game.db.name_taken(&name) {
+        Ok(false) => {}
+        Ok(true) => return out.text(key, msg::name_taken(&name)),
+        Err(error) => {
+            tracing::error!(?key, error = %chain(&error), "cannot check a name");
+            return out.text(key, msg::internal_error());
+        }
+    }
+    game.start_job(
+        key,
+        seq,
+        Purpose::Create { name },
+        Work::Hash(password),
+        out,
+    );
+}
+
+fn connect(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Outbox) {
+    let Some((name, password)) = credentials(rest) else {
+        return out.text(key, msg::usage_connect());
+    };
+    let name = match normalize_name(name) {
+        Ok(name) => name,
+        Err(error) => return out.text(key, msg::bad_name(error)),
+    };
+    let found = match game.db.credentials(&name) {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::error!(?key, error = %chain(&error), "cannot look up an account");
+            return out.text(key, msg::internal_error());
+        }
+    };
+    let (character_id, stored_hash) = match found {
+        Some(found) => (Some(found.character_id), Some(found.password_hash)),
+        None => (None, None),
+    };
+    game.start_job(
+        key,
+        seq,
+        Purpose::Connect { character_id },
+        Work::Verify(Password::new(password), stored_hash),
+        out,
+    );
+}
+
+/// Completes a create or connect once its password work is done.
+pub(super) fn finish(
+    game: &mut Game,
+    key: SessionKey,
+    purpose: Purpose,
+    outcome: Outcome,
+    out: &mut Outbox,
+) {
+    match (purpose, outcome) {
+        (Purpose::Create { name }, Outcome::Hashed(Ok(hash))) => {
+            let start = game.world.start().to_owned();
+            match game.db.create_account(&name, &hash, &start) {
+                Ok(record) => {
+                    tracing::info!(?key, name = %record.name, admin = record.is_admin, "character created");
+                    let greeting = msg::created(game.world.name(), &record.name, record.is_admin);
+                    enter(game, key, record, greeting, out);
+                }
+                Err(DbError::NameTaken(_)) => out.text(key, msg::name_taken(&name)),
+                Err(error) => {
+                    tracing::error!(?key, error = %chain(&error), "cannot create an account");
+                    out.text(key, msg::internal_error());
+                }
+            }
+        }
+        (
+            Purpose::Connect {
+                character_id: Some(id),
+            },
+            Outcome::Verified(Ok(true)),
+        ) => {
+            match game.db.character(id) {
+                Ok(Some(record)) => {
+                    tracing::info!(?key, name = %record.name, "logged in");
+                    enter(game, key, record, String::new(), out);
+                }
+                // Deleted while the password was being checked.
+                Ok(None) => out.text(key, msg::wrong_login()),
+                Err(error) => {
+                    tracing::error!(?key, error = %chain(&error), "cannot load a character");
+                    out.text(key, msg::internal_error());
+                }
+            }
+        }
+        (Purpose::Connect { character_id }, Outcome::Verified(Ok(_))) => {
+            tracing::info!(?key, known_name = character_id.is_some(), "failed login");
+            out.text(key, msg::wrong_login());
+        }
+        (_, Outcome::Hashed(Err(error)) | Outcome::Verified(Err(error))) => {
+            tracing::error!(?key, error = %chain(&error), "password check failed");
+            out.text(key, msg::internal_error());
+        }
+        (_, _) => {
+            tracing::error!(?key, "password result does not match the job it was for");
+            out.text(key, msg::internal_error());
+        }
+    }
+}
+
+/// Puts a freshly logged-in character into the world. An empty `greeting` means a returning
+/// player, greeted according to whether they took over another connection.
+fn enter(
+    game: &mut Game,
+    key: SessionKey,
+    record: CharacterRecord,
+    greeting: String,
+    out: &mut Outbox,
+) {
+    let player: Player = game.player_from_record(record);
+    // A session that already said goodbye is not "taken over": nobody is playing it any more.
+    let took_over = match game.session_of(player.id).filter(|k| *k != key) {
+        Some(other) => {
+            let active = game.sessions.get(&other).is_some_and(|s| !s.closing);
+            game.detach(other, out);
+            active
+        }
+        None => false,
+    };
+    let blob = serde_json::to_vec(&StateBlob {
+        character: player.id,
+    })
+    .unwrap_or_default();
+    // The proxy records the state before anything the player sees, so a restart right after
+    // this point still finds them logged in.
+    out.push(key, Outgoing::State(blob));
+    let greeting = if greeting.is_empty() {
+        msg::welcome_back(&player.name, took_over)
+    } else {
+        greeting
+    };
+    out.text(key, greeting);
+    if !took_over {
+        game.tell_room(&player.room, key, &msg::entered_game(&player.name), out);
+    }
+    if let Some(session) = game.sessions.get_mut(&key) {
+        session.player = Some(player);
+    }
+    super::commands::look_around(game, key, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_and_capitalised() {
+        assert_eq!(normalize_name("aLIce").unwrap(), "Alice");
+        assert_eq!(normalize_name("bob").unwrap(), "Bob");
+        assert_eq!(normalize_name("Al"), Err(NameError::TooShort));
+        assert_eq!(normalize_name(&"a".repeat(21)), Err(NameError::TooLong));
+        assert!(normalize_name(&"a".repeat(20)).is_ok());
+        for bad in ["al1ce", "al-ice", "Zoë", "a\x1bb", "ab_c"] {
+            assert_eq!(normalize_name(bad), Err(NameError::NotLetters), "{bad}");
+        }
+    }
+}

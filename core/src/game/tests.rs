@@ -1,0 +1,536 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::*;
+
+const WORLD: &str = r#"
+    name = "Testville"
+    start = "hall"
+    [rooms.hall]
+    name = "Great Hall"
+    description = "A draughty hall."
+    exits = { north = "yard" }
+    [rooms.yard]
+    name = "Courtyard"
+    description = "A muddy yard."
+    exits = { south = "hall" }
+"#;
+
+fn key(n: u64) -> SessionKey {
+    SessionKey {
+        proxy: 1,
+        session: n,
+    }
+}
+
+/// A game plus the per-session sequence numbers a proxy would assign.
+struct Harness {
+    game: Game,
+    seqs: HashMap<u64, u64>,
+}
+
+impl Harness {
+    fn new(db: Db) -> Harness {
+        let world = World::from_toml_str(WORLD).unwrap();
+        Harness {
+            game: Game::new(world, db),
+            seqs: HashMap::new(),
+        }
+    }
+
+    fn in_memory() -> Harness {
+        Harness::new(Db::open_in_memory().unwrap())
+    }
+
+    fn open(&mut self, n: u64) -> Outbox {
+        let mut out = Outbox::new();
+        self.game.session_opened(key(n), "127.0.0.1:5000", &mut out);
+        out
+    }
+
+    /// Sends a line without running password jobs.
+    fn send_only(&mut self, n: u64, text: &str) -> Outbox {
+        let seq = self.seqs.entry(n).or_default();
+        *seq += 1;
+        let mut out = Outbox::new();
+        self.game.line(key(n), *seq, text, &mut out);
+        out
+    }
+
+    /// Sends a line and runs any password work inline, as the shell would off-thread.
+    fn send(&mut self, n: u64, text: &str) -> Outbox {
+        let mut out = self.send_only(n, text);
+        self.run_jobs(&mut out);
+        out
+    }
+
+    fn run_jobs(&mut self, out: &mut Outbox) {
+        while !out.jobs.is_empty() {
+            for job in std::mem::take(&mut out.jobs) {
+                self.game.password_done(job.run(), out);
+            }
+        }
+    }
+
+    /// Opens session `n` and creates a character; returns the state blob.
+    fn create(&mut self, n: u64, name: &str) -> Vec<u8> {
+        self.open(n);
+        let out = self.send(n, &format!("create {name} secret1"));
+        state_of(&out, n).expect("create should log in")
+    }
+}
+
+fn texts(out: &Outbox, n: u64) -> Vec<&str> {
+    out.events
+        .iter()
+        .filter(|(k, _)| *k == key(n))
+        .filter_map(|(_, e)| match e {
+            Outgoing::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn text(out: &Outbox, n: u64) -> String {
+    texts(out, n).join("\n")
+}
+
+fn acks(out: &Outbox, n: u64) -> Vec<u64> {
+    out.events
+        .iter()
+        .filter_map(|(k, e)| match e {
+            Outgoing::Ack(seq) if *k == key(n) => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn state_of(out: &Outbox, n: u64) -> Option<Vec<u8>> {
+    out.events.iter().find_map(|(k, e)| match e {
+        Outgoing::State(blob) if *k == key(n) => Some(blob.clone()),
+        _ => None,
+    })
+}
+
+fn disconnect_of(out: &Outbox, n: u64) -> Option<&str> {
+    out.events.iter().find_map(|(k, e)| match e {
+        Outgoing::Disconnect(reason) if *k == key(n) => Some(reason.as_str()),
+        _ => None,
+    })
+}
+
+#[test]
+fn banner_then_create_then_connect() {
+    let mut h = Harness::in_memory();
+    assert!(text(&h.open(1), 1).contains("Welcome to Testville!"));
+
+    let out = h.send_only(1, "create alice secret1");
+    assert_eq!(out.jobs.len(), 1);
+    assert!(
+        out.events.is_empty(),
+        "nothing, not even the ack, before the hash"
+    );
+    let mut out = out;
+    h.run_jobs(&mut out);
+    let blob = state_of(&out, 1).unwrap();
+    assert_eq!(blob, br#"{"character":1}"#);
+    let shown = text(&out, 1);
+    assert!(shown.contains("Welcome to Testville, Alice! Your character has been created."));
+    assert!(shown.contains("Great Hall\nA draughty hall.\nExits: north."));
+    assert_eq!(acks(&out, 1), [1]);
+    // State comes before the text, the ack comes last.
+    assert!(matches!(out.events.first(), Some((_, Outgoing::State(_)))));
+    assert!(matches!(out.events.last(), Some((_, Outgoing::Ack(1)))));
+
+    h.send(1, "quit");
+    h.game.session_closed(key(1), &mut Outbox::new());
+    h.open(2);
+    let out = h.send(2, "connect ALICE secret1");
+    assert!(text(&out, 2).starts_with("Welcome back, Alice.\nGreat Hall"));
+    assert_eq!(state_of(&out, 2).unwrap(), blob);
+}
+
+#[test]
+fn wrong_password_and_unknown_name_get_the_same_answer() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let wrong = h.send(2, "connect alice secret2");
+    let unknown = h.send(2, "connect zed secret1");
+    assert_eq!(texts(&wrong, 2), ["Wrong name or password."]);
+    assert_eq!(texts(&unknown, 2), ["Wrong name or password."]);
+    assert_eq!(state_of(&wrong, 2), None);
+    assert_eq!(text(&h.send(2, "look"), 2), msg::guest_hint());
+}
+
+#[test]
+fn create_refuses_taken_and_bad_names_and_short_passwords() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let cases = [
+        ("create ALICE secret1", "The name Alice is already taken."),
+        (
+            "create al secret1",
+            "Names must be at least 3 letters long.",
+        ),
+        (
+            "create abcdefghijklmnopqrstu secret1",
+            "Names can be at most 20 letters long.",
+        ),
+        (
+            "create b0b secret1",
+            "Names may contain only the letters A to Z.",
+        ),
+        (
+            "create bob short",
+            "Passwords must be at least 6 characters long.",
+        ),
+        ("create bob", "Usage: create <name> <password>"),
+        ("connect", "Usage: connect <name> <password>"),
+    ];
+    for (line, expected) in cases {
+        let out = h.send(2, line);
+        assert!(out.jobs.is_empty());
+        assert_eq!(texts(&out, 2), [expected], "{line}");
+        assert_eq!(acks(&out, 2).len(), 1);
+    }
+}
+
+#[test]
+fn say_and_emote_reach_the_room_only() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    h.create(3, "carol");
+    h.send(3, "north");
+
+    let out = h.send(1, "say Hello \x1b[31mthere\x1b[0m!");
+    assert_eq!(texts(&out, 1), ["You say, \"Hello there!\""]);
+    assert_eq!(texts(&out, 2), ["Alice says, \"Hello there!\""]);
+    assert!(texts(&out, 3).is_empty());
+
+    let out = h.send(2, "'hi");
+    assert_eq!(texts(&out, 1), ["Bob says, \"hi\""]);
+    let out = h.send(2, ":waves.");
+    assert_eq!(texts(&out, 1), ["Bob waves."]);
+    assert_eq!(texts(&out, 2), ["Bob waves."]);
+    let out = h.send(2, "emote 's hat falls off");
+    assert_eq!(texts(&out, 1), ["Bob's hat falls off"]);
+    assert_eq!(texts(&h.send(2, "say   "), 2), ["Say what?"]);
+}
+
+#[test]
+fn arrivals_are_announced_and_look_shows_titles() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let out = h.send(2, "create bob secret1");
+    assert_eq!(texts(&out, 1), ["Bob has entered the game."]);
+    assert!(text(&out, 2).ends_with("Exits: north.\nAlice is here."));
+    h.send(1, "title the Brave");
+    let look = text(&h.send(2, "look"), 2);
+    assert!(look.ends_with("Alice the Brave is here."), "{look}");
+    assert_eq!(
+        texts(&h.send(2, "look ALICE"), 2),
+        ["You see Alice the Brave."]
+    );
+    assert_eq!(
+        texts(&h.send(2, "look zed"), 2),
+        ["You don't see \"zed\" here."]
+    );
+}
+
+#[test]
+fn tell_and_who() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    h.send(2, "north");
+    let out = h.send(1, "tell BOB meet me\tat noon");
+    assert_eq!(texts(&out, 1), ["You tell Bob, \"meet me at noon\""]);
+    assert_eq!(texts(&out, 2), ["Alice tells you, \"meet me at noon\""]);
+    assert_eq!(
+        texts(&h.send(1, "tell zed hi"), 1),
+        ["No one called \"zed\" is online."]
+    );
+    assert_eq!(texts(&h.send(1, "tell bob"), 1), ["Tell Bob what?"]);
+
+    h.send(2, "title the Quick");
+    let who = text(&h.send(1, "who"), 1);
+    assert_eq!(
+        who,
+        "Players online:\n  Alice\n  Bob the Quick\n2 players online."
+    );
+}
+
+#[test]
+fn movement_is_seen_from_both_sides() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    h.create(3, "carol");
+    h.send(3, "n");
+    let out = h.send(1, "go north");
+    assert_eq!(texts(&out, 2), ["Alice leaves north."]);
+    assert_eq!(texts(&out, 3), ["Alice arrives."]);
+    assert_eq!(
+        text(&out, 1),
+        "Courtyard\nA muddy yard.\nExits: south.\nCarol is here."
+    );
+    assert_eq!(
+        texts(&h.send(1, "west"), 1),
+        ["Huh? Type \"help\" for commands."]
+    );
+    assert_eq!(texts(&h.send(1, "go west"), 1), ["You can't go that way."]);
+    let out = h.send(1, "S");
+    assert_eq!(texts(&out, 3), ["Alice leaves south."]);
+    assert_eq!(texts(&out, 2), ["Alice arrives."]);
+}
+
+#[test]
+fn reload_restores_room_and_title_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("game.db");
+    let (alice, bob) = {
+        let mut h = Harness::new(Db::open(&path).unwrap());
+        let alice = h.create(1, "alice");
+        let bob = h.create(2, "bob");
+        h.send(1, "north");
+        h.send(1, "title the Brave");
+        (alice, bob)
+    };
+
+    // A brand-new core over the same file, handed the sessions back by the proxy.
+    let mut h = Harness::new(Db::open(&path).unwrap());
+    let mut out = Outbox::new();
+    h.game.session_restored(key(1), &alice, &mut out);
+    h.game.session_restored(key(2), &bob, &mut out);
+    h.game.session_restored(key(3), b"", &mut out);
+    assert!(out.is_empty(), "{:?}", out.events);
+    assert_eq!(h.game.session_count(), 3);
+
+    let look = text(&h.send(1, "look"), 1);
+    assert!(look.starts_with("Courtyard"), "{look}");
+    let who = text(&h.send(2, "who"), 2);
+    assert!(
+        who.contains("Alice the Brave") && who.contains("Bob"),
+        "{who}"
+    );
+    assert_eq!(text(&h.send(3, "look"), 3), msg::guest_hint());
+}
+
+#[test]
+fn unreadable_or_stale_state_means_logged_out() {
+    let mut h = Harness::in_memory();
+    let mut out = Outbox::new();
+    h.game.session_restored(key(1), b"\xff{not json", &mut out);
+    h.game
+        .session_restored(key(2), br#"{"character":42}"#, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(text(&h.send(1, "who"), 1), msg::guest_hint());
+    assert_eq!(text(&h.send(2, "who"), 2), msg::guest_hint());
+}
+
+#[test]
+fn character_in_a_vanished_room_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("game.db");
+    let blob = {
+        let mut h = Harness::new(Db::open(&path).unwrap());
+        let blob = h.create(1, "alice");
+        h.game.db.set_room(1, "dungeon").unwrap();
+        blob
+    };
+    let mut h = Harness::new(Db::open(&path).unwrap());
+    h.game.session_restored(key(1), &blob, &mut Outbox::new());
+    assert!(text(&h.send(1, "look"), 1).starts_with("Great Hall"));
+    let db = Db::open(Path::new(&path)).unwrap();
+    assert_eq!(db.character(1).unwrap().unwrap().room, "hall");
+}
+
+#[test]
+fn lines_during_a_password_job_wait_their_turn() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let mut out = h.send_only(2, "create bob secret1");
+    for line in ["say one", "", "say two"] {
+        let more = h.send_only(2, line);
+        assert!(more.is_empty(), "queued line produced output");
+    }
+    let job = out.jobs.pop().unwrap();
+    h.game.password_done(job.run(), &mut out);
+    assert_eq!(acks(&out, 2), [1, 2, 3, 4]);
+    assert_eq!(
+        texts(&out, 1),
+        [
+            "Bob has entered the game.",
+            "Bob says, \"one\"",
+            "Bob says, \"two\""
+        ]
+    );
+    let welcome = out.events.iter().position(
+        |e| matches!(e, (k, Outgoing::Text(t)) if *k == key(2) && t.starts_with("Welcome")),
+    );
+    let ack1 = out
+        .events
+        .iter()
+        .position(|e| *e == (key(2), Outgoing::Ack(1)));
+    assert!(welcome < ack1);
+    assert_eq!(h.send(2, "").events, [(key(2), Outgoing::Ack(5))]);
+}
+
+#[test]
+fn flooding_during_a_password_job_disconnects() {
+    let mut h = Harness::in_memory();
+    h.open(1);
+    let out = h.send_only(1, "create alice secret1");
+    for _ in 0..MAX_QUEUED_LINES {
+        assert!(h.send_only(1, "look").is_empty());
+    }
+    let flood = h.send_only(1, "look");
+    assert_eq!(disconnect_of(&flood, 1), Some(msg::too_much_input()));
+    let mut done = Outbox::new();
+    for job in out.jobs {
+        h.game.password_done(job.run(), &mut done);
+    }
+    // The pending line is still acknowledged; the account is not created for a dying session.
+    assert_eq!(done.events, [(key(1), Outgoing::Ack(1))]);
+}
+
+#[test]
+fn queued_connect_after_failed_create_runs_in_turn() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let mut out = h.send_only(2, "connect alice nope123");
+    out.events
+        .extend(h.send_only(2, "connect alice secret1").events);
+    h.run_jobs(&mut out);
+    assert_eq!(acks(&out, 2), [1, 2]);
+    let shown = texts(&out, 2);
+    assert_eq!(shown[0], "Wrong name or password.");
+    assert!(shown[1].starts_with("Welcome back, Alice."));
+    // The second connect took over session 1.
+    assert_eq!(disconnect_of(&out, 1), Some("Logged in from elsewhere."));
+}
+
+#[test]
+fn first_account_is_admin() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    let out = h.send(1, "@reload");
+    assert_eq!(out.requests, [AdminRequest::Reload]);
+    assert_eq!(texts(&out, 1), ["Reloading the game core..."]);
+    let out = h.send(1, "@shutdown");
+    assert_eq!(out.requests, [AdminRequest::Shutdown]);
+    assert_eq!(texts(&out, 1), ["Shutting down..."]);
+    let out = h.send(2, "@reload");
+    assert!(out.requests.is_empty());
+    assert_eq!(texts(&out, 2), [msg::huh()]);
+    assert!(text(&h.send(1, "help"), 1).contains("@reload"));
+    assert!(!text(&h.send(2, "help"), 2).contains("@reload"));
+}
+
+#[test]
+fn takeover_disconnects_the_old_session_quietly() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    h.open(3);
+    let out = h.send(3, "connect alice secret1");
+    assert_eq!(disconnect_of(&out, 1), Some("Logged in from elsewhere."));
+    assert!(
+        text(&out, 3).starts_with("Welcome back, Alice. Your other connection has been closed.")
+    );
+    assert!(texts(&out, 2).is_empty(), "Alice never left the room");
+    assert!(state_of(&out, 3).is_some());
+
+    let mut out = Outbox::new();
+    h.game.session_closed(key(1), &mut out);
+    assert!(
+        out.is_empty(),
+        "the old connection closing is not a departure"
+    );
+    let out = h.send(3, "say still here");
+    assert_eq!(texts(&out, 2), ["Alice says, \"still here\""]);
+}
+
+#[test]
+fn quit_and_close_tell_the_room() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    let out = h.send(2, "quit");
+    assert_eq!(texts(&out, 2), ["Farewell, Bob. Come back soon!"]);
+    assert_eq!(disconnect_of(&out, 2), Some("Goodbye."));
+    assert_eq!(acks(&out, 2), [2]);
+    // Lines already in flight after quit are acknowledged and ignored.
+    let late = h.send(2, "say too late");
+    assert_eq!(late.events, [(key(2), Outgoing::Ack(3))]);
+    let mut out = Outbox::new();
+    h.game.session_closed(key(2), &mut out);
+    assert_eq!(texts(&out, 1), ["Bob has left the game."]);
+    assert_eq!(h.game.session_count(), 1);
+}
+
+#[test]
+fn detached_proxy_and_stale_jobs_are_forgotten() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let out = h.send_only(2, "create bob secret1");
+    h.game.proxy_detached(1);
+    assert_eq!(h.game.session_count(), 0);
+    let mut after = Outbox::new();
+    for job in out.jobs {
+        h.game.password_done(job.run(), &mut after);
+    }
+    assert!(after.is_empty());
+}
+
+#[test]
+fn titles_are_limited_and_cleared() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    let long = format!("title {}", "x".repeat(61));
+    assert_eq!(
+        texts(&h.send(1, &long), 1),
+        ["Titles can be at most 60 characters long."]
+    );
+    assert_eq!(
+        texts(&h.send(1, "title the \x1b]0;pwned\x07Wise"), 1),
+        ["You are now known as Alice the Wise."]
+    );
+    assert_eq!(
+        texts(&h.send(1, "title"), 1),
+        ["Your title has been cleared."]
+    );
+    assert_eq!(
+        text(&h.send(1, "look alice"), 1),
+        "You see yourself: Alice."
+    );
+}
+
+#[test]
+fn empty_lines_and_unknown_commands() {
+    let mut h = Harness::in_memory();
+    h.open(1);
+    assert_eq!(h.send(1, "   ").events, [(key(1), Outgoing::Ack(1))]);
+    h.send(1, "create alice secret1");
+    assert_eq!(h.send(1, "").events, [(key(1), Outgoing::Ack(3))]);
+    assert_eq!(
+        texts(&h.send(1, "dance wildly"), 1),
+        ["Huh? Type \"help\" for commands."]
+    );
+}
+
+#[test]
+fn handed_off_types_are_send() {
+    fn send<T: Send + 'static>() {}
+    send::<PasswordJob>();
+    send::<PasswordDone>();
+    send::<Outbox>();
+}

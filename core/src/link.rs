@@ -1,0 +1,409 @@
+//! The core's end of the link: serves `Core` on the link socket to any number of proxies and
+//! runs the `Game` on the same single thread (capnp-rpc is `!Send`, and one thread owning the
+//! world keeps the rules simple).
+//!
+//! Input arrives in `Link.submit` batches; the game's output is queued per proxy and sent in
+//! `Proxy.deliver` batches by one pump task per proxy, one call in flight at a time. Password
+//! hashing runs on the blocking pool so a login never stalls the world.
+//!
+//! Stopping (SIGTERM) is the planned half of a reload: stop accepting, stop taking input
+//! (unhandled lines stay unacknowledged, so the proxy hands them to the next core), finish
+//! running password jobs, deliver everything queued, then return.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
+use tether_protocol::SessionKey;
+use tether_protocol::link_capnp::{core, link, proxy, proxy_event, session_snapshot};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tracing::{debug, info, warn};
+
+use crate::game::{AdminRequest, Game, Outbox, Outgoing};
+
+/// How long a stopping core waits for in-flight work before giving up on it.
+const DRAIN_LIMIT: Duration = Duration::from_secs(8);
+
+struct Port {
+    client: proxy::Client,
+    /// Tells this attachment from a later one by the same proxy.
+    generation: u64,
+    queue: Vec<(u64, Outgoing)>,
+    wake: Rc<Notify>,
+    delivering: bool,
+}
+
+struct CoreState {
+    game: Game,
+    proxies: HashMap<u64, Port>,
+    draining: bool,
+    password_jobs: usize,
+    next_generation: u64,
+    control_socket: Option<PathBuf>,
+    name: String,
+}
+
+type Shared = Rc<RefCell<CoreState>>;
+
+/// Runs the core on `listener` until `stop` resolves, then drains. Must run inside a LocalSet.
+pub async fn serve(
+    listener: UnixListener,
+    game: Game,
+    control_socket: Option<PathBuf>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let shared: Shared = Rc::new(RefCell::new(CoreState {
+        game,
+        proxies: HashMap::new(),
+        draining: false,
+        password_jobs: 0,
+        next_generation: 1,
+        control_socket,
+        name: format!(
+            "tether-core {} (pid {})",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ),
+    }));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::task::spawn_local(serve_connection(stream, shared.clone()));
+                }
+                Err(error) => {
+                    warn!(%error, "accept on the link socket failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut stop => break,
+        }
+    }
+    // The listener may be shared with the next core: let it take new links from now on.
+    drop(listener);
+    drain(&shared).await;
+}
+
+async fn drain(shared: &Shared) {
+    let started = Instant::now();
+    shared.borrow_mut().draining = true;
+    info!("stopping: no new input; finishing and delivering what is in progress");
+    loop {
+        let busy = {
+            let state = shared.borrow();
+            state.password_jobs > 0
+                || state
+                    .proxies
+                    .values()
+                    .any(|port| port.delivering || !port.queue.is_empty())
+        };
+        if !busy {
+            break;
+        }
+        if started.elapsed() > DRAIN_LIMIT {
+            warn!("gave up waiting for in-flight work; unacknowledged lines will be resent");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    info!(
+        drain_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "stopped cleanly"
+    );
+}
+
+async fn serve_connection(stream: UnixStream, shared: Shared) {
+    let (reader, writer) = stream.into_split();
+    let network = twoparty::VatNetwork::new(
+        reader.compat(),
+        writer.compat_write(),
+        Side::Server,
+        Default::default(),
+    );
+    let attached = Rc::new(Cell::new(None));
+    let bootstrap: core::Client = capnp_rpc::new_client(CoreServer {
+        shared: shared.clone(),
+        attached: attached.clone(),
+    });
+    let rpc_system = RpcSystem::new(Box::new(network), Some(bootstrap.client));
+    if let Err(error) = rpc_system.await {
+        debug!(%error, "link connection ended with an error");
+    }
+    if let Some((proxy_id, generation)) = attached.get() {
+        let mut state = shared.borrow_mut();
+        if state
+            .proxies
+            .get(&proxy_id)
+            .is_some_and(|port| port.generation == generation)
+        {
+            state.proxies.remove(&proxy_id);
+            state.game.proxy_detached(proxy_id);
+            info!(proxy = proxy_id, "proxy detached");
+        }
+    }
+}
+
+/// Routes what the game produced: output to proxies, password work to the blocking pool,
+/// admin requests to the supervisor.
+fn dispatch(shared: &Shared, outbox: Outbox) {
+    let Outbox {
+        events,
+        jobs,
+        requests,
+    } = outbox;
+    let mut state = shared.borrow_mut();
+    for (key, outgoing) in events {
+        if let Some(port) = state.proxies.get_mut(&key.proxy) {
+            port.queue.push((key.session, outgoing));
+            port.wake.notify_one();
+        }
+    }
+    for job in jobs {
+        state.password_jobs += 1;
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            let done = tokio::task::spawn_blocking(move || job.run()).await;
+            shared.borrow_mut().password_jobs -= 1;
+            match done {
+                Ok(done) => {
+                    let mut outbox = Outbox::default();
+                    shared.borrow_mut().game.password_done(done, &mut outbox);
+                    dispatch(&shared, outbox);
+                }
+                Err(error) => warn!(%error, "password job failed"),
+            }
+        });
+    }
+    for request in requests {
+        let command = match request {
+            AdminRequest::Reload => "reload",
+            AdminRequest::Shutdown => "shutdown",
+        };
+        match state.control_socket.clone() {
+            Some(socket) => {
+                tokio::task::spawn_local(ask_supervisor(socket, command));
+            }
+            None => warn!(command, "no supervisor to ask (TETHER_CONTROL is not set)"),
+        }
+    }
+}
+
+async fn ask_supervisor(socket: PathBuf, command: &'static str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let result = async {
+        let mut stream = UnixStream::connect(&socket).await?;
+        stream.write_all(format!("{command}\n").as_bytes()).await?;
+        // The supervisor answers when it is done, which for a reload is after this process
+        // has exited: reading just keeps the request alive until then.
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await?;
+        Ok::<_, std::io::Error>(reply)
+    }
+    .await;
+    match result {
+        Ok(reply) => info!(command, reply = reply.trim(), "supervisor answered"),
+        Err(error) => {
+            warn!(command, %error, socket = %socket.display(), "cannot reach the supervisor")
+        }
+    }
+}
+
+/// One pump per attached proxy: sends queued events, one `deliver` in flight at a time.
+async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) {
+    loop {
+        wake.notified().await;
+        let (client, batch) = {
+            let mut state = shared.borrow_mut();
+            let Some(port) = state.proxies.get_mut(&proxy_id) else {
+                return;
+            };
+            if port.generation != generation {
+                return;
+            }
+            if port.queue.is_empty() {
+                continue;
+            }
+            port.delivering = true;
+            (port.client.clone(), std::mem::take(&mut port.queue))
+        };
+        let mut request = client.deliver_request();
+        {
+            let mut events = request.get().init_events(batch.len() as u32);
+            for (i, (session, outgoing)) in batch.iter().enumerate() {
+                let mut event = events.reborrow().get(i as u32);
+                event.set_session(*session);
+                match outgoing {
+                    Outgoing::Text(text) => event.set_output(text.as_str()),
+                    Outgoing::Ack(seq) => event.set_ack(*seq),
+                    Outgoing::State(blob) => event.set_state(blob),
+                    Outgoing::Disconnect(reason) => event.set_disconnect(reason.as_str()),
+                }
+            }
+        }
+        let result = request.send().promise.await;
+        let mut state = shared.borrow_mut();
+        if let Some(port) = state.proxies.get_mut(&proxy_id)
+            && port.generation == generation
+        {
+            port.delivering = false;
+        }
+        if let Err(error) = result {
+            // The connection is gone; its end is handled where it is served.
+            debug!(%error, proxy = proxy_id, "deliver failed");
+            return;
+        }
+    }
+}
+
+/// The bootstrap capability: one per link connection.
+struct CoreServer {
+    shared: Shared,
+    attached: Rc<Cell<Option<(u64, u64)>>>,
+}
+
+impl core::Server for CoreServer {
+    fn attach(
+        self: capnp::capability::Rc<Self>,
+        params: core::AttachParams,
+        mut results: core::AttachResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        std::future::ready(self.attach_now(params, &mut results))
+    }
+}
+
+impl CoreServer {
+    fn attach_now(
+        &self,
+        params: core::AttachParams,
+        results: &mut core::AttachResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let hello = params.get_hello()?;
+        tether_protocol::check_version("proxy", hello.get_protocol_version())
+            .map_err(capnp::Error::failed)?;
+        let proxy_id = hello.get_proxy_id();
+        let proxy_name = hello.get_proxy_name()?.to_string()?;
+        let client = params.get_proxy()?;
+        let snapshots = params.get_sessions()?;
+
+        let mut outbox = Outbox::default();
+        let (generation, wake, core_name) = {
+            let mut state = self.shared.borrow_mut();
+            if state.draining {
+                // Not `failed`: the proxy should retry at once and find the next core.
+                return Err(capnp::Error::disconnected(
+                    "this core is shutting down".into(),
+                ));
+            }
+            if state.proxies.remove(&proxy_id).is_some() {
+                state.game.proxy_detached(proxy_id);
+            }
+            for snapshot in snapshots.iter() {
+                restore(&mut state.game, proxy_id, snapshot, &mut outbox)?;
+            }
+            let generation = state.next_generation;
+            state.next_generation += 1;
+            let wake = Rc::new(Notify::new());
+            state.proxies.insert(
+                proxy_id,
+                Port {
+                    client,
+                    generation,
+                    queue: Vec::new(),
+                    wake: wake.clone(),
+                    delivering: false,
+                },
+            );
+            (generation, wake, state.name.clone())
+        };
+        self.attached.set(Some((proxy_id, generation)));
+        tokio::task::spawn_local(pump(self.shared.clone(), proxy_id, generation, wake));
+        dispatch(&self.shared, outbox);
+        info!(
+            proxy = %proxy_name,
+            sessions = snapshots.len(),
+            "proxy attached"
+        );
+
+        let mut welcome = results.get().init_welcome();
+        welcome.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
+        welcome.set_core_name(core_name.as_str());
+        results.get().set_link(capnp_rpc::new_client(LinkServer {
+            shared: self.shared.clone(),
+            proxy_id,
+        }));
+        Ok(())
+    }
+}
+
+fn restore(
+    game: &mut Game,
+    proxy_id: u64,
+    snapshot: session_snapshot::Reader,
+    outbox: &mut Outbox,
+) -> Result<(), capnp::Error> {
+    let key = SessionKey {
+        proxy: proxy_id,
+        session: snapshot.get_session(),
+    };
+    game.session_restored(key, snapshot.get_state()?, outbox);
+    Ok(())
+}
+
+/// Where one proxy submits input.
+struct LinkServer {
+    shared: Shared,
+    proxy_id: u64,
+}
+
+impl link::Server for LinkServer {
+    fn submit(
+        self: capnp::capability::Rc<Self>,
+        params: link::SubmitParams,
+        _results: link::SubmitResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        std::future::ready(self.submit_now(params))
+    }
+}
+
+impl LinkServer {
+    fn submit_now(&self, params: link::SubmitParams) -> Result<(), capnp::Error> {
+        let events = params.get()?.get_events()?;
+        let mut outbox = Outbox::default();
+        {
+            let mut state = self.shared.borrow_mut();
+            if state.draining {
+                return Ok(());
+            }
+            for event in events.iter() {
+                let key = SessionKey {
+                    proxy: self.proxy_id,
+                    session: event.get_session(),
+                };
+                match event.which() {
+                    Ok(proxy_event::Opened(info)) => {
+                        let remote = info?.get_remote_addr()?.to_string()?;
+                        state.game.session_opened(key, &remote, &mut outbox);
+                    }
+                    Ok(proxy_event::Line(line)) => {
+                        let line = line?;
+                        let text = line.get_text()?.to_str()?;
+                        state.game.line(key, line.get_seq(), text, &mut outbox);
+                    }
+                    Ok(proxy_event::Closed(_)) => state.game.session_closed(key, &mut outbox),
+                    Err(capnp::NotInSchema(which)) => {
+                        debug!(which, "ignoring a proxy event this core does not know")
+                    }
+                }
+            }
+        }
+        dispatch(&self.shared, outbox);
+        Ok(())
+    }
+}

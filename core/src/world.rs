@@ -1,0 +1,343 @@
+//! The static world: rooms and the exits between them, loaded from TOML.
+//!
+//! ```toml
+//! name = "Tether Town"      # optional
+//! start = "square"          # where new characters appear
+//!
+//! [rooms.square]
+//! name = "Town Square"
+//! description = "..."
+//! exits = { north = "tavern", east = "market" }
+//! ```
+//!
+//! Rooms are referred to by their key (`square`); characters store that key, so renaming a key
+//! moves everyone who stood there to the start room on their next login.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The world the binary uses when it is given no world file.
+pub const DEFAULT_WORLD: &str = include_str!("../../world/default.toml");
+
+/// Canonical order of compass exits in room listings; other exits follow alphabetically.
+const COMPASS: [&str; 10] = [
+    "north",
+    "northeast",
+    "east",
+    "southeast",
+    "south",
+    "southwest",
+    "west",
+    "northwest",
+    "up",
+    "down",
+];
+
+/// A world file that cannot be used, with enough context to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    #[error("cannot read world file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid world file {}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: Box<WorldError>,
+    },
+    #[error("the world is not valid TOML")]
+    Toml(#[from] toml::de::Error),
+    #[error("the world has no rooms")]
+    NoRooms,
+    #[error("the start room \"{0}\" is not defined")]
+    UnknownStart(String),
+    #[error("room \"{0}\" has an empty name")]
+    EmptyRoomName(String),
+    #[error("room \"{room}\": exit \"{exit}\" must be one lowercase word (a-z, 0-9, -)")]
+    BadExitName { room: String, exit: String },
+    #[error("room \"{room}\": exit \"{exit}\" leads to \"{target}\", which is not a room")]
+    UnknownExitTarget {
+        room: String,
+        exit: String,
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct World {
+    name: String,
+    start: String,
+    rooms: BTreeMap<String, Room>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Room {
+    id: String,
+    name: String,
+    description: String,
+    exits: Vec<Exit>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Exit {
+    name: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorldFile {
+    name: Option<String>,
+    start: String,
+    rooms: BTreeMap<String, RoomFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomFile {
+    name: String,
+    description: String,
+    #[serde(default)]
+    exits: BTreeMap<String, String>,
+}
+
+impl World {
+    pub fn from_toml_str(source: &str) -> Result<World, WorldError> {
+        let file: WorldFile = toml::from_str(source)?;
+        if file.rooms.is_empty() {
+            return Err(WorldError::NoRooms);
+        }
+        if !file.rooms.contains_key(&file.start) {
+            return Err(WorldError::UnknownStart(file.start));
+        }
+        let mut rooms = BTreeMap::new();
+        for (id, room) in &file.rooms {
+            if room.name.trim().is_empty() {
+                return Err(WorldError::EmptyRoomName(id.clone()));
+            }
+            let mut exits = Vec::with_capacity(room.exits.len());
+            for (exit, target) in &room.exits {
+                // Exits are typed as commands, so they must be a single word the player can
+                // type exactly as listed.
+                let well_formed = !exit.is_empty()
+                    && exit
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !well_formed {
+                    return Err(WorldError::BadExitName {
+                        room: id.clone(),
+                        exit: exit.clone(),
+                    });
+                }
+                if !file.rooms.contains_key(target) {
+                    return Err(WorldError::UnknownExitTarget {
+                        room: id.clone(),
+                        exit: exit.clone(),
+                        target: target.clone(),
+                    });
+                }
+                exits.push(Exit {
+                    name: exit.clone(),
+                    to: target.clone(),
+                });
+            }
+            exits.sort_by(|a, b| exit_rank(&a.name).cmp(&exit_rank(&b.name)));
+            rooms.insert(
+                id.clone(),
+                Room {
+                    id: id.clone(),
+                    name: room.name.trim().to_owned(),
+                    description: room.description.trim().to_owned(),
+                    exits,
+                },
+            );
+        }
+        Ok(World {
+            name: file
+                .name
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "Tether".to_owned()),
+            start: file.start,
+            rooms,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<World, WorldError> {
+        let source = std::fs::read_to_string(path).map_err(|source| WorldError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        World::from_toml_str(&source).map_err(|e| WorldError::Invalid {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The world's display name, used in the banner.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key of the room where new characters (and lost ones) appear.
+    pub fn start(&self) -> &str {
+        &self.start
+    }
+
+    pub fn room(&self, id: &str) -> Option<&Room> {
+        self.rooms.get(id)
+    }
+
+    pub fn rooms(&self) -> impl Iterator<Item = &Room> {
+        self.rooms.values()
+    }
+}
+
+impl Room {
+    /// The key the world file uses for this room.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Compass exits first in compass order, then the others alphabetically.
+    pub fn exits(&self) -> &[Exit] {
+        &self.exits
+    }
+
+    /// Finds an exit by its full name or by a compass abbreviation (`n` for `north`).
+    pub fn exit(&self, typed: &str) -> Option<&Exit> {
+        let typed = typed.to_ascii_lowercase();
+        let find = |name: &str| self.exits.iter().find(|e| e.name == name);
+        find(&typed).or_else(|| expand_direction(&typed).and_then(find))
+    }
+}
+
+impl Exit {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key of the room this exit leads to.
+    pub fn to(&self) -> &str {
+        &self.to
+    }
+}
+
+fn expand_direction(abbreviation: &str) -> Option<&'static str> {
+    Some(match abbreviation {
+        "n" => "north",
+        "s" => "south",
+        "e" => "east",
+        "w" => "west",
+        "u" => "up",
+        "d" => "down",
+        "ne" => "northeast",
+        "nw" => "northwest",
+        "se" => "southeast",
+        "sw" => "southwest",
+        _ => return None,
+    })
+}
+
+fn exit_rank(name: &str) -> (usize, &str) {
+    let compass = COMPASS
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or(COMPASS.len());
+    (compass, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_ROOMS: &str = r#"
+        start = "a"
+        [rooms.a]
+        name = "Room A"
+        description = "The first room."
+        exits = { up = "b", north = "b", door = "b" }
+        [rooms.b]
+        name = "Room B"
+        description = "The second room."
+        exits = { s = "a" }
+    "#;
+
+    #[test]
+    fn default_world_is_valid() {
+        let world = World::from_toml_str(DEFAULT_WORLD).expect("default world");
+        assert!(world.rooms().count() >= 5);
+        assert!(world.room(world.start()).is_some());
+    }
+
+    #[test]
+    fn exits_are_ordered_and_abbreviations_work() {
+        let world = World::from_toml_str(TWO_ROOMS).unwrap();
+        let a = world.room("a").unwrap();
+        let names: Vec<_> = a.exits().iter().map(Exit::name).collect();
+        assert_eq!(names, ["north", "up", "door"]);
+        assert_eq!(a.exit("N").unwrap().to(), "b");
+        assert_eq!(a.exit("u").unwrap().name(), "up");
+        assert!(a.exit("south").is_none());
+        // An exit literally called "s" is found by that name, not expanded.
+        assert_eq!(world.room("b").unwrap().exit("s").unwrap().to(), "a");
+        assert_eq!(world.name(), "Tether");
+    }
+
+    #[test]
+    fn bad_exit_target_names_room_and_exit() {
+        let source = TWO_ROOMS.replace("door = \"b\"", "door = \"cellar\"");
+        let err = World::from_toml_str(&source).unwrap_err();
+        assert!(matches!(err, WorldError::UnknownExitTarget { .. }));
+        let message = err.to_string();
+        for part in ["\"a\"", "\"door\"", "\"cellar\""] {
+            assert!(message.contains(part), "{message}");
+        }
+    }
+
+    #[test]
+    fn other_mistakes_are_reported() {
+        let no_start = TWO_ROOMS.replace("start = \"a\"", "start = \"z\"");
+        assert!(matches!(
+            World::from_toml_str(&no_start),
+            Err(WorldError::UnknownStart(s)) if s == "z"
+        ));
+        let bad_name = TWO_ROOMS.replace("door =", "\"Front Door\" =");
+        assert!(matches!(
+            World::from_toml_str(&bad_name),
+            Err(WorldError::BadExitName { exit, .. }) if exit == "Front Door"
+        ));
+        assert!(matches!(
+            World::from_toml_str("start = [1"),
+            Err(WorldError::Toml(_))
+        ));
+        assert!(matches!(
+            World::from_toml_str("start = \"a\"\n[rooms]"),
+            Err(WorldError::NoRooms)
+        ));
+    }
+
+    #[test]
+    fn load_reports_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(&path, "start = \"x\"\n[rooms]").unwrap();
+        let err = World::load(&path).unwrap_err();
+        assert!(err.to_string().contains("w.toml"));
+        let missing = World::load(&dir.path().join("none.toml")).unwrap_err();
+        assert!(matches!(missing, WorldError::Read { .. }));
+    }
+}

@@ -1,0 +1,406 @@
+//! The proxy's end of the link: a thread running capnp-rpc (which is `!Send`) on a
+//! current-thread runtime, talking to the session tasks through channels.
+//!
+//! It connects to the core's socket, attaches with a snapshot of every session, submits input
+//! in batches (one call in flight; what arrives meanwhile rides in the next one) and routes
+//! what the core delivers. When the link drops it reconnects by itself, quickly: the backoff is
+//! capped at 100 ms so a restarted core is picked up at once. The decisions about what to
+//! resend and what to tell players are the `Relay`'s; this file only does the I/O.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
+use futures::FutureExt;
+use tether_protocol::link_capnp::{core, core_event, link, proxy, proxy_event};
+use tokio::net::UnixStream;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::relay::{Delivered, Refused, Relay, SessionInfo, Submit, ToSession};
+
+/// Messages a player's session sends to the link.
+#[derive(Debug)]
+pub enum ToLink {
+    Opened {
+        session: u64,
+        info: SessionInfo,
+        handle: SessionHandle,
+    },
+    Line {
+        session: u64,
+        text: String,
+    },
+    Closed {
+        session: u64,
+        reason: String,
+    },
+}
+
+/// How the link reaches one session task.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    pub messages: mpsc::Sender<ToSession>,
+    /// Cancelled when the session cannot keep up with its output: it must close.
+    pub overflow: CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub socket: PathBuf,
+    pub proxy_name: String,
+    pub proxy_id: u64,
+    pub max_queued_lines: usize,
+}
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(5);
+const BACKOFF_CAP: Duration = Duration::from_millis(100);
+/// A core that refuses us (version mismatch) will not change its mind every 100 ms.
+const REFUSED_RETRY: Duration = Duration::from_secs(2);
+
+/// Starts the link thread. It runs for the life of the process.
+pub fn spawn(
+    config: LinkConfig,
+    from_sessions: mpsc::Receiver<ToLink>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("tether-link".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the link runtime");
+                    std::process::exit(1);
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, run(config, from_sessions));
+        })
+}
+
+struct Shell {
+    relay: Relay,
+    sessions: HashMap<u64, SessionHandle>,
+    submit_ready: Rc<Notify>,
+}
+
+impl Shell {
+    fn apply(&mut self, message: ToLink) {
+        match message {
+            ToLink::Opened {
+                session,
+                info,
+                handle,
+            } => {
+                self.sessions.insert(session, handle);
+                self.relay.opened(session, info);
+            }
+            ToLink::Line { session, text } => match self.relay.line(session, text) {
+                Ok(_) => {}
+                Err(Refused::QueueFull { limit }) => self.send(
+                    session,
+                    ToSession::Notice(format!(
+                        "Too many lines are waiting for the game ({limit}); that last line \
+                         was not accepted. Please wait a moment and send it again."
+                    )),
+                ),
+                Err(Refused::UnknownSession) => {
+                    warn!(session, "line from a session the link does not know")
+                }
+            },
+            ToLink::Closed { session, reason } => {
+                self.sessions.remove(&session);
+                self.relay.closed(session, reason);
+            }
+        }
+    }
+
+    /// Pushes what the relay decided out to sessions and wakes the submitter if needed.
+    fn flush(&mut self) {
+        for (session, message) in self.relay.take_for_sessions() {
+            self.send(session, message);
+        }
+        self.submit_ready.notify_one();
+    }
+
+    fn send(&self, session: u64, message: ToSession) {
+        let Some(handle) = self.sessions.get(&session) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = handle.messages.try_send(message) {
+            // A client that does not read its output must not make the proxy buffer forever.
+            handle.overflow.cancel();
+        }
+    }
+}
+
+async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
+    let shell = Rc::new(RefCell::new(Shell {
+        relay: Relay::new(Instant::now(), config.max_queued_lines),
+        sessions: HashMap::new(),
+        submit_ready: Rc::new(Notify::new()),
+    }));
+
+    let intake_shell = shell.clone();
+    tokio::task::spawn_local(async move {
+        let mut batch = Vec::with_capacity(256);
+        while from_sessions.recv_many(&mut batch, 256).await > 0 {
+            let mut shell = intake_shell.borrow_mut();
+            for message in batch.drain(..) {
+                shell.apply(message);
+            }
+            shell.flush();
+        }
+    });
+
+    let clock_shell = shell.clone();
+    tokio::task::spawn_local(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            ticks.tick().await;
+            let mut shell = clock_shell.borrow_mut();
+            shell.relay.tick(Instant::now());
+            shell.flush();
+        }
+    });
+
+    let mut backoff = BACKOFF_FIRST;
+    let mut logged_waiting = false;
+    loop {
+        match UnixStream::connect(&config.socket).await {
+            Ok(stream) => {
+                logged_waiting = false;
+                let outcome = run_connection(stream, &shell, &config).await;
+                {
+                    let mut shell = shell.borrow_mut();
+                    shell.relay.detached(Instant::now());
+                    shell.flush();
+                }
+                match outcome {
+                    Ok(()) => {
+                        info!("link to the core closed; reconnecting");
+                        backoff = BACKOFF_FIRST;
+                        continue;
+                    }
+                    Err(LinkError::Refused(reason)) => {
+                        tracing::error!("the core refused this proxy: {reason}");
+                        tokio::time::sleep(REFUSED_RETRY).await;
+                        continue;
+                    }
+                    Err(LinkError::Broken(reason)) => {
+                        info!("link to the core lost ({reason}); reconnecting");
+                        backoff = BACKOFF_FIRST;
+                    }
+                }
+            }
+            Err(error) => {
+                if !logged_waiting {
+                    info!(socket = %config.socket.display(), %error, "waiting for the core");
+                    logged_waiting = true;
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+    }
+}
+
+enum LinkError {
+    /// The core answered and said no: retrying at once will not help.
+    Refused(String),
+    /// The connection broke.
+    Broken(String),
+}
+
+async fn run_connection(
+    stream: UnixStream,
+    shell: &Rc<RefCell<Shell>>,
+    config: &LinkConfig,
+) -> Result<(), LinkError> {
+    let (reader, writer) = stream.into_split();
+    let network = twoparty::VatNetwork::new(
+        reader.compat(),
+        writer.compat_write(),
+        Side::Client,
+        Default::default(),
+    );
+    let mut rpc_system = RpcSystem::new(Box::new(network), None);
+    let core: core::Client = rpc_system.bootstrap(Side::Server);
+    let rpc_task = tokio::task::spawn_local(rpc_system);
+    let _abort_rpc = AbortOnDrop(rpc_task.abort_handle());
+    let mut rpc_done = rpc_task.fuse();
+
+    let callback: proxy::Client = capnp_rpc::new_client(Callback {
+        shell: shell.clone(),
+    });
+
+    let mut request = core.attach_request();
+    {
+        let mut params = request.get();
+        let mut hello = params.reborrow().init_hello();
+        hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
+        hello.set_proxy_id(config.proxy_id);
+        hello.set_proxy_name(config.proxy_name.as_str());
+        params.set_proxy(callback);
+        let snapshots = shell.borrow().relay.snapshots();
+        let mut list = params.init_sessions(snapshots.len() as u32);
+        for (i, snapshot) in snapshots.iter().enumerate() {
+            let mut entry = list.reborrow().get(i as u32);
+            entry.set_session(snapshot.session);
+            entry.set_acked_seq(snapshot.acked_seq);
+            entry.set_state(&snapshot.state);
+            let mut info = entry.init_info();
+            info.set_transport(snapshot.info.transport.as_str());
+            info.set_remote_addr(snapshot.info.remote_addr.as_str());
+        }
+    }
+    let started = Instant::now();
+    let response = futures::select! {
+        response = request.send().promise.fuse() => response,
+        _ = rpc_done => return Err(LinkError::Broken("connection closed during attach".into())),
+    };
+    let response = response.map_err(|e| match e.kind {
+        capnp::ErrorKind::Failed => LinkError::Refused(e.extra),
+        _ => LinkError::Broken(e.to_string()),
+    })?;
+    let (link, core_name) = read_welcome(&response).map_err(LinkError::Refused)?;
+    {
+        let mut shell = shell.borrow_mut();
+        let sessions = shell.relay.session_count();
+        shell.relay.attached();
+        shell.flush();
+        info!(
+            core = %core_name,
+            sessions,
+            attach_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "attached to the core"
+        );
+    }
+
+    let submit_ready = shell.borrow().submit_ready.clone();
+    loop {
+        futures::select! {
+            _ = submit_ready.notified().fuse() => {}
+            _ = rpc_done => return Ok(()),
+        }
+        let batch = shell.borrow_mut().relay.take_submits();
+        if batch.is_empty() {
+            continue;
+        }
+        let mut request = link.submit_request();
+        write_submits(request.get().init_events(batch.len() as u32), &batch);
+        futures::select! {
+            result = request.send().promise.fuse() => {
+                if let Err(error) = result {
+                    return Err(LinkError::Broken(error.to_string()));
+                }
+            }
+            _ = rpc_done => return Ok(()),
+        }
+    }
+}
+
+fn read_welcome(
+    response: &capnp::capability::Response<core::attach_results::Owned>,
+) -> Result<(link::Client, String), String> {
+    let results = response.get().map_err(|e| e.to_string())?;
+    let welcome = results.get_welcome().map_err(|e| e.to_string())?;
+    tether_protocol::check_version("core", welcome.get_protocol_version())?;
+    let core_name = welcome
+        .get_core_name()
+        .ok()
+        .and_then(|name| name.to_str().ok())
+        .unwrap_or("a core")
+        .to_string();
+    let link = results.get_link().map_err(|e| e.to_string())?;
+    Ok((link, core_name))
+}
+
+fn write_submits(mut list: capnp::struct_list::Builder<proxy_event::Owned>, batch: &[Submit]) {
+    for (i, submit) in batch.iter().enumerate() {
+        let mut event = list.reborrow().get(i as u32);
+        match submit {
+            Submit::Opened { session, info } => {
+                event.set_session(*session);
+                let mut opened = event.init_opened();
+                opened.set_transport(info.transport.as_str());
+                opened.set_remote_addr(info.remote_addr.as_str());
+            }
+            Submit::Line { session, seq, text } => {
+                event.set_session(*session);
+                let mut line = event.init_line();
+                line.set_seq(*seq);
+                line.set_text(text.as_str());
+            }
+            Submit::Closed { session, reason } => {
+                event.set_session(*session);
+                event.set_closed(reason.as_str());
+            }
+        }
+    }
+}
+
+/// The `Proxy` capability handed to the core: where its output arrives.
+struct Callback {
+    shell: Rc<RefCell<Shell>>,
+}
+
+impl proxy::Server for Callback {
+    fn deliver(
+        self: capnp::capability::Rc<Self>,
+        params: proxy::DeliverParams,
+        _results: proxy::DeliverResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        let outcome = (|| {
+            let events = params.get()?.get_events()?;
+            let mut shell = self.shell.borrow_mut();
+            for event in events.iter() {
+                if let Some(delivered) = read_core_event(event)? {
+                    shell.relay.delivered(delivered);
+                }
+            }
+            shell.flush();
+            Ok(())
+        })();
+        std::future::ready(outcome)
+    }
+}
+
+fn read_core_event(event: core_event::Reader) -> Result<Option<Delivered>, capnp::Error> {
+    let session = event.get_session();
+    Ok(Some(match event.which() {
+        Ok(core_event::Output(text)) => Delivered::Output {
+            session,
+            text: text?.to_string()?,
+        },
+        Ok(core_event::Ack(seq)) => Delivered::Ack { session, seq },
+        Ok(core_event::State(state)) => Delivered::State {
+            session,
+            state: state?.to_vec(),
+        },
+        Ok(core_event::Disconnect(reason)) => Delivered::Disconnect {
+            session,
+            reason: reason?.to_string()?,
+        },
+        Err(capnp::NotInSchema(which)) => {
+            debug!(which, "ignoring a core event this proxy does not know");
+            return Ok(None);
+        }
+    }))
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,555 @@
+//! What the proxy remembers about each session on the core's behalf, and what it must (re)send.
+//!
+//! This is the heart of "nothing lost": a sans-IO state machine, driven by the session tasks
+//! (opened / line / closed), by the link (up / down / delivered events) and by a clock. It
+//! never touches a socket; the link shell turns its decisions into RPCs and messages.
+//!
+//! Every line a player types gets a per-session sequence number and stays here until a core
+//! acknowledges it. When the link drops, everything unacknowledged is submitted again, in
+//! order, to the next core, before anything typed later. While no core is attached lines
+//! queue up to a per-session bound; past it the player is told the line was not accepted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How long a core may be away before players are told; shorter gaps print nothing.
+pub const NOTICE_AFTER: Duration = Duration::from_secs(2);
+/// Lines one session may have waiting for a core (sent but unacknowledged, or queued).
+pub const DEFAULT_MAX_QUEUED_LINES: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub transport: String,
+    pub remote_addr: String,
+}
+
+/// An event for the core's `Link.submit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submit {
+    Opened {
+        session: u64,
+        info: SessionInfo,
+    },
+    Line {
+        session: u64,
+        seq: u64,
+        text: String,
+    },
+    Closed {
+        session: u64,
+        reason: String,
+    },
+}
+
+/// A session as handed to a newly attached core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub session: u64,
+    pub info: SessionInfo,
+    pub state: Vec<u8>,
+    pub acked_seq: u64,
+}
+
+/// An event from the core's `Proxy.deliver`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    Output { session: u64, text: String },
+    Ack { session: u64, seq: u64 },
+    State { session: u64, state: Vec<u8> },
+    Disconnect { session: u64, reason: String },
+}
+
+/// What the shell must do to a player's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToSession {
+    /// Game text from the core.
+    Output(String),
+    /// A message from tether itself (shown as such, never from a player).
+    Notice(String),
+    /// Show the reason and close.
+    Disconnect(String),
+}
+
+/// Why a line was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    QueueFull { limit: usize },
+    UnknownSession,
+}
+
+#[derive(Debug)]
+struct Slot {
+    info: SessionInfo,
+    state: Vec<u8>,
+    next_seq: u64,
+    acked_seq: u64,
+    /// Lines not yet acknowledged, oldest first; those with seq <= `sent_seq` are on the
+    /// current link already.
+    unacked: VecDeque<(u64, String)>,
+    sent_seq: u64,
+    /// Whether some core has been told this session opened. A session that connected while
+    /// no core was attached is announced as new (banner and all) rather than restored.
+    announced: bool,
+    /// The connection is gone but lines it typed still wait for a core.
+    closed: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Up,
+    Down { since: Instant, noticed: bool },
+}
+
+#[derive(Debug)]
+pub struct Relay {
+    sessions: BTreeMap<u64, Slot>,
+    link: LinkState,
+    outbox: Vec<Submit>,
+    to_sessions: Vec<(u64, ToSession)>,
+    max_queued_lines: usize,
+}
+
+impl Relay {
+    pub fn new(now: Instant, max_queued_lines: usize) -> Self {
+        Relay {
+            sessions: BTreeMap::new(),
+            link: LinkState::Down {
+                since: now,
+                // Nobody is connected at start-up, and nobody should be told about it later.
+                noticed: true,
+            },
+            outbox: Vec::new(),
+            to_sessions: Vec::new(),
+            max_queued_lines,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.link == LinkState::Up
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn opened(&mut self, session: u64, info: SessionInfo) {
+        let announced = self.is_up();
+        if announced {
+            self.outbox.push(Submit::Opened {
+                session,
+                info: info.clone(),
+            });
+        }
+        self.sessions.insert(
+            session,
+            Slot {
+                info,
+                state: Vec::new(),
+                next_seq: 1,
+                acked_seq: 0,
+                unacked: VecDeque::new(),
+                sent_seq: 0,
+                announced,
+                closed: None,
+            },
+        );
+    }
+
+    /// A player typed a line. Returns its sequence number, or why it was refused (the caller
+    /// tells the player: a refused line is never silently dropped).
+    pub fn line(&mut self, session: u64, text: String) -> Result<u64, Refused> {
+        let up = self.is_up();
+        let slot = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(Refused::UnknownSession)?;
+        if slot.unacked.len() >= self.max_queued_lines {
+            return Err(Refused::QueueFull {
+                limit: self.max_queued_lines,
+            });
+        }
+        let seq = slot.next_seq;
+        slot.next_seq += 1;
+        if up {
+            self.outbox.push(Submit::Line {
+                session,
+                seq,
+                text: text.clone(),
+            });
+            slot.sent_seq = seq;
+        }
+        slot.unacked.push_back((seq, text));
+        Ok(seq)
+    }
+
+    pub fn closed(&mut self, session: u64, reason: String) {
+        let up = self.is_up();
+        let Some(slot) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if up {
+            self.outbox.push(Submit::Closed { session, reason });
+            self.sessions.remove(&session);
+        } else if slot.unacked.is_empty() && !slot.announced {
+            // No core ever heard of it and it left nothing to deliver.
+            self.sessions.remove(&session);
+        } else {
+            slot.closed = Some(reason);
+        }
+    }
+
+    /// The link is attached: the snapshot to hand to the core at `attach`. Call `attached`
+    /// once the core has accepted it.
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        self.sessions
+            .iter()
+            .filter(|(_, slot)| slot.announced)
+            .map(|(&session, slot)| Snapshot {
+                session,
+                info: slot.info.clone(),
+                state: slot.state.clone(),
+                acked_seq: slot.acked_seq,
+            })
+            .collect()
+    }
+
+    /// The core accepted `attach` with the snapshots from `snapshots`: queue what it has not
+    /// seen yet, in order, and tell players the wait is over if they were told about it.
+    pub fn attached(&mut self) {
+        if let LinkState::Down { noticed: true, .. } = self.link {
+            for (&session, slot) in &self.sessions {
+                if slot.closed.is_none() && slot.announced {
+                    self.to_sessions
+                        .push((session, ToSession::Notice("The game is back.".to_string())));
+                }
+            }
+        }
+        self.link = LinkState::Up;
+        let mut finished = Vec::new();
+        for (&session, slot) in &mut self.sessions {
+            if !slot.announced {
+                self.outbox.push(Submit::Opened {
+                    session,
+                    info: slot.info.clone(),
+                });
+                slot.announced = true;
+            }
+            for (seq, text) in &slot.unacked {
+                if *seq > slot.sent_seq {
+                    self.outbox.push(Submit::Line {
+                        session,
+                        seq: *seq,
+                        text: text.clone(),
+                    });
+                }
+            }
+            slot.sent_seq = slot.next_seq - 1;
+            if let Some(reason) = slot.closed.take() {
+                self.outbox.push(Submit::Closed { session, reason });
+                finished.push(session);
+            }
+        }
+        for session in finished {
+            self.sessions.remove(&session);
+        }
+    }
+
+    /// The link is gone: whatever was sent and not acknowledged must go to the next core.
+    pub fn detached(&mut self, now: Instant) {
+        if self.is_up() {
+            self.link = LinkState::Down {
+                since: now,
+                noticed: false,
+            };
+        }
+        self.outbox.clear();
+        for slot in self.sessions.values_mut() {
+            slot.sent_seq = slot.acked_seq;
+        }
+    }
+
+    /// Events from the core, in order.
+    pub fn delivered(&mut self, event: Delivered) {
+        match event {
+            Delivered::Output { session, text } => {
+                if self.is_live(session) {
+                    self.to_sessions.push((session, ToSession::Output(text)));
+                }
+            }
+            Delivered::Ack { session, seq } => {
+                if let Some(slot) = self.sessions.get_mut(&session) {
+                    while slot.unacked.front().is_some_and(|(s, _)| *s <= seq) {
+                        slot.unacked.pop_front();
+                    }
+                    slot.acked_seq = slot.acked_seq.max(seq);
+                    slot.sent_seq = slot.sent_seq.max(slot.acked_seq);
+                }
+            }
+            Delivered::State { session, state } => {
+                if let Some(slot) = self.sessions.get_mut(&session) {
+                    slot.state = state;
+                }
+            }
+            Delivered::Disconnect { session, reason } => {
+                if self.is_live(session) {
+                    self.to_sessions
+                        .push((session, ToSession::Disconnect(reason)));
+                }
+            }
+        }
+    }
+
+    /// Time passes: a gap longer than `NOTICE_AFTER` is announced once.
+    pub fn tick(&mut self, now: Instant) {
+        if let LinkState::Down {
+            since,
+            noticed: false,
+        } = self.link
+            && now.duration_since(since) >= NOTICE_AFTER
+        {
+            self.link = LinkState::Down {
+                since,
+                noticed: true,
+            };
+            for (&session, slot) in &self.sessions {
+                if slot.closed.is_none() {
+                    self.to_sessions.push((
+                        session,
+                        ToSession::Notice(
+                            "The game is restarting; what you type is kept and will be \
+                             answered shortly."
+                                .to_string(),
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The next batch for `Link.submit` (empty: nothing to send).
+    pub fn take_submits(&mut self) -> Vec<Submit> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Messages for player connections produced since the last call.
+    pub fn take_for_sessions(&mut self) -> Vec<(u64, ToSession)> {
+        std::mem::take(&mut self.to_sessions)
+    }
+
+    fn is_live(&self, session: u64) -> bool {
+        self.sessions
+            .get(&session)
+            .is_some_and(|slot| slot.closed.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> SessionInfo {
+        SessionInfo {
+            transport: "telnet".into(),
+            remote_addr: "127.0.0.1:5000".into(),
+        }
+    }
+
+    fn up_relay(now: Instant) -> Relay {
+        let mut relay = Relay::new(now, 3);
+        assert!(relay.snapshots().is_empty());
+        relay.attached();
+        relay
+    }
+
+    fn line_texts(submits: &[Submit]) -> Vec<(u64, String)> {
+        submits
+            .iter()
+            .filter_map(|s| match s {
+                Submit::Line { seq, text, .. } => Some((*seq, text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_go_straight_out_while_attached() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        assert_eq!(relay.line(1, "look".into()), Ok(1));
+        assert_eq!(relay.line(1, "say hi".into()), Ok(2));
+        let submits = relay.take_submits();
+        assert_eq!(
+            submits[0],
+            Submit::Opened {
+                session: 1,
+                info: info()
+            }
+        );
+        assert_eq!(
+            line_texts(&submits),
+            vec![(1, "look".into()), (2, "say hi".into())]
+        );
+        assert!(relay.take_submits().is_empty());
+    }
+
+    #[test]
+    fn unacknowledged_lines_are_resent_in_order_to_the_next_core() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        relay.line(1, "one".into()).unwrap();
+        relay.line(1, "two".into()).unwrap();
+        relay.take_submits();
+        relay.delivered(Delivered::Ack { session: 1, seq: 1 });
+        relay.detached(now);
+        relay.line(1, "three".into()).unwrap();
+        assert!(
+            relay.take_submits().is_empty(),
+            "nothing is sent while down"
+        );
+
+        let snaps = relay.snapshots();
+        assert_eq!(snaps.len(), 1);
+        assert_eq!(snaps[0].acked_seq, 1);
+        relay.attached();
+        assert_eq!(
+            line_texts(&relay.take_submits()),
+            vec![(2, "two".into()), (3, "three".into())]
+        );
+    }
+
+    #[test]
+    fn state_blob_travels_in_the_snapshot() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(7, info());
+        relay.delivered(Delivered::State {
+            session: 7,
+            state: b"char=3".to_vec(),
+        });
+        relay.detached(now);
+        assert_eq!(relay.snapshots()[0].state, b"char=3".to_vec());
+    }
+
+    #[test]
+    fn queue_bound_refuses_with_a_reason_instead_of_dropping() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        relay.detached(now);
+        for i in 0..3 {
+            relay.line(1, format!("l{i}")).unwrap();
+        }
+        assert_eq!(
+            relay.line(1, "l3".into()),
+            Err(Refused::QueueFull { limit: 3 })
+        );
+        relay.attached();
+        assert_eq!(line_texts(&relay.take_submits()).len(), 3);
+    }
+
+    #[test]
+    fn sessions_that_opened_during_the_gap_are_announced_not_restored() {
+        let now = Instant::now();
+        let mut relay = Relay::new(now, 10);
+        relay.opened(4, info());
+        relay.line(4, "create bob secret1".into()).unwrap();
+        assert!(relay.snapshots().is_empty());
+        relay.attached();
+        let submits = relay.take_submits();
+        assert_eq!(
+            submits[0],
+            Submit::Opened {
+                session: 4,
+                info: info()
+            }
+        );
+        assert_eq!(line_texts(&submits), vec![(1, "create bob secret1".into())]);
+    }
+
+    #[test]
+    fn a_session_closed_during_the_gap_still_delivers_its_lines_then_closes() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        relay.take_submits();
+        relay.detached(now);
+        relay.line(1, "say bye".into()).unwrap();
+        relay.closed(1, "eof".into());
+        relay.attached();
+        let submits = relay.take_submits();
+        assert_eq!(line_texts(&submits), vec![(1, "say bye".into())]);
+        assert_eq!(
+            submits.last(),
+            Some(&Submit::Closed {
+                session: 1,
+                reason: "eof".into()
+            })
+        );
+        assert_eq!(relay.session_count(), 0);
+    }
+
+    #[test]
+    fn short_gaps_are_silent_long_gaps_are_announced_once() {
+        let start = Instant::now();
+        let mut relay = up_relay(start);
+        relay.opened(1, info());
+        relay.detached(start);
+        relay.tick(start + Duration::from_millis(500));
+        assert!(relay.take_for_sessions().is_empty());
+        relay.tick(start + NOTICE_AFTER);
+        relay.tick(start + NOTICE_AFTER * 2);
+        let notices = relay.take_for_sessions();
+        assert_eq!(notices.len(), 1);
+        relay.attached();
+        assert_eq!(
+            relay.take_for_sessions(),
+            vec![(1, ToSession::Notice("The game is back.".into()))]
+        );
+
+        relay.detached(start);
+        relay.attached();
+        assert!(relay.take_for_sessions().is_empty(), "short gap: silent");
+    }
+
+    #[test]
+    fn output_and_disconnect_are_routed_to_live_sessions_only() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        relay.delivered(Delivered::Output {
+            session: 1,
+            text: "hello".into(),
+        });
+        relay.delivered(Delivered::Output {
+            session: 99,
+            text: "nobody".into(),
+        });
+        relay.delivered(Delivered::Disconnect {
+            session: 1,
+            reason: "Goodbye.".into(),
+        });
+        assert_eq!(
+            relay.take_for_sessions(),
+            vec![
+                (1, ToSession::Output("hello".into())),
+                (1, ToSession::Disconnect("Goodbye.".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_ack_for_a_line_already_resent_does_not_resend_it_again() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        relay.line(1, "a".into()).unwrap();
+        relay.line(1, "b".into()).unwrap();
+        relay.take_submits();
+        relay.delivered(Delivered::Ack { session: 1, seq: 2 });
+        relay.detached(now);
+        relay.attached();
+        assert!(line_texts(&relay.take_submits()).is_empty());
+    }
+}

@@ -1,0 +1,92 @@
+//! When the core is away for a while: one notice, bounded queueing with a clear refusal, and
+//! every accepted line delivered once the core is back. Also: rebuilding the core binary
+//! hot-deploys it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tether_tests::{Options, Tether, binary, wait_for};
+
+/// A core "binary" that waits while `hold` exists before starting the real core: a core that
+/// takes as long to start as the test wants.
+fn held_core(dir: &Path) -> (PathBuf, PathBuf) {
+    let hold = dir.join("hold");
+    let script = dir.join("core.sh");
+    write_script(&script, &hold, "");
+    (script, hold)
+}
+
+fn write_script(script: &Path, hold: &Path, comment: &str) {
+    let body = format!(
+        "#!/bin/sh\n# {comment}\nwhile [ -e '{}' ]; do sleep 0.02; done\nexec '{}' \"$@\"\n",
+        hold.display(),
+        binary("tether-core").display()
+    );
+    // Write aside and rename, as cargo does, so the supervisor never runs a half-written file.
+    let staging = script.with_extension("new");
+    std::fs::write(&staging, body).expect("writing the core script");
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::rename(&staging, script).expect("installing the core script");
+}
+
+#[test]
+fn a_long_gap_is_announced_once_and_queued_lines_are_delivered() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (script, hold) = held_core(scratch.path());
+    let tether = Tether::start_with(Options {
+        core_bin: Some(script),
+        ..Options::default()
+    });
+    let mut player = tether.connect();
+    player.create("Patience", "waiting1");
+
+    std::fs::write(&hold, b"").expect("holding the next core");
+    let doomed = tether.core_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(doomed),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the core");
+
+    for n in 1..=100 {
+        player.send(&format!("say queued {n}"));
+    }
+    player.send("say one too many");
+    player.expect("was not accepted");
+    player.expect("The game is restarting");
+
+    std::fs::remove_file(&hold).expect("releasing the core");
+    player.expect("The game is back.");
+    for n in 1..=100 {
+        player.expect(&format!("You say, \"queued {n}\""));
+    }
+    player.send("say after the gap");
+    player.expect("You say, \"after the gap\"");
+    let transcript = player.transcript.join("\n");
+    assert_eq!(transcript.matches("The game is restarting").count(), 1);
+    assert!(!transcript.contains("one too many\""), "the refused line was not said");
+}
+
+#[test]
+fn rebuilding_the_core_binary_hot_deploys_it() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (script, hold) = held_core(scratch.path());
+    let tether = Tether::start_with(Options {
+        core_bin: Some(script.clone()),
+        watch: true,
+        ..Options::default()
+    });
+    let mut player = tether.connect();
+    player.create("Builder", "compile1");
+    let before = tether.core_pid();
+
+    write_script(&script, &hold, "rebuilt");
+    let after = tether.wait_for_new_core(before);
+    assert_ne!(before, after);
+    wait_for("the old core to be gone", || {
+        (!Path::new(&format!("/proc/{before}")).exists()).then_some(())
+    });
+    player.send("say new code");
+    player.expect("You say, \"new code\"");
+    assert!(!player.is_closed());
+}

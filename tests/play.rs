@@ -1,0 +1,111 @@
+//! Playing the game through the real supervisor, proxy and core, as a telnet client would.
+
+use tether_tests::{Options, Tether};
+
+#[test]
+fn two_players_meet_talk_and_move() {
+    let tether = Tether::start();
+    let mut alice = tether.connect();
+    alice.create("Alice", "wonderland");
+    let mut bob = tether.connect();
+    bob.create("Bob", "builder1");
+    alice.expect("Bob has entered the game.");
+
+    bob.send("say hi there");
+    bob.expect("You say, \"hi there\"");
+    alice.expect("Bob says, \"hi there\"");
+
+    alice.send("emote waves.");
+    bob.expect("Alice waves.");
+
+    alice.send("tell bob psst");
+    alice.expect("You tell Bob, \"psst\"");
+    bob.expect("Alice tells you, \"psst\"");
+
+    bob.send("title the Builder");
+    bob.expect("You are now known as");
+    alice.send("who");
+    alice.expect("Bob the Builder");
+
+    alice.send("north");
+    bob.expect("Alice leaves north.");
+    bob.send("north");
+    alice.expect("Bob arrives.");
+
+    bob.send("quit");
+    bob.expect_closed();
+    alice.expect("Bob has left the game.");
+}
+
+#[test]
+fn login_errors_are_clear() {
+    let tether = Tether::start();
+    let mut player = tether.connect();
+    player.create("Carol", "correct-horse");
+    player.send("quit");
+    player.expect_closed();
+
+    let mut again = tether.connect();
+    again.send("connect Carol wrong-pass");
+    again.expect("Wrong name or password.");
+    again.send("create carol another1");
+    again.expect("taken");
+    again.send("create C4rol! another1");
+    again.expect("letters");
+    again.send("connect Carol correct-horse");
+    again.expect("Welcome back, Carol.");
+    again.send("look");
+    again.expect("Exits");
+}
+
+#[test]
+fn the_first_account_is_admin_and_can_reload() {
+    let tether = Tether::start();
+    let mut admin = tether.connect();
+    admin.create("Root", "toor-toor");
+    let mut player = tether.connect();
+    player.create("Pleb", "pleb-pleb");
+
+    player.send("@reload");
+    player.expect("Huh?");
+
+    let before = tether.core_pid();
+    admin.send("@reload");
+    admin.expect("Reloading");
+    let after = tether.wait_for_new_core(before);
+    assert_ne!(before, after);
+    admin.send("say after the reload");
+    admin.expect("You say, \"after the reload\"");
+}
+
+#[test]
+fn shutdown_says_goodbye_and_everything_survives_a_full_restart() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let options = || Options {
+        root: Some(root.path().to_path_buf()),
+        ..Options::default()
+    };
+    let tether = Tether::start_with(options());
+    let mut player = tether.connect();
+    player.create("Dave", "daisy-daisy");
+    player.send("title of the Pod Bay");
+    player.expect("You are now known as");
+    player.send("north");
+    player.expect("Exits");
+
+    let status = tether.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let farewell = player.expect_closed();
+    assert!(
+        farewell.iter().any(|line| line.contains("shutting down")),
+        "players are told: {farewell:?}"
+    );
+
+    let tether = Tether::start_with(options());
+    let mut player = tether.connect();
+    player.login("Dave", "daisy-daisy");
+    player.send("who");
+    player.expect("Dave of the Pod Bay");
+    player.send("south");
+    player.expect("Exits");
+}
