@@ -24,7 +24,10 @@ fn overlong_lines_invalid_utf8_and_garbage_get_messages_not_crashes() {
     // Escape sequences and control bytes never reach anyone else's screen.
     player.send_raw(b"say \x1b[31mred\x07 alert\r\n");
     let heard = bystander.expect("Mallory says");
-    assert!(!heard.contains('\u{1b}') && !heard.contains('\u{7}'), "{heard:?}");
+    assert!(
+        !heard.contains('\u{1b}') && !heard.contains('\u{7}'),
+        "{heard:?}"
+    );
 
     // Binary garbage, stray telnet commands included.
     let garbage: Vec<u8> = (0..4096u32)

@@ -64,7 +64,10 @@ fn a_long_gap_is_announced_once_and_queued_lines_are_delivered() {
     player.expect("You say, \"after the gap\"");
     let transcript = player.transcript.join("\n");
     assert_eq!(transcript.matches("The game is restarting").count(), 1);
-    assert!(!transcript.contains("one too many\""), "the refused line was not said");
+    assert!(
+        !transcript.contains("one too many\""),
+        "the refused line was not said"
+    );
 }
 
 #[test]

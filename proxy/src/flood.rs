@@ -21,7 +21,7 @@ impl Default for FloodLimits {
             // Deeper than the relay's queue bound, so a paste during a core restart meets the
             // clearer "too many lines waiting" refusal first.
             burst: 200,
-            per_second: 30,
+            per_second: 50,
             refused_before_close: 200,
         }
     }

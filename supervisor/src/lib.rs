@@ -1,1 +1,168 @@
-//! placeholder
+//! `tether`, the supervisor: starts the proxy and the game core, restarts them when they
+//! die, replaces the core on request without disconnecting players, and stops everything
+//! in order. It runs in the foreground and logs to stderr, so systemd or runit can in turn
+//! supervise it.
+//!
+//! Layout, one concept per module:
+//!
+//! - [`cli`]: the command line (`up`, `reload`, `status`, `stop` and the global options).
+//! - [`config`]: settings, merged command line > config file > defaults.
+//! - [`dev`]: under `cargo run`, building the proxy and the core first.
+//! - [`sockets`]: the data directory's lock, link socket and control socket.
+//! - [`child`]: starting one process (the fd-3 hand-over, READY) and the task that owns it.
+//! - [`backoff`]: the crash-loop restart policy, pure.
+//! - [`supervisor`]: the single task that owns the children and makes every decision.
+//! - [`control`]: the control socket protocol, its server and its client.
+//! - [`watch`]: reloading when the core binary is rebuilt.
+//! - [`shutdown`]: a small "stop now" flag for tasks.
+//!
+//! This file holds the two entry points the binary calls: [`up`] and [`ask`].
+
+pub mod backoff;
+pub mod child;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod dev;
+pub mod shutdown;
+pub mod sockets;
+pub mod supervisor;
+pub mod watch;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use tracing::info;
+
+use crate::child::Role;
+use crate::cli::Options;
+use crate::config::{ConfigError, Defaults, Settings};
+use crate::control::{ClientError, Request};
+use crate::dev::{BuildError, DevMode};
+use crate::sockets::{Sockets, SocketsError};
+use crate::supervisor::{RunError, Timing};
+
+#[derive(Debug, Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(
+        "the {role} executable {} does not exist; build it (cargo build --release -p tether-{role}) or pass --{role}-bin",
+        path.display()
+    )]
+    MissingBinary { role: Role, path: PathBuf },
+    #[error("the world file {} does not exist", .0.display())]
+    MissingWorld(PathBuf),
+    #[error("cannot use the data directory {}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sockets(#[from] SocketsError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// `tether up`: runs until told to stop. Returns an error if startup fails (after stopping
+/// whatever had been started).
+pub fn up(options: &Options) -> Result<(), UpError> {
+    let dev = DevMode::detect();
+    let mut settings = Settings::resolve(options, Defaults::beside_current_exe(dev.is_some())?)?;
+    if let Some(dev) = &dev {
+        info!("building tether-proxy and tether-core");
+        dev.build()?;
+    }
+    for (role, path) in [
+        (Role::Proxy, &mut settings.proxy_bin),
+        (Role::Core, &mut settings.core_bin),
+    ] {
+        // A bare name is looked up in PATH when spawned; only paths can be checked here.
+        if path.components().count() > 1 {
+            if !path.exists() {
+                return Err(UpError::MissingBinary {
+                    role,
+                    path: path.clone(),
+                });
+            }
+            *path = absolute(path);
+        }
+    }
+    if let Some(world) = &mut settings.world {
+        if !world.exists() {
+            return Err(UpError::MissingWorld(world.clone()));
+        }
+        *world = absolute(world);
+    }
+    std::fs::create_dir_all(&settings.data).map_err(|source| UpError::DataDir {
+        path: settings.data.clone(),
+        source,
+    })?;
+    // The children get absolute paths, and status shows them, whatever the cwd.
+    settings.data = settings
+        .data
+        .canonicalize()
+        .map_err(|source| UpError::DataDir {
+            path: settings.data.clone(),
+            source,
+        })?;
+    let sockets = Sockets::open(
+        &settings.data,
+        &settings.link_socket(),
+        &settings.control_socket(),
+    )?;
+    // Single-threaded on purpose: children are spawned from the main thread, so their
+    // parent-death signal (see `child`) fires when the supervisor exits, not when some
+    // worker thread happens to. The supervisor's work is tiny anyway.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(UpError::Runtime)?;
+    runtime.block_on(supervisor::run(settings, sockets, Timing::default()))?;
+    Ok(())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[derive(Debug, Error)]
+pub enum AskError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// `tether reload|status|stop`: prints the supervisor's reply lines to stdout as they come
+/// and returns whether the outcome was `ok`.
+pub fn ask(options: &Options, request: Request) -> Result<bool, AskError> {
+    let path = config::client_control_socket(options)?;
+    let stdout = std::io::stdout();
+    let ok = control::request(&path, request, |line| {
+        let mut out = stdout.lock();
+        // A closed stdout (`tether status | head -1`) must not turn into a panic.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    })?;
+    Ok(ok)
+}
+
+/// `err` and its sources, joined like anyhow's `{:#}`, for the places that keep errors as
+/// text (replies, logs).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

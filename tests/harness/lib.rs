@@ -100,7 +100,11 @@ impl Tether {
             .arg(binary("tether-proxy"))
             .arg("--core-bin")
             .arg(options.core_bin.unwrap_or_else(|| binary("tether-core")))
-            .arg(if options.watch { "--watch" } else { "--no-watch" })
+            .arg(if options.watch {
+                "--watch"
+            } else {
+                "--no-watch"
+            })
             .env("RUST_LOG", "info")
             .stdin(Stdio::null());
         if let Some(world) = options.world {
@@ -396,10 +400,7 @@ fn strip_telnet(raw: &mut Vec<u8>) -> Vec<u8> {
             }
             250 => {
                 // Subnegotiation: skip to IAC SE.
-                let Some(end) = raw[i + 2..]
-                    .windows(2)
-                    .position(|pair| pair == [IAC, 240])
-                else {
+                let Some(end) = raw[i + 2..].windows(2).position(|pair| pair == [IAC, 240]) else {
                     break;
                 };
                 i += 2 + end + 2;

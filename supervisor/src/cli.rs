@@ -1,0 +1,133 @@
+//! The command line. Every option is global so that `tether status --data DIR` and
+//! `tether --data DIR status` both work; options a subcommand does not need are ignored.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tether",
+    version,
+    about = "Runs the tether MUD: starts the proxy and the game core, restarts them, hot-deploys the core",
+    long_about = "Runs the tether MUD in the foreground: the proxy owns the players' telnet \
+                  connections, the core runs the game. The core can be replaced (`tether reload`, \
+                  SIGHUP, or a rebuilt binary with --watch) without disconnecting anyone.\n\n\
+                  Without a subcommand, `tether` means `tether up`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub options: Options,
+}
+
+impl Cli {
+    pub fn subcommand(&self) -> Command {
+        self.command.unwrap_or(Command::Up)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Start the proxy and the core and keep them running (the default)
+    Up,
+    /// Replace the running core with a new one; players stay connected
+    Reload,
+    /// Show the running supervisor, proxy and core
+    Status,
+    /// Stop the proxy (players are told) and then the core
+    Stop,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct Options {
+    /// TOML file with the keys telnet, data, world, watch (command-line options win)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address the proxy listens on for players [default: 127.0.0.1:4000]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub telnet: Option<String>,
+
+    /// Directory for the game's data and the sockets (created if missing) [default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// World file for the core [default: the core's built-in world]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub world: Option<PathBuf>,
+
+    /// Reload the core whenever its binary changes [default: on under `cargo run`, else off]
+    #[arg(long, global = true, overrides_with = "no_watch")]
+    pub watch: bool,
+
+    /// Do not watch the core binary
+    #[arg(long = "no-watch", global = true, overrides_with = "watch")]
+    pub no_watch: bool,
+
+    /// The proxy executable [default: tether-proxy next to this executable]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub proxy_bin: Option<PathBuf>,
+
+    /// The core executable [default: tether-core next to this executable]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub core_bin: Option<PathBuf>,
+}
+
+impl Options {
+    /// `Some` only when the command line decided; `None` lets the config file or default decide.
+    pub fn watch_flag(&self) -> Option<bool> {
+        match (self.watch, self.no_watch) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut all = vec!["tether"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("valid command line")
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn up_is_the_default() {
+        assert_eq!(parse(&[]).subcommand(), Command::Up);
+        assert_eq!(parse(&["--telnet", "0.0.0.0:23"]).subcommand(), Command::Up);
+    }
+
+    #[test]
+    fn options_are_accepted_after_the_subcommand() {
+        let cli = parse(&["status", "--data", "/srv/tether"]);
+        assert_eq!(cli.subcommand(), Command::Status);
+        assert_eq!(cli.options.data, Some(PathBuf::from("/srv/tether")));
+    }
+
+    #[test]
+    fn the_last_watch_flag_wins() {
+        assert_eq!(parse(&[]).options.watch_flag(), None);
+        assert_eq!(parse(&["--watch"]).options.watch_flag(), Some(true));
+        assert_eq!(parse(&["--no-watch"]).options.watch_flag(), Some(false));
+        assert_eq!(
+            parse(&["--watch", "--no-watch"]).options.watch_flag(),
+            Some(false)
+        );
+        assert_eq!(
+            parse(&["--no-watch", "--watch"]).options.watch_flag(),
+            Some(true)
+        );
+    }
+}

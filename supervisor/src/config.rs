@@ -1,0 +1,286 @@
+//! Settings: the command line over the config file over the defaults.
+//!
+//! Merging is a pure function ([`merge`]) so the precedence rules can be tested without a
+//! file system; [`Settings::resolve`] does the I/O around it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::cli::Options;
+
+pub const DEFAULT_TELNET: &str = "127.0.0.1:4000";
+pub const DEFAULT_DATA: &str = "data";
+pub const PROXY_BIN: &str = "tether-proxy";
+pub const CORE_BIN: &str = "tether-core";
+
+const LINK_SOCKET: &str = "link.sock";
+const CONTROL_SOCKET: &str = "control.sock";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("cannot find this executable's path (needed for the default --proxy-bin/--core-bin)")]
+    CurrentExe(#[source] std::io::Error),
+}
+
+/// The config file. Unknown keys are rejected so a typo does not silently fall back to a
+/// default.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub telnet: Option<String>,
+    pub data: Option<PathBuf>,
+    pub world: Option<PathBuf>,
+    pub watch: Option<bool>,
+}
+
+impl FileConfig {
+    pub fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Relative paths in the file are taken relative to the file's directory, so that a
+    /// config in /etc/tether means the same thing whatever directory tether is started in.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = FileConfig::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.data = config.data.map(|p| base.join(p));
+        config.world = config.world.map(|p| base.join(p));
+        Ok(config)
+    }
+
+    fn for_options(options: &Options) -> Result<FileConfig, ConfigError> {
+        match &options.config {
+            Some(path) => FileConfig::load(path),
+            None => Ok(FileConfig::default()),
+        }
+    }
+}
+
+/// What applies when neither the command line nor the config file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub watch: bool,
+    pub proxy_bin: PathBuf,
+    pub core_bin: PathBuf,
+}
+
+impl Defaults {
+    /// The children are looked for next to the running `tether`, which is where cargo and
+    /// an install both put them.
+    pub fn beside_current_exe(watch: bool) -> Result<Defaults, ConfigError> {
+        let exe = std::env::current_exe().map_err(ConfigError::CurrentExe)?;
+        let dir = exe.parent().unwrap_or(Path::new("."));
+        Ok(Defaults {
+            watch,
+            proxy_bin: dir.join(PROXY_BIN),
+            core_bin: dir.join(CORE_BIN),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub telnet: String,
+    pub data: PathBuf,
+    pub world: Option<PathBuf>,
+    pub watch: bool,
+    pub proxy_bin: PathBuf,
+    pub core_bin: PathBuf,
+}
+
+impl Settings {
+    pub fn resolve(options: &Options, defaults: Defaults) -> Result<Settings, ConfigError> {
+        let file = FileConfig::for_options(options)?;
+        Ok(merge(options, &file, defaults))
+    }
+
+    pub fn link_socket(&self) -> PathBuf {
+        self.data.join(LINK_SOCKET)
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        control_socket_in(&self.data)
+    }
+}
+
+pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
+    Settings {
+        telnet: cli
+            .telnet
+            .clone()
+            .or_else(|| file.telnet.clone())
+            .unwrap_or_else(|| DEFAULT_TELNET.to_string()),
+        data: data_dir(cli, file),
+        world: cli.world.clone().or_else(|| file.world.clone()),
+        watch: cli.watch_flag().or(file.watch).unwrap_or(defaults.watch),
+        proxy_bin: cli.proxy_bin.clone().unwrap_or(defaults.proxy_bin),
+        core_bin: cli.core_bin.clone().unwrap_or(defaults.core_bin),
+    }
+}
+
+fn data_dir(cli: &Options, file: &FileConfig) -> PathBuf {
+    cli.data
+        .clone()
+        .or_else(|| file.data.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA))
+}
+
+fn control_socket_in(data: &Path) -> PathBuf {
+    data.join(CONTROL_SOCKET)
+}
+
+/// Where `tether reload|status|stop` find the supervisor: only `--data` and `--config`
+/// matter. Nothing is created.
+pub fn client_control_socket(options: &Options) -> Result<PathBuf, ConfigError> {
+    let file = FileConfig::for_options(options)?;
+    let data = data_dir(options, &file);
+    // Absolute so that "not running at <path>" is unambiguous.
+    let data = std::path::absolute(&data).unwrap_or(data);
+    Ok(control_socket_in(&data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            watch: false,
+            proxy_bin: PathBuf::from("/opt/tether/tether-proxy"),
+            core_bin: PathBuf::from("/opt/tether/tether-core"),
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_said() {
+        let settings = merge(&Options::default(), &FileConfig::default(), defaults());
+        assert_eq!(
+            settings,
+            Settings {
+                telnet: "127.0.0.1:4000".into(),
+                data: PathBuf::from("data"),
+                world: None,
+                watch: false,
+                proxy_bin: PathBuf::from("/opt/tether/tether-proxy"),
+                core_bin: PathBuf::from("/opt/tether/tether-core"),
+            }
+        );
+    }
+
+    #[test]
+    fn the_file_beats_the_defaults() {
+        let file = FileConfig::parse(
+            "telnet = \"0.0.0.0:23\"\ndata = \"/var/lib/tether\"\nworld = \"w.toml\"\nwatch = true\n",
+        )
+        .expect("valid config");
+        let settings = merge(&Options::default(), &file, defaults());
+        assert_eq!(settings.telnet, "0.0.0.0:23");
+        assert_eq!(settings.data, PathBuf::from("/var/lib/tether"));
+        assert_eq!(settings.world, Some(PathBuf::from("w.toml")));
+        assert!(settings.watch);
+    }
+
+    #[test]
+    fn the_command_line_beats_the_file() {
+        let file = FileConfig {
+            telnet: Some("0.0.0.0:23".into()),
+            data: Some("/var/lib/tether".into()),
+            world: Some("file-world.toml".into()),
+            watch: Some(true),
+        };
+        let cli = Options {
+            telnet: Some("127.0.0.1:5000".into()),
+            data: Some("/tmp/d".into()),
+            world: Some("cli-world.toml".into()),
+            no_watch: true,
+            core_bin: Some("/x/core".into()),
+            ..Options::default()
+        };
+        let settings = merge(&cli, &file, defaults());
+        assert_eq!(settings.telnet, "127.0.0.1:5000");
+        assert_eq!(settings.data, PathBuf::from("/tmp/d"));
+        assert_eq!(settings.world, Some(PathBuf::from("cli-world.toml")));
+        assert!(!settings.watch);
+        assert_eq!(settings.core_bin, PathBuf::from("/x/core"));
+        assert_eq!(
+            settings.proxy_bin,
+            PathBuf::from("/opt/tether/tether-proxy")
+        );
+    }
+
+    #[test]
+    fn watch_defaults_follow_dev_mode() {
+        let dev = Defaults {
+            watch: true,
+            ..defaults()
+        };
+        assert!(merge(&Options::default(), &FileConfig::default(), dev.clone()).watch);
+        let off = FileConfig {
+            watch: Some(false),
+            ..FileConfig::default()
+        };
+        assert!(!merge(&Options::default(), &off, dev).watch);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_errors() {
+        assert!(FileConfig::parse("telent = \"x\"").is_err());
+        assert!(FileConfig::parse("watch = \"yes\"").is_err());
+        assert_eq!(FileConfig::parse("").ok(), Some(FileConfig::default()));
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_are_relative_to_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tether.toml");
+        std::fs::write(&path, "data = \"state\"\nworld = \"/abs/world.toml\"\n").expect("write");
+        let config = FileConfig::load(&path).expect("load");
+        assert_eq!(config.data, Some(dir.path().join("state")));
+        assert_eq!(config.world, Some(PathBuf::from("/abs/world.toml")));
+    }
+
+    #[test]
+    fn clients_find_the_socket_from_data_or_config() {
+        let cli = Options {
+            data: Some("/srv/t".into()),
+            ..Options::default()
+        };
+        assert_eq!(
+            client_control_socket(&cli).expect("path"),
+            PathBuf::from("/srv/t/control.sock")
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tether.toml");
+        std::fs::write(&path, "data = \"/srv/from-file\"\n").expect("write");
+        let cli = Options {
+            config: Some(path),
+            ..Options::default()
+        };
+        assert_eq!(
+            client_control_socket(&cli).expect("path"),
+            PathBuf::from("/srv/from-file/control.sock")
+        );
+    }
+}

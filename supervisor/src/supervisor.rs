@@ -1,0 +1,853 @@
+//! The supervisor proper: a single task that owns the proxy and the cores and decides
+//! everything, so there are no locks and no two decisions can race.
+//!
+//! It never waits inline: a core that is starting, an old core that is stopping, a restart
+//! that is backing off are all states it records, and the events that end them (a child's
+//! READY or exit, a timer) arrive through its loop. That keeps it answering `status` and
+//! signals even while a reload takes its time.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::child::{self, ChildId, EventKind, Exit, Handle, LINK_FD, READY_LINE, Role, Spec};
+use crate::config::Settings;
+use crate::control::{self, Incoming, Replier, Request, ServeError};
+use crate::error_chain;
+use crate::shutdown;
+use crate::sockets::Sockets;
+use crate::watch::{self, WatchError};
+
+/// The waits of the child contracts.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// How long a new core has to print READY.
+    pub ready_within: Duration,
+    /// How long a child has between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+    /// How long the core binary must be left alone after a change before reloading.
+    pub watch_quiet: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            ready_within: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+            watch_quiet: Duration::from_millis(300),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("cannot install the signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot share the control socket")]
+    ControlSocket(#[source] std::io::Error),
+    #[error(transparent)]
+    Control(#[from] ServeError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    /// Startup failed; everything that was started has been stopped again.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Runs until shut down. `sockets` stay bound for the whole run and are removed after.
+pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result<(), RunError> {
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+
+    let (request_tx, mut requests) = mpsc::channel(64);
+    let (stop_server, server_stop) = shutdown::channel();
+    let control_listener = sockets
+        .control
+        .try_clone()
+        .map_err(RunError::ControlSocket)?;
+    let server = tokio::spawn(control::serve(control_listener, request_tx, server_stop));
+
+    // The sender is kept even without a watch, so the branch below just never fires.
+    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+    let _watch = if settings.watch {
+        Some(watch::watch(
+            &settings.core_bin,
+            timing.watch_quiet,
+            watch_tx.clone(),
+        )?)
+    } else {
+        None
+    };
+
+    info!(
+        "tether supervisor {} (pid {}): telnet {}, data {}, watch {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        settings.telnet,
+        settings.data.display(),
+        if settings.watch { "on" } else { "off" },
+    );
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut sup = Supervisor::new(settings, timing, sockets.link.as_raw_fd(), events_tx);
+    sup.start_core(Purpose::Initial);
+
+    while !sup.is_finished() {
+        let core_restart_at = sup.core_restart_at;
+        let proxy_restart_at = sup.proxy_restart_at;
+        tokio::select! {
+            Some(event) = events.recv() => sup.on_child_event(event),
+            Some(incoming) = requests.recv() => sup.on_request(incoming),
+            Some(()) = watch_rx.recv() => {
+                info!("core binary changed; reloading");
+                sup.request_reload(None);
+            }
+            _ = sigterm.recv() => sup.on_stop_signal("SIGTERM"),
+            _ = sigint.recv() => sup.on_stop_signal("SIGINT"),
+            _ = sighup.recv() => {
+                info!("SIGHUP received; reloading");
+                sup.request_reload(None);
+            }
+            _ = sleep_until(core_restart_at) => {
+                sup.core_restart_at = None;
+                sup.start_core(Purpose::Restart);
+            }
+            _ = sleep_until(proxy_restart_at) => {
+                sup.proxy_restart_at = None;
+                sup.start_proxy();
+            }
+        }
+        sup.advance();
+    }
+    let result = sup.finish();
+    // Requests that arrive from now on are told the supervisor is going away.
+    drop(requests);
+    stop_server.fire();
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!("control socket: {}", error_chain(&err)),
+        Err(err) => warn!("control socket task failed: {err}"),
+    }
+    drop(sockets);
+    result
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One planned reload and who waits for its outcome.
+#[derive(Debug)]
+struct ReloadJob {
+    requested: Instant,
+    waiters: Vec<Replier>,
+}
+
+impl ReloadJob {
+    fn elapsed_ms(&self) -> u128 {
+        self.requested.elapsed().as_millis()
+    }
+}
+
+/// Why a core is being started; decides what its READY or its failure means.
+#[derive(Debug)]
+enum Purpose {
+    /// The first core: failing means tether cannot start.
+    Initial,
+    /// Replacing a core that died: failing is another crash.
+    Restart,
+    /// Replacing a running core: failing leaves the old one in place.
+    Reload(ReloadJob),
+}
+
+/// A core that has been started and has not printed READY yet.
+#[derive(Debug)]
+struct Candidate {
+    handle: Handle,
+    purpose: Purpose,
+}
+
+/// A child that was asked to exit and has not been reaped yet.
+#[derive(Debug)]
+struct Stopping {
+    handle: Handle,
+    /// Set for the old core of a reload: the reload is over when it has exited.
+    reload: Option<ReloadJob>,
+}
+
+#[derive(Debug)]
+struct ShuttingDown {
+    started: Instant,
+    /// The proxy is gone and the core has been told to stop.
+    core_phase: bool,
+    waiters: Vec<Replier>,
+}
+
+struct Supervisor {
+    settings: Settings,
+    timing: Timing,
+    link_fd: RawFd,
+    events: mpsc::UnboundedSender<child::Event>,
+    next_id: ChildId,
+    started: Instant,
+
+    /// The core serving the game (it printed READY).
+    core: Option<Handle>,
+    candidate: Option<Candidate>,
+    core_restart_at: Option<Instant>,
+    core_backoff: Backoff,
+    core_restarts: u32,
+    core_reloads: u32,
+
+    proxy: Option<Handle>,
+    proxy_ever_started: bool,
+    proxy_restart_at: Option<Instant>,
+    proxy_backoff: Backoff,
+    proxy_restarts: u32,
+
+    stopping: Vec<Stopping>,
+    /// Requested and not started yet: requests made meanwhile join it.
+    pending_reload: Option<ReloadJob>,
+    last_reload: Option<(Instant, String)>,
+    shutdown: Option<ShuttingDown>,
+    /// Why startup failed, once it has.
+    fatal: Option<String>,
+}
+
+impl Supervisor {
+    fn new(
+        settings: Settings,
+        timing: Timing,
+        link_fd: RawFd,
+        events: mpsc::UnboundedSender<child::Event>,
+    ) -> Supervisor {
+        Supervisor {
+            settings,
+            timing,
+            link_fd,
+            events,
+            next_id: 1,
+            started: Instant::now(),
+            core: None,
+            candidate: None,
+            core_restart_at: None,
+            core_backoff: Backoff::standard(),
+            core_restarts: 0,
+            core_reloads: 0,
+            proxy: None,
+            proxy_ever_started: false,
+            proxy_restart_at: None,
+            proxy_backoff: Backoff::standard(),
+            proxy_restarts: 0,
+            stopping: Vec::new(),
+            pending_reload: None,
+            last_reload: None,
+            shutdown: None,
+            fatal: None,
+        }
+    }
+
+    fn core_spec(&self) -> Spec {
+        let settings = &self.settings;
+        let mut args: Vec<OsString> = vec![
+            "--data".into(),
+            settings.data.clone().into(),
+            "--link".into(),
+            settings.link_socket().into(),
+        ];
+        if let Some(world) = &settings.world {
+            args.push("--world".into());
+            args.push(world.clone().into());
+        }
+        Spec {
+            role: Role::Core,
+            program: settings.core_bin.clone(),
+            args,
+            env: vec![
+                ("TETHER_LINK_FD".into(), LINK_FD.to_string().into()),
+                ("TETHER_CONTROL".into(), settings.control_socket().into()),
+            ],
+            link_fd: Some(self.link_fd),
+            ready_within: Some(self.timing.ready_within),
+        }
+    }
+
+    fn proxy_spec(&self) -> Spec {
+        Spec {
+            role: Role::Proxy,
+            program: self.settings.proxy_bin.clone(),
+            args: vec![
+                "--telnet".into(),
+                self.settings.telnet.clone().into(),
+                "--link".into(),
+                self.settings.link_socket().into(),
+            ],
+            env: Vec::new(),
+            link_fd: None,
+            ready_within: None,
+        }
+    }
+
+    fn next_id(&mut self) -> ChildId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn start_core(&mut self, purpose: Purpose) {
+        debug_assert!(self.candidate.is_none(), "one new core at a time");
+        let spec = self.core_spec();
+        let id = self.next_id();
+        match child::spawn(&spec, id, self.events.clone()) {
+            Ok(handle) => {
+                info!(
+                    "starting core (pid {}): {}",
+                    handle.pid,
+                    spec.program.display()
+                );
+                self.candidate = Some(Candidate { handle, purpose });
+            }
+            Err(err) => self.core_start_failed(purpose, error_chain(&err)),
+        }
+    }
+
+    fn start_proxy(&mut self) {
+        let spec = self.proxy_spec();
+        let id = self.next_id();
+        match child::spawn(&spec, id, self.events.clone()) {
+            Ok(handle) => {
+                info!(
+                    "proxy started (pid {}) on {}",
+                    handle.pid, self.settings.telnet
+                );
+                self.proxy = Some(handle);
+                self.proxy_ever_started = true;
+            }
+            Err(err) if !self.proxy_ever_started => {
+                self.fail_startup(error_chain(&err));
+            }
+            Err(err) => self.schedule_proxy_restart(error_chain(&err), Duration::ZERO),
+        }
+    }
+
+    fn fail_startup(&mut self, reason: String) {
+        error!("{reason}");
+        self.fatal = Some(reason);
+        self.begin_shutdown(None, "startup failed");
+    }
+
+    fn core_start_failed(&mut self, purpose: Purpose, reason: String) {
+        match purpose {
+            Purpose::Initial => self.fail_startup(format!("the core failed to start: {reason}")),
+            // A core that never became ready has no uptime to earn forgiveness with.
+            Purpose::Restart => {
+                self.schedule_core_restart(format!("new core failed: {reason}"), Duration::ZERO)
+            }
+            Purpose::Reload(job) => {
+                let message = if self.core.is_some() {
+                    format!("reload failed: {reason}; the old core keeps running")
+                } else {
+                    format!("reload failed: {reason}")
+                };
+                self.finish_reload(job, Err(message));
+                if self.core.is_none() && self.shutdown.is_none() {
+                    // The old core died while the new one was starting.
+                    self.schedule_core_restart("no core is running".to_string(), Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    fn schedule_core_restart(&mut self, what: String, uptime: Duration) {
+        if self.shutdown.is_some() {
+            info!("{what}");
+            return;
+        }
+        let delay = self.core_backoff.delay_after(uptime);
+        self.core_restarts += 1;
+        if delay.is_zero() {
+            warn!("{what}; restarting");
+            self.start_core(Purpose::Restart);
+        } else {
+            warn!(
+                "{what}; restarting in {} ms (crash-loop backoff: it ran less than {} s)",
+                delay.as_millis(),
+                self.core_backoff.stable_after().as_secs()
+            );
+            self.core_restart_at = Some(Instant::now() + delay);
+        }
+    }
+
+    fn schedule_proxy_restart(&mut self, what: String, uptime: Duration) {
+        if self.shutdown.is_some() {
+            info!("{what}");
+            return;
+        }
+        let delay = self.proxy_backoff.delay_after(uptime);
+        self.proxy_restarts += 1;
+        if delay.is_zero() {
+            warn!("{what}; restarting");
+            self.start_proxy();
+        } else {
+            warn!(
+                "{what}; restarting in {} ms (crash-loop backoff: it ran less than {} s)",
+                delay.as_millis(),
+                self.proxy_backoff.stable_after().as_secs()
+            );
+            self.proxy_restart_at = Some(Instant::now() + delay);
+        }
+    }
+
+    fn on_child_event(&mut self, event: child::Event) {
+        match event.kind {
+            EventKind::Ready => self.on_core_ready(event.id),
+            EventKind::NotReady => self.on_core_not_ready(event.id),
+            EventKind::Exited(exit) => self.on_exit(event.id, exit),
+        }
+    }
+
+    fn take_candidate(&mut self, id: ChildId) -> Option<Candidate> {
+        self.candidate
+            .take_if(|candidate| candidate.handle.id == id)
+    }
+
+    fn on_core_ready(&mut self, id: ChildId) {
+        let Some(Candidate { handle, purpose }) = self.take_candidate(id) else {
+            return;
+        };
+        let took = handle.uptime().as_millis();
+        match purpose {
+            Purpose::Initial => {
+                info!("core ready (pid {}) in {took} ms", handle.pid);
+                self.core = Some(handle);
+                self.start_proxy();
+            }
+            Purpose::Restart => {
+                info!("core restarted (pid {}), ready in {took} ms", handle.pid);
+                let started = handle.started;
+                self.core = Some(handle);
+                // A reload asked for before this core was started is done: it runs the
+                // binary as it is now.
+                if let Some(job) = self.pending_reload.take_if(|job| job.requested <= started) {
+                    let ms = job.elapsed_ms();
+                    self.finish_reload(
+                        job,
+                        Ok(format!("reloaded in {ms} ms (the core was restarting)")),
+                    );
+                }
+            }
+            Purpose::Reload(job) => {
+                self.core_reloads += 1;
+                let pid = handle.pid;
+                match self.core.replace(handle) {
+                    Some(old) => {
+                        info!(
+                            "new core (pid {pid}) ready in {took} ms; stopping the old core (pid {})",
+                            old.pid
+                        );
+                        old.terminate(self.timing.stop_grace);
+                        self.stopping.push(Stopping {
+                            handle: old,
+                            reload: Some(job),
+                        });
+                    }
+                    None => {
+                        let ms = job.elapsed_ms();
+                        self.finish_reload(job, Ok(format!("reloaded in {ms} ms")));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_core_not_ready(&mut self, id: ChildId) {
+        let Some(Candidate { handle, purpose }) = self.take_candidate(id) else {
+            return;
+        };
+        let reason = format!(
+            "the core (pid {}) did not print {READY_LINE} within {} s",
+            handle.pid,
+            self.timing.ready_within.as_secs()
+        );
+        handle.kill();
+        self.stopping.push(Stopping {
+            handle,
+            reload: None,
+        });
+        self.core_start_failed(purpose, reason);
+    }
+
+    fn on_exit(&mut self, id: ChildId, exit: Exit) {
+        if let Some(Candidate { handle, purpose }) = self.take_candidate(id) {
+            let reason = format!(
+                "the core (pid {}) exited ({exit}) before printing {READY_LINE}",
+                handle.pid
+            );
+            self.core_start_failed(purpose, reason);
+        } else if let Some(core) = self.core.take_if(|core| core.id == id) {
+            let uptime = core.uptime();
+            let what = format!("core exited ({exit}) after {:.1} s", uptime.as_secs_f64());
+            if self.shutdown.is_some() {
+                info!("{what}");
+            } else if self.candidate.is_some() {
+                self.core_restarts += 1;
+                warn!("{what}; the new core that is starting takes over");
+            } else {
+                self.schedule_core_restart(what, uptime);
+            }
+        } else if let Some(proxy) = self.proxy.take_if(|proxy| proxy.id == id) {
+            let uptime = proxy.uptime();
+            self.schedule_proxy_restart(
+                format!(
+                    "proxy exited ({exit}) after {:.1} s; players were disconnected",
+                    uptime.as_secs_f64()
+                ),
+                uptime,
+            );
+        } else if let Some(index) = self.stopping.iter().position(|s| s.handle.id == id) {
+            let Stopping { handle, reload } = self.stopping.swap_remove(index);
+            if exit.is_success() {
+                info!("{} (pid {}) stopped", handle.role, handle.pid);
+            } else {
+                warn!("{} (pid {}) stopped ({exit})", handle.role, handle.pid);
+            }
+            if let Some(job) = reload {
+                let ms = job.elapsed_ms();
+                self.finish_reload(job, Ok(format!("reloaded in {ms} ms")));
+            }
+        } else {
+            debug!("an unknown child (id {id}) exited ({exit})");
+        }
+    }
+
+    fn on_request(&mut self, incoming: Incoming) {
+        match incoming.request {
+            Request::Status => {
+                for line in self.status_lines() {
+                    incoming.reply.line(line);
+                }
+            }
+            Request::Reload => {
+                info!("reload requested on the control socket");
+                self.request_reload(Some(incoming.reply));
+            }
+            Request::Shutdown => self.begin_shutdown(
+                Some(incoming.reply),
+                "shutdown requested on the control socket",
+            ),
+        }
+    }
+
+    fn on_stop_signal(&mut self, name: &str) {
+        if self.shutdown.is_none() {
+            self.begin_shutdown(None, &format!("{name} received"));
+            return;
+        }
+        warn!("{name} received again: killing the children now");
+        let children = self
+            .stopping
+            .iter()
+            .map(|s| &s.handle)
+            .chain(self.core.as_ref())
+            .chain(self.proxy.as_ref())
+            .chain(self.candidate.as_ref().map(|c| &c.handle));
+        for handle in children {
+            handle.kill();
+        }
+    }
+
+    fn reload_in_progress(&self) -> bool {
+        matches!(
+            self.candidate,
+            Some(Candidate {
+                purpose: Purpose::Reload(_),
+                ..
+            })
+        ) || self.stopping.iter().any(|s| s.reload.is_some())
+    }
+
+    fn request_reload(&mut self, waiter: Option<Replier>) {
+        if self.shutdown.is_some() {
+            info!("not reloading: tether is shutting down");
+            if let Some(waiter) = waiter {
+                waiter.line("error: reload refused: tether is shutting down");
+            }
+            return;
+        }
+        let busy = self.reload_in_progress();
+        let job = self.pending_reload.get_or_insert_with(|| ReloadJob {
+            requested: Instant::now(),
+            waiters: Vec::new(),
+        });
+        job.waiters.extend(waiter);
+        if busy {
+            info!("a reload is in progress; another one will follow it");
+        }
+    }
+
+    /// Starts what is due: a queued reload once the previous one is over.
+    fn advance(&mut self) {
+        if self.shutdown.is_some() {
+            self.progress_shutdown();
+            return;
+        }
+        if self.pending_reload.is_none() || self.reload_in_progress() {
+            return;
+        }
+        if self.core.is_some() && self.candidate.is_none() {
+            if let Some(job) = self.pending_reload.take() {
+                info!("reloading: starting a new core");
+                self.start_core(Purpose::Reload(job));
+            }
+        } else if self.core.is_none() && self.candidate.is_none() && self.core_restart_at.is_some()
+        {
+            // The new binary may well be the fix for whatever kept the core dying.
+            info!("reload requested while the core is down: restarting it now");
+            self.core_restart_at = None;
+            self.start_core(Purpose::Restart);
+        }
+        // Otherwise a core is starting; the reload waits for it.
+    }
+
+    fn finish_reload(&mut self, job: ReloadJob, result: Result<String, String>) {
+        let line = match result {
+            Ok(message) => {
+                info!("{message}");
+                format!("ok: {message}")
+            }
+            Err(message) => {
+                warn!("{message}");
+                format!("error: {message}")
+            }
+        };
+        for waiter in &job.waiters {
+            waiter.line(line.clone());
+        }
+        self.last_reload = Some((Instant::now(), line));
+    }
+
+    fn begin_shutdown(&mut self, waiter: Option<Replier>, why: &str) {
+        if let Some(waiter) = &waiter {
+            waiter.line("ok: shutting down");
+        }
+        if let Some(state) = &mut self.shutdown {
+            state.waiters.extend(waiter);
+            return;
+        }
+        info!("{why}: stopping the proxy, then the core");
+        self.shutdown = Some(ShuttingDown {
+            started: Instant::now(),
+            core_phase: false,
+            waiters: waiter.into_iter().collect(),
+        });
+        self.core_restart_at = None;
+        self.proxy_restart_at = None;
+        if let Some(job) = self.pending_reload.take() {
+            self.finish_reload(
+                job,
+                Err("reload cancelled: tether is shutting down".to_string()),
+            );
+        }
+        if let Some(Candidate { handle, purpose }) = self.candidate.take() {
+            info!("stopping the core that was starting (pid {})", handle.pid);
+            handle.terminate(self.timing.stop_grace);
+            self.stopping.push(Stopping {
+                handle,
+                reload: None,
+            });
+            if let Purpose::Reload(job) = purpose {
+                self.finish_reload(
+                    job,
+                    Err("reload cancelled: tether is shutting down".to_string()),
+                );
+            }
+        }
+        if let Some(proxy) = self.proxy.take() {
+            info!("stopping the proxy (pid {})", proxy.pid);
+            proxy.terminate(self.timing.stop_grace);
+            self.stopping.push(Stopping {
+                handle: proxy,
+                reload: None,
+            });
+        }
+        self.progress_shutdown();
+    }
+
+    /// Players are told by the proxy, which needs the core until it has gone; so the core
+    /// is only asked to stop once the proxy has exited.
+    fn progress_shutdown(&mut self) {
+        let Some(state) = &mut self.shutdown else {
+            return;
+        };
+        if state.core_phase {
+            return;
+        }
+        let proxy_alive =
+            self.proxy.is_some() || self.stopping.iter().any(|s| s.handle.role == Role::Proxy);
+        if proxy_alive {
+            return;
+        }
+        state.core_phase = true;
+        if let Some(core) = self.core.take() {
+            info!("stopping the core (pid {})", core.pid);
+            core.terminate(self.timing.stop_grace);
+            self.stopping.push(Stopping {
+                handle: core,
+                reload: None,
+            });
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(|state| state.core_phase)
+            && self.core.is_none()
+            && self.proxy.is_none()
+            && self.candidate.is_none()
+            && self.stopping.is_empty()
+    }
+
+    /// Tells whoever asked for the shutdown that it is complete.
+    fn finish(self) -> Result<(), RunError> {
+        if let Some(state) = &self.shutdown {
+            let ms = state.started.elapsed().as_millis();
+            info!("stopped in {ms} ms");
+            for waiter in &state.waiters {
+                waiter.line(format!("ok: stopped in {ms} ms"));
+            }
+        }
+        match self.fatal {
+            Some(reason) => Err(RunError::Startup(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn status_lines(&self) -> Vec<String> {
+        let state = if self.shutdown.is_some() {
+            "shutting down"
+        } else {
+            "running"
+        };
+        let mut lines = vec![format!(
+            "ok: tether supervisor {state}, pid {}, up {}",
+            std::process::id(),
+            human(self.started.elapsed())
+        )];
+
+        lines.push(match &self.proxy {
+            Some(proxy) => format!(
+                "proxy: pid {}, up {}, restarts {}",
+                proxy.pid,
+                human(proxy.uptime()),
+                self.proxy_restarts
+            ),
+            None => {
+                let why = match self.proxy_restart_at {
+                    Some(at) => format!("restarting in {} ms", millis_until(at)),
+                    None if self.shutdown.is_some() => "stopping".to_string(),
+                    None if !self.proxy_ever_started => "waiting for the core".to_string(),
+                    None => "stopped".to_string(),
+                };
+                format!(
+                    "proxy: not running ({why}), restarts {}",
+                    self.proxy_restarts
+                )
+            }
+        });
+
+        // No "pid" in the not-running form: scripts take "core: pid N" as the serving core.
+        lines.push(match &self.core {
+            Some(core) => format!(
+                "core: pid {}, up {}, restarts {}, reloads {}",
+                core.pid,
+                human(core.uptime()),
+                self.core_restarts,
+                self.core_reloads
+            ),
+            None => {
+                let why = match (&self.candidate, self.core_restart_at) {
+                    (Some(candidate), _) => {
+                        format!("new core process {} starting", candidate.handle.pid)
+                    }
+                    (None, Some(at)) => format!("restarting in {} ms", millis_until(at)),
+                    (None, None) => "stopped".to_string(),
+                };
+                format!(
+                    "core: not running ({why}), restarts {}, reloads {}",
+                    self.core_restarts, self.core_reloads
+                )
+            }
+        });
+
+        let mut reload = match &self.candidate {
+            Some(Candidate {
+                handle,
+                purpose: Purpose::Reload(_),
+            }) => format!("in progress (new core process {} starting)", handle.pid),
+            _ => match self.stopping.iter().find(|s| s.reload.is_some()) {
+                Some(old) => format!("in progress (old core process {} stopping)", old.handle.pid),
+                None => "idle".to_string(),
+            },
+        };
+        if self.pending_reload.is_some() {
+            reload.push_str(", one more queued");
+        }
+        lines.push(format!("reload: {reload}"));
+        lines.push(match &self.last_reload {
+            Some((at, outcome)) => format!("last reload: {outcome} ({} ago)", human(at.elapsed())),
+            None => "last reload: none".to_string(),
+        });
+        lines.push(format!("telnet: {}", self.settings.telnet));
+        lines.push(format!("data: {}", self.settings.data.display()));
+        lines.push(if self.settings.watch {
+            format!("watch: on ({})", self.settings.core_bin.display())
+        } else {
+            "watch: off".to_string()
+        });
+        lines
+    }
+}
+
+fn millis_until(at: Instant) -> u128 {
+    at.saturating_duration_since(Instant::now()).as_millis()
+}
+
+/// `12.3 s`, `5m 07s`, `2h 05m 07s`, `3d 02h 05m`.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (days, hours, minutes, seconds) =
+        (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if secs < 60 {
+        format!("{:.1} s", duration.as_secs_f64())
+    } else if secs < 3600 {
+        format!("{minutes}m {seconds:02}s")
+    } else if secs < 86400 {
+        format!("{hours}h {minutes:02}m {seconds:02}s")
+    } else {
+        format!("{days}d {hours:02}h {minutes:02}m")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_millis(12_345)), "12.3 s");
+        assert_eq!(human(Duration::from_secs(307)), "5m 07s");
+        assert_eq!(human(Duration::from_secs(2 * 3600 + 307)), "2h 05m 07s");
+        assert_eq!(
+            human(Duration::from_secs(3 * 86400 + 2 * 3600 + 307)),
+            "3d 02h 05m"
+        );
+    }
+}
