@@ -14,13 +14,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
 use tether_protocol::SessionKey;
 use tether_protocol::link_capnp::{core, link, proxy, proxy_event, session_snapshot};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, info, warn};
 
@@ -46,6 +47,8 @@ struct CoreState {
     next_generation: u64,
     control_socket: Option<PathBuf>,
     name: String,
+    /// Bounds the password hashes running at once.
+    hashers: Arc<Semaphore>,
 }
 
 type Shared = Rc<RefCell<CoreState>>;
@@ -64,6 +67,9 @@ pub async fn serve(
         password_jobs: 0,
         next_generation: 1,
         control_socket,
+        hashers: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, usize::from),
+        )),
         name: format!(
             "tether-core {} (pid {})",
             env!("CARGO_PKG_VERSION"),
@@ -167,8 +173,16 @@ fn dispatch(shared: &Shared, outbox: Outbox) {
     for job in jobs {
         state.password_jobs += 1;
         let shared = shared.clone();
+        let hashers = state.hashers.clone();
         tokio::task::spawn_local(async move {
-            let done = tokio::task::spawn_blocking(move || job.run()).await;
+            // Each argon2 run takes ~19 MiB and a core's worth of time: a burst of logins
+            // waits its turn instead of running hundreds at once.
+            let permit = hashers.acquire_owned().await;
+            let done = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                job.run()
+            })
+            .await;
             shared.borrow_mut().password_jobs -= 1;
             match done {
                 Ok(done) => {
