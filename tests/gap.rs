@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use tether_tests::{Options, Tether, binary, wait_for};
 
-/// A core "binary" that waits while `hold` exists before starting the real core: a core that
-/// takes as long to start as the test wants.
+/// A core "binary" that waits while `hold` exists before starting the real core (a core that
+/// takes as long to start as the test wants), and fails at once while `<hold>.broken` exists
+/// (a broken build).
 fn held_core(dir: &Path) -> (PathBuf, PathBuf) {
     let hold = dir.join("hold");
     let script = dir.join("core.sh");
@@ -18,9 +19,11 @@ fn held_core(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn write_script(script: &Path, hold: &Path, comment: &str) {
     let body = format!(
-        "#!/bin/sh\n# {comment}\nwhile [ -e '{}' ]; do sleep 0.02; done\nexec '{}' \"$@\"\n",
-        hold.display(),
-        binary("tether-core").display()
+        "#!/bin/sh\n# {comment}\n\
+         if [ -e '{hold}.broken' ]; then echo 'this build is broken' >&2; exit 3; fi\n\
+         while [ -e '{hold}' ]; do sleep 0.02; done\nexec '{core}' \"$@\"\n",
+        hold = hold.display(),
+        core = binary("tether-core").display()
     );
     // Write aside and rename, as cargo does, so the supervisor never runs a half-written file.
     let staging = script.with_extension("new");
@@ -92,4 +95,28 @@ fn rebuilding_the_core_binary_hot_deploys_it() {
     player.send("say new code");
     player.expect("You say, \"new code\"");
     assert!(!player.is_closed());
+}
+
+#[test]
+fn a_broken_build_never_takes_the_game_down() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (script, hold) = held_core(scratch.path());
+    let tether = Tether::start_with(Options {
+        core_bin: Some(script),
+        ..Options::default()
+    });
+    let mut admin = tether.connect();
+    admin.create("Admin", "adminpw1");
+    let serving = tether.core_pid();
+
+    std::fs::write(hold.with_extension("broken"), b"").expect("breaking the build");
+    admin.send("@reload");
+    admin.expect("Reloading");
+    admin.expect("The reload did not happen: reload failed");
+    let (ok, text) = tether.ctl(&["reload"]);
+    assert!(!ok && text.contains("reload failed"), "{text}");
+
+    assert_eq!(tether.core_pid(), serving, "the old core keeps serving");
+    admin.send("say still in business");
+    admin.expect("You say, \"still in business\"");
 }

@@ -53,7 +53,8 @@ pub enum AdminRequest {
 pub struct Outbox {
     pub events: Vec<(SessionKey, Outgoing)>,
     pub jobs: Vec<PasswordJob>,
-    pub requests: Vec<AdminRequest>,
+    /// With the session that asked, so the shell can tell it how the request went.
+    pub requests: Vec<(SessionKey, AdminRequest)>,
 }
 
 impl Outbox {

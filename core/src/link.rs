@@ -53,6 +53,16 @@ struct CoreState {
 
 type Shared = Rc<RefCell<CoreState>>;
 
+impl CoreState {
+    /// Queues an event for the proxy holding `key`; its pump sends it in the next batch.
+    fn send(&mut self, key: SessionKey, outgoing: Outgoing) {
+        if let Some(port) = self.proxies.get_mut(&key.proxy) {
+            port.queue.push((key.session, outgoing));
+            port.wake.notify_one();
+        }
+    }
+}
+
 /// Runs the core on `listener` until `stop` resolves, then drains. Must run inside a LocalSet.
 pub async fn serve(
     listener: UnixListener,
@@ -165,10 +175,7 @@ fn dispatch(shared: &Shared, outbox: Outbox) {
     } = outbox;
     let mut state = shared.borrow_mut();
     for (key, outgoing) in events {
-        if let Some(port) = state.proxies.get_mut(&key.proxy) {
-            port.queue.push((key.session, outgoing));
-            port.wake.notify_one();
-        }
+        state.send(key, outgoing);
     }
     for job in jobs {
         state.password_jobs += 1;
@@ -194,37 +201,63 @@ fn dispatch(shared: &Shared, outbox: Outbox) {
             }
         });
     }
-    for request in requests {
+    for (requester, request) in requests {
         let command = match request {
             AdminRequest::Reload => "reload",
             AdminRequest::Shutdown => "shutdown",
         };
-        match state.control_socket.clone() {
-            Some(socket) => {
-                tokio::task::spawn_local(ask_supervisor(socket, command));
-            }
-            None => warn!(command, "no supervisor to ask (TETHER_CONTROL is not set)"),
-        }
+        tokio::task::spawn_local(ask_supervisor(
+            shared.clone(),
+            requester,
+            state.control_socket.clone(),
+            command,
+        ));
     }
 }
 
-async fn ask_supervisor(socket: PathBuf, command: &'static str) {
+/// Passes an admin's request to the supervisor and tells the admin if it went wrong. (When a
+/// reload works, this core is gone before the answer comes: the admin hears nothing more.)
+async fn ask_supervisor(
+    shared: Shared,
+    requester: SessionKey,
+    socket: Option<PathBuf>,
+    command: &'static str,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let result = async {
-        let mut stream = UnixStream::connect(&socket).await?;
-        stream.write_all(format!("{command}\n").as_bytes()).await?;
-        // The supervisor answers when it is done, which for a reload is after this process
-        // has exited: reading just keeps the request alive until then.
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).await?;
-        Ok::<_, std::io::Error>(reply)
-    }
-    .await;
-    match result {
-        Ok(reply) => info!(command, reply = reply.trim(), "supervisor answered"),
-        Err(error) => {
-            warn!(command, %error, socket = %socket.display(), "cannot reach the supervisor")
+    let reply = match socket {
+        None => Err("this core runs without a supervisor (TETHER_CONTROL is not set)".to_string()),
+        Some(socket) => async {
+            let mut stream = UnixStream::connect(&socket).await?;
+            stream.write_all(format!("{command}\n").as_bytes()).await?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).await?;
+            Ok::<_, std::io::Error>(reply)
         }
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot reach the supervisor at {}: {error}",
+                socket.display()
+            )
+        }),
+    };
+    let failure = match reply {
+        Ok(reply) => {
+            info!(command, reply = reply.trim(), "supervisor answered");
+            reply
+                .lines()
+                .filter_map(|line| line.strip_prefix("error: "))
+                .last()
+                .map(str::to_string)
+        }
+        Err(error) => Some(error),
+    };
+    if let Some(failure) = failure {
+        warn!(command, %failure, "admin request failed");
+        shared.borrow_mut().send(
+            requester,
+            Outgoing::Text(format!("The {command} did not happen: {failure}")),
+        );
     }
 }
 

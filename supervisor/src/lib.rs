@@ -62,6 +62,12 @@ pub enum UpError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen for telnet on {addr} (is another game running there?)")]
+    TelnetInUse {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sockets(#[from] SocketsError),
     #[error("cannot start the async runtime")]
@@ -112,6 +118,14 @@ pub fn up(options: &Options) -> Result<(), UpError> {
             path: settings.data.clone(),
             source,
         })?;
+    // The proxy binds it for real; checking here turns a busy port into one clear error
+    // instead of a proxy crash loop.
+    std::net::TcpListener::bind(settings.telnet.as_str()).map_err(|source| {
+        UpError::TelnetInUse {
+            addr: settings.telnet.clone(),
+            source,
+        }
+    })?;
     let sockets = Sockets::open(
         &settings.data,
         &settings.link_socket(),

@@ -98,3 +98,29 @@ fn up_refuses_a_missing_core_binary_clearly() {
         "{said}"
     );
 }
+
+#[test]
+fn a_busy_telnet_port_is_one_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let exe = env!("CARGO_BIN_EXE_tether");
+    let output = tether(&[
+        "up",
+        "--telnet",
+        &addr,
+        "--data",
+        dir.path().join("data").to_str().expect("utf-8 temp path"),
+        "--proxy-bin",
+        exe,
+        "--core-bin",
+        exe,
+        "--no-watch",
+    ]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("cannot listen for telnet on {addr}")),
+        "{said}"
+    );
+}

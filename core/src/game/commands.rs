@@ -202,7 +202,7 @@ fn admin(game: &mut Game, key: SessionKey, request: AdminRequest, out: &mut Outb
         return out.text(key, msg::huh());
     };
     tracing::info!(name = %me.name, ?request, "admin request");
-    out.requests.push(request);
+    out.requests.push((key, request));
     out.text(
         key,
         match request {

@@ -422,10 +422,10 @@ fn first_account_is_admin() {
     h.create(1, "alice");
     h.create(2, "bob");
     let out = h.send(1, "@reload");
-    assert_eq!(out.requests, [AdminRequest::Reload]);
+    assert_eq!(out.requests, [(key(1), AdminRequest::Reload)]);
     assert_eq!(texts(&out, 1), ["Reloading the game core..."]);
     let out = h.send(1, "@shutdown");
-    assert_eq!(out.requests, [AdminRequest::Shutdown]);
+    assert_eq!(out.requests, [(key(1), AdminRequest::Shutdown)]);
     assert_eq!(texts(&out, 1), ["Shutting down..."]);
     let out = h.send(2, "@reload");
     assert!(out.requests.is_empty());
