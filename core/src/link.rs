@@ -246,8 +246,8 @@ async fn ask_supervisor(
             info!(command, reply = reply.trim(), "supervisor answered");
             reply
                 .lines()
-                .filter_map(|line| line.strip_prefix("error: "))
-                .last()
+                .rev()
+                .find_map(|line| line.strip_prefix("error: "))
                 .map(str::to_string)
         }
         Err(error) => Some(error),
