@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod game;
+pub mod gather;
 pub mod link;
 pub mod password;
 pub mod text;

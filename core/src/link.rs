@@ -26,6 +26,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, info, warn};
 
 use crate::game::{AdminRequest, Game, Outbox, Outgoing};
+use crate::gather::{self, Gathering, Input};
 
 /// How long a stopping core waits for in-flight work before giving up on it.
 const DRAIN_LIMIT: Duration = Duration::from_secs(8);
@@ -49,11 +50,31 @@ struct CoreState {
     name: String,
     /// Bounds the password hashes running at once.
     hashers: Arc<Semaphore>,
+    /// Input waits here until every proxy of the previous core is back (see `gather`).
+    gathering: Option<Gathering>,
+    /// Where the attached proxies are recorded for the next core.
+    roster: PathBuf,
 }
 
 type Shared = Rc<RefCell<CoreState>>;
 
 impl CoreState {
+    fn save_roster(&self) {
+        if let Err(error) = gather::save_roster(&self.roster, self.proxies.keys().copied()) {
+            warn!(%error, path = %self.roster.display(), "cannot record the attached proxies");
+        }
+    }
+
+    fn handle(&mut self, input: Input, outbox: &mut Outbox) {
+        match input {
+            Input::Opened { key, remote_addr } => {
+                self.game.session_opened(key, &remote_addr, outbox)
+            }
+            Input::Line { key, seq, text } => self.game.line(key, seq, &text, outbox),
+            Input::Closed { key } => self.game.session_closed(key, outbox),
+        }
+    }
+
     /// Queues an event for the proxy holding `key`; its pump sends it in the next batch.
     fn send(&mut self, key: SessionKey, outgoing: Outgoing) {
         if let Some(port) = self.proxies.get_mut(&key.proxy) {
@@ -64,13 +85,20 @@ impl CoreState {
 }
 
 /// Runs the core on `listener` until `stop` resolves, then drains. Must run inside a LocalSet.
+///
+/// `roster` is the file where the attached proxies are recorded, for the next core.
 pub async fn serve(
     listener: UnixListener,
     game: Game,
     control_socket: Option<PathBuf>,
+    roster: PathBuf,
     stop: impl std::future::Future<Output = ()>,
 ) {
+    let gathering = Gathering::new(gather::load_roster(&roster), Instant::now());
+    let deadline = gathering.as_ref().map(Gathering::deadline);
     let shared: Shared = Rc::new(RefCell::new(CoreState {
+        gathering,
+        roster,
         game,
         proxies: HashMap::new(),
         draining: false,
@@ -86,6 +114,14 @@ pub async fn serve(
             std::process::id()
         ),
     }));
+    if let Some(deadline) = deadline {
+        info!("holding input until the previous core's proxies are back");
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep_until(deadline.into()).await;
+            end_gathering(&shared);
+        });
+    }
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -134,6 +170,35 @@ async fn drain(shared: &Shared) {
     );
 }
 
+/// Lets held input through once every expected proxy is back or the grace period is over.
+fn end_gathering(shared: &Shared) {
+    let mut outbox = Outbox::default();
+    {
+        let mut state = shared.borrow_mut();
+        let over = state
+            .gathering
+            .as_ref()
+            .is_some_and(|gathering| gathering.is_over(Instant::now()));
+        if !over {
+            return;
+        }
+        let Some(gathering) = state.gathering.take() else {
+            return;
+        };
+        let held = gathering.release();
+        info!(
+            held = held.len(),
+            "every proxy is back (or given up on); play resumes"
+        );
+        for input in held {
+            state.handle(input, &mut outbox);
+        }
+        // Proxies that did not come back are forgotten.
+        state.save_roster();
+    }
+    dispatch(shared, outbox);
+}
+
 async fn serve_connection(stream: UnixStream, shared: Shared) {
     let (reader, writer) = stream.into_split();
     let network = twoparty::VatNetwork::new(
@@ -160,6 +225,9 @@ async fn serve_connection(stream: UnixStream, shared: Shared) {
         {
             state.proxies.remove(&proxy_id);
             state.game.proxy_detached(proxy_id);
+            if !state.draining {
+                state.save_roster();
+            }
             info!(proxy = proxy_id, "proxy detached");
         }
     }
@@ -367,11 +435,16 @@ impl CoreServer {
                     delivering: false,
                 },
             );
+            if let Some(gathering) = &mut state.gathering {
+                gathering.attached(proxy_id);
+            }
+            state.save_roster();
             (generation, wake, state.name.clone())
         };
         self.attached.set(Some((proxy_id, generation)));
         tokio::task::spawn_local(pump(self.shared.clone(), proxy_id, generation, wake));
         dispatch(&self.shared, outbox);
+        end_gathering(&self.shared);
         info!(
             proxy = %proxy_name,
             sessions = snapshots.len(),
@@ -421,36 +494,58 @@ impl link::Server for LinkServer {
 
 impl LinkServer {
     fn submit_now(&self, params: link::SubmitParams) -> Result<(), capnp::Error> {
-        let events = params.get()?.get_events()?;
+        let inputs = decode_inputs(self.proxy_id, params.get()?.get_events()?)?;
         let mut outbox = Outbox::default();
         {
             let mut state = self.shared.borrow_mut();
             if state.draining {
+                // Nothing here is handled: the proxy submits it again to the next core.
+                return Err(capnp::Error::disconnected(
+                    "this core is stopping; the next one will take this".into(),
+                ));
+            }
+            if let Some(gathering) = &mut state.gathering {
+                inputs.into_iter().for_each(|input| gathering.hold(input));
                 return Ok(());
             }
-            for event in events.iter() {
-                let key = SessionKey {
-                    proxy: self.proxy_id,
-                    session: event.get_session(),
-                };
-                match event.which() {
-                    Ok(proxy_event::Opened(info)) => {
-                        let remote = info?.get_remote_addr()?.to_string()?;
-                        state.game.session_opened(key, &remote, &mut outbox);
-                    }
-                    Ok(proxy_event::Line(line)) => {
-                        let line = line?;
-                        let text = line.get_text()?.to_str()?;
-                        state.game.line(key, line.get_seq(), text, &mut outbox);
-                    }
-                    Ok(proxy_event::Closed(_)) => state.game.session_closed(key, &mut outbox),
-                    Err(capnp::NotInSchema(which)) => {
-                        debug!(which, "ignoring a proxy event this core does not know")
-                    }
-                }
+            for input in inputs {
+                state.handle(input, &mut outbox);
             }
         }
         dispatch(&self.shared, outbox);
         Ok(())
     }
+}
+
+fn decode_inputs(
+    proxy: u64,
+    events: capnp::struct_list::Reader<proxy_event::Owned>,
+) -> Result<Vec<Input>, capnp::Error> {
+    let mut inputs = Vec::with_capacity(events.len() as usize);
+    for event in events.iter() {
+        let key = SessionKey {
+            proxy,
+            session: event.get_session(),
+        };
+        inputs.push(match event.which() {
+            Ok(proxy_event::Opened(info)) => Input::Opened {
+                key,
+                remote_addr: info?.get_remote_addr()?.to_string()?,
+            },
+            Ok(proxy_event::Line(line)) => {
+                let line = line?;
+                Input::Line {
+                    key,
+                    seq: line.get_seq(),
+                    text: line.get_text()?.to_string()?,
+                }
+            }
+            Ok(proxy_event::Closed(_)) => Input::Closed { key },
+            Err(capnp::NotInSchema(which)) => {
+                debug!(which, "ignoring a proxy event this core does not know");
+                continue;
+            }
+        });
+    }
+    Ok(inputs)
 }

@@ -64,7 +64,8 @@ fn main() -> anyhow::Result<()> {
             .and_then(|()| stdout.flush())
             .context("writing READY")?;
         tracing::info!("ready");
-        tether_core::link::serve(listener, game, control, async move {
+        let roster = args.data.join("proxies");
+        tether_core::link::serve(listener, game, control, roster, async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}

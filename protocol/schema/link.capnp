@@ -58,7 +58,9 @@ interface Link {
   submit @0 (events :List(ProxyEvent));
   # What players did, in order. Returning means the core has received the batch, not that it
   # handled it: handling is confirmed per line by `CoreEvent.ack`. A core that is shutting down
-  # returns without handling anything, and the proxy submits the unacknowledged lines again.
+  # fails the call (disconnected) without handling anything; the proxy then submits the
+  # unacknowledged lines, and announces sessions whose `opened` it could not deliver, to the
+  # next core.
 }
 
 struct ProxyEvent {

@@ -60,6 +60,8 @@ pub struct LinkConfig {
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_CAP: Duration = Duration::from_millis(100);
+/// How long a core that refused input may take to finish and close the link.
+const STOPPING_CORE_GRACE: Duration = Duration::from_secs(10);
 /// A core that refuses us (version mismatch) will not change its mind every 100 ms.
 const REFUSED_RETRY: Duration = Duration::from_secs(2);
 
@@ -178,6 +180,7 @@ async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
         match UnixStream::connect(&config.socket).await {
             Ok(stream) => {
                 logged_waiting = false;
+                let connected = Instant::now();
                 let outcome = run_connection(stream, &shell, &config).await;
                 {
                     let mut shell = shell.borrow_mut();
@@ -185,20 +188,21 @@ async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
                     shell.flush();
                 }
                 match outcome {
-                    Ok(()) => {
-                        info!("link to the core closed; reconnecting");
-                        backoff = BACKOFF_FIRST;
-                        continue;
+                    Ok(()) => info!("link to the core closed; reconnecting"),
+                    Err(LinkError::Broken(reason)) => {
+                        info!("link to the core lost ({reason}); reconnecting")
                     }
                     Err(LinkError::Refused(reason)) => {
                         tracing::error!("the core refused this proxy: {reason}");
                         tokio::time::sleep(REFUSED_RETRY).await;
                         continue;
                     }
-                    Err(LinkError::Broken(reason)) => {
-                        info!("link to the core lost ({reason}); reconnecting");
-                        backoff = BACKOFF_FIRST;
-                    }
+                }
+                // After a link that worked, the next core is expected at once; a link that
+                // failed straight away must not turn into a busy loop.
+                if connected.elapsed() > Duration::from_secs(1) {
+                    backoff = BACKOFF_FIRST;
+                    continue;
                 }
             }
             Err(error) => {
@@ -300,10 +304,20 @@ async fn run_connection(
         futures::select! {
             result = request.send().promise.fuse() => {
                 if let Err(error) = result {
+                    shell.borrow_mut().relay.not_delivered(&batch);
+                    // A stopping core refuses input but still delivers what it finished:
+                    // stay until it closes the link, so none of that output is lost.
+                    futures::select! {
+                        _ = rpc_done => {}
+                        () = tokio::time::sleep(STOPPING_CORE_GRACE).fuse() => {}
+                    }
                     return Err(LinkError::Broken(error.to_string()));
                 }
             }
-            _ = rpc_done => return Ok(()),
+            _ = rpc_done => {
+                shell.borrow_mut().relay.not_delivered(&batch);
+                return Ok(());
+            }
         }
     }
 }

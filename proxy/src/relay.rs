@@ -262,9 +262,23 @@ impl Relay {
                 noticed: false,
             };
         }
-        self.outbox.clear();
+        let unsent = std::mem::take(&mut self.outbox);
+        self.not_delivered(&unsent);
         for slot in self.sessions.values_mut() {
             slot.sent_seq = slot.acked_seq;
+        }
+    }
+
+    /// A submitted batch may not have reached the core (the call failed). Lines need nothing
+    /// here (unacknowledged lines are resent anyway), but a session whose `Opened` was lost
+    /// must be announced to the next core, or its player would never see the welcome.
+    pub fn not_delivered(&mut self, batch: &[Submit]) {
+        for submit in batch {
+            if let Submit::Opened { session, .. } = submit
+                && let Some(slot) = self.sessions.get_mut(session)
+            {
+                slot.announced = false;
+            }
         }
     }
 
@@ -424,6 +438,7 @@ mod tests {
         let now = Instant::now();
         let mut relay = up_relay(now);
         relay.opened(7, info());
+        relay.take_submits();
         relay.delivered(Delivered::State {
             session: 7,
             state: b"char=3".to_vec(),
@@ -469,6 +484,41 @@ mod tests {
     }
 
     #[test]
+    fn a_session_whose_opening_was_lost_is_announced_to_the_next_core() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(2, info());
+        let batch = relay.take_submits();
+        relay.not_delivered(&batch);
+        relay.detached(now);
+        assert!(relay.snapshots().is_empty(), "not restored silently");
+        relay.attached();
+        assert_eq!(
+            relay.take_submits(),
+            vec![Submit::Opened {
+                session: 2,
+                info: info()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_opening_queued_but_never_sent_is_announced_to_the_next_core() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(3, info());
+        relay.detached(now);
+        relay.attached();
+        assert_eq!(
+            relay.take_submits(),
+            vec![Submit::Opened {
+                session: 3,
+                info: info()
+            }]
+        );
+    }
+
+    #[test]
     fn a_session_closed_during_the_gap_still_delivers_its_lines_then_closes() {
         let now = Instant::now();
         let mut relay = up_relay(now);
@@ -495,6 +545,7 @@ mod tests {
         let start = Instant::now();
         let mut relay = up_relay(start);
         relay.opened(1, info());
+        relay.take_submits();
         relay.detached(start);
         relay.tick(start + Duration::from_millis(500));
         assert!(relay.take_for_sessions().is_empty());
