@@ -165,30 +165,49 @@ impl Tether {
 
     /// The running core's pid, from `tether status`.
     pub fn core_pid(&self) -> i32 {
+        self.child_pid("core")
+    }
+
+    /// The running proxy's pid, from `tether status`.
+    pub fn proxy_pid(&self) -> i32 {
+        self.child_pid("proxy")
+    }
+
+    fn child_pid(&self, role: &str) -> i32 {
         let (ok, text) = self.ctl(&["status"]);
         assert!(ok, "tether status failed: {text}");
-        pid_after(&text, "core").unwrap_or_else(|| panic!("no core pid in status:\n{text}"))
+        pid_after(&text, role).unwrap_or_else(|| panic!("no {role} pid in status:\n{text}"))
     }
 
     /// Waits until a core other than `old` is running and answering status.
     pub fn wait_for_new_core(&self, old: i32) -> i32 {
-        wait_for("a new core", || {
+        self.wait_for_new_child("core", old)
+    }
+
+    /// Waits until a proxy other than `old` is running.
+    pub fn wait_for_new_proxy(&self, old: i32) -> i32 {
+        self.wait_for_new_child("proxy", old)
+    }
+
+    fn wait_for_new_child(&self, role: &str, old: i32) -> i32 {
+        wait_for(&format!("a new {role}"), || {
             let (ok, text) = self.ctl(&["status"]);
             if !ok {
                 return None;
             }
-            pid_after(&text, "core").filter(|&pid| pid != old && pid > 0)
+            pid_after(&text, role).filter(|&pid| pid != old && pid > 0)
         })
     }
 
-    pub fn supervisor_pid(&self) -> i32 {
-        self.supervisor.id() as i32
+    /// Sends `signal` to the supervisor.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.supervisor.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signalling the supervisor");
     }
 
     /// Sends `signal` to the supervisor and waits for it to exit.
     pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.supervisor.id() as i32);
-        nix::sys::signal::kill(pid, signal).expect("signalling the supervisor");
+        self.signal(signal);
         wait_for("the supervisor to exit", || {
             self.supervisor.try_wait().expect("waiting for tether")
         })
