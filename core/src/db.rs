@@ -10,8 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-/// Schema steps in order; `PRAGMA user_version` counts how many have been applied.
-const MIGRATIONS: &[&str] = &[r#"
+/// Schema steps in order; `PRAGMA user_version` counts how many have been applied. Steps are
+/// never edited once released, only added: a database is brought up to date by running the
+/// ones it has not seen.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts and their characters.
+    r#"
     CREATE TABLE accounts (
         id            INTEGER PRIMARY KEY,
         name          TEXT    NOT NULL,
@@ -27,7 +31,14 @@ const MIGRATIONS: &[&str] = &[r#"
         room       TEXT    NOT NULL,
         title      TEXT    NOT NULL DEFAULT ''
     );
-"#];
+"#,
+    // 2: display settings. The defaults are what every character had before: wrapped text,
+    // colours as the client allows. `color` holds `ColorChoice::word`.
+    r#"
+    ALTER TABLE characters ADD COLUMN wrap  INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE characters ADD COLUMN color TEXT    NOT NULL DEFAULT 'auto';
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -71,6 +82,10 @@ pub struct CharacterRecord {
     pub room: String,
     pub title: String,
     pub is_admin: bool,
+    /// Whether the proxy wraps this player's text.
+    pub wrap: bool,
+    /// The player's colour setting, as the game spells it.
+    pub color: String,
 }
 
 /// What a login needs to check a password.
@@ -204,13 +219,15 @@ impl Db {
             room: room.to_owned(),
             title: String::new(),
             is_admin,
+            wrap: true,
+            color: "auto".to_owned(),
         })
     }
 
     pub fn character(&self, id: i64) -> Result<Option<CharacterRecord>, DbError> {
         self.conn
             .query_row(
-                "SELECT c.id, c.account_id, c.name, c.room, c.title, a.is_admin
+                "SELECT c.id, c.account_id, c.name, c.room, c.title, a.is_admin, c.wrap, c.color
                  FROM characters c JOIN accounts a ON a.id = c.account_id
                  WHERE c.id = ?1",
                 [id],
@@ -222,6 +239,8 @@ impl Db {
                         room: row.get(3)?,
                         title: row.get(4)?,
                         is_admin: row.get(5)?,
+                        wrap: row.get(6)?,
+                        color: row.get(7)?,
                     })
                 },
             )
@@ -246,6 +265,16 @@ impl Db {
                 params![character_id, title],
             )
             .context("saving a character's title")?;
+        Ok(())
+    }
+
+    pub fn set_display(&self, character_id: i64, wrap: bool, color: &str) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE characters SET wrap = ?2, color = ?3 WHERE id = ?1",
+                params![character_id, wrap, color],
+            )
+            .context("saving a character's display settings")?;
         Ok(())
     }
 }
@@ -309,14 +338,55 @@ mod tests {
         assert!(!format!("{creds:?}").contains("hash-a"));
         assert!(db.credentials("carol").unwrap().is_none());
 
+        assert_eq!(db.character(bob.id).unwrap().unwrap(), bob);
         db.set_room(bob.id, "tavern").unwrap();
         db.set_title(bob.id, "the Bold").unwrap();
+        db.set_display(bob.id, false, "256").unwrap();
         let loaded = db.character(bob.id).unwrap().unwrap();
         assert_eq!(
             (loaded.room.as_str(), loaded.title.as_str()),
             ("tavern", "the Bold")
         );
+        assert_eq!((loaded.wrap, loaded.color.as_str()), (false, "256"));
         assert!(db.character(999).unwrap().is_none());
+    }
+
+    #[test]
+    fn version_1_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("game.db");
+        {
+            // What a core from before display settings left behind.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO accounts (name, name_key, password_hash, is_admin, created_at)
+                 VALUES ('Alice', 'alice', 'h', 1, 0);
+                 INSERT INTO characters (account_id, name, room, title)
+                 VALUES (1, 'Alice', 'tavern', 'the Old');",
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let alice = db.character(1).unwrap().unwrap();
+        assert_eq!(
+            (alice.room.as_str(), alice.title.as_str(), alice.is_admin),
+            ("tavern", "the Old", true)
+        );
+        assert_eq!((alice.wrap, alice.color.as_str()), (true, "auto"));
+        db.set_display(1, false, "none").unwrap();
+        drop(db);
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        drop(conn);
+        // Opening again runs nothing twice and keeps the setting.
+        let db = Db::open(&path).unwrap();
+        assert!(!db.character(1).unwrap().unwrap().wrap);
     }
 
     #[test]

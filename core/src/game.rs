@@ -9,12 +9,13 @@
 //! makes a core restart invisible to players.
 
 mod commands;
+mod gmcp;
 mod login;
 mod msg;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use tether_protocol::SessionKey;
@@ -31,14 +32,97 @@ const MAX_QUEUED_LINES: usize = 256;
 /// Something to deliver to one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
-    /// Text for the player; lines are separated by `\n`, the last one has no line end.
+    /// Colour markup ([`tether_protocol::markup`]) for the player; lines are separated by
+    /// `\n`, the last one has no line end.
     Text(String),
+    /// Markup shown without a line end, where the player's typing goes; the proxy ends it the
+    /// way the client understands (IAC EOR or GA). Every handled line gets one, just before
+    /// its [`Outgoing::Ack`].
+    Prompt(String),
+    /// `true`: the client should stop echoing what the player types (a password follows);
+    /// `false`: echo again. Every `true` is followed by a `false`, and neither is repeated.
+    HideInput(bool),
+    /// A GMCP message for clients that asked for its package; others never see it.
+    Gmcp { package: String, json: String },
+    /// How the player wants text shown, sent at login and when they change it.
+    Display(DisplayPrefs),
     /// An opaque blob for the proxy to keep and hand back with the session after a restart.
     State(Vec<u8>),
     /// Every line up to and including this sequence number has been handled.
     Ack(u64),
-    /// Close the connection after showing this reason.
+    /// Close the connection after showing this reason (plain text, no markup).
     Disconnect(String),
+}
+
+/// A player's display settings, kept with their character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayPrefs {
+    /// Whether the proxy wraps text to the client's width.
+    pub wrap: bool,
+    pub color: ColorChoice,
+}
+
+impl Default for DisplayPrefs {
+    fn default() -> DisplayPrefs {
+        DisplayPrefs {
+            wrap: true,
+            color: ColorChoice::Auto,
+        }
+    }
+}
+
+/// How much colour the proxy should send a player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// Whatever the client says it can show.
+    #[default]
+    Auto,
+    None,
+    Ansi16,
+    Ansi256,
+    TrueColor,
+}
+
+impl ColorChoice {
+    /// The word players type in `config color <word>`, also how the database stores it.
+    pub fn word(self) -> &'static str {
+        match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::None => "none",
+            ColorChoice::Ansi16 => "16",
+            ColorChoice::Ansi256 => "256",
+            ColorChoice::TrueColor => "truecolor",
+        }
+    }
+
+    /// Reads [`ColorChoice::word`] and a few spellings players are likely to try.
+    pub fn from_word(word: &str) -> Option<ColorChoice> {
+        Some(match word.to_ascii_lowercase().as_str() {
+            "auto" => ColorChoice::Auto,
+            "none" | "off" => ColorChoice::None,
+            "16" | "ansi" | "ansi16" => ColorChoice::Ansi16,
+            "256" | "ansi256" | "xterm256" => ColorChoice::Ansi256,
+            "truecolor" | "truecolour" | "24bit" | "rgb" => ColorChoice::TrueColor,
+            _ => return None,
+        })
+    }
+}
+
+/// What the proxy learned about a session's client through telnet negotiation. Every field
+/// came from the client, so none of it is trusted or shown unescaped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_name: Option<String>,
+    pub client_version: Option<String>,
+    pub terminal_type: Option<String>,
+    /// The MTTS capability bits, as the client announced them.
+    pub mtts: Option<u32>,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    /// Empty if unknown.
+    pub charset: String,
+    pub screen_reader: bool,
+    pub gmcp: bool,
 }
 
 /// Something only the shell can do, asked for by an administrator.
@@ -73,12 +157,45 @@ impl Outbox {
     fn text(&mut self, key: SessionKey, text: impl Into<String>) {
         self.push(key, Outgoing::Text(text.into()));
     }
+
+    fn gmcp(&mut self, key: SessionKey, message: Option<Outgoing>) {
+        if let Some(message) = message {
+            self.push(key, message);
+        }
+    }
 }
 
-/// The blob the proxy keeps for a logged-in session.
-#[derive(Serialize, Deserialize)]
+/// The blob the proxy keeps for a session: who is logged in, or whose password the next
+/// line is. A guest with neither has an empty blob.
+#[derive(Serialize, Deserialize, Default)]
 struct StateBlob {
-    character: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    character: Option<i64>,
+    /// Kept here so that a core restarted between the prompt and the answer still treats
+    /// the answer as a password, never as a command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_for: Option<SecretFor>,
+    /// The password line came in and is being checked, and the proxy was told to show input
+    /// again; a restarted core gets the line again but must not repeat that.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    checking: bool,
+}
+
+impl StateBlob {
+    fn encode(&self) -> Vec<u8> {
+        if self.character.is_none() && self.password_for.is_none() {
+            return Vec::new();
+        }
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Whose password the next line is, after a `connect <name>` or `create <name>` without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SecretFor {
+    Connect(String),
+    Create(String),
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +205,28 @@ struct Player {
     room: String,
     title: String,
     is_admin: bool,
+    vitals: Vitals,
+    display: DisplayPrefs,
+}
+
+/// Demo vitals: nothing wears them down yet, but clients can already show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Vitals {
+    hp: u32,
+    max_hp: u32,
+    mp: u32,
+    max_mp: u32,
+}
+
+impl Vitals {
+    fn full() -> Vitals {
+        Vitals {
+            hp: 100,
+            max_hp: 100,
+            mp: 100,
+            max_mp: 100,
+        }
+    }
 }
 
 struct Session {
@@ -96,6 +235,13 @@ struct Session {
     closing: bool,
     pending: Option<Pending>,
     queue: VecDeque<(u64, String)>,
+    /// The next line is this password.
+    secret: Option<SecretFor>,
+    /// The proxy's blob still names a password to wait for, even if the line came in: it is
+    /// replaced only once that line is fully handled, in step with its ack.
+    secret_in_blob: bool,
+    /// We told the proxy to hide input and have not told it to show input again.
+    input_hidden: bool,
 }
 
 impl Session {
@@ -105,6 +251,9 @@ impl Session {
             closing: false,
             pending: None,
             queue: VecDeque::new(),
+            secret: None,
+            secret_in_blob: false,
+            input_hidden: false,
         }
     }
 }
@@ -125,6 +274,9 @@ pub struct Game {
     world: World,
     db: Db,
     sessions: BTreeMap<SessionKey, Session>,
+    /// Apart from `sessions` because the proxy may report a client before or after it opens
+    /// or restores the session.
+    clients: BTreeMap<SessionKey, ClientInfo>,
     /// Tells a job's result apart from that of an older job for the same session key.
     next_ticket: u64,
 }
@@ -135,6 +287,7 @@ impl Game {
             world,
             db,
             sessions: BTreeMap::new(),
+            clients: BTreeMap::new(),
             next_ticket: 1,
         }
     }
@@ -147,16 +300,53 @@ impl Game {
         self.sessions.len()
     }
 
+    /// Characters in the game, not counting connections on their way out.
+    pub fn players_online(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| !s.closing && s.player.is_some())
+            .count()
+    }
+
+    /// What the proxy answers MSSP requests with, apart from what only it knows (uptime,
+    /// ports, protocols).
+    pub fn mssp(&self) -> Vec<(String, String)> {
+        let world = tether_protocol::markup::plain(self.world.name());
+        [
+            ("NAME", world),
+            ("PLAYERS", self.players_online().to_string()),
+            ("CODEBASE", "tether".to_owned()),
+            ("FAMILY", "Custom".to_owned()),
+            ("LANGUAGE", "English".to_owned()),
+            ("GENRE", "Fantasy".to_owned()),
+            ("GAMEPLAY", "Social".to_owned()),
+            ("GAMESYSTEM", "None".to_owned()),
+            ("STATUS", "Alpha".to_owned()),
+            ("AREAS", self.world.area_count().to_string()),
+            ("ROOMS", self.world.rooms().count().to_string()),
+            ("LEVELS", "0".to_owned()),
+            ("CLASSES", "0".to_owned()),
+            ("RACES", "0".to_owned()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+    }
+
     pub fn session_opened(&mut self, key: SessionKey, remote_addr: &str, out: &mut Outbox) {
         tracing::info!(?key, remote_addr, "session opened");
         if self.sessions.insert(key, Session::new(None)).is_some() {
             tracing::warn!(?key, "session opened twice; starting it over");
         }
         out.text(key, msg::banner(self.world.name()));
+        self.prompt(key, out);
     }
 
+    /// Restores a session from the blob the proxy kept. Emits nothing for the session itself:
+    /// its player saw no interruption, and the proxy kept their display settings, input echo
+    /// and GMCP state.
     pub fn session_restored(&mut self, key: SessionKey, state: &[u8], out: &mut Outbox) {
-        let player = self.player_from_blob(key, state);
+        let (player, secret, checking) = self.restore_blob(key, state);
         if let Some(player) = &player {
             // Only possible if the proxy lost track of a takeover; the restored session wins.
             if let Some(other) = self.session_of(player.id).filter(|k| *k != key) {
@@ -164,22 +354,39 @@ impl Game {
             }
         }
         tracing::debug!(?key, logged_in = player.is_some(), "session restored");
-        self.sessions.insert(key, Session::new(player));
+        let mut session = Session::new(player);
+        if secret.is_some() {
+            session.input_hidden = !checking;
+            session.secret_in_blob = true;
+            session.secret = secret;
+        }
+        self.sessions.insert(key, session);
+    }
+
+    /// What the proxy knows about a session's client; sent when the session opens or is
+    /// restored and whenever the client tells the proxy something new.
+    pub fn session_client(&mut self, key: SessionKey, info: ClientInfo) {
+        tracing::debug!(?key, ?info, "client info");
+        self.clients.insert(key, info);
     }
 
     pub fn session_closed(&mut self, key: SessionKey, out: &mut Outbox) {
+        self.clients.remove(&key);
         let Some(session) = self.sessions.remove(&key) else {
             return;
         };
         if let Some(player) = session.player {
             tracing::info!(?key, name = %player.name, "left the game");
+            let mark = out.events.len();
             self.tell_room(&player.room, key, &msg::left_game(&player.name), out);
+            self.prompt_bystanders(mark, key, out);
         } else {
             tracing::info!(?key, "session closed");
         }
     }
 
     pub fn proxy_detached(&mut self, proxy: u64) {
+        self.clients.retain(|key, _| key.proxy != proxy);
         let before = self.sessions.len();
         self.sessions.retain(|key, _| key.proxy != proxy);
         tracing::info!(
@@ -190,6 +397,12 @@ impl Game {
     }
 
     pub fn line(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
+        let mark = out.events.len();
+        self.line_inner(key, seq, text, out);
+        self.prompt_bystanders(mark, key, out);
+    }
+
+    fn line_inner(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
         let session = self.sessions.entry(key).or_insert_with(|| {
             tracing::warn!(
                 ?key,
@@ -205,9 +418,8 @@ impl Game {
             session.queue.push_back((seq, text.to_owned()));
         } else {
             tracing::warn!(?key, "input queue overflow while logging in; disconnecting");
-            session.closing = true;
             session.queue.clear();
-            out.push(key, Outgoing::Disconnect(msg::too_much_input().to_owned()));
+            self.disconnect(key, msg::too_much_input(), out);
         }
     }
 
@@ -228,19 +440,27 @@ impl Game {
         let Some(pending) = session.pending.take() else {
             return;
         };
+        let mark = out.events.len();
         if !session.closing {
+            // Normally done when the password line came in; here in case anything ever keeps
+            // input hidden through the check, since the outcome's text must not follow an
+            // unechoed password on the same line.
+            self.reveal_input(key, out);
             login::finish(self, key, pending.purpose, done.outcome, out);
         }
-        out.push(key, Outgoing::Ack(pending.seq));
+        self.finish_line(key, pending.seq, out);
         self.drain_queue(key, out);
+        self.prompt_bystanders(mark, key, out);
     }
 
     fn handle_line(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
-        let Some(session) = self.sessions.get(&key) else {
+        let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
         if !session.closing {
-            if session.player.is_some() {
+            if let Some(secret) = session.secret.take() {
+                login::secret_line(self, key, seq, secret, text, out);
+            } else if session.player.is_some() {
                 commands::play(self, key, text, out);
             } else {
                 login::guest(self, key, seq, text, out);
@@ -249,7 +469,110 @@ impl Game {
         // A line that started a password job is acknowledged when the job is done.
         let waiting = self.sessions.get(&key).is_some_and(|s| s.pending.is_some());
         if !waiting {
-            out.push(key, Outgoing::Ack(seq));
+            self.finish_line(key, seq, out);
+        }
+    }
+
+    /// Closes off a handled line: settles a password that was being waited for, shows a
+    /// prompt and acknowledges the line.
+    fn finish_line(&mut self, key: SessionKey, seq: u64, out: &mut Outbox) {
+        if let Some(session) = self.sessions.get_mut(&key)
+            && session.secret.is_none()
+        {
+            self.reveal_input(key, out);
+            self.forget_secret_blob(key, out);
+        }
+        self.prompt(key, out);
+        out.push(key, Outgoing::Ack(seq));
+    }
+
+    /// Shows the session the prompt that fits where it is; nothing if it is closing.
+    fn prompt(&self, key: SessionKey, out: &mut Outbox) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if session.closing {
+            return;
+        }
+        let prompt = match (&session.secret, &session.player) {
+            (Some(SecretFor::Connect(_)), _) => msg::password_prompt(),
+            (Some(SecretFor::Create(_)), _) => msg::new_password_prompt(),
+            (None, Some(player)) => msg::prompt(&player.vitals),
+            (None, None) => msg::login_prompt(),
+        };
+        out.push(key, Outgoing::Prompt(prompt));
+    }
+
+    /// Gives a fresh prompt to everyone other than `except` who was shown text since
+    /// `out.events[mark]`: their old prompt has scrolled away above it.
+    fn prompt_bystanders(&self, mark: usize, except: SessionKey, out: &mut Outbox) {
+        let shown: BTreeSet<SessionKey> = out.events[mark.min(out.events.len())..]
+            .iter()
+            .filter(|(k, e)| *k != except && matches!(e, Outgoing::Text(_)))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in shown {
+            self.prompt(key, out);
+        }
+    }
+
+    /// Asks the proxy to hide the player's typing (the next line is a password).
+    fn hide_input(&mut self, key: SessionKey, out: &mut Outbox) {
+        if let Some(session) = self.sessions.get_mut(&key)
+            && !session.input_hidden
+        {
+            session.input_hidden = true;
+            out.push(key, Outgoing::HideInput(true));
+        }
+    }
+
+    /// Undoes [`Game::hide_input`]; a no-op unless input is hidden, so it is safe anywhere.
+    fn reveal_input(&mut self, key: SessionKey, out: &mut Outbox) {
+        if let Some(session) = self.sessions.get_mut(&key)
+            && session.input_hidden
+        {
+            session.input_hidden = false;
+            out.push(key, Outgoing::HideInput(false));
+        }
+    }
+
+    /// Tells the proxy a guest is no longer waiting to type a password.
+    fn forget_secret_blob(&mut self, key: SessionKey, out: &mut Outbox) {
+        if let Some(session) = self.sessions.get_mut(&key)
+            && session.secret_in_blob
+        {
+            session.secret_in_blob = false;
+            if session.player.is_none() && !session.closing {
+                out.push(key, Outgoing::State(StateBlob::default().encode()));
+            }
+        }
+    }
+
+    /// Starts waiting for a password on the next line.
+    fn ask_secret(&mut self, key: SessionKey, secret: SecretFor, out: &mut Outbox) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let blob = StateBlob {
+            password_for: Some(secret.clone()),
+            ..StateBlob::default()
+        };
+        session.secret = Some(secret);
+        session.secret_in_blob = true;
+        out.push(key, Outgoing::State(blob.encode()));
+        self.hide_input(key, out);
+    }
+
+    /// Sends the last words and stops handling the session's input. Input that was hidden is
+    /// shown again first, so the player's terminal is not left without echo.
+    fn disconnect(&mut self, key: SessionKey, reason: &str, out: &mut Outbox) {
+        self.reveal_input(key, out);
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if !session.closing {
+            session.closing = true;
+            out.push(key, Outgoing::Disconnect(reason.to_owned()));
         }
     }
 
@@ -289,32 +612,37 @@ impl Game {
         out.jobs.push(PasswordJob { key, ticket, work });
     }
 
-    fn player_from_blob(&mut self, key: SessionKey, state: &[u8]) -> Option<Player> {
+    /// The player, or else the password awaited and whether its line is already being checked.
+    fn restore_blob(
+        &mut self,
+        key: SessionKey,
+        state: &[u8],
+    ) -> (Option<Player>, Option<SecretFor>, bool) {
         if state.is_empty() {
-            return None;
+            return (None, None, false);
         }
         let blob: StateBlob = match serde_json::from_slice(state) {
             Ok(blob) => blob,
             Err(error) => {
                 tracing::warn!(?key, %error, "unreadable session state; session is logged out");
-                return None;
+                return (None, None, false);
             }
         };
-        match self.db.character(blob.character) {
+        let Some(id) = blob.character else {
+            return (None, blob.password_for, blob.checking);
+        };
+        let player = match self.db.character(id) {
             Ok(Some(record)) => Some(self.player_from_record(record)),
             Ok(None) => {
-                tracing::warn!(
-                    ?key,
-                    id = blob.character,
-                    "restored character no longer exists"
-                );
+                tracing::warn!(?key, id, "restored character no longer exists");
                 None
             }
             Err(error) => {
                 tracing::error!(?key, error = %chain(&error), "cannot load restored character");
                 None
             }
-        }
+        };
+        (player, None, false)
     }
 
     /// Builds the in-game player, moving it to the start room if its room left the world.
@@ -328,12 +656,21 @@ impl Game {
             }
             room = start;
         }
+        let color = ColorChoice::from_word(&record.color).unwrap_or_else(|| {
+            tracing::warn!(name = %record.name, color = %record.color, "unknown colour setting");
+            ColorChoice::Auto
+        });
         Player {
             id: record.id,
             name: record.name,
             room,
             title: record.title,
             is_admin: record.is_admin,
+            vitals: Vitals::full(),
+            display: DisplayPrefs {
+                wrap: record.wrap,
+                color,
+            },
         }
     }
 
@@ -343,13 +680,12 @@ impl Game {
             return;
         };
         session.player = None;
-        if !session.closing {
-            session.closing = true;
-            out.push(
-                key,
-                Outgoing::Disconnect(msg::logged_in_elsewhere().to_owned()),
-            );
-        }
+        self.disconnect(key, msg::logged_in_elsewhere(), out);
+    }
+
+    /// What the proxy told us about the session's client (nothing yet: all unknown).
+    fn client(&self, key: SessionKey) -> ClientInfo {
+        self.clients.get(&key).cloned().unwrap_or_default()
     }
 
     fn player(&self, key: SessionKey) -> Option<&Player> {

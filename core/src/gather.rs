@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tether_protocol::SessionKey;
 
+use crate::game::ClientInfo;
+
 /// How long input may wait for a proxy that does not come back.
 pub const GRACE: Duration = Duration::from_millis(500);
 
@@ -30,6 +32,10 @@ pub enum Input {
     },
     Closed {
         key: SessionKey,
+    },
+    Client {
+        key: SessionKey,
+        info: ClientInfo,
     },
 }
 

@@ -19,13 +19,15 @@ use std::time::{Duration, Instant};
 
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
 use tether_protocol::SessionKey;
-use tether_protocol::link_capnp::{core, link, proxy, proxy_event, session_snapshot};
+use tether_protocol::link_capnp::{
+    self as link_capnp, client_info, core, link, proxy, proxy_event, session_snapshot,
+};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, info, warn};
 
-use crate::game::{AdminRequest, Game, Outbox, Outgoing};
+use crate::game::{AdminRequest, ClientInfo, ColorChoice, Game, Outbox, Outgoing};
 use crate::gather::{self, Gathering, Input};
 
 /// How long a stopping core waits for in-flight work before giving up on it.
@@ -38,6 +40,8 @@ struct Port {
     queue: Vec<(u64, Outgoing)>,
     wake: Rc<Notify>,
     delivering: bool,
+    /// The MSSP facts this proxy has, to send them again only when they change.
+    mssp_sent: Option<Vec<(String, String)>>,
 }
 
 struct CoreState {
@@ -72,6 +76,7 @@ impl CoreState {
             }
             Input::Line { key, seq, text } => self.game.line(key, seq, &text, outbox),
             Input::Closed { key } => self.game.session_closed(key, outbox),
+            Input::Client { key, info } => self.game.session_client(key, info),
         }
     }
 
@@ -324,7 +329,10 @@ async fn ask_supervisor(
         warn!(command, %failure, "admin request failed");
         shared.borrow_mut().send(
             requester,
-            Outgoing::Text(format!("The {command} did not happen: {failure}")),
+            Outgoing::Text(format!(
+                "The {command} did not happen: {}",
+                tether_protocol::markup::escape(&failure)
+            )),
         );
     }
 }
@@ -333,35 +341,35 @@ async fn ask_supervisor(
 async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) {
     loop {
         wake.notified().await;
-        let (client, batch) = {
+        let (client, batch, status) = {
             let mut state = shared.borrow_mut();
+            let mssp = state.game.mssp();
             let Some(port) = state.proxies.get_mut(&proxy_id) else {
                 return;
             };
             if port.generation != generation {
                 return;
             }
-            if port.queue.is_empty() {
+            // MSSP facts (player count...) travel only when they changed.
+            let status = (port.mssp_sent.as_ref() != Some(&mssp)).then_some(mssp);
+            if port.queue.is_empty() && status.is_none() {
                 continue;
             }
             port.delivering = true;
-            (port.client.clone(), std::mem::take(&mut port.queue))
+            (port.client.clone(), std::mem::take(&mut port.queue), status)
         };
-        let mut request = client.deliver_request();
-        {
-            let mut events = request.get().init_events(batch.len() as u32);
-            for (i, (session, outgoing)) in batch.iter().enumerate() {
-                let mut event = events.reborrow().get(i as u32);
-                event.set_session(*session);
-                match outgoing {
-                    Outgoing::Text(text) => event.set_output(text.as_str()),
-                    Outgoing::Ack(seq) => event.set_ack(*seq),
-                    Outgoing::State(blob) => event.set_state(blob),
-                    Outgoing::Disconnect(reason) => event.set_disconnect(reason.as_str()),
-                }
+        let mut result = Ok(());
+        if let Some(status) = status {
+            result = send_game_status(&client, &status).await;
+            if result.is_ok()
+                && let Some(port) = shared.borrow_mut().proxies.get_mut(&proxy_id)
+            {
+                port.mssp_sent = Some(status);
             }
         }
-        let result = request.send().promise.await;
+        if result.is_ok() && !batch.is_empty() {
+            result = deliver(&client, &batch).await;
+        }
         let mut state = shared.borrow_mut();
         if let Some(port) = state.proxies.get_mut(&proxy_id)
             && port.generation == generation
@@ -374,6 +382,54 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
             return;
         }
     }
+}
+
+async fn deliver(client: &proxy::Client, batch: &[(u64, Outgoing)]) -> Result<(), capnp::Error> {
+    let mut request = client.deliver_request();
+    let mut events = request.get().init_events(batch.len() as u32);
+    for (i, (session, outgoing)) in batch.iter().enumerate() {
+        let mut event = events.reborrow().get(i as u32);
+        event.set_session(*session);
+        match outgoing {
+            Outgoing::Text(text) => event.set_output(text.as_str()),
+            Outgoing::Prompt(text) => event.set_prompt(text.as_str()),
+            Outgoing::HideInput(hide) => event.set_hide_input(*hide),
+            Outgoing::Gmcp { package, json } => {
+                let mut gmcp = event.init_gmcp();
+                gmcp.set_package(package.as_str());
+                gmcp.set_json(json.as_str());
+            }
+            Outgoing::Display(prefs) => {
+                let mut display = event.init_display();
+                display.set_wrap(prefs.wrap);
+                display.set_color(match prefs.color {
+                    ColorChoice::Auto => link_capnp::ColorChoice::Auto,
+                    ColorChoice::None => link_capnp::ColorChoice::None,
+                    ColorChoice::Ansi16 => link_capnp::ColorChoice::Ansi16,
+                    ColorChoice::Ansi256 => link_capnp::ColorChoice::Ansi256,
+                    ColorChoice::TrueColor => link_capnp::ColorChoice::TrueColor,
+                });
+            }
+            Outgoing::Ack(seq) => event.set_ack(*seq),
+            Outgoing::State(blob) => event.set_state(blob),
+            Outgoing::Disconnect(reason) => event.set_disconnect(reason.as_str()),
+        }
+    }
+    request.send().promise.await.map(drop)
+}
+
+async fn send_game_status(
+    client: &proxy::Client,
+    mssp: &[(String, String)],
+) -> Result<(), capnp::Error> {
+    let mut request = client.game_status_request();
+    let mut vars = request.get().init_mssp(mssp.len() as u32);
+    for (i, (name, value)) in mssp.iter().enumerate() {
+        let mut var = vars.reborrow().get(i as u32);
+        var.set_name(name.as_str());
+        var.set_value(value.as_str());
+    }
+    request.send().promise.await.map(drop)
 }
 
 /// The bootstrap capability: one per link connection.
@@ -433,6 +489,7 @@ impl CoreServer {
                     queue: Vec::new(),
                     wake: wake.clone(),
                     delivering: false,
+                    mssp_sent: None,
                 },
             );
             if let Some(gathering) = &mut state.gathering {
@@ -442,6 +499,7 @@ impl CoreServer {
             (generation, wake, state.name.clone())
         };
         self.attached.set(Some((proxy_id, generation)));
+        wake.notify_one();
         tokio::task::spawn_local(pump(self.shared.clone(), proxy_id, generation, wake));
         dispatch(&self.shared, outbox);
         end_gathering(&self.shared);
@@ -473,7 +531,29 @@ fn restore(
         session: snapshot.get_session(),
     };
     game.session_restored(key, snapshot.get_state()?, outbox);
+    if snapshot.has_client() {
+        game.session_client(key, read_client(snapshot.get_client()?)?);
+    }
     Ok(())
+}
+
+fn read_client(info: client_info::Reader) -> Result<ClientInfo, capnp::Error> {
+    let text = |t: capnp::text::Reader| -> Result<Option<String>, capnp::Error> {
+        let t = t.to_str()?;
+        Ok((!t.is_empty()).then(|| t.to_string()))
+    };
+    let nonzero = |n: u16| (n != 0).then_some(n);
+    Ok(ClientInfo {
+        client_name: text(info.get_client_name()?)?,
+        client_version: text(info.get_client_version()?)?,
+        terminal_type: text(info.get_terminal_type()?)?,
+        mtts: (info.get_mtts() != 0).then_some(info.get_mtts()),
+        width: nonzero(info.get_width()),
+        height: nonzero(info.get_height()),
+        charset: info.get_charset()?.to_string()?,
+        screen_reader: info.get_screen_reader(),
+        gmcp: info.get_gmcp(),
+    })
 }
 
 /// Where one proxy submits input.
@@ -541,6 +621,10 @@ fn decode_inputs(
                 }
             }
             Ok(proxy_event::Closed(_)) => Input::Closed { key },
+            Ok(proxy_event::Client(info)) => Input::Client {
+                key,
+                info: read_client(info?)?,
+            },
             Err(capnp::NotInSchema(which)) => {
                 debug!(which, "ignoring a proxy event this core does not know");
                 continue;

@@ -8,12 +8,23 @@
 //! name = "Town Square"
 //! description = "..."
 //! exits = { north = "tavern", east = "market" }
+//! num = 1                   # optional: the room's number for client mappers
+//! area = "Old Town"         # optional: defaults to the world's name
+//! environment = "urban"     # optional: a terrain word mappers may colour by
 //! ```
 //!
 //! Rooms are referred to by their key (`square`); characters store that key, so renaming a key
 //! moves everyone who stood there to the start room on their next login.
+//!
+//! Room names and descriptions are colour markup (`{cyan}`, `{/}`; `{{` for a literal brace),
+//! written by the world's author and shown as they are.
+//!
+//! Client mappers (GMCP `Room.Info`) know rooms by number and keep their maps across sessions,
+//! so a room's number must not change when other rooms come or go. A room without an explicit
+//! `num` gets one computed from its key alone (see [`derived_num`]), never from its position
+//! among the other rooms; two rooms that end up with the same number are an error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -60,6 +71,14 @@ pub enum WorldError {
     EmptyRoomName(String),
     #[error("room \"{room}\": exit \"{exit}\" must be one lowercase word (a-z, 0-9, -)")]
     BadExitName { room: String, exit: String },
+    #[error("room \"{0}\": num must be between 1 and {MAX_NUM}")]
+    BadRoomNum(String),
+    #[error("rooms \"{first}\" and \"{second}\" both have num {num}; give one of them another num")]
+    DuplicateRoomNum {
+        first: String,
+        second: String,
+        num: u32,
+    },
     #[error("room \"{room}\": exit \"{exit}\" leads to \"{target}\", which is not a room")]
     UnknownExitTarget {
         room: String,
@@ -73,11 +92,16 @@ pub struct World {
     name: String,
     start: String,
     rooms: BTreeMap<String, Room>,
+    /// Counted once: MSSP asks for it on every delivery.
+    area_count: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct Room {
     id: String,
+    num: u32,
+    area: Option<String>,
+    environment: String,
     name: String,
     description: String,
     exits: Vec<Exit>,
@@ -104,6 +128,41 @@ struct RoomFile {
     description: String,
     #[serde(default)]
     exits: BTreeMap<String, String>,
+    num: Option<u32>,
+    area: Option<String>,
+    environment: Option<String>,
+}
+
+/// Mudlet keeps room numbers in a signed 32-bit integer and reserves 0 and below.
+const MAX_NUM: u32 = i32::MAX as u32;
+
+/// The number of a room whose file gives none: FNV-1a of its key, folded into `1..MAX_NUM`.
+///
+/// FNV-1a is spelled out here rather than taken from `std`'s hasher because that one is free
+/// to change between Rust releases, and these numbers live on in players' saved maps.
+pub fn derived_num(key: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in key.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    1 + hash % (MAX_NUM - 1)
+}
+
+fn room_num(id: &str, room: &RoomFile) -> Result<u32, WorldError> {
+    match room.num {
+        Some(num) if (1..=MAX_NUM).contains(&num) => Ok(num),
+        Some(_) => Err(WorldError::BadRoomNum(id.to_owned())),
+        None => Ok(derived_num(id)),
+    }
+}
+
+/// An optional text field: blank counts as absent.
+fn non_blank(text: &Option<String>) -> Option<String> {
+    text.as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 impl World {
@@ -116,7 +175,16 @@ impl World {
             return Err(WorldError::UnknownStart(file.start));
         }
         let mut rooms = BTreeMap::new();
+        let mut owners: BTreeMap<u32, &str> = BTreeMap::new();
         for (id, room) in &file.rooms {
+            let num = room_num(id, room)?;
+            if let Some(first) = owners.insert(num, id) {
+                return Err(WorldError::DuplicateRoomNum {
+                    first: first.to_owned(),
+                    second: id.clone(),
+                    num,
+                });
+            }
             if room.name.trim().is_empty() {
                 return Err(WorldError::EmptyRoomName(id.clone()));
             }
@@ -151,20 +219,30 @@ impl World {
                 id.clone(),
                 Room {
                     id: id.clone(),
+                    num,
+                    area: non_blank(&room.area),
+                    environment: non_blank(&room.environment).unwrap_or_default(),
                     name: room.name.trim().to_owned(),
                     description: room.description.trim().to_owned(),
                     exits,
                 },
             );
         }
+        let name = file
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "Tether".to_owned());
+        let areas: BTreeSet<&str> = rooms
+            .values()
+            .map(|room| room.area.as_deref().unwrap_or(&name))
+            .collect();
+        let area_count = areas.len();
         Ok(World {
-            name: file
-                .name
-                .map(|n| n.trim().to_owned())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "Tether".to_owned()),
+            name,
             start: file.start,
             rooms,
+            area_count,
         })
     }
 
@@ -179,7 +257,7 @@ impl World {
         })
     }
 
-    /// The world's display name, used in the banner.
+    /// The world's display name (markup), used in the banner.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -196,6 +274,16 @@ impl World {
     pub fn rooms(&self) -> impl Iterator<Item = &Room> {
         self.rooms.values()
     }
+
+    /// The area a room belongs to: its own, or else the world's name.
+    pub fn area_of<'a>(&'a self, room: &'a Room) -> &'a str {
+        room.area.as_deref().unwrap_or(&self.name)
+    }
+
+    /// How many distinct areas the rooms make up.
+    pub fn area_count(&self) -> usize {
+        self.area_count
+    }
 }
 
 impl Room {
@@ -204,10 +292,22 @@ impl Room {
         &self.id
     }
 
+    /// The stable number client mappers know this room by (see the module documentation).
+    pub fn num(&self) -> u32 {
+        self.num
+    }
+
+    /// A terrain word such as "urban" or "forest"; empty if the world file gives none.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Colour markup.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// Colour markup.
     pub fn description(&self) -> &str {
         &self.description
     }
@@ -328,6 +428,62 @@ mod tests {
             World::from_toml_str("start = \"a\"\n[rooms]"),
             Err(WorldError::NoRooms)
         ));
+    }
+
+    #[test]
+    fn room_nums_are_explicit_or_derived_from_the_key_alone() {
+        let world = World::from_toml_str(TWO_ROOMS).unwrap();
+        let a = world.room("a").unwrap().num();
+        assert_eq!(a, derived_num("a"));
+        assert!((1..=MAX_NUM).contains(&a));
+        // Adding a room that sorts first changes no other room's number.
+        let more = format!("{TWO_ROOMS}\n[rooms.aa0]\nname = \"X\"\ndescription = \"x\"\n");
+        let more = World::from_toml_str(&more).unwrap();
+        assert_eq!(more.room("a").unwrap().num(), a);
+        // Pinned values: a change here would scramble every player's saved map.
+        assert_eq!(derived_num(""), 0x811c_9dc5 % (MAX_NUM - 1) + 1);
+        assert_eq!(derived_num("square"), derived_num("square"));
+        assert_ne!(derived_num("square"), derived_num("tavern"));
+
+        let pinned = TWO_ROOMS.replace("name = \"Room B\"", "name = \"Room B\"\nnum = 7");
+        let pinned = World::from_toml_str(&pinned).unwrap();
+        assert_eq!(pinned.room("b").unwrap().num(), 7);
+        let clash = TWO_ROOMS.replace(
+            "name = \"Room B\"",
+            &format!("name = \"Room B\"\nnum = {a}"),
+        );
+        assert!(matches!(
+            World::from_toml_str(&clash),
+            Err(WorldError::DuplicateRoomNum { num, .. }) if num == a
+        ));
+        let zero = TWO_ROOMS.replace("name = \"Room B\"", "name = \"Room B\"\nnum = 0");
+        assert!(matches!(
+            World::from_toml_str(&zero),
+            Err(WorldError::BadRoomNum(room)) if room == "b"
+        ));
+    }
+
+    #[test]
+    fn areas_and_environments() {
+        let source = TWO_ROOMS.replace(
+            "name = \"Room B\"",
+            "name = \"Room B\"\narea = \"Cellars\"\nenvironment = \"cave\"",
+        );
+        let world = World::from_toml_str(&source).unwrap();
+        let (a, b) = (world.room("a").unwrap(), world.room("b").unwrap());
+        assert_eq!((world.area_of(a), a.environment()), ("Tether", ""));
+        assert_eq!((world.area_of(b), b.environment()), ("Cellars", "cave"));
+        assert_eq!(world.area_count(), 2);
+    }
+
+    #[test]
+    fn default_world_has_distinct_small_nums() {
+        let world = World::from_toml_str(DEFAULT_WORLD).unwrap();
+        let mut nums: Vec<u32> = world.rooms().map(Room::num).collect();
+        nums.sort_unstable();
+        nums.dedup();
+        assert_eq!(nums.len(), world.rooms().count());
+        assert!(nums.iter().all(|n| *n < 1000), "{nums:?}");
     }
 
     #[test]

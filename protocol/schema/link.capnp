@@ -16,7 +16,7 @@
 
 @0xb8d3c0e6a1f25c47;
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
 # Bumped whenever the meaning of this file changes. A proxy and a core that disagree refuse
 # each other at `attach` with a message naming both versions.
 
@@ -52,6 +52,21 @@ struct SessionSnapshot {
   info @1 :SessionInfo;
   state @2 :Data;         # the last blob the core asked to keep (`CoreEvent.state`); empty if none
   ackedSeq @3 :UInt64;    # the last line a core acknowledged; lines after it will be submitted again
+  client @4 :ClientInfo;  # what negotiation learned about the player's client so far
+}
+
+struct ClientInfo {
+  # What the proxy learned from telnet negotiation (TTYPE/MTTS, NAWS, CHARSET, NEW-ENVIRON,
+  # GMCP). Unknown text fields are empty; unknown numbers are 0.
+  clientName @0 :Text;
+  clientVersion @1 :Text;
+  terminalType @2 :Text;
+  mtts @3 :UInt32;        # the MTTS bit field (1 ANSI, 4 UTF-8, 8 256 colours, 64 screen reader, 256 truecolor, ...)
+  width @4 :UInt16;       # NAWS
+  height @5 :UInt16;
+  charset @6 :Text;       # "UTF-8" or "ISO-8859-1"
+  screenReader @7 :Bool;
+  gmcp @8 :Bool;          # the client speaks GMCP
 }
 
 interface Link {
@@ -69,6 +84,7 @@ struct ProxyEvent {
     opened @1 :SessionInfo;   # a player connected
     line @2 :InputLine;       # a player sent a line
     closed @3 :Text;          # the connection ended; the text says why
+    client @4 :ClientInfo;    # negotiation learned something new about the client
   }
 }
 
@@ -82,14 +98,46 @@ interface Proxy {
 
   deliver @0 (events :List(CoreEvent));
   # What the core wants done, in order. Returning means the proxy has routed every event.
+
+  gameStatus @1 (mssp :List(MsspVariable));
+  # Live facts about the game for MSSP (NAME, PLAYERS, ...), sent at attach and whenever they
+  # change. The proxy answers MSSP requests from the latest one and adds UPTIME itself (the
+  # game, as players see it, has been up since the proxy started).
+}
+
+struct MsspVariable {
+  name @0 :Text;
+  value @1 :Text;
 }
 
 struct CoreEvent {
   session @0 :UInt64;
   union {
-    output @1 :Text;          # text for the player; lines separated by "\n"
+    output @1 :Text;          # markup for the player (see MARKUP.md); lines separated by "\n"
     ack @2 :UInt64;           # every line up to this seq is handled and its output sent
     state @3 :Data;           # keep this blob for the session and hand it back at attach
     disconnect @4 :Text;      # close the connection after showing this reason
+    prompt @5 :Text;          # markup shown without a line end; the proxy ends it with EOR or GA
+    hideInput @6 :Bool;       # true: stop the client echoing (password entry); false: echo again
+    gmcp @7 :GmcpMessage;     # sent only if the client supports the package
+    display @8 :DisplayPrefs; # the player's display settings; the proxy keeps them
   }
+}
+
+struct GmcpMessage {
+  package @0 :Text;           # e.g. "Room.Info"; case-sensitive
+  json @1 :Text;
+}
+
+struct DisplayPrefs {
+  wrap @0 :Bool;              # word-wrap output to the client's width (NAWS)
+  color @1 :ColorChoice;
+}
+
+enum ColorChoice {
+  auto @0;                    # what the client announced
+  none @1;
+  ansi16 @2;
+  ansi256 @3;
+  trueColor @4;
 }

@@ -9,6 +9,8 @@ pub mod link_capnp {
     include!(concat!(env!("OUT_DIR"), "/link_capnp.rs"));
 }
 
+pub mod markup;
+
 pub use link_capnp::PROTOCOL_VERSION;
 
 /// The schema source, for tools and for cores written in other languages.

@@ -14,11 +14,14 @@
 pub mod flood;
 pub mod line;
 pub mod link;
+pub mod mccp;
+pub mod negotiation;
 pub mod relay;
 pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod telnet;
+pub mod wire;
 
 /// A random-enough id for this proxy process, so a core can tell a reconnect from a new proxy.
 pub fn random_id() -> u64 {

@@ -42,6 +42,8 @@ pub struct LineAssembler {
     /// True after `Overlong` until the line's end, while its bytes are dropped.
     discarding: bool,
     last_end: LastEnd,
+    /// The client refused UTF-8 (CHARSET): every byte is one Latin-1 character.
+    latin1: bool,
 }
 
 impl Default for LineAssembler {
@@ -57,7 +59,13 @@ impl LineAssembler {
             buf: Vec::new(),
             discarding: false,
             last_end: LastEnd::None,
+            latin1: false,
         }
+    }
+
+    /// Decode lines as Latin-1 instead of UTF-8 (after CHARSET negotiation).
+    pub fn set_latin1(&mut self, latin1: bool) {
+        self.latin1 = latin1;
     }
 
     /// Bytes of the unfinished line currently held.
@@ -113,15 +121,20 @@ impl LineAssembler {
             self.discarding = false;
             return;
         }
-        events.push(LineEvent::Line(clean_line(&self.buf)));
+        events.push(LineEvent::Line(clean_line(&self.buf, self.latin1)));
         self.buf.clear();
     }
 }
 
-fn clean_line(raw: &[u8]) -> InputLine {
-    let (decoded, had_invalid_utf8) = match std::str::from_utf8(raw) {
-        Ok(text) => (std::borrow::Cow::Borrowed(text), false),
-        Err(_) => (String::from_utf8_lossy(raw), true),
+fn clean_line(raw: &[u8], latin1: bool) -> InputLine {
+    let (decoded, had_invalid_utf8) = if latin1 {
+        let text: String = raw.iter().map(|&byte| char::from(byte)).collect();
+        (std::borrow::Cow::Owned(text), false)
+    } else {
+        match std::str::from_utf8(raw) {
+            Ok(text) => (std::borrow::Cow::Borrowed(text), false),
+            Err(_) => (String::from_utf8_lossy(raw), true),
+        }
     };
     let mut text = String::with_capacity(decoded.len());
     let mut had_control_chars = false;
@@ -492,5 +505,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn latin1_lines_decode_every_byte() {
+        let mut lines = LineAssembler::new(MAX_LINE_BYTES);
+        lines.set_latin1(true);
+        let mut events = Vec::new();
+        lines.push(b"caf\xe9\r\n", &mut events);
+        assert_eq!(
+            events,
+            vec![LineEvent::Line(InputLine {
+                text: "caf\u{e9}".into(),
+                had_invalid_utf8: false,
+                had_control_chars: false,
+            })]
+        );
     }
 }

@@ -15,14 +15,19 @@ use std::time::{Duration, Instant};
 
 use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
 use futures::FutureExt;
-use tether_protocol::link_capnp::{core, core_event, link, proxy, proxy_event};
+use tether_protocol::link_capnp::{
+    ColorChoice, client_info, core, core_event, link, proxy, proxy_event,
+};
+use tether_protocol::markup::ColorDepth;
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::relay::{Delivered, Refused, Relay, SessionInfo, Submit, ToSession};
+use crate::relay::{
+    ClientInfo, Delivered, DisplayPrefs, Refused, Relay, SessionInfo, Submit, ToSession,
+};
 
 /// Messages a player's session sends to the link.
 #[derive(Debug)]
@@ -40,7 +45,14 @@ pub enum ToLink {
         session: u64,
         reason: String,
     },
+    Client {
+        session: u64,
+        client: ClientInfo,
+    },
 }
+
+/// The latest MSSP facts from the core, read by sessions when a client asks.
+pub type GameStatus = std::sync::Arc<std::sync::RwLock<Vec<(String, String)>>>;
 
 /// How the link reaches one session task.
 #[derive(Debug, Clone)]
@@ -56,6 +68,7 @@ pub struct LinkConfig {
     pub proxy_name: String,
     pub proxy_id: u64,
     pub max_queued_lines: usize,
+    pub game_status: GameStatus,
 }
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
@@ -92,6 +105,7 @@ struct Shell {
     relay: Relay,
     sessions: HashMap<u64, SessionHandle>,
     submit_ready: Rc<Notify>,
+    game_status: GameStatus,
 }
 
 impl Shell {
@@ -122,6 +136,7 @@ impl Shell {
                 self.sessions.remove(&session);
                 self.relay.closed(session, reason);
             }
+            ToLink::Client { session, client } => self.relay.client(session, client),
         }
     }
 
@@ -149,6 +164,7 @@ async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
         relay: Relay::new(Instant::now(), config.max_queued_lines),
         sessions: HashMap::new(),
         submit_ready: Rc::new(Notify::new()),
+        game_status: config.game_status.clone(),
     }));
 
     let intake_shell = shell.clone();
@@ -261,6 +277,7 @@ async fn run_connection(
             entry.set_session(snapshot.session);
             entry.set_acked_seq(snapshot.acked_seq);
             entry.set_state(&snapshot.state);
+            write_client(entry.reborrow().init_client(), &snapshot.client);
             let mut info = entry.init_info();
             info.set_transport(snapshot.info.transport.as_str());
             info.set_remote_addr(snapshot.info.remote_addr.as_str());
@@ -358,6 +375,10 @@ fn write_submits(mut list: capnp::struct_list::Builder<proxy_event::Owned>, batc
                 event.set_session(*session);
                 event.set_closed(reason.as_str());
             }
+            Submit::Client { session, client } => {
+                event.set_session(*session);
+                write_client(event.init_client(), client);
+            }
         }
     }
 }
@@ -386,29 +407,83 @@ impl proxy::Server for Callback {
         })();
         std::future::ready(outcome)
     }
+
+    fn game_status(
+        self: capnp::capability::Rc<Self>,
+        params: proxy::GameStatusParams,
+        _results: proxy::GameStatusResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        std::future::ready(self.game_status_now(params))
+    }
+}
+
+impl Callback {
+    fn game_status_now(&self, params: proxy::GameStatusParams) -> Result<(), capnp::Error> {
+        let mut vars = Vec::new();
+        for var in params.get()?.get_mssp()?.iter() {
+            vars.push((var.get_name()?.to_string()?, var.get_value()?.to_string()?));
+        }
+        *self
+            .shell
+            .borrow()
+            .game_status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = vars;
+        Ok(())
+    }
 }
 
 fn read_core_event(event: core_event::Reader) -> Result<Option<Delivered>, capnp::Error> {
     let session = event.get_session();
-    Ok(Some(match event.which() {
-        Ok(core_event::Output(text)) => Delivered::Output {
-            session,
-            text: text?.to_string()?,
-        },
-        Ok(core_event::Ack(seq)) => Delivered::Ack { session, seq },
-        Ok(core_event::State(state)) => Delivered::State {
+    let show = |message| Ok(Some(Delivered::Show { session, message }));
+    match event.which() {
+        Ok(core_event::Ack(seq)) => Ok(Some(Delivered::Ack { session, seq })),
+        Ok(core_event::State(state)) => Ok(Some(Delivered::State {
             session,
             state: state?.to_vec(),
-        },
-        Ok(core_event::Disconnect(reason)) => Delivered::Disconnect {
-            session,
-            reason: reason?.to_string()?,
-        },
+        })),
+        Ok(core_event::Output(text)) => show(ToSession::Output(text?.to_string()?)),
+        Ok(core_event::Prompt(text)) => show(ToSession::Prompt(text?.to_string()?)),
+        Ok(core_event::HideInput(hide)) => show(ToSession::HideInput(hide)),
+        Ok(core_event::Gmcp(message)) => {
+            let message = message?;
+            show(ToSession::Gmcp {
+                package: message.get_package()?.to_string()?,
+                json: message.get_json()?.to_string()?,
+            })
+        }
+        Ok(core_event::Display(prefs)) => {
+            let prefs = prefs?;
+            let color = match prefs.get_color() {
+                Ok(ColorChoice::Auto) | Err(_) => None,
+                Ok(ColorChoice::None) => Some(ColorDepth::None),
+                Ok(ColorChoice::Ansi16) => Some(ColorDepth::Ansi16),
+                Ok(ColorChoice::Ansi256) => Some(ColorDepth::Ansi256),
+                Ok(ColorChoice::TrueColor) => Some(ColorDepth::TrueColor),
+            };
+            show(ToSession::Display(DisplayPrefs {
+                wrap: prefs.get_wrap(),
+                color,
+            }))
+        }
+        Ok(core_event::Disconnect(reason)) => show(ToSession::Disconnect(reason?.to_string()?)),
         Err(capnp::NotInSchema(which)) => {
             debug!(which, "ignoring a core event this proxy does not know");
-            return Ok(None);
+            Ok(None)
         }
-    }))
+    }
+}
+
+fn write_client(mut builder: client_info::Builder, client: &ClientInfo) {
+    builder.set_client_name(client.client_name.as_str());
+    builder.set_client_version(client.client_version.as_str());
+    builder.set_terminal_type(client.terminal_type.as_str());
+    builder.set_mtts(client.mtts);
+    builder.set_width(client.width);
+    builder.set_height(client.height);
+    builder.set_charset(client.charset.as_str());
+    builder.set_screen_reader(client.screen_reader);
+    builder.set_gmcp(client.gmcp);
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);

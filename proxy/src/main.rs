@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
             proxy_name: args.name,
             proxy_id: tether_proxy::random_id(),
             max_queued_lines: args.max_queued_lines,
+            game_status: Default::default(),
         };
         let proxy = Proxy::bind(args.telnet, link).await?;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;

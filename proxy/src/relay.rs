@@ -23,6 +23,29 @@ pub struct SessionInfo {
     pub remote_addr: String,
 }
 
+/// What negotiation learned about a player's client; the core gets it and every new core
+/// gets it again at attach. Unknown text is empty, unknown numbers are 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_name: String,
+    pub client_version: String,
+    pub terminal_type: String,
+    pub mtts: u32,
+    pub width: u16,
+    pub height: u16,
+    pub charset: String,
+    pub screen_reader: bool,
+    pub gmcp: bool,
+}
+
+/// A player's display settings, chosen in game and kept by the proxy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DisplayPrefs {
+    pub wrap: bool,
+    /// `None`: what the client announced.
+    pub color: Option<tether_protocol::markup::ColorDepth>,
+}
+
 /// An event for the core's `Link.submit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submit {
@@ -39,6 +62,10 @@ pub enum Submit {
         session: u64,
         reason: String,
     },
+    Client {
+        session: u64,
+        client: ClientInfo,
+    },
 }
 
 /// A session as handed to a newly attached core.
@@ -48,24 +75,43 @@ pub struct Snapshot {
     pub info: SessionInfo,
     pub state: Vec<u8>,
     pub acked_seq: u64,
+    pub client: ClientInfo,
 }
 
 /// An event from the core's `Proxy.deliver`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
-    Output { session: u64, text: String },
-    Ack { session: u64, seq: u64 },
-    State { session: u64, state: Vec<u8> },
-    Disconnect { session: u64, reason: String },
+    Ack {
+        session: u64,
+        seq: u64,
+    },
+    State {
+        session: u64,
+        state: Vec<u8>,
+    },
+    /// Something for the player's connection.
+    Show {
+        session: u64,
+        message: ToSession,
+    },
 }
 
 /// What the shell must do to a player's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToSession {
-    /// Game text from the core.
+    /// Game text from the core, in markup.
     Output(String),
+    /// A prompt in markup: no line end, then EOR or GA.
+    Prompt(String),
     /// A message from tether itself (shown as such, never from a player).
     Notice(String),
+    /// Stop (true) or resume (false) the client's local echo.
+    HideInput(bool),
+    Gmcp {
+        package: String,
+        json: String,
+    },
+    Display(DisplayPrefs),
     /// Show the reason and close.
     Disconnect(String),
 }
@@ -80,6 +126,7 @@ pub enum Refused {
 #[derive(Debug)]
 struct Slot {
     info: SessionInfo,
+    client: ClientInfo,
     state: Vec<u8>,
     next_seq: u64,
     acked_seq: u64,
@@ -144,6 +191,7 @@ impl Relay {
             session,
             Slot {
                 info,
+                client: ClientInfo::default(),
                 state: Vec::new(),
                 next_seq: 1,
                 acked_seq: 0,
@@ -198,6 +246,22 @@ impl Relay {
         }
     }
 
+    /// Negotiation learned something about the client: the core hears it now if attached, and
+    /// every later core at attach.
+    pub fn client(&mut self, session: u64, client: ClientInfo) {
+        let up = self.is_up();
+        let Some(slot) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if up && slot.announced {
+            self.outbox.push(Submit::Client {
+                session,
+                client: client.clone(),
+            });
+        }
+        slot.client = client;
+    }
+
     /// The link is attached: the snapshot to hand to the core at `attach`. Call `attached`
     /// once the core has accepted it.
     pub fn snapshots(&self) -> Vec<Snapshot> {
@@ -209,6 +273,7 @@ impl Relay {
                 info: slot.info.clone(),
                 state: slot.state.clone(),
                 acked_seq: slot.acked_seq,
+                client: slot.client.clone(),
             })
             .collect()
     }
@@ -232,6 +297,12 @@ impl Relay {
                     session,
                     info: slot.info.clone(),
                 });
+                if slot.client != ClientInfo::default() {
+                    self.outbox.push(Submit::Client {
+                        session,
+                        client: slot.client.clone(),
+                    });
+                }
                 slot.announced = true;
             }
             for (seq, text) in &slot.unacked {
@@ -285,11 +356,6 @@ impl Relay {
     /// Events from the core, in order.
     pub fn delivered(&mut self, event: Delivered) {
         match event {
-            Delivered::Output { session, text } => {
-                if self.is_live(session) {
-                    self.to_sessions.push((session, ToSession::Output(text)));
-                }
-            }
             Delivered::Ack { session, seq } => {
                 if let Some(slot) = self.sessions.get_mut(&session) {
                     while slot.unacked.front().is_some_and(|(s, _)| *s <= seq) {
@@ -304,10 +370,9 @@ impl Relay {
                     slot.state = state;
                 }
             }
-            Delivered::Disconnect { session, reason } => {
+            Delivered::Show { session, message } => {
                 if self.is_live(session) {
-                    self.to_sessions
-                        .push((session, ToSession::Disconnect(reason)));
+                    self.to_sessions.push((session, message));
                 }
             }
         }
@@ -519,6 +584,29 @@ mod tests {
     }
 
     #[test]
+    fn client_info_reaches_the_core_now_and_every_later_core() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        relay.take_submits();
+        let client = ClientInfo {
+            client_name: "TINTIN++".into(),
+            width: 120,
+            ..ClientInfo::default()
+        };
+        relay.client(1, client.clone());
+        assert_eq!(
+            relay.take_submits(),
+            vec![Submit::Client {
+                session: 1,
+                client: client.clone()
+            }]
+        );
+        relay.detached(now);
+        assert_eq!(relay.snapshots()[0].client, client);
+    }
+
+    #[test]
     fn a_session_closed_during_the_gap_still_delivers_its_lines_then_closes() {
         let now = Instant::now();
         let mut relay = up_relay(now);
@@ -569,17 +657,17 @@ mod tests {
         let now = Instant::now();
         let mut relay = up_relay(now);
         relay.opened(1, info());
-        relay.delivered(Delivered::Output {
+        relay.delivered(Delivered::Show {
             session: 1,
-            text: "hello".into(),
+            message: ToSession::Output("hello".into()),
         });
-        relay.delivered(Delivered::Output {
+        relay.delivered(Delivered::Show {
             session: 99,
-            text: "nobody".into(),
+            message: ToSession::Output("nobody".into()),
         });
-        relay.delivered(Delivered::Disconnect {
+        relay.delivered(Delivered::Show {
             session: 1,
-            reason: "Goodbye.".into(),
+            message: ToSession::Disconnect("Goodbye.".into()),
         });
         assert_eq!(
             relay.take_for_sessions(),

@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::link::{self, LinkConfig, ToLink};
+use crate::link::{self, LinkConfig};
 use crate::session;
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown;
 
 /// How long sessions get to say goodbye when the proxy stops.
 const GOODBYE_GRACE: Duration = Duration::from_secs(5);
@@ -33,13 +33,22 @@ impl Proxy {
     /// Serves until `stop` resolves, then tells every player goodbye and returns.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let (to_link, from_sessions) = mpsc::channel(LINK_CHANNEL);
+        let game_status = self.link.game_status.clone();
         link::spawn(self.link, from_sessions)?;
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
         info!(addr = %self.telnet.local_addr()?, "listening for telnet");
+        let context = session::Context {
+            link: to_link,
+            shutdown,
+            game_status,
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+        };
 
         tokio::select! {
-            () = accept_loop(&self.telnet, to_link, shutdown, &sessions) => {}
+            () = accept_loop(&self.telnet, context, &sessions) => {}
             () = stop => {}
         }
         info!(
@@ -58,25 +67,14 @@ impl Proxy {
     }
 }
 
-async fn accept_loop(
-    listener: &TcpListener,
-    to_link: mpsc::Sender<ToLink>,
-    shutdown: Shutdown,
-    sessions: &TaskTracker,
-) {
+async fn accept_loop(listener: &TcpListener, context: session::Context, sessions: &TaskTracker) {
     let mut next_session: u64 = 1;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let session = next_session;
                 next_session += 1;
-                sessions.spawn(session::serve(
-                    stream,
-                    peer,
-                    session,
-                    to_link.clone(),
-                    shutdown.clone(),
-                ));
+                sessions.spawn(session::serve(stream, peer, session, context.clone()));
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.

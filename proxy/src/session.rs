@@ -1,24 +1,26 @@
-//! One telnet connection: the async shell around the sans-IO telnet parser, line assembler and
-//! flood guard. It reads bytes, turns them into lines for the link, and writes what the link
-//! routes back. It never waits on the core: the link may be down for seconds and this task
-//! keeps reading, answering and queueing.
+//! One telnet connection: the async shell around the sans-IO pieces (telnet parser, option
+//! negotiation, line assembler, flood guard, and the `Wire` that renders and compresses). It
+//! reads bytes, turns them into lines for the link, and writes what the link routes back. It
+//! never waits on the core: the link may be down for seconds and this task keeps reading,
+//! negotiating, answering and queueing.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{LineAssembler, LineEvent, MAX_LINE_BYTES};
-use crate::link::{SessionHandle, ToLink};
-use crate::relay::{SessionInfo, ToSession};
+use crate::link::{GameStatus, SessionHandle, ToLink};
+use crate::negotiation::{Capabilities, Charset, ClientEvent, MSSP_REQUEST, Negotiation};
+use crate::relay::{ClientInfo, DisplayPrefs, SessionInfo, ToSession};
 use crate::shutdown::Shutdown;
-use crate::telnet::{self, OptionPolicy, TelnetEvent, TelnetParser};
+use crate::telnet::{TelnetEvent, TelnetParser};
+use crate::wire::Wire;
 
 /// Messages the link may queue for one session before it is considered stuck.
 const OUTPUT_QUEUE: usize = 1024;
@@ -28,22 +30,23 @@ const READ_BUFFER: usize = 4096;
 
 pub const SHUTDOWN_MESSAGE: &str = "The game is shutting down. Goodbye!";
 
-/// Serves one connection until it closes. `link` is how lines reach the core.
-pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    session: u64,
-    link: mpsc::Sender<ToLink>,
-    mut shutdown: Shutdown,
-) {
+/// What every session shares with the rest of the proxy.
+#[derive(Clone)]
+pub struct Context {
+    pub link: mpsc::Sender<ToLink>,
+    pub shutdown: Shutdown,
+    pub game_status: GameStatus,
+    /// When this proxy started (unix seconds): MSSP's UPTIME, since players have been able to
+    /// play since then, whatever happened to cores.
+    pub started: u64,
+}
+
+/// Serves one connection until it closes.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, session: u64, mut context: Context) {
     if let Err(error) = stream.set_nodelay(true) {
         debug!(session, %error, "cannot disable Nagle");
     }
-    let (mut reader, writer) = stream.into_split();
-    let mut out = Output {
-        writer,
-        buffer: Vec::with_capacity(512),
-    };
+    let (mut reader, mut writer) = stream.into_split();
     let (messages_tx, mut messages) = mpsc::channel(OUTPUT_QUEUE);
     let overflow = CancellationToken::new();
     let handle = SessionHandle {
@@ -54,6 +57,7 @@ pub async fn serve(
         transport: "telnet".into(),
         remote_addr: peer.to_string(),
     };
+    let link = context.link.clone();
     if link
         .send(ToLink::Opened {
             session,
@@ -67,130 +71,223 @@ pub async fn serve(
     }
     info!(session, %peer, "connected");
 
-    let mut input = Input {
-        parser: TelnetParser::new(),
-        policy: OptionPolicy::default(),
-        lines: LineAssembler::new(MAX_LINE_BYTES),
-        flood: FloodGuard::new(FloodLimits::default(), Instant::now()),
-        telnet_events: Vec::new(),
-        line_events: Vec::new(),
-    };
+    let mut state = Session::new(session, context.clone());
+    state.negotiation.start(state.wire.pending());
+    if write(&mut writer, &state.wire.take()).await.is_err() {
+        let _ = link
+            .send(ToLink::Closed {
+                session,
+                reason: "write error at connect".into(),
+            })
+            .await;
+        return;
+    }
     let mut read_buffer = vec![0u8; READ_BUFFER];
 
     let reason = loop {
-        tokio::select! {
-            read = reader.read(&mut read_buffer) => {
-                let n = match read {
-                    Ok(0) => break "connection closed by client".to_string(),
-                    Ok(n) => n,
-                    Err(error) => break format!("read error: {error}"),
-                };
-                match input.bytes(&read_buffer[..n], &mut out) {
-                    Ok(lines) => {
-                        for text in lines {
-                            if link.send(ToLink::Line { session, text }).await.is_err() {
-                                return;
-                            }
+        let outcome = tokio::select! {
+            read = reader.read(&mut read_buffer) => match read {
+                Ok(0) => Err("connection closed by client".to_string()),
+                Ok(n) => state.bytes(&read_buffer[..n]),
+                Err(error) => Err(format!("read error: {error}")),
+            },
+            message = messages.recv() => match message {
+                None => Err("link gone".to_string()),
+                Some(message) => {
+                    // Drain whatever else is already queued into the same write.
+                    let mut outcome = state.message(message);
+                    while outcome.is_ok() {
+                        match messages.try_recv() {
+                            Ok(next) => outcome = state.message(next),
+                            Err(_) => break,
                         }
                     }
-                    Err(reason) => {
-                        out.notice(&reason);
-                        let _ = out.flush().await;
-                        break reason;
-                    }
+                    outcome
                 }
-                if let Err(error) = out.flush().await {
-                    break format!("write error: {error}");
-                }
-            }
-            message = messages.recv() => {
-                let Some(message) = message else {
-                    break "link gone".to_string();
-                };
-                let closing = out.message(message);
-                // Drain whatever else is already queued into the same write.
-                let closing = closing.or_else(|| {
-                    while let Ok(next) = messages.try_recv() {
-                        if let Some(reason) = out.message(next) {
-                            return Some(reason);
-                        }
-                    }
-                    None
-                });
-                if let Err(error) = out.flush().await {
-                    break format!("write error: {error}");
-                }
-                if let Some(reason) = closing {
-                    break reason;
-                }
-            }
+            },
             _ = overflow.cancelled() => {
                 let reason = "Disconnected: output was not being read fast enough.".to_string();
-                out.notice(&reason);
-                let _ = out.flush().await;
-                break reason;
+                state.notice(&reason);
+                Err(reason)
             }
-            _ = shutdown.wait() => {
-                out.notice(SHUTDOWN_MESSAGE);
-                let _ = out.flush().await;
-                break "proxy shutting down".to_string();
+            _ = context.shutdown.wait() => {
+                state.notice(SHUTDOWN_MESSAGE);
+                Err("proxy shutting down".to_string())
             }
+        };
+        let outcome = match outcome {
+            Ok(lines) => {
+                for text in lines {
+                    if link.send(ToLink::Line { session, text }).await.is_err() {
+                        return;
+                    }
+                }
+                if let Some(client) = state.client_changed.take()
+                    && link.send(ToLink::Client { session, client }).await.is_err()
+                {
+                    return;
+                }
+                Ok(())
+            }
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = outcome {
+            // Finish a zlib stream properly so the client shows the last words.
+            state.wire.stop_compression();
+            let _ = write(&mut writer, &state.wire.take()).await;
+            break reason;
+        }
+        if let Err(error) = write(&mut writer, &state.wire.take()).await {
+            break format!("write error: {error}");
         }
     };
-    let _ = out.writer.shutdown().await;
+    let _ = writer.shutdown().await;
     info!(session, %peer, %reason, "disconnected");
     let _ = link.send(ToLink::Closed { session, reason }).await;
 }
 
-/// The read side's sans-IO pieces.
-struct Input {
+async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(bytes))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading",
+            ))
+        })
+}
+
+/// One session's sans-IO state; `bytes` and `message` return lines for the core, or the
+/// reason to close.
+struct Session {
+    id: u64,
+    context: Context,
     parser: TelnetParser,
-    policy: OptionPolicy,
+    negotiation: Negotiation,
     lines: LineAssembler,
     flood: FloodGuard,
+    wire: Wire,
+    prefs: DisplayPrefs,
+    /// The client was asked to stop echoing (a password is being typed).
+    input_hidden: bool,
+    /// Set when negotiation learned something the core should hear.
+    client_changed: Option<ClientInfo>,
     telnet_events: Vec<TelnetEvent>,
     line_events: Vec<LineEvent>,
 }
 
-impl Input {
-    /// Bytes from the client: returns the complete lines to submit, or a reason to close.
-    fn bytes(&mut self, bytes: &[u8], out: &mut Output) -> Result<Vec<String>, String> {
-        let mut accepted = Vec::new();
+impl Session {
+    fn new(id: u64, context: Context) -> Session {
+        Session {
+            id,
+            context,
+            parser: TelnetParser::new(),
+            negotiation: Negotiation::new(),
+            lines: LineAssembler::new(MAX_LINE_BYTES),
+            flood: FloodGuard::new(FloodLimits::default(), Instant::now()),
+            wire: Wire::default(),
+            prefs: DisplayPrefs {
+                wrap: true,
+                color: None,
+            },
+            input_hidden: false,
+            client_changed: None,
+            telnet_events: Vec::new(),
+            line_events: Vec::new(),
+        }
+    }
+
+    fn caps(&self) -> &Capabilities {
+        self.negotiation.capabilities()
+    }
+
+    fn notice(&mut self, text: &str) {
+        let caps = self.negotiation.capabilities().clone();
+        self.wire.notice(text, &caps);
+    }
+
+    /// Bytes from the client.
+    fn bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, String> {
         self.telnet_events.clear();
         self.parser.feed(bytes, &mut self.telnet_events);
-        for event in self.telnet_events.drain(..) {
-            if let TelnetEvent::Data(data) = &event {
-                self.lines.push(data, &mut self.line_events);
-                continue;
-            }
-            if let Some(answer) = self.policy.answer(&event) {
-                out.buffer.extend_from_slice(&answer);
+        let events = std::mem::take(&mut self.telnet_events);
+        for event in &events {
+            match event {
+                TelnetEvent::Data(data) => self.lines.push(data, &mut self.line_events),
+                other => self.negotiate(other),
             }
         }
-        for event in self.line_events.drain(..) {
+        self.telnet_events = events;
+        self.take_lines()
+    }
+
+    fn negotiate(&mut self, event: &TelnetEvent) {
+        let mut answer = Vec::new();
+        let mut happened = Vec::new();
+        self.negotiation.handle(event, &mut answer, &mut happened);
+        if happened.contains(&ClientEvent::StopCompression) {
+            self.wire.stop_compression();
+        }
+        self.wire.pending().extend_from_slice(&answer);
+        for event in happened {
             match event {
-                LineEvent::Overlong { limit } => out.notice(&format!(
+                ClientEvent::StartCompression => self.wire.start_compression(),
+                ClientEvent::StopCompression => {}
+                ClientEvent::CapabilitiesChanged => {
+                    self.client_changed = Some(client_info(self.caps()));
+                }
+                ClientEvent::CharsetDecided(charset) => {
+                    self.lines.set_latin1(charset == Charset::Latin1);
+                    self.client_changed = Some(client_info(self.caps()));
+                }
+                ClientEvent::MsspRequested => {
+                    let vars = self.mssp();
+                    Negotiation::mssp_reply(&vars, self.wire.pending());
+                }
+                ClientEvent::Gmcp { package, .. } => {
+                    debug!(session = self.id, %package, "GMCP from the client is not used yet");
+                }
+            }
+        }
+    }
+
+    fn take_lines(&mut self) -> Result<Vec<String>, String> {
+        let mut accepted = Vec::new();
+        for event in std::mem::take(&mut self.line_events) {
+            match event {
+                LineEvent::Overlong { limit } => self.notice(&format!(
                     "That line was longer than {limit} bytes and was discarded."
                 )),
                 LineEvent::Line(line) => {
                     if line.had_invalid_utf8 {
-                        out.notice(
+                        self.notice(
                             "That line was not valid UTF-8; unreadable bytes were replaced.",
                         );
                     }
                     match self.flood.check(Instant::now()) {
+                        Verdict::Accept if line.text == MSSP_REQUEST => {
+                            // The plain-text MSSP fallback is answered here, not by the game.
+                            let reply = Negotiation::mssp_plain(&self.mssp());
+                            let caps = self.caps().clone();
+                            caps.charset.encode(&reply, self.wire.pending());
+                        }
                         Verdict::Accept => accepted.push(line.text),
                         Verdict::Refuse { first } => {
                             if first {
                                 let wait = self.flood.wait_hint().as_millis();
-                                out.notice(&format!(
+                                self.notice(&format!(
                                     "You are sending too fast; lines are refused until you \
                                      slow down (try again in {wait} ms)."
                                 ));
                             }
                         }
                         Verdict::Disconnect => {
-                            return Err("Disconnected: too much input (flood).".to_string());
+                            let reason = "Disconnected: too much input (flood).".to_string();
+                            self.notice(&reason);
+                            return Err(reason);
                         }
                     }
                 }
@@ -198,54 +295,73 @@ impl Input {
         }
         Ok(accepted)
     }
-}
 
-/// The write side: everything for one write is gathered in `buffer` first.
-struct Output {
-    writer: OwnedWriteHalf,
-    buffer: Vec<u8>,
-}
-
-impl Output {
-    /// Encodes one message; returns the reason if the connection must now close.
-    fn message(&mut self, message: ToSession) -> Option<String> {
+    /// A message routed by the link.
+    fn message(&mut self, message: ToSession) -> Result<Vec<String>, String> {
+        let caps = self.negotiation.capabilities().clone();
         match message {
-            ToSession::Output(text) => {
-                telnet::encode_text(&text, &mut self.buffer);
-                self.buffer.extend_from_slice(b"\r\n");
-                None
+            ToSession::Output(text) => self.wire.text(&text, &caps, &self.prefs),
+            ToSession::Prompt(text) => {
+                let end = self.negotiation.prompt_end();
+                self.wire.prompt(&text, &caps, &self.prefs, end);
             }
-            ToSession::Notice(text) => {
-                self.notice(&text);
-                None
+            ToSession::Notice(text) => self.wire.notice(&text, &caps),
+            ToSession::HideInput(hide) => {
+                self.negotiation.hide_input(hide, self.wire.pending());
+                if !hide && std::mem::replace(&mut self.input_hidden, false) {
+                    // The client did not echo the Enter that ended the password either.
+                    self.wire.pending().extend_from_slice(b"\r\n");
+                }
+                self.input_hidden |= hide;
             }
+            ToSession::Gmcp { package, json } => {
+                self.negotiation
+                    .gmcp_message(&package, &json, self.wire.pending());
+            }
+            ToSession::Display(prefs) => self.prefs = prefs,
             ToSession::Disconnect(reason) => {
-                telnet::encode_text(&reason, &mut self.buffer);
-                self.buffer.extend_from_slice(b"\r\n");
-                Some(reason)
+                // Never leave the client masking input after we are gone.
+                self.negotiation.hide_input(false, self.wire.pending());
+                caps.charset
+                    .encode(&format!("{reason}\n"), self.wire.pending());
+                return Err(reason);
             }
         }
+        Ok(Vec::new())
     }
 
-    /// A line from tether itself, marked so it cannot be mistaken for game text.
-    fn notice(&mut self, text: &str) {
-        telnet::encode_text(&format!("[tether] {text}"), &mut self.buffer);
-        self.buffer.extend_from_slice(b"\r\n");
-    }
-
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
+    /// MSSP: the core's latest facts plus our own uptime.
+    fn mssp(&self) -> Vec<(String, String)> {
+        let mut vars = self
+            .context
+            .game_status
+            .read()
+            .map(|vars| vars.clone())
+            .unwrap_or_default();
+        if !vars.iter().any(|(name, _)| name == "NAME") {
+            vars.push(("NAME".into(), "tether".into()));
         }
-        let result = tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_all(&self.buffer))
-            .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "client stopped reading",
-                ))
-            });
-        self.buffer.clear();
-        result
+        if !vars.iter().any(|(name, _)| name == "PLAYERS") {
+            vars.push(("PLAYERS".into(), "0".into()));
+        }
+        vars.push(("UPTIME".into(), self.context.started.to_string()));
+        vars
+    }
+}
+
+fn client_info(caps: &Capabilities) -> ClientInfo {
+    ClientInfo {
+        client_name: caps.client_name.clone().unwrap_or_default(),
+        client_version: caps.client_version.clone().unwrap_or_default(),
+        terminal_type: caps.terminal_type.clone().unwrap_or_default(),
+        mtts: caps.mtts.unwrap_or(0),
+        width: caps.width.unwrap_or(0),
+        height: caps.height.unwrap_or(0),
+        charset: match caps.charset {
+            Charset::Utf8 => "UTF-8".into(),
+            Charset::Latin1 => "ISO-8859-1".into(),
+        },
+        screen_reader: caps.screen_reader,
+        gmcp: caps.gmcp,
     }
 }

@@ -256,8 +256,10 @@ pub struct Client {
     text: Vec<u8>,
     lines: VecDeque<String>,
     closed: bool,
-    /// Everything received, for failure messages.
+    /// Everything received, colours removed, for failure messages.
     pub transcript: Vec<String>,
+    /// Everything received, with the colour escapes as sent.
+    pub raw_transcript: Vec<String>,
 }
 
 impl Client {
@@ -272,6 +274,7 @@ impl Client {
             lines: VecDeque::new(),
             closed: false,
             transcript: Vec::new(),
+            raw_transcript: Vec::new(),
         }
     }
 
@@ -314,9 +317,12 @@ impl Client {
         self.text.extend_from_slice(&data);
         while let Some(end) = self.text.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.text.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line)
+            let raw = String::from_utf8_lossy(&line)
                 .trim_end_matches(['\r', '\n'])
                 .to_string();
+            // Tests read what a player reads; colours are checked on `raw_transcript`.
+            let line = strip_ansi(&raw);
+            self.raw_transcript.push(raw);
             self.transcript.push(line.clone());
             self.lines.push_back(line);
         }
@@ -391,6 +397,26 @@ impl Writer {
     }
 }
 
+/// Removes ANSI escape sequences (`ESC [ ... final byte`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Removes telnet commands from the front of `raw` as far as they are complete; returns the
 /// data bytes. An incomplete command stays in `raw`.
 fn strip_telnet(raw: &mut Vec<u8>) -> Vec<u8> {
@@ -423,6 +449,12 @@ fn strip_telnet(raw: &mut Vec<u8>) -> Vec<u8> {
                     break;
                 };
                 i += 2 + end + 2;
+            }
+            // A prompt ends with GA or EOR instead of a line end: treat it as one, so a
+            // prompt is a line of its own rather than glued to the next output.
+            249 | 239 => {
+                data.push(b'\n');
+                i += 2;
             }
             _ => i += 2,
         }

@@ -2,7 +2,9 @@
 
 use tether_protocol::SessionKey;
 
-use super::{AdminRequest, Game, Outbox, Outgoing, chain, msg, split_word};
+use super::{
+    AdminRequest, ColorChoice, Game, Outbox, Outgoing, Vitals, chain, gmcp, msg, split_word,
+};
 use crate::text::sanitize_player_text;
 
 pub(super) fn play(game: &mut Game, key: SessionKey, line: &str, out: &mut Outbox) {
@@ -24,6 +26,9 @@ pub(super) fn play(game: &mut Game, key: SessionKey, line: &str, out: &mut Outbo
         "go" if rest.is_empty() => out.text(key, msg::go_where()),
         "go" => go(game, key, rest, out),
         "title" => title(game, key, rest, out),
+        "rest" => rest_up(game, key, out),
+        "config" => config(game, key, rest, out),
+        "client" => out.text(key, msg::client_info(&game.client(key))),
         "help" => {
             let is_admin = game.player(key).is_some_and(|p| p.is_admin);
             out.text(key, msg::game_help(is_admin));
@@ -40,6 +45,18 @@ fn has_exit(game: &Game, key: SessionKey, word: &str) -> bool {
     game.player(key)
         .and_then(|p| game.world.room(&p.room))
         .is_some_and(|room| room.exit(word).is_some())
+}
+
+/// Tells the player's client where they are now, and shows them.
+pub(super) fn arrive(game: &Game, key: SessionKey, out: &mut Outbox) {
+    let Some(player) = game.player(key) else {
+        return;
+    };
+    if let Some(room) = game.world.room(&player.room) {
+        out.gmcp(key, gmcp::room_info(&game.world, room));
+    }
+    out.gmcp(key, gmcp::char_status(&game.world, player));
+    look_around(game, key, out);
 }
 
 /// Shows the player's room the way `look` does.
@@ -85,8 +102,16 @@ fn say(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     if text.is_empty() {
         return out.text(key, msg::say_what());
     }
-    out.text(key, msg::you_say(&text));
-    game.tell_room(&me.room, key, &msg::says(&me.name, &text), out);
+    let mine = msg::you_say(&text);
+    out.text(key, mine.as_str());
+    out.gmcp(key, gmcp::channel_text("say", &me.name, &mine));
+    let theirs = msg::says(&me.name, &text);
+    for (other, player) in game.active_players() {
+        if other != key && player.room == me.room {
+            out.text(other, theirs.as_str());
+            out.gmcp(other, gmcp::channel_text("say", &me.name, &theirs));
+        }
+    }
 }
 
 fn emote(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
@@ -134,8 +159,12 @@ fn tell(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     if to_key == key {
         return out.text(key, msg::tell_self());
     }
-    out.text(key, msg::you_tell(&to.name, &text));
-    out.text(to_key, msg::tells_you(&me.name, &text));
+    let mine = msg::you_tell(&to.name, &text);
+    out.text(key, mine.as_str());
+    out.gmcp(key, gmcp::channel_text("tell", &me.name, &mine));
+    let theirs = msg::tells_you(&me.name, &text);
+    out.text(to_key, theirs.as_str());
+    out.gmcp(to_key, gmcp::channel_text("tell", &me.name, &theirs));
 }
 
 fn go(game: &mut Game, key: SessionKey, word: &str, out: &mut Outbox) {
@@ -160,7 +189,7 @@ fn go(game: &mut Game, key: SessionKey, word: &str, out: &mut Outbox) {
         me.room = to.clone();
     }
     game.tell_room(&to, key, &msg::arrives(&name), out);
-    look_around(game, key, out);
+    arrive(game, key, out);
 }
 
 fn title(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
@@ -184,6 +213,53 @@ fn title(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     } else {
         out.text(key, msg::title_set(&me.name, &me.title));
     }
+    // The full name clients show includes the title.
+    out.gmcp(key, gmcp::char_name(me));
+}
+
+fn rest_up(game: &mut Game, key: SessionKey, out: &mut Outbox) {
+    let Some(me) = game.player_mut(key) else {
+        return;
+    };
+    me.vitals = Vitals::full();
+    out.text(key, msg::rested());
+    out.gmcp(key, gmcp::char_vitals(me));
+}
+
+fn config(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
+    let Some(me) = game.player(key) else {
+        return;
+    };
+    let (id, mut prefs) = (me.id, me.display);
+    let (setting, value) = split_word(rest);
+    let setting = setting.to_ascii_lowercase();
+    let confirmation = match (setting.as_str(), value.to_ascii_lowercase().as_str()) {
+        ("", _) => return out.text(key, msg::config(&prefs)),
+        ("wrap", word @ ("on" | "off")) => {
+            prefs.wrap = word == "on";
+            msg::wrap_set(prefs.wrap)
+        }
+        ("color" | "colour", word) => match ColorChoice::from_word(word) {
+            Some(color) => {
+                prefs.color = color;
+                msg::color_set(color)
+            }
+            None => return out.text(key, msg::config_usage()),
+        },
+        _ => return out.text(key, msg::config_usage()),
+    };
+    // Saved before it is confirmed or applied: a setting that would be gone after a restart
+    // must not look as if it took.
+    if let Err(error) = game.db.set_display(id, prefs.wrap, prefs.color.word()) {
+        tracing::error!(?key, error = %chain(&error), "cannot save display settings");
+        return out.text(key, msg::not_saved());
+    }
+    if let Some(me) = game.player_mut(key) {
+        me.display = prefs;
+    }
+    // Before the confirmation, so that the confirmation already shows the new settings.
+    out.push(key, Outgoing::Display(prefs));
+    out.text(key, confirmation);
 }
 
 fn quit(game: &mut Game, key: SessionKey, out: &mut Outbox) {
@@ -192,9 +268,8 @@ fn quit(game: &mut Game, key: SessionKey, out: &mut Outbox) {
     };
     let name = session.player.as_ref().map(|p| p.name.as_str());
     out.text(key, msg::farewell(name));
-    out.push(key, Outgoing::Disconnect(msg::goodbye().to_owned()));
     // The room hears about it when the connection actually closes (`session_closed`).
-    session.closing = true;
+    game.disconnect(key, msg::goodbye(), out);
 }
 
 fn admin(game: &mut Game, key: SessionKey, request: AdminRequest, out: &mut Outbox) {

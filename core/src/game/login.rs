@@ -2,7 +2,9 @@
 
 use tether_protocol::SessionKey;
 
-use super::{Game, Outbox, Outgoing, Player, Purpose, StateBlob, chain, msg, split_word};
+use super::{
+    Game, Outbox, Outgoing, Player, Purpose, SecretFor, StateBlob, chain, gmcp, msg, split_word,
+};
 use crate::db::{CharacterRecord, DbError};
 use crate::password::{Outcome, Password, Work};
 
@@ -12,6 +14,9 @@ pub(super) enum NameError {
     TooShort,
     TooLong,
 }
+
+// `quit` at a password prompt leaves rather than being taken for a password.
+const _: () = assert!(msg::MIN_PASSWORD > "quit".len());
 
 /// Checks a character name and returns it the way it is stored: `aLIce` becomes `Alice`.
 pub(super) fn normalize_name(raw: &str) -> Result<String, NameError> {
@@ -35,21 +40,22 @@ pub(super) fn guest(game: &mut Game, key: SessionKey, seq: u64, text: &str, out:
         "create" => create(game, key, seq, rest, out),
         "connect" => connect(game, key, seq, rest, out),
         "help" => out.text(key, msg::guest_help()),
-        "quit" => {
-            out.text(key, msg::farewell(None));
-            out.push(key, Outgoing::Disconnect(msg::goodbye().to_owned()));
-            if let Some(session) = game.sessions.get_mut(&key) {
-                session.closing = true;
-            }
-        }
+        "client" => out.text(key, msg::client_info(&game.client(key))),
+        "quit" => quit(game, key, out),
         _ => out.text(key, msg::guest_hint()),
     }
 }
 
-/// `<name> <password>`; the password is the rest of the line so that it may contain spaces.
-fn credentials(rest: &str) -> Option<(&str, &str)> {
+fn quit(game: &mut Game, key: SessionKey, out: &mut Outbox) {
+    out.text(key, msg::farewell(None));
+    game.disconnect(key, msg::goodbye(), out);
+}
+
+/// `<name> [password]`; the password is the rest of the line so that it may contain spaces.
+/// `None` without a name.
+fn credentials(rest: &str) -> Option<(&str, Option<&str>)> {
     let (name, password) = split_word(rest);
-    (!name.is_empty() && !password.is_empty()).then_some((name, password))
+    (!name.is_empty()).then_some((name, Some(password).filter(|p| !p.is_empty())))
 }
 
 fn create(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Outbox) {
@@ -60,7 +66,40 @@ fn create(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Outb
         Ok(name) => name,
         Err(error) => return out.text(key, msg::bad_name(error)),
     };
-    let password = Password::new(password);
+    match password {
+        Some(password) => create_with(game, key, seq, name, Password::new(password), out),
+        // Checked before asking, so nobody types a password for a name they cannot have.
+        None if name_free(game, key, &name, out) => {
+            game.ask_secret(key, SecretFor::Create(name), out);
+        }
+        None => {}
+    }
+}
+
+/// Says why not if the name cannot be had.
+fn name_free(game: &Game, key: SessionKey, name: &str, out: &mut Outbox) -> bool {
+    match game.db.name_taken(name) {
+        Ok(false) => true,
+        Ok(true) => {
+            out.text(key, msg::name_taken(name));
+            false
+        }
+        Err(error) => {
+            tracing::error!(?key, error = %chain(&error), "cannot check a name");
+            out.text(key, msg::internal_error());
+            false
+        }
+    }
+}
+
+fn create_with(
+    game: &mut Game,
+    key: SessionKey,
+    seq: u64,
+    name: String,
+    password: Password,
+    out: &mut Outbox,
+) {
     if password.len() < msg::MIN_PASSWORD {
         return out.text(key, msg::password_too_short());
     }
@@ -68,13 +107,8 @@ fn create(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Outb
         return out.text(key, msg::password_too_long());
     }
     // Checked now to spare the player the hashing wait; the insert checks again.
-    match game.db.name_taken(&name) {
-        Ok(false) => {}
-        Ok(true) => return out.text(key, msg::name_taken(&name)),
-        Err(error) => {
-            tracing::error!(?key, error = %chain(&error), "cannot check a name");
-            return out.text(key, msg::internal_error());
-        }
+    if !name_free(game, key, &name, out) {
+        return;
     }
     game.start_job(
         key,
@@ -93,7 +127,60 @@ fn connect(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Out
         Ok(name) => name,
         Err(error) => return out.text(key, msg::bad_name(error)),
     };
-    let found = match game.db.credentials(&name) {
+    match password {
+        Some(password) => connect_with(game, key, seq, &name, Password::new(password), out),
+        // Asked whether or not the name exists, so that the prompt gives nothing away.
+        None => game.ask_secret(key, SecretFor::Connect(name), out),
+    }
+}
+
+/// The line after a password prompt: `secret` says whose password it is. It is never shown,
+/// logged or kept; only its hash is stored.
+pub(super) fn secret_line(
+    game: &mut Game,
+    key: SessionKey,
+    seq: u64,
+    secret: SecretFor,
+    line: &str,
+    out: &mut Outbox,
+) {
+    // First, so that whatever follows starts on a line of its own in a client that is
+    // echoing again.
+    game.reveal_input(key, out);
+    let password = line.trim();
+    if password.is_empty() {
+        return out.text(key, msg::login_cancelled());
+    }
+    // Too short to be anyone's password, so it can only mean what it says.
+    if password.eq_ignore_ascii_case("quit") {
+        return quit(game, key, out);
+    }
+    let password = Password::new(password);
+    let blob = StateBlob {
+        password_for: Some(secret.clone()),
+        checking: true,
+        ..StateBlob::default()
+    };
+    match secret {
+        SecretFor::Connect(name) => connect_with(game, key, seq, &name, password, out),
+        SecretFor::Create(name) => create_with(game, key, seq, name, password, out),
+    }
+    // Until the check is done the line is not acknowledged, so a restarted core gets it again:
+    // it must still read it as this password, but know that input is already showing.
+    if game.sessions.get(&key).is_some_and(|s| s.pending.is_some()) {
+        out.push(key, Outgoing::State(blob.encode()));
+    }
+}
+
+fn connect_with(
+    game: &mut Game,
+    key: SessionKey,
+    seq: u64,
+    name: &str,
+    password: Password,
+    out: &mut Outbox,
+) {
+    let found = match game.db.credentials(name) {
         Ok(found) => found,
         Err(error) => {
             tracing::error!(?key, error = %chain(&error), "cannot look up an account");
@@ -108,7 +195,7 @@ fn connect(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Out
         key,
         seq,
         Purpose::Connect { character_id },
-        Work::Verify(Password::new(password), stored_hash),
+        Work::Verify(password, stored_hash),
         out,
     );
 }
@@ -190,13 +277,16 @@ fn enter(
         }
         None => false,
     };
-    let blob = serde_json::to_vec(&StateBlob {
-        character: player.id,
-    })
-    .unwrap_or_default();
+    let blob = StateBlob {
+        character: Some(player.id),
+        ..StateBlob::default()
+    };
     // The proxy records the state before anything the player sees, so a restart right after
     // this point still finds them logged in.
-    out.push(key, Outgoing::State(blob));
+    out.push(key, Outgoing::State(blob.encode()));
+    out.push(key, Outgoing::Display(player.display));
+    out.gmcp(key, gmcp::char_name(&player));
+    out.gmcp(key, gmcp::char_vitals(&player));
     let greeting = if greeting.is_empty() {
         msg::welcome_back(&player.name, took_over)
     } else {
@@ -208,8 +298,11 @@ fn enter(
     }
     if let Some(session) = game.sessions.get_mut(&key) {
         session.player = Some(player);
+        // The character blob replaced any password-prompt blob.
+        session.secret_in_blob = false;
     }
-    super::commands::look_around(game, key, out);
+    // Also sends Char.Status and Room.Info.
+    super::commands::arrive(game, key, out);
 }
 
 #[cfg(test)]

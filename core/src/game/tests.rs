@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use tether_protocol::markup::plain;
+
 use super::*;
 
 const WORLD: &str = r#"
@@ -80,7 +82,8 @@ impl Harness {
     }
 }
 
-fn texts(out: &Outbox, n: u64) -> Vec<&str> {
+/// The markup session `n` was sent, one entry per `Text`.
+fn markups(out: &Outbox, n: u64) -> Vec<&str> {
     out.events
         .iter()
         .filter(|(k, _)| *k == key(n))
@@ -89,6 +92,11 @@ fn texts(out: &Outbox, n: u64) -> Vec<&str> {
             _ => None,
         })
         .collect()
+}
+
+/// What session `n` read, without colours: most tests care about words, not styling.
+fn texts(out: &Outbox, n: u64) -> Vec<String> {
+    markups(out, n).into_iter().map(plain).collect()
 }
 
 fn text(out: &Outbox, n: u64) -> String {
@@ -105,8 +113,9 @@ fn acks(out: &Outbox, n: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The blob the proxy is left holding for session `n`.
 fn state_of(out: &Outbox, n: u64) -> Option<Vec<u8>> {
-    out.events.iter().find_map(|(k, e)| match e {
+    out.events.iter().rev().find_map(|(k, e)| match e {
         Outgoing::State(blob) if *k == key(n) => Some(blob.clone()),
         _ => None,
     })
@@ -186,8 +195,10 @@ fn create_refuses_taken_and_bad_names_and_short_passwords() {
             "create bob short",
             "Passwords must be at least 6 characters long.",
         ),
-        ("create bob", "Usage: create <name> <password>"),
-        ("connect", "Usage: connect <name> <password>"),
+        ("create", "Usage: create <name> [password]"),
+        ("connect", "Usage: connect <name> [password]"),
+        ("create alice", "The name Alice is already taken."),
+        ("connect b0b", "Names may contain only the letters A to Z."),
     ];
     for (line, expected) in cases {
         let out = h.send(2, line);
@@ -378,7 +389,13 @@ fn lines_during_a_password_job_wait_their_turn() {
         .iter()
         .position(|e| *e == (key(2), Outgoing::Ack(1)));
     assert!(welcome < ack1);
-    assert_eq!(h.send(2, "").events, [(key(2), Outgoing::Ack(5))]);
+    assert_eq!(
+        h.send(2, "").events,
+        [
+            (key(2), Outgoing::Prompt(msg::prompt(&Vitals::full()))),
+            (key(2), Outgoing::Ack(5))
+        ]
+    );
 }
 
 #[test]
@@ -518,9 +535,22 @@ fn titles_are_limited_and_cleared() {
 fn empty_lines_and_unknown_commands() {
     let mut h = Harness::in_memory();
     h.open(1);
-    assert_eq!(h.send(1, "   ").events, [(key(1), Outgoing::Ack(1))]);
+    // An empty line gets nothing but a fresh prompt, as players expect.
+    assert_eq!(
+        h.send(1, "   ").events,
+        [
+            (key(1), Outgoing::Prompt(msg::login_prompt())),
+            (key(1), Outgoing::Ack(1))
+        ]
+    );
     h.send(1, "create alice secret1");
-    assert_eq!(h.send(1, "").events, [(key(1), Outgoing::Ack(3))]);
+    assert_eq!(
+        h.send(1, "").events,
+        [
+            (key(1), Outgoing::Prompt(msg::prompt(&Vitals::full()))),
+            (key(1), Outgoing::Ack(3))
+        ]
+    );
     assert_eq!(
         texts(&h.send(1, "dance wildly"), 1),
         ["Huh? Type \"help\" for commands."]
@@ -533,4 +563,601 @@ fn handed_off_types_are_send() {
     send::<PasswordJob>();
     send::<PasswordDone>();
     send::<Outbox>();
+}
+
+// ---- Markup ----
+
+#[test]
+fn player_text_cannot_inject_markup() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    let out = h.send(1, "say {red}hi");
+    assert_eq!(
+        markups(&out, 2),
+        ["{bright-yellow}Alice says, \"{{red}hi\"{/}"]
+    );
+    assert_eq!(texts(&out, 2), ["Alice says, \"{red}hi\""]);
+    assert_eq!(texts(&out, 1), ["You say, \"{red}hi\""]);
+
+    // A fake line needs a line break, which sanitizing already turned into a space.
+    let out = h.send(1, "say a\n[tether] The game is shutting down!");
+    assert_eq!(markups(&out, 2).concat().matches('\n').count(), 0);
+
+    let out = h.send(1, "tell bob {/}{bg:red}psst{{");
+    assert!(markups(&out, 2)[0].contains("{{/}{{bg:red}psst{{{{"));
+    let out = h.send(2, ":{bold}grins");
+    assert_eq!(markups(&out, 1), ["Bob {{bold}grins"]);
+    let out = h.send(1, "look {red}x");
+    assert_eq!(texts(&out, 1), ["You don't see \"{red}x\" here."]);
+
+    h.send(1, "title the {bright-red}Admin{/}");
+    let look = markups(&h.send(2, "look"), 2).concat();
+    assert!(
+        look.contains("{yellow}Alice the {{bright-red}Admin{{/} is here.{/}"),
+        "{look}"
+    );
+    let who = markups(&h.send(2, "who"), 2).concat();
+    assert!(who.contains("Alice the {{bright-red}Admin{{/}"), "{who}");
+    // Names never hold a brace in the first place.
+    h.open(3);
+    assert_eq!(
+        texts(&h.send(3, "create {red}eve secret1"), 3),
+        ["Names may contain only the letters A to Z."]
+    );
+}
+
+// ---- Prompts ----
+
+fn prompts(out: &Outbox, n: u64) -> Vec<String> {
+    out.events
+        .iter()
+        .filter_map(|(k, e)| match e {
+            Outgoing::Prompt(p) if *k == key(n) => Some(plain(p)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_handled_line_ends_with_a_prompt_then_its_ack() {
+    let mut h = Harness::in_memory();
+    let opened = h.open(1);
+    assert_eq!(prompts(&opened, 1), ["login> "]);
+    assert!(matches!(
+        opened.events.last(),
+        Some((_, Outgoing::Prompt(_)))
+    ));
+
+    let out = h.send(1, "help");
+    let tail: Vec<_> = out.events.iter().rev().take(2).map(|(_, e)| e).collect();
+    assert!(
+        matches!(tail[..], [Outgoing::Ack(1), Outgoing::Prompt(_)]),
+        "{tail:?}"
+    );
+
+    let out = h.send(1, "create alice secret1");
+    assert_eq!(prompts(&out, 1), ["100/100hp 100/100mp > "]);
+    let n = out.events.len();
+    assert!(matches!(out.events[n - 2].1, Outgoing::Prompt(_)));
+    assert!(matches!(out.events[n - 1].1, Outgoing::Ack(2)));
+
+    // Bystanders who were shown something get a fresh prompt; others get nothing.
+    h.create(2, "bob");
+    h.create(3, "carol");
+    h.send(3, "north");
+    let out = h.send(1, "say hello");
+    assert_eq!(prompts(&out, 1).len(), 1);
+    assert_eq!(prompts(&out, 2).len(), 1);
+    assert!(out.events.iter().all(|(k, _)| *k != key(3)));
+    let bob: Vec<_> = out.events.iter().filter(|(k, _)| *k == key(2)).collect();
+    assert!(matches!(bob.last(), Some((_, Outgoing::Prompt(_)))));
+
+    // A session that is leaving gets no prompt.
+    let out = h.send(2, "quit");
+    assert!(prompts(&out, 2).is_empty());
+    let mut closed = Outbox::new();
+    h.game.session_closed(key(2), &mut closed);
+    assert_eq!(prompts(&closed, 1).len(), 1);
+}
+
+// ---- Passwords at a prompt ----
+
+fn hides(out: &Outbox, n: u64) -> Vec<bool> {
+    out.events
+        .iter()
+        .filter_map(|(k, e)| match e {
+            Outgoing::HideInput(hide) if *k == key(n) => Some(*hide),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assert_never_shown(out: &Outbox, password: &str) {
+    let all = format!("{:?} {:?}", out.events, out.jobs);
+    assert!(!all.contains(password), "{all}");
+}
+
+#[test]
+fn connect_asks_for_the_password_with_input_hidden() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.send(1, "quit");
+    h.game.session_closed(key(1), &mut Outbox::new());
+    h.open(2);
+
+    let out = h.send(2, "connect ALICE");
+    assert!(out.jobs.is_empty());
+    assert_eq!(
+        out.events,
+        [
+            (
+                key(2),
+                Outgoing::State(br#"{"password_for":{"connect":"Alice"}}"#.to_vec())
+            ),
+            (key(2), Outgoing::HideInput(true)),
+            (key(2), Outgoing::Prompt("Password: ".into())),
+            (key(2), Outgoing::Ack(1)),
+        ]
+    );
+
+    let out = h.send_only(2, "  secret1 ");
+    // Echo is back at once; nothing else until the password is checked.
+    assert_eq!(
+        out.events,
+        [
+            (key(2), Outgoing::HideInput(false)),
+            (
+                key(2),
+                Outgoing::State(
+                    br#"{"password_for":{"connect":"Alice"},"checking":true}"#.to_vec()
+                )
+            ),
+        ]
+    );
+    assert_eq!(out.jobs.len(), 1);
+    assert_never_shown(&out, "secret1");
+    let mut out = out;
+    h.run_jobs(&mut out);
+    assert_never_shown(&out, "secret1");
+    assert_eq!(hides(&out, 2), [false]);
+    assert_eq!(state_of(&out, 2).unwrap(), br#"{"character":1}"#);
+    assert!(text(&out, 2).starts_with("Welcome back, Alice.\nGreat Hall"));
+    assert_eq!(prompts(&out, 2), ["100/100hp 100/100mp > "]);
+    assert_eq!(acks(&out, 2), [2]);
+}
+
+#[test]
+fn failed_and_cancelled_password_prompts_show_input_again() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let cleared = (key(2), Outgoing::State(Vec::new()));
+
+    // Unknown names are asked for a password like known ones, and fail the same way.
+    for (name, password) in [("alice", "wrong12"), ("zed", "secret1")] {
+        let asked = h.send(2, &format!("connect {name}"));
+        assert_eq!(hides(&asked, 2), [true]);
+        assert_eq!(prompts(&asked, 2), ["Password: "]);
+        let out = h.send(2, password);
+        assert_eq!(hides(&out, 2), [false]);
+        assert_eq!(texts(&out, 2), ["Wrong name or password."]);
+        assert!(out.events.contains(&cleared));
+        assert_eq!(prompts(&out, 2), ["login> "]);
+        assert_never_shown(&out, password);
+    }
+
+    h.send(2, "connect alice");
+    let out = h.send(2, "");
+    assert_eq!(hides(&out, 2), [false]);
+    assert_eq!(texts(&out, 2), [msg::login_cancelled()]);
+    assert!(out.events.contains(&cleared));
+    // The next line is a command again.
+    assert_eq!(texts(&h.send(2, "who"), 2), [msg::guest_hint()]);
+
+    h.send(2, "create bob");
+    let out = h.send(2, "short");
+    assert_eq!(hides(&out, 2), [false]);
+    assert_eq!(
+        texts(&out, 2),
+        ["Passwords must be at least 6 characters long."]
+    );
+    assert_never_shown(&out, "short");
+
+    // `quit` at the prompt leaves, with echo restored before the goodbye.
+    h.send(2, "connect alice");
+    let out = h.send(2, "QUIT");
+    assert_eq!(hides(&out, 2), [false]);
+    assert_eq!(disconnect_of(&out, 2), Some(msg::goodbye()));
+    assert!(out.jobs.is_empty());
+    let events: Vec<_> = out.events.iter().map(|(_, e)| e).collect();
+    let shown = events
+        .iter()
+        .position(|e| **e == Outgoing::HideInput(false));
+    let gone = events
+        .iter()
+        .position(|e| matches!(e, Outgoing::Disconnect(_)));
+    assert!(shown < gone);
+}
+
+#[test]
+fn create_asks_for_a_new_password() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    // A taken name is refused before anyone types a password for it.
+    let out = h.send(2, "create Alice");
+    assert!(hides(&out, 2).is_empty());
+    assert_eq!(texts(&out, 2), ["The name Alice is already taken."]);
+
+    let out = h.send(2, "create bob");
+    assert_eq!(hides(&out, 2), [true]);
+    assert_eq!(prompts(&out, 2), ["Choose a password: "]);
+    assert_eq!(
+        state_of(&out, 2).unwrap(),
+        br#"{"password_for":{"create":"Bob"}}"#
+    );
+    let out = h.send(2, "hunter22 with spaces");
+    assert_never_shown(&out, "hunter22");
+    assert_eq!(hides(&out, 2), [false]);
+    assert!(text(&out, 2).contains("Welcome to Testville, Bob! Your character has been created."));
+    assert_eq!(state_of(&out, 2).unwrap(), br#"{"character":2}"#);
+
+    // The hash was stored, not the password, and the one-line form finds it.
+    let stored = h.game.db.credentials("bob").unwrap().unwrap();
+    assert!(!stored.password_hash.contains("hunter22"));
+    h.send(2, "quit");
+    h.open(3);
+    let out = h.send(3, "connect bob hunter22 with spaces");
+    assert!(text(&out, 3).starts_with("Welcome back, Bob."));
+}
+
+#[test]
+fn hidden_input_is_balanced_across_a_whole_session() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.open(2);
+    let mut all = Outbox::new();
+    for line in [
+        "connect alice",
+        "nope123",
+        "connect alice",
+        "",
+        "create bob",
+        "x",
+        "connect alice",
+        "secret1",
+        "look",
+    ] {
+        all.events.extend(h.send(2, line).events);
+    }
+    let toggles = hides(&all, 2);
+    assert_eq!(toggles.len(), 8);
+    for pair in toggles.chunks(2) {
+        assert_eq!(pair, [true, false]);
+    }
+}
+
+#[test]
+fn a_restarted_core_still_takes_the_next_line_as_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("game.db");
+    let (asked, checking) = {
+        let mut h = Harness::new(Db::open(&path).unwrap());
+        h.create(1, "alice");
+        h.open(2);
+        let asked = state_of(&h.send(2, "connect alice"), 2).unwrap();
+        // The core dies while the password is being checked: no ack, so the proxy will
+        // hand the line to the next core.
+        let checking = h.send_only(2, "secret1");
+        assert!(acks(&checking, 2).is_empty());
+        (asked, state_of(&checking, 2).unwrap())
+    };
+
+    // Restarted while the prompt was up: the proxy still hides input.
+    let mut h = Harness::new(Db::open(&path).unwrap());
+    let mut out = Outbox::new();
+    h.game.session_restored(key(2), &asked, &mut out);
+    assert!(out.is_empty());
+    h.seqs.insert(2, 1);
+    let out = h.send(2, "secret1");
+    assert_eq!(hides(&out, 2), [false]);
+    assert!(text(&out, 2).starts_with("Welcome back, Alice."));
+    assert_never_shown(&out, "secret1");
+
+    // Restarted while checking: input is showing already and is not shown "again".
+    let mut h = Harness::new(Db::open(&path).unwrap());
+    let mut out = Outbox::new();
+    h.game.session_restored(key(3), &checking, &mut out);
+    assert!(out.is_empty());
+    h.seqs.insert(3, 1);
+    let out = h.send(3, "secret1");
+    assert!(hides(&out, 3).is_empty());
+    assert!(text(&out, 3).starts_with("Welcome back, Alice."));
+}
+
+#[test]
+fn flooding_a_hidden_login_still_shows_input_again() {
+    let mut h = Harness::in_memory();
+    h.open(1);
+    h.send(1, "create alice");
+    let job = h.send_only(1, "secret1");
+    for _ in 0..MAX_QUEUED_LINES {
+        h.send_only(1, "look");
+    }
+    let flood = h.send_only(1, "look");
+    assert_eq!(disconnect_of(&flood, 1), Some(msg::too_much_input()));
+    let mut all = job.events.clone();
+    all.extend(flood.events);
+    let mut done = Outbox::new();
+    for job in job.jobs {
+        h.game.password_done(job.run(), &mut done);
+    }
+    all.extend(done.events);
+    let toggles: Vec<_> = all
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Outgoing::HideInput(hide) => Some(*hide),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(toggles, [false]);
+}
+
+// ---- GMCP ----
+
+fn gmcp_of(out: &Outbox, n: u64, package: &str) -> Vec<serde_json::Value> {
+    out.events
+        .iter()
+        .filter_map(|(k, e)| match e {
+            Outgoing::Gmcp { package: p, json } if *k == key(n) && p == package => {
+                Some(serde_json::from_str(json).expect("valid JSON"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn login_and_moves_send_gmcp() {
+    let mut h = Harness::in_memory();
+    h.open(1);
+    let out = h.send(1, "create alice secret1");
+    let hall = crate::world::derived_num("hall");
+    let yard = crate::world::derived_num("yard");
+    assert_eq!(
+        gmcp_of(&out, 1, "Char.Name"),
+        [serde_json::json!({"name": "Alice", "fullname": "Alice"})]
+    );
+    assert_eq!(
+        gmcp_of(&out, 1, "Char.Status"),
+        [serde_json::json!({"level": 1, "room": "Great Hall"})]
+    );
+    assert_eq!(
+        gmcp_of(&out, 1, "Char.Vitals"),
+        [serde_json::json!({"hp": 100, "maxhp": 100, "mp": 100, "maxmp": 100})]
+    );
+    assert_eq!(
+        gmcp_of(&out, 1, "Room.Info"),
+        [serde_json::json!({
+            "num": hall,
+            "name": "Great Hall",
+            "area": "Testville",
+            "environment": "",
+            "exits": {"north": yard},
+        })]
+    );
+
+    let out = h.send(1, "n");
+    let info = &gmcp_of(&out, 1, "Room.Info")[0];
+    assert_eq!(
+        (info["num"].as_u64(), info["exits"]["south"].as_u64()),
+        (Some(yard.into()), Some(hall.into()))
+    );
+    assert_eq!(gmcp_of(&out, 1, "Char.Status")[0]["room"], "Courtyard");
+    assert!(gmcp_of(&h.send(1, "look"), 1, "Room.Info").is_empty());
+
+    let out = h.send(1, "title the {Brave}");
+    assert_eq!(
+        gmcp_of(&out, 1, "Char.Name"),
+        [serde_json::json!({"name": "Alice", "fullname": "Alice the {Brave}"})]
+    );
+    assert_eq!(gmcp_of(&h.send(1, "rest"), 1, "Char.Vitals").len(), 1);
+}
+
+#[test]
+fn say_and_tell_go_to_chat_windows() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    h.create(3, "carol");
+    h.send(3, "north");
+    let out = h.send(1, "say {red}hi");
+    assert_eq!(
+        gmcp_of(&out, 1, "Comm.Channel.Text"),
+        [serde_json::json!({"channel": "say", "talker": "Alice", "text": "You say, \"{red}hi\""})]
+    );
+    assert_eq!(
+        gmcp_of(&out, 2, "Comm.Channel.Text"),
+        [
+            serde_json::json!({"channel": "say", "talker": "Alice", "text": "Alice says, \"{red}hi\""})
+        ]
+    );
+    assert!(gmcp_of(&out, 3, "Comm.Channel.Text").is_empty());
+
+    let out = h.send(1, "tell carol psst");
+    assert_eq!(
+        gmcp_of(&out, 3, "Comm.Channel.Text"),
+        [
+            serde_json::json!({"channel": "tell", "talker": "Alice", "text": "Alice tells you, \"psst\""})
+        ]
+    );
+    assert_eq!(
+        gmcp_of(&out, 1, "Comm.Channel.Text")[0]["text"],
+        "You tell Carol, \"psst\""
+    );
+    assert!(gmcp_of(&out, 2, "Comm.Channel.Text").is_empty());
+}
+
+// ---- Client info ----
+
+#[test]
+fn client_shows_what_the_proxy_reported() {
+    let mut h = Harness::in_memory();
+    // The proxy may report before the session is open.
+    h.game.session_client(
+        key(1),
+        ClientInfo {
+            client_name: Some("TINTIN++".into()),
+            client_version: Some("2.02".into()),
+            terminal_type: Some("tmux-256color".into()),
+            mtts: Some(271),
+            width: Some(120),
+            height: Some(40),
+            charset: "UTF-8".into(),
+            screen_reader: false,
+            gmcp: true,
+        },
+    );
+    h.open(1);
+    assert_eq!(
+        texts(&h.send(1, "client"), 1),
+        ["Client: TINTIN++ 2.02, terminal tmux-256color, 120x40, UTF-8, MTTS 271, GMCP on"]
+    );
+    h.send(1, "create alice secret1");
+    h.game.session_client(
+        key(1),
+        ClientInfo {
+            client_name: Some("Mudlet".into()),
+            ..ClientInfo::default()
+        },
+    );
+    assert_eq!(texts(&h.send(1, "client"), 1), ["Client: Mudlet, GMCP off"]);
+    h.game.session_closed(key(1), &mut Outbox::new());
+    assert!(h.game.clients.is_empty());
+}
+
+// ---- Display settings ----
+
+fn displays(out: &Outbox, n: u64) -> Vec<DisplayPrefs> {
+    out.events
+        .iter()
+        .filter_map(|(k, e)| match e {
+            Outgoing::Display(prefs) if *k == key(n) => Some(*prefs),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn display_settings_are_saved_and_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("game.db");
+    let mut h = Harness::new(Db::open(&path).unwrap());
+    h.open(1);
+    let out = h.send(1, "create alice secret1");
+    assert_eq!(displays(&out, 1), [DisplayPrefs::default()]);
+    let shown = text(&h.send(1, "config"), 1);
+    assert!(
+        shown.contains("wrap   on") && shown.contains("color  auto"),
+        "{shown}"
+    );
+
+    let out = h.send(1, "config wrap off");
+    let off = DisplayPrefs {
+        wrap: false,
+        color: ColorChoice::Auto,
+    };
+    assert_eq!(displays(&out, 1), [off]);
+    assert_eq!(texts(&out, 1), ["Line wrapping is now off."]);
+    // The proxy applies the settings before it shows the confirmation.
+    let display = out
+        .events
+        .iter()
+        .position(|(_, e)| matches!(e, Outgoing::Display(_)));
+    let confirm = out
+        .events
+        .iter()
+        .position(|(_, e)| matches!(e, Outgoing::Text(_)));
+    assert!(display < confirm);
+
+    let out = h.send(1, "config COLOR 256");
+    let both = DisplayPrefs {
+        wrap: false,
+        color: ColorChoice::Ansi256,
+    };
+    assert_eq!(displays(&out, 1), [both]);
+    for bad in ["config color purple", "config wrap maybe", "config size 3"] {
+        let out = h.send(1, bad);
+        assert!(displays(&out, 1).is_empty(), "{bad}");
+        assert_eq!(texts(&out, 1), [msg::config_usage()]);
+    }
+
+    // Saved with the character: a new core sends them at login, not at restore.
+    let blob = state_of(&h.send(1, "config"), 1);
+    assert!(blob.is_none());
+    drop(h);
+    let mut h = Harness::new(Db::open(&path).unwrap());
+    let mut out = Outbox::new();
+    h.game
+        .session_restored(key(1), br#"{"character":1}"#, &mut out);
+    assert!(out.is_empty());
+    h.open(2);
+    let out = h.send(2, "connect alice secret1");
+    assert_eq!(displays(&out, 2), [both]);
+    let display = out
+        .events
+        .iter()
+        .position(|(_, e)| matches!(e, Outgoing::Display(_)));
+    let state = out
+        .events
+        .iter()
+        .position(|(_, e)| matches!(e, Outgoing::State(_)));
+    let welcome = out
+        .events
+        .iter()
+        .position(|(_, e)| matches!(e, Outgoing::Text(_)));
+    assert!(state < display && display < welcome);
+}
+
+#[test]
+fn color_words() {
+    for choice in [
+        ColorChoice::Auto,
+        ColorChoice::None,
+        ColorChoice::Ansi16,
+        ColorChoice::Ansi256,
+        ColorChoice::TrueColor,
+    ] {
+        assert_eq!(ColorChoice::from_word(choice.word()), Some(choice));
+    }
+    assert_eq!(ColorChoice::from_word("OFF"), Some(ColorChoice::None));
+    assert_eq!(ColorChoice::from_word("purple"), None);
+}
+
+// ---- MSSP ----
+
+#[test]
+fn mssp_counts_players() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    h.create(2, "bob");
+    h.open(3);
+    assert_eq!(h.game.players_online(), 2);
+    let mssp: HashMap<String, String> = h.game.mssp().into_iter().collect();
+    assert_eq!(mssp["NAME"], "Testville");
+    assert_eq!(mssp["PLAYERS"], "2");
+    assert_eq!(mssp["CODEBASE"], "tether");
+    assert_eq!(mssp["ROOMS"], "2");
+    assert!(!mssp.contains_key("UPTIME"));
+    h.send(2, "quit");
+    assert_eq!(
+        h.game
+            .mssp()
+            .iter()
+            .find(|(k, _)| k == "PLAYERS")
+            .unwrap()
+            .1,
+        "1"
+    );
 }

@@ -1,0 +1,2250 @@
+//! Per-session telnet option negotiation, sans-IO: telnet events in, bytes
+//! for the client and [`ClientEvent`]s for the session out.
+//!
+//! One [`Negotiation`] lives as long as the player's connection, in the
+//! proxy, so what the client agreed to survives game-core restarts.
+//!
+//! Both sides of every option follow the RFC 1143 Q method: we never answer a
+//! request for the state an option is already in, never re-send a request
+//! that is in flight (a second one is queued instead), and any option may be
+//! renegotiated later. That is what keeps two implementations from bouncing
+//! WILL/DO at each other forever.
+
+use std::collections::BTreeMap;
+
+use crate::telnet::{self, DO, DONT, IAC, TelnetEvent, WILL, WONT, option};
+
+/// TTYPE and NEW-ENVIRON subcommands.
+const IS: u8 = 0x00;
+const SEND: u8 = 0x01;
+const INFO: u8 = 0x02;
+/// NEW-ENVIRON field markers.
+const ENV_VAR: u8 = 0x00;
+const ENV_VAL: u8 = 0x01;
+const ENV_ESC: u8 = 0x02;
+const ENV_USERVAR: u8 = 0x03;
+/// CHARSET subcommands.
+const CHARSET_REQUEST: u8 = 0x01;
+const CHARSET_ACCEPTED: u8 = 0x02;
+const CHARSET_REJECTED: u8 = 0x03;
+/// MSSP field markers.
+const MSSP_VAR: u8 = 0x01;
+const MSSP_VAL: u8 = 0x02;
+
+/// `REQUEST ";UTF-8"`: the byte after REQUEST is the list separator.
+const CHARSET_UTF8_REQUEST: &[u8] = b"\x01;UTF-8";
+
+/// MTTS bits this module reads.
+const MTTS_ANSI: u32 = 1;
+const MTTS_256_COLORS: u32 = 8;
+const MTTS_SCREEN_READER: u32 = 64;
+const MTTS_TRUECOLOR: u32 = 256;
+
+/// TTYPE requests per cycle. MTTS needs three; the cap only matters for a
+/// client that never repeats itself, which would otherwise be asked forever.
+const MAX_TTYPE_REQUESTS: usize = 4;
+
+/// What a player types to get MSSP as text when their client has no telnet
+/// MSSP; answer with [`Negotiation::mssp_plain`].
+pub const MSSP_REQUEST: &str = "MSSP-REQUEST";
+
+/// Something the session has to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// [`Negotiation::capabilities`] changed (at most once per `handle` call,
+    /// after that call's other events).
+    CapabilitiesChanged,
+    /// A GMCP message for the game. `json` is valid JSON when present.
+    Gmcp {
+        package: String,
+        json: Option<String>,
+    },
+    /// The client agreed to MCCP2. Write this call's `out` first (it may hold
+    /// our WILL), then the start sequence from
+    /// [`crate::mccp::Compressor::start`] in one write, never split, and
+    /// compress everything after.
+    StartCompression,
+    /// The client asked to stop MCCP2. Finish the stream first, then write
+    /// this call's `out` uncompressed.
+    StopCompression,
+    /// The client sent DO MSSP: answer with [`Negotiation::mssp_reply`].
+    MsspRequested,
+    /// The encoding for text both ways from now on.
+    CharsetDecided(Charset),
+}
+
+/// Encoding of the text part of the telnet stream (GMCP is always UTF-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Charset {
+    /// The default, kept when a client refuses CHARSET altogether: a client
+    /// that cannot negotiate today is far more likely UTF-8 (the default of
+    /// current terminals and MUD clients) or plain ASCII (a subset) than
+    /// Latin-1, and a Latin-1 client that knows CHARSET answers REJECTED.
+    /// A wrong guess costs little: Latin-1 accents in input become U+FFFD.
+    #[default]
+    Utf8,
+    /// ISO-8859-1, for clients that rejected UTF-8.
+    Latin1,
+}
+
+impl Charset {
+    /// Decodes client text. Stateless: for Latin-1 every byte is a whole
+    /// character, so each Data chunk can be transcoded (to UTF-8, before the
+    /// line assembler) on its own. For UTF-8 a chunk may end inside a
+    /// character: pass raw bytes to the line assembler instead, which decodes
+    /// whole lines.
+    pub fn decode(&self, bytes: &[u8]) -> String {
+        match self {
+            Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+            Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
+        }
+    }
+
+    /// Appends `text` ready for the wire, like [`telnet::encode_text`]:
+    /// newlines become CRLF, lone CRs are dropped and 0xFF is doubled (in
+    /// Latin-1 that is a real character, ÿ). Characters Latin-1 lacks become
+    /// `?`.
+    pub fn encode(&self, text: &str, out: &mut Vec<u8>) {
+        match self {
+            Charset::Utf8 => telnet::encode_text(text, out),
+            Charset::Latin1 => {
+                out.reserve(text.len());
+                for c in text.chars() {
+                    match c {
+                        '\n' => out.extend_from_slice(b"\r\n"),
+                        '\r' => {}
+                        _ => match u8::try_from(u32::from(c)) {
+                            Ok(IAC) => out.extend_from_slice(&[IAC, IAC]),
+                            Ok(byte) => out.push(byte),
+                            Err(_) => out.push(b'?'),
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How many colours to send, best guess. Ordered: more is greater.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ColorDepthHint {
+    None,
+    Ansi16,
+    Ansi256,
+    TrueColor,
+}
+
+/// What we learned about the client. Read-only for the session: only the
+/// negotiation writes it, so it cannot drift from what was agreed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// From NEW-ENVIRON CLIENT_NAME or GMCP Core.Hello, else the first TTYPE reply.
+    pub client_name: Option<String>,
+    pub client_version: Option<String>,
+    pub terminal_type: Option<String>,
+    pub mtts: Option<u32>,
+    /// From NAWS; `None` until reported, or reported as 0 (unknown).
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub charset: Charset,
+    /// MTTS bit 64: drop colour and decoration.
+    pub screen_reader: bool,
+    /// The client agreed to GMCP (DO GMCP).
+    pub gmcp: bool,
+    /// GMCP packages from Core.Supports.Set/Add minus Remove, with versions.
+    pub gmcp_supports: BTreeMap<String, u32>,
+    /// The client agreed to EOR: prompts end with IAC EOR.
+    pub eor: bool,
+    /// MCCP2 is on (between StartCompression and StopCompression).
+    pub compressing: bool,
+}
+
+impl Capabilities {
+    pub fn color_depth(&self) -> ColorDepthHint {
+        let mtts = self.mtts.unwrap_or(0);
+        if self.screen_reader || mtts & MTTS_SCREEN_READER != 0 {
+            return ColorDepthHint::None;
+        }
+        // MTTS is the client's own declaration; names are only guesses.
+        if self.mtts.is_some() {
+            return if mtts & MTTS_TRUECOLOR != 0 {
+                ColorDepthHint::TrueColor
+            } else if mtts & MTTS_256_COLORS != 0 {
+                ColorDepthHint::Ansi256
+            } else if mtts & MTTS_ANSI != 0 {
+                ColorDepthHint::Ansi16
+            } else {
+                ColorDepthHint::None
+            };
+        }
+        let names = [&self.terminal_type, &self.client_name];
+        if names.iter().all(|name| name.is_none()) {
+            // Nothing answered TTYPE: more likely a bot or netcat than a
+            // terminal, and escape codes would be noise there.
+            return ColorDepthHint::None;
+        }
+        names
+            .iter()
+            .filter_map(|name| name.as_deref().and_then(name_color_hint))
+            .max()
+            // Anything that answers TTYPE with a name we do not know is
+            // still a terminal, and those all do basic ANSI.
+            .unwrap_or(ColorDepthHint::Ansi16)
+    }
+}
+
+/// Colour depth implied by a terminal type or client name, if it implies one.
+fn name_color_hint(name: &str) -> Option<ColorDepthHint> {
+    let name = name.to_ascii_lowercase();
+    let hint = if matches!(name.as_str(), "mudlet" | "tintin++" | "blightmud")
+        || name.contains("truecolor")
+        || name.contains("24bit")
+        || name.ends_with("-direct")
+    {
+        ColorDepthHint::TrueColor
+    } else if name.contains("256") || matches!(name.as_str(), "mushclient" | "cmud") {
+        ColorDepthHint::Ansi256
+    } else if name == "dumb" {
+        ColorDepthHint::None
+    } else if [
+        "ansi", "xterm", "color", "linux", "screen", "tmux", "rxvt", "vt100",
+    ]
+    .iter()
+    .any(|known| name.contains(known))
+    {
+        ColorDepthHint::Ansi16
+    } else {
+        return None;
+    };
+    Some(hint)
+}
+
+/// RFC 1143 state of one side of one option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Q {
+    #[default]
+    No,
+    Yes,
+    WantNo,
+    WantYes,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct OptionState {
+    q: Q,
+    /// The "opposite" queue bit: once the request in flight is answered,
+    /// ask for the other state.
+    opposite: bool,
+}
+
+/// `Us`: options we perform (we send WILL/WONT). `Him`: options the client
+/// performs (we send DO/DONT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Us,
+    Him,
+}
+
+impl Side {
+    /// (enable, disable) verbs we send for this side.
+    fn verbs(self) -> (u8, u8) {
+        match self {
+            Side::Us => (WILL, WONT),
+            Side::Him => (DO, DONT),
+        }
+    }
+}
+
+/// What an incoming negotiation did to an option, for side effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    Enabled,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TtypeCycle {
+    /// A SEND is out and its reply not in: only then is a reply expected.
+    awaiting: bool,
+    replies: Vec<String>,
+}
+
+/// Option negotiation and client capabilities for one session.
+#[derive(Debug, Clone)]
+pub struct Negotiation {
+    us: [OptionState; 256],
+    him: [OptionState; 256],
+    caps: Capabilities,
+    /// The session wants input hidden (between hide_input(true) and (false)).
+    echo_wanted: bool,
+    ttype: TtypeCycle,
+    /// Our CHARSET REQUEST is unanswered.
+    charset_requested: bool,
+    /// A CHARSET exchange settled the encoding; weaker hints no longer apply.
+    charset_settled: bool,
+    /// The name came from NEW-ENVIRON or Core.Hello, which beat TTYPE's guess.
+    explicit_name: bool,
+    /// The terminal type came from NEW-ENVIRON TERMINAL_TYPE.
+    explicit_terminal: bool,
+}
+
+impl Default for Negotiation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Negotiation {
+    pub fn new() -> Self {
+        Self {
+            us: [OptionState::default(); 256],
+            him: [OptionState::default(); 256],
+            caps: Capabilities::default(),
+            echo_wanted: false,
+            ttype: TtypeCycle::default(),
+            charset_requested: false,
+            charset_settled: false,
+            explicit_name: false,
+            explicit_terminal: false,
+        }
+    }
+
+    /// Appends the opening offers. ECHO and SGA are not offered: input is
+    /// visible until a password prompt, and recent Mudlet refuses SGA. MCCP
+    /// v1 (85) is never offered: its start sequence is malformed telnet.
+    /// Calling it again sends nothing (the requests are already in flight).
+    pub fn start(&mut self, out: &mut Vec<u8>) {
+        for opt in [option::EOR, option::GMCP, option::MSSP, option::MCCP2] {
+            self.request(Side::Us, opt, true, out);
+        }
+        for opt in [
+            option::TTYPE,
+            option::NAWS,
+            option::NEW_ENVIRON,
+            option::CHARSET,
+        ] {
+            self.request(Side::Him, opt, true, out);
+        }
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// Whether we perform `opt` (the client answered our WILL with DO).
+    pub fn local_enabled(&self, opt: u8) -> bool {
+        self.us[usize::from(opt)].q == Q::Yes
+    }
+
+    /// Whether the client performs `opt` (it answered our DO with WILL).
+    pub fn remote_enabled(&self, opt: u8) -> bool {
+        self.him[usize::from(opt)].q == Q::Yes
+    }
+
+    /// Handles one telnet event from the client. Data events are ignored:
+    /// they belong to the line assembler.
+    pub fn handle(
+        &mut self,
+        event: &TelnetEvent,
+        out: &mut Vec<u8>,
+        events: &mut Vec<ClientEvent>,
+    ) {
+        let before = self.caps.clone();
+        match event {
+            TelnetEvent::Will(opt) => {
+                let change = self.received(Side::Him, *opt, true, out);
+                self.remote_changed(*opt, change, out);
+            }
+            TelnetEvent::Wont(opt) => {
+                let change = self.received(Side::Him, *opt, false, out);
+                self.remote_changed(*opt, change, out);
+            }
+            TelnetEvent::Do(opt) => {
+                let change = self.received(Side::Us, *opt, true, out);
+                self.local_changed(*opt, change, out, events);
+            }
+            TelnetEvent::Dont(opt) => {
+                let change = self.received(Side::Us, *opt, false, out);
+                self.local_changed(*opt, change, out, events);
+            }
+            TelnetEvent::Subnegotiation { option, data } => {
+                self.subnegotiation(*option, data, out, events);
+            }
+            TelnetEvent::Data(_) | TelnetEvent::Command(_) => {}
+        }
+        self.caps.gmcp = self.local_enabled(option::GMCP);
+        self.caps.eor = self.local_enabled(option::EOR);
+        if self.caps != before {
+            events.push(ClientEvent::CapabilitiesChanged);
+        }
+    }
+
+    /// What ends a prompt (text without a newline) so the client shows it
+    /// instead of holding it back. Append it to every prompt, login prompts
+    /// included (once Mudlet has seen one GA it waits for it every time),
+    /// and never right after a CRLF (Mudlet then shows a blank line).
+    pub fn prompt_end(&self) -> &'static [u8] {
+        if self.local_enabled(option::EOR) {
+            &[IAC, telnet::EOR]
+        } else if self.local_enabled(option::SGA) {
+            // With SGA agreed the client does not expect GA; some print it.
+            &[]
+        } else {
+            &[IAC, telnet::GA]
+        }
+    }
+
+    /// Asks the client to stop (true) or resume (false) local echo, for
+    /// password prompts: we claim WILL ECHO and then do not echo. Repeated
+    /// calls with the same value send nothing, and a change of mind before
+    /// the client answered is queued (RFC 1143) rather than sent at once,
+    /// since rapid toggling breaks Mudlet's input masking.
+    pub fn hide_input(&mut self, hide: bool, out: &mut Vec<u8>) {
+        if hide == self.echo_wanted {
+            return;
+        }
+        self.echo_wanted = hide;
+        self.request(Side::Us, option::ECHO, hide, out);
+    }
+
+    /// Appends a GMCP message if the client agreed to GMCP and announced
+    /// support for the package (or a parent of it; Core.* always goes).
+    /// Returns whether it was written. `json` may be empty for none.
+    pub fn gmcp_message(&self, package: &str, json: &str, out: &mut Vec<u8>) -> bool {
+        if !self.local_enabled(option::GMCP)
+            || !valid_gmcp_name(package)
+            || !self.gmcp_supported(package)
+        {
+            return false;
+        }
+        let json = json.trim();
+        let mut payload = Vec::with_capacity(package.len() + 1 + json.len());
+        payload.extend_from_slice(package.as_bytes());
+        if !json.is_empty() {
+            payload.push(b' ');
+            payload.extend_from_slice(json.as_bytes());
+        }
+        telnet::subnegotiation(option::GMCP, &payload, out);
+        true
+    }
+
+    /// Appends the MSSP subnegotiation for `vars` (NAME, PLAYERS and UPTIME
+    /// are required by MSSP). Bytes 01 and 02 are dropped from names and
+    /// values because they would end the field.
+    pub fn mssp_reply(vars: &[(String, String)], out: &mut Vec<u8>) {
+        let mut payload = Vec::new();
+        for (name, value) in vars {
+            payload.push(MSSP_VAR);
+            payload.extend(name.bytes().filter(|&b| b != MSSP_VAR && b != MSSP_VAL));
+            payload.push(MSSP_VAL);
+            payload.extend(value.bytes().filter(|&b| b != MSSP_VAR && b != MSSP_VAL));
+        }
+        telnet::subnegotiation(option::MSSP, &payload, out);
+    }
+
+    /// The plain-text MSSP answer to [`MSSP_REQUEST`], with `\n` line ends
+    /// (send it through [`Charset::encode`], which makes them CRLF). Tabs and
+    /// line breaks inside names and values become spaces, as they would
+    /// split the field or the line.
+    pub fn mssp_plain(vars: &[(String, String)]) -> String {
+        fn clean(text: &str) -> String {
+            text.replace(['\t', '\r', '\n'], " ")
+        }
+        let mut text = String::from("MSSP-REPLY-START\n");
+        for (name, value) in vars {
+            text.push_str(&clean(name));
+            text.push('\t');
+            text.push_str(&clean(value));
+            text.push('\n');
+        }
+        text.push_str("MSSP-REPLY-END\n");
+        text
+    }
+
+    fn state_mut(&mut self, side: Side, opt: u8) -> &mut OptionState {
+        match side {
+            Side::Us => &mut self.us[usize::from(opt)],
+            Side::Him => &mut self.him[usize::from(opt)],
+        }
+    }
+
+    /// Whether we agree when the client asks to enable `opt` on `side`.
+    fn accepts(&self, side: Side, opt: u8) -> bool {
+        match side {
+            Side::Us => match opt {
+                option::EOR
+                | option::GMCP
+                | option::MSSP
+                | option::MCCP2
+                | option::SGA
+                | option::CHARSET => true,
+                // Only while a password prompt is up: a WILL ECHO left on
+                // makes Mudlet mask every line for the rest of the session.
+                option::ECHO => self.echo_wanted,
+                _ => false,
+            },
+            Side::Him => matches!(
+                opt,
+                option::TTYPE | option::NAWS | option::NEW_ENVIRON | option::CHARSET | option::SGA
+            ),
+        }
+    }
+
+    /// RFC 1143: the client sent WILL/WONT (`Him`) or DO/DONT (`Us`).
+    fn received(&mut self, side: Side, opt: u8, enable: bool, out: &mut Vec<u8>) -> Change {
+        let accept = enable && self.accepts(side, opt);
+        let (yes, no) = side.verbs();
+        let state = self.state_mut(side, opt);
+        let (change, send) = match (enable, state.q, state.opposite) {
+            (true, Q::No, _) if accept => (Some((Q::Yes, false)), Some(yes)),
+            (true, Q::No, _) => (None, Some(no)),
+            (true, Q::Yes, _) => (None, None),
+            // The client's enable crossed our disable: the disable wins.
+            (true, Q::WantNo, false) => (Some((Q::No, false)), None),
+            (true, Q::WantNo, true) => (Some((Q::Yes, false)), None),
+            (true, Q::WantYes, false) => (Some((Q::Yes, false)), None),
+            (true, Q::WantYes, true) => (Some((Q::WantNo, false)), Some(no)),
+            (false, Q::No, _) => (None, None),
+            (false, Q::Yes, _) => (Some((Q::No, false)), Some(no)),
+            (false, Q::WantNo, false) => (Some((Q::No, false)), None),
+            (false, Q::WantNo, true) => (Some((Q::WantYes, false)), Some(yes)),
+            (false, Q::WantYes, _) => (Some((Q::No, false)), None),
+        };
+        let was_yes = state.q == Q::Yes;
+        if let Some((q, opposite)) = change {
+            state.q = q;
+            state.opposite = opposite;
+        }
+        let is_yes = state.q == Q::Yes;
+        if let Some(verb) = send {
+            out.extend_from_slice(&telnet::negotiation(verb, opt));
+        }
+        match (was_yes, is_yes) {
+            (false, true) => Change::Enabled,
+            (true, false) => Change::Disabled,
+            _ => Change::None,
+        }
+    }
+
+    /// RFC 1143: we want `opt` on `side` enabled or disabled.
+    fn request(&mut self, side: Side, opt: u8, enable: bool, out: &mut Vec<u8>) {
+        let (yes, no) = side.verbs();
+        let state = self.state_mut(side, opt);
+        let send = match (enable, state.q, state.opposite) {
+            (true, Q::No, _) => {
+                state.q = Q::WantYes;
+                Some(yes)
+            }
+            (true, Q::WantNo, false) | (false, Q::WantYes, false) => {
+                // Sending now would race the request in flight: queue it.
+                state.opposite = true;
+                None
+            }
+            (true, Q::WantYes, true) | (false, Q::WantNo, true) => {
+                // Back to what is in flight: drop the queued reversal.
+                state.opposite = false;
+                None
+            }
+            (false, Q::Yes, _) => {
+                state.q = Q::WantNo;
+                Some(no)
+            }
+            // Already there, or already on its way there.
+            _ => None,
+        };
+        if let Some(verb) = send {
+            out.extend_from_slice(&telnet::negotiation(verb, opt));
+        }
+    }
+
+    fn remote_changed(&mut self, opt: u8, change: Change, out: &mut Vec<u8>) {
+        match (opt, change) {
+            (option::TTYPE, Change::Enabled) => {
+                // A renegotiated TTYPE starts a fresh cycle on the client too.
+                self.ttype = TtypeCycle::default();
+                self.send_ttype(out);
+            }
+            (option::TTYPE, Change::Disabled) => self.ttype.awaiting = false,
+            (option::NEW_ENVIRON, Change::Enabled) => {
+                // SEND VAR with no name: all well-known variables. The bare SEND that RFC 1572
+                // also allows gets no answer from TinTin++ 2.02.20.
+                telnet::subnegotiation(option::NEW_ENVIRON, &[SEND, ENV_VAR], out);
+            }
+            (option::CHARSET, Change::Enabled) => self.request_charset(out),
+            (option::CHARSET, Change::Disabled) if !self.local_enabled(option::CHARSET) => {
+                self.charset_requested = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn local_changed(
+        &mut self,
+        opt: u8,
+        change: Change,
+        out: &mut Vec<u8>,
+        events: &mut Vec<ClientEvent>,
+    ) {
+        match (opt, change) {
+            (option::MCCP2, Change::Enabled) => {
+                self.caps.compressing = true;
+                events.push(ClientEvent::StartCompression);
+            }
+            (option::MCCP2, Change::Disabled) => {
+                self.caps.compressing = false;
+                events.push(ClientEvent::StopCompression);
+            }
+            (option::MSSP, Change::Enabled) => events.push(ClientEvent::MsspRequested),
+            // A (re)started GMCP session announces its packages afresh.
+            (option::GMCP, Change::Enabled) => self.caps.gmcp_supports.clear(),
+            (option::CHARSET, Change::Enabled) => self.request_charset(out),
+            (option::CHARSET, Change::Disabled) if !self.remote_enabled(option::CHARSET) => {
+                self.charset_requested = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn send_ttype(&mut self, out: &mut Vec<u8>) {
+        // Exactly `IAC SB TTYPE SEND IAC SE`: Mudlet answers nothing else.
+        telnet::subnegotiation(option::TTYPE, &[SEND], out);
+        self.ttype.awaiting = true;
+    }
+
+    fn request_charset(&mut self, out: &mut Vec<u8>) {
+        if !self.charset_requested {
+            telnet::subnegotiation(option::CHARSET, CHARSET_UTF8_REQUEST, out);
+            self.charset_requested = true;
+        }
+    }
+
+    fn subnegotiation(
+        &mut self,
+        opt: u8,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        events: &mut Vec<ClientEvent>,
+    ) {
+        // Subnegotiation is only valid for an agreed option (RFC 855); acting
+        // on others would let a client skip our policy.
+        match opt {
+            option::TTYPE if self.remote_enabled(opt) => self.ttype_reply(data, out),
+            option::NAWS if self.remote_enabled(opt) => self.naws(data),
+            option::NEW_ENVIRON if self.remote_enabled(opt) => self.environ(data, events),
+            option::CHARSET if self.remote_enabled(opt) || self.local_enabled(opt) => {
+                self.charset(data, out, events);
+            }
+            option::GMCP if self.local_enabled(opt) => self.gmcp_in(data, out, events),
+            _ => tracing::debug!(
+                option = opt,
+                "ignoring subnegotiation for an option not agreed"
+            ),
+        }
+    }
+
+    fn ttype_reply(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let [IS, text @ ..] = data else {
+            tracing::debug!(?data, "ignoring malformed TTYPE subnegotiation");
+            return;
+        };
+        if !self.ttype.awaiting {
+            tracing::debug!("ignoring unrequested TTYPE reply");
+            return;
+        }
+        self.ttype.awaiting = false;
+        let reply = String::from_utf8_lossy(text).trim().to_string();
+        // A repeat marks the end of the client's list. Checking every earlier
+        // reply, not just the last, also catches clients (Mudlet) that start
+        // the cycle over instead of repeating the last entry.
+        if reply.is_empty() || self.ttype.replies.contains(&reply) {
+            return;
+        }
+        let index = self.ttype.replies.len();
+        self.ttype.replies.push(reply.clone());
+        if let Some(mtts) = parse_mtts(&reply) {
+            // MTTS is the last entry by definition: nothing more to learn.
+            self.set_mtts(mtts);
+            return;
+        }
+        // MTTS order: client name, then terminal type. Until a distinct
+        // second reply arrives the first is also the terminal type, which is
+        // right for clients that send $TERM every time (telnetlib3).
+        if index == 0 && !self.explicit_name {
+            self.caps.client_name = Some(reply.clone());
+        }
+        if index <= 1 && !self.explicit_terminal {
+            self.caps.terminal_type = Some(reply);
+        }
+        if self.ttype.replies.len() < MAX_TTYPE_REQUESTS {
+            self.send_ttype(out);
+        }
+    }
+
+    fn set_mtts(&mut self, mtts: u32) {
+        self.caps.mtts = Some(mtts);
+        self.caps.screen_reader = mtts & MTTS_SCREEN_READER != 0;
+    }
+
+    fn naws(&mut self, data: &[u8]) {
+        let &[w0, w1, h0, h1] = data else {
+            tracing::debug!(?data, "ignoring malformed NAWS subnegotiation");
+            return;
+        };
+        // 0 means "unknown" (RFC 1073).
+        let size = |hi, lo| Some(u16::from_be_bytes([hi, lo])).filter(|&v| v > 0);
+        self.caps.width = size(w0, w1);
+        self.caps.height = size(h0, h1);
+    }
+
+    fn environ(&mut self, data: &[u8], events: &mut Vec<ClientEvent>) {
+        // INFO carries later changes (MNES), IS the answer to our SEND.
+        let Some((&(IS | INFO), fields)) = data.split_first() else {
+            tracing::debug!(
+                ?data,
+                "ignoring NEW-ENVIRON subnegotiation that is not IS/INFO"
+            );
+            return;
+        };
+        for (name, value) in parse_environ(fields) {
+            // A VAR without VAL is undefined on the client: nothing to learn.
+            let Some(value) = value else { continue };
+            let value = value.trim().to_string();
+            match name.to_ascii_uppercase().as_str() {
+                "CLIENT_NAME" if !value.is_empty() => {
+                    self.caps.client_name = Some(value);
+                    self.explicit_name = true;
+                }
+                "CLIENT_VERSION" if !value.is_empty() => self.caps.client_version = Some(value),
+                "TERMINAL_TYPE" if !value.is_empty() => {
+                    self.caps.terminal_type = Some(value);
+                    self.explicit_terminal = true;
+                }
+                "MTTS" => match value.parse() {
+                    Ok(mtts) => self.set_mtts(mtts),
+                    Err(_) => tracing::debug!(%value, "ignoring malformed MNES MTTS"),
+                },
+                // Weaker than a CHARSET exchange, which overrides it.
+                "CHARSET"
+                    if !self.charset_settled
+                        && is_latin1_name(value.as_bytes())
+                        && self.caps.charset != Charset::Latin1 =>
+                {
+                    self.decide_charset(Charset::Latin1, events);
+                }
+                // IPADDRESS is the client's claim; the proxy knows the real peer.
+                _ => {}
+            }
+        }
+    }
+
+    fn charset(&mut self, data: &[u8], out: &mut Vec<u8>, events: &mut Vec<ClientEvent>) {
+        match data.split_first() {
+            Some((&CHARSET_REQUEST, list)) => self.charset_request(list, out, events),
+            Some((&CHARSET_ACCEPTED, name)) if self.charset_requested => {
+                self.charset_requested = false;
+                self.charset_settled = true;
+                if !is_utf8_name(name) {
+                    tracing::debug!(?name, "client accepted a charset we did not offer");
+                }
+                // UTF-8 is all we offered, so it is what was agreed.
+                self.decide_charset(Charset::Utf8, events);
+            }
+            Some((&CHARSET_REJECTED, _)) if self.charset_requested => {
+                self.charset_requested = false;
+                self.charset_settled = true;
+                self.decide_charset(Charset::Latin1, events);
+            }
+            _ => tracing::debug!(?data, "ignoring unexpected CHARSET subnegotiation"),
+        }
+    }
+
+    /// The client offers charsets itself.
+    fn charset_request(&mut self, list: &[u8], out: &mut Vec<u8>, events: &mut Vec<ClientEvent>) {
+        if self.charset_requested {
+            // Both requests crossed: RFC 2066 lets the server's win, so the
+            // client answers ours and we ignore theirs.
+            tracing::debug!("ignoring client CHARSET REQUEST crossing ours");
+            return;
+        }
+        // "[TTABLE]" and a version byte may precede the list; we never use tables.
+        let list = match list.strip_prefix(b"[TTABLE]") {
+            Some(rest) => rest.get(1..).unwrap_or_default(),
+            None => list,
+        };
+        let offered: Vec<&[u8]> = match list.split_first() {
+            Some((&separator, names)) => names
+                .split(|&b| b == separator)
+                .filter(|name| !name.is_empty())
+                .collect(),
+            None => Vec::new(),
+        };
+        let choice = offered
+            .iter()
+            .find(|name| is_utf8_name(name))
+            .map(|name| (*name, Charset::Utf8))
+            .or_else(|| {
+                offered
+                    .iter()
+                    .find(|name| is_latin1_name(name))
+                    .map(|name| (*name, Charset::Latin1))
+            });
+        match choice {
+            Some((name, charset)) => {
+                let mut reply = vec![CHARSET_ACCEPTED];
+                reply.extend_from_slice(name);
+                telnet::subnegotiation(option::CHARSET, &reply, out);
+                self.charset_settled = true;
+                self.decide_charset(charset, events);
+            }
+            None => telnet::subnegotiation(option::CHARSET, &[CHARSET_REJECTED], out),
+        }
+    }
+
+    fn decide_charset(&mut self, charset: Charset, events: &mut Vec<ClientEvent>) {
+        self.caps.charset = charset;
+        events.push(ClientEvent::CharsetDecided(charset));
+    }
+
+    fn gmcp_in(&mut self, data: &[u8], out: &mut Vec<u8>, events: &mut Vec<ClientEvent>) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            tracing::debug!("ignoring GMCP message that is not UTF-8");
+            return;
+        };
+        let (package, payload) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        let payload = payload.trim();
+        if !valid_gmcp_name(package) {
+            tracing::debug!(%text, "ignoring GMCP message without a valid package name");
+            return;
+        }
+        let json = if payload.is_empty() {
+            None
+        } else {
+            match serde_json::from_str::<serde_json::Value>(payload) {
+                Ok(value) => Some(value),
+                Err(err) => {
+                    tracing::debug!(%package, %err, "ignoring GMCP message with malformed JSON");
+                    return;
+                }
+            }
+        };
+        // Names are case-insensitive coming in (TinTin++ scripts send `core.supports.set`,
+        // telnetlib3 `"room 1"`); what we send keeps the canonical spelling, which Mudlet needs.
+        match package.to_ascii_lowercase().as_str() {
+            "core.hello" => self.core_hello(json),
+            "core.supports.set" => self.core_supports(json, SupportsChange::Set),
+            "core.supports.add" => self.core_supports(json, SupportsChange::Add),
+            "core.supports.remove" => self.core_supports(json, SupportsChange::Remove),
+            // Clients measure latency with it; the answer carries no payload.
+            "core.ping" => telnet::subnegotiation(option::GMCP, b"Core.Ping", out),
+            _ => events.push(ClientEvent::Gmcp {
+                package: package.to_string(),
+                json: json.map(|_| payload.to_string()),
+            }),
+        }
+    }
+
+    fn core_hello(&mut self, json: Option<serde_json::Value>) {
+        let Some(serde_json::Value::Object(fields)) = json else {
+            tracing::debug!("ignoring Core.Hello without a JSON object");
+            return;
+        };
+        // Mudlet sends "client"/"version", the spec shows "Client"/"Version".
+        for (key, value) in &fields {
+            let text = match value {
+                serde_json::Value::String(text) => text.trim().to_string(),
+                serde_json::Value::Number(number) => number.to_string(),
+                _ => continue,
+            };
+            if text.is_empty() {
+                continue;
+            }
+            if key.eq_ignore_ascii_case("client") {
+                self.caps.client_name = Some(text);
+                self.explicit_name = true;
+            } else if key.eq_ignore_ascii_case("version") {
+                self.caps.client_version = Some(text);
+            }
+        }
+    }
+
+    fn core_supports(&mut self, json: Option<serde_json::Value>, change: SupportsChange) {
+        let Some(serde_json::Value::Array(items)) = json else {
+            tracing::debug!(?change, "ignoring Core.Supports without a JSON array");
+            return;
+        };
+        let entries = items.iter().filter_map(|item| {
+            let entry = item.as_str().and_then(parse_supports_entry);
+            if entry.is_none() {
+                tracing::debug!(%item, "ignoring malformed Core.Supports entry");
+            }
+            entry
+        });
+        let supports = &mut self.caps.gmcp_supports;
+        match change {
+            SupportsChange::Set => {
+                *supports = entries.collect();
+            }
+            SupportsChange::Add => supports.extend(entries),
+            SupportsChange::Remove => {
+                for (name, _) in entries {
+                    supports.remove(&name);
+                }
+            }
+        }
+    }
+
+    fn gmcp_supported(&self, package: &str) -> bool {
+        if package == "Core" || package.starts_with("Core.") {
+            return true;
+        }
+        // "Char" covers "Char.Vitals": try the name, then each parent. Supports entries are
+        // stored lowercase.
+        let package = package.to_ascii_lowercase();
+        let mut name = package.as_str();
+        loop {
+            if self.caps.gmcp_supports.contains_key(name) {
+                return true;
+            }
+            match name.rfind('.') {
+                Some(dot) => name = &name[..dot],
+                None => return false,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SupportsChange {
+    Set,
+    Add,
+    Remove,
+}
+
+/// `"Char 1"` -> ("Char", 1). Remove sends names without versions; a missing
+/// or unreadable version counts as 1, the only one most packages have.
+fn parse_supports_entry(entry: &str) -> Option<(String, u32)> {
+    let mut parts = entry.split_whitespace();
+    let name = parts.next().filter(|name| valid_gmcp_name(name))?;
+    let version = parts.next().and_then(|v| v.parse().ok()).unwrap_or(1);
+    Some((name.to_ascii_lowercase(), version))
+}
+
+/// Package names look like `Char.Vitals` or `External.Discord.Hello`: a
+/// letter first, then letters, digits, dots, `_` or `-`. Anything else is a
+/// broken message (a payload without a name, say), not a package.
+fn valid_gmcp_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `MTTS <n>` (the third TTYPE reply of an MTTS client).
+fn parse_mtts(reply: &str) -> Option<u32> {
+    let rest = reply.strip_prefix("MTTS ")?;
+    rest.trim().parse().ok()
+}
+
+fn is_utf8_name(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"UTF-8") || name.eq_ignore_ascii_case(b"UTF8")
+}
+
+fn is_latin1_name(name: &[u8]) -> bool {
+    [
+        &b"ISO-8859-1"[..],
+        b"ISO_8859-1",
+        b"ISO8859-1",
+        b"LATIN1",
+        b"LATIN-1",
+    ]
+    .iter()
+    .any(|known| name.eq_ignore_ascii_case(known))
+}
+
+/// Splits NEW-ENVIRON IS/INFO fields into (name, value) pairs; `None` for a
+/// variable sent without VAL. ESC makes the next byte literal, so names and
+/// values may contain the marker bytes.
+fn parse_environ(fields: &[u8]) -> Vec<(String, Option<String>)> {
+    let mut vars: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut bytes = fields.iter();
+    while let Some(&byte) = bytes.next() {
+        let literal = match byte {
+            ENV_VAR | ENV_USERVAR => {
+                vars.push((Vec::new(), None));
+                continue;
+            }
+            ENV_VAL => {
+                if let Some((_, value)) = vars.last_mut() {
+                    *value = Some(Vec::new());
+                }
+                continue;
+            }
+            ENV_ESC => match bytes.next() {
+                Some(&escaped) => escaped,
+                None => break,
+            },
+            other => other,
+        };
+        // Bytes before the first VAR belong to no variable: dropped.
+        if let Some((name, value)) = vars.last_mut() {
+            match value {
+                Some(value) => value.push(literal),
+                None => name.push(literal),
+            }
+        }
+    }
+    vars.into_iter()
+        .map(|(name, value)| {
+            (
+                String::from_utf8_lossy(&name).into_owned(),
+                value.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telnet::{GA, SB, SE, TelnetParser};
+    use option::{
+        CHARSET, ECHO, EOR, GMCP, LINEMODE, MCCP2, MCCP3, MSSP, MXP, NAWS, NEW_ENVIRON, SGA, TTYPE,
+    };
+
+    const MCCP1: u8 = 0x55;
+    const TTYPE_SEND: &[u8] = &[IAC, SB, TTYPE, 0x01, IAC, SE];
+    const ENVIRON_SEND: &[u8] = &[IAC, SB, NEW_ENVIRON, 0x01, 0x00, IAC, SE];
+    const CHARSET_REQUEST_UTF8: &[u8] = b"\xFF\xFA\x2A\x01;UTF-8\xFF\xF0";
+
+    /// Parses `input` as client bytes and hands every event to `neg`.
+    fn feed(neg: &mut Negotiation, input: &[u8]) -> (Vec<u8>, Vec<ClientEvent>) {
+        let mut parsed = Vec::new();
+        TelnetParser::new().feed(input, &mut parsed);
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        for event in &parsed {
+            neg.handle(event, &mut out, &mut events);
+        }
+        (out, events)
+    }
+
+    fn started() -> Negotiation {
+        let mut neg = Negotiation::new();
+        let mut out = Vec::new();
+        neg.start(&mut out);
+        neg
+    }
+
+    fn cmd(verb: u8, opt: u8) -> Vec<u8> {
+        telnet::negotiation(verb, opt).to_vec()
+    }
+
+    fn sb(opt: u8, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        telnet::subnegotiation(opt, data, &mut out);
+        out
+    }
+
+    fn ttype_is(text: &str) -> Vec<u8> {
+        let mut data = vec![0x00];
+        data.extend_from_slice(text.as_bytes());
+        sb(TTYPE, &data)
+    }
+
+    fn gmcp(text: &str) -> Vec<u8> {
+        sb(GMCP, text.as_bytes())
+    }
+
+    /// A started negotiation whose client agreed to GMCP.
+    fn with_gmcp() -> Negotiation {
+        let mut neg = started();
+        let (out, _) = feed(&mut neg, &cmd(DO, GMCP));
+        assert!(out.is_empty());
+        neg
+    }
+
+    fn count(haystack: &[u8], needle: &[u8]) -> usize {
+        haystack
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    // ---- opening ----
+
+    #[test]
+    fn start_sends_the_exact_opening_offers() {
+        let mut neg = Negotiation::new();
+        let mut out = Vec::new();
+        neg.start(&mut out);
+        assert_eq!(
+            out,
+            [
+                IAC,
+                WILL,
+                EOR,
+                IAC,
+                WILL,
+                GMCP,
+                IAC,
+                WILL,
+                MSSP,
+                IAC,
+                WILL,
+                MCCP2, //
+                IAC,
+                DO,
+                TTYPE,
+                IAC,
+                DO,
+                NAWS,
+                IAC,
+                DO,
+                NEW_ENVIRON,
+                IAC,
+                DO,
+                CHARSET,
+            ]
+        );
+        // Never MCCP v1, never ECHO or SGA at the start.
+        for opt in [MCCP1, ECHO, SGA] {
+            assert_eq!(count(&out, &cmd(WILL, opt)), 0, "offered {opt:#x}");
+        }
+        // Nothing is agreed until the client answers.
+        assert!(!neg.local_enabled(GMCP) && !neg.remote_enabled(TTYPE));
+        assert_eq!(neg.capabilities(), &Capabilities::default());
+    }
+
+    #[test]
+    fn start_twice_sends_nothing_more() {
+        let mut neg = started();
+        let mut out = Vec::new();
+        neg.start(&mut out);
+        assert!(out.is_empty());
+    }
+
+    // ---- RFC 1143 ----
+
+    #[test]
+    fn agreeing_to_our_offer_is_not_answered() {
+        let mut neg = started();
+        for input in [cmd(DO, EOR), cmd(DO, GMCP), cmd(WILL, NAWS)] {
+            let (out, _) = feed(&mut neg, &input);
+            assert!(out.is_empty(), "answered {input:?} with {out:?}");
+        }
+        assert!(neg.local_enabled(EOR) && neg.local_enabled(GMCP) && neg.remote_enabled(NAWS));
+    }
+
+    #[test]
+    fn no_answer_for_an_option_already_in_the_asked_state() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(DO, EOR));
+        feed(&mut neg, &cmd(WILL, NAWS));
+        // Already on: repeats get no reply (answering is how loops start).
+        for input in [cmd(DO, EOR), cmd(WILL, NAWS)] {
+            assert!(feed(&mut neg, &input).0.is_empty());
+        }
+        // Already off (never asked for): WONT/DONT get no reply either.
+        for opt in [ECHO, SGA, MXP, LINEMODE, MCCP1] {
+            assert!(feed(&mut neg, &cmd(WONT, opt)).0.is_empty());
+            assert!(feed(&mut neg, &cmd(DONT, opt)).0.is_empty());
+        }
+        // A refused request repeated is refused again, once per request.
+        assert_eq!(feed(&mut neg, &cmd(WILL, MCCP3)).0, cmd(DONT, MCCP3));
+        assert_eq!(feed(&mut neg, &cmd(WILL, MCCP3)).0, cmd(DONT, MCCP3));
+    }
+
+    #[test]
+    fn unknown_and_unwanted_options_are_refused() {
+        let mut neg = started();
+        assert_eq!(feed(&mut neg, &cmd(DO, MCCP1)).0, cmd(WONT, MCCP1));
+        assert_eq!(feed(&mut neg, &cmd(DO, MXP)).0, cmd(WONT, MXP));
+        assert_eq!(feed(&mut neg, &cmd(WILL, MCCP3)).0, cmd(DONT, MCCP3));
+        assert_eq!(feed(&mut neg, &cmd(WILL, ECHO)).0, cmd(DONT, ECHO));
+        assert_eq!(feed(&mut neg, &cmd(WILL, LINEMODE)).0, cmd(DONT, LINEMODE));
+        assert_eq!(feed(&mut neg, &cmd(DO, TTYPE)).0, cmd(WONT, TTYPE));
+        assert!(!neg.local_enabled(MCCP1) && !neg.local_enabled(MXP));
+    }
+
+    #[test]
+    fn refusal_of_our_offer_is_not_answered() {
+        let mut neg = started();
+        for input in [cmd(DONT, GMCP), cmd(WONT, TTYPE), cmd(WONT, CHARSET)] {
+            let (out, _) = feed(&mut neg, &input);
+            assert!(out.is_empty());
+        }
+        assert!(!neg.local_enabled(GMCP) && !neg.remote_enabled(TTYPE));
+    }
+
+    #[test]
+    fn renegotiation_is_allowed() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(DO, EOR));
+        assert!(neg.capabilities().eor);
+        let (out, events) = feed(&mut neg, &cmd(DONT, EOR));
+        assert_eq!(out, cmd(WONT, EOR));
+        assert!(!neg.capabilities().eor);
+        assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
+        // Later the client wants it back: agreed again.
+        let (out, _) = feed(&mut neg, &cmd(DO, EOR));
+        assert_eq!(out, cmd(WILL, EOR));
+        assert!(neg.capabilities().eor);
+
+        feed(&mut neg, &cmd(WILL, NAWS));
+        assert_eq!(feed(&mut neg, &cmd(WONT, NAWS)).0, cmd(DONT, NAWS));
+        assert_eq!(feed(&mut neg, &cmd(WILL, NAWS)).0, cmd(DO, NAWS));
+        assert!(neg.remote_enabled(NAWS));
+    }
+
+    /// Converts our negotiation bytes into what a client sends back.
+    fn client_reaction(ours: &[u8], react: impl Fn(u8, u8) -> Option<[u8; 3]>) -> Vec<u8> {
+        let mut parsed = Vec::new();
+        TelnetParser::new().feed(ours, &mut parsed);
+        let mut reply = Vec::new();
+        for event in parsed {
+            let (verb, opt) = match event {
+                TelnetEvent::Will(o) => (WILL, o),
+                TelnetEvent::Wont(o) => (WONT, o),
+                TelnetEvent::Do(o) => (DO, o),
+                TelnetEvent::Dont(o) => (DONT, o),
+                _ => continue,
+            };
+            if let Some(bytes) = react(verb, opt) {
+                reply.extend_from_slice(&bytes);
+            }
+        }
+        reply
+    }
+
+    /// Plays `first` into `neg`, then keeps feeding the client's reactions
+    /// to our answers back; returns how many rounds produced output.
+    fn rounds_until_quiet(
+        neg: &mut Negotiation,
+        first: &[u8],
+        react: &dyn Fn(u8, u8) -> Option<[u8; 3]>,
+    ) -> usize {
+        let mut input = first.to_vec();
+        for round in 0..10 {
+            let (out, _) = feed(neg, &input);
+            input = client_reaction(&out, react);
+            if input.is_empty() {
+                return round;
+            }
+        }
+        panic!("negotiation loop starting with {first:?}");
+    }
+
+    #[test]
+    fn no_loop_with_a_client_that_echoes_our_bytes_back() {
+        let echo = |verb, opt| Some(telnet::negotiation(verb, opt));
+        let mut neg = Negotiation::new();
+        let mut opening = Vec::new();
+        neg.start(&mut opening);
+        assert!(rounds_until_quiet(&mut neg, &opening, &echo) <= 2);
+        for opt in 0..=u8::MAX {
+            for verb in [WILL, WONT, DO, DONT] {
+                let mut neg = started();
+                assert!(rounds_until_quiet(&mut neg, &cmd(verb, opt), &echo) <= 2);
+            }
+        }
+    }
+
+    #[test]
+    fn no_loop_with_a_client_that_acknowledges_everything() {
+        // The naive client: WILL -> DO, DO -> WILL, WONT -> DONT, DONT -> WONT.
+        // Without RFC 1143 a server answering acknowledgements bounces forever.
+        let ack = |verb, opt| {
+            let answer = match verb {
+                WILL => DO,
+                DO => WILL,
+                WONT => DONT,
+                _ => WONT,
+            };
+            Some(telnet::negotiation(answer, opt))
+        };
+        let mut neg = Negotiation::new();
+        let mut opening = Vec::new();
+        neg.start(&mut opening);
+        assert!(rounds_until_quiet(&mut neg, &opening, &ack) <= 2);
+        for opt in 0..=u8::MAX {
+            for verb in [WILL, WONT, DO, DONT] {
+                let mut neg = started();
+                assert!(rounds_until_quiet(&mut neg, &cmd(verb, opt), &ack) <= 2);
+            }
+        }
+        // Echo toggles against the same client settle too.
+        let mut neg = started();
+        let mut out = Vec::new();
+        neg.hide_input(true, &mut out);
+        neg.hide_input(false, &mut out);
+        neg.hide_input(true, &mut out);
+        assert!(rounds_until_quiet(&mut neg, &client_reaction(&out, ack), &ack) <= 3);
+    }
+
+    #[test]
+    fn no_loop_between_two_negotiations_wired_together() {
+        let mut a = Negotiation::new();
+        let mut b = Negotiation::new();
+        let mut a_to_b = Vec::new();
+        let mut b_to_a = Vec::new();
+        a.start(&mut a_to_b);
+        b.start(&mut b_to_a);
+        for _ in 0..10 {
+            if a_to_b.is_empty() && b_to_a.is_empty() {
+                // Each refused the other's server offers; CHARSET, which
+                // either side may enable, ended up on both ways.
+                assert!(!a.local_enabled(GMCP) && !b.remote_enabled(GMCP));
+                assert!(!a.remote_enabled(TTYPE) && !b.local_enabled(TTYPE));
+                assert!(a.local_enabled(CHARSET) && a.remote_enabled(CHARSET));
+                assert!(b.local_enabled(CHARSET) && b.remote_enabled(CHARSET));
+                return;
+            }
+            let (next_b_to_a, _) = feed(&mut b, &a_to_b);
+            let (next_a_to_b, _) = feed(&mut a, &b_to_a);
+            a_to_b = next_a_to_b;
+            b_to_a = next_b_to_a;
+        }
+        panic!("two negotiations never went quiet");
+    }
+
+    // ---- TTYPE / MTTS ----
+
+    #[test]
+    fn ttype_send_is_exactly_iac_sb_24_1_iac_se() {
+        let mut neg = started();
+        let (out, _) = feed(&mut neg, &cmd(WILL, TTYPE));
+        assert_eq!(out, [0xFF, 0xFA, 0x18, 0x01, 0xFF, 0xF0]);
+    }
+
+    #[test]
+    fn mtts_cycle_tintin() {
+        let mut neg = started();
+        let mut sends = count(&feed(&mut neg, &cmd(WILL, TTYPE)).0, TTYPE_SEND);
+        for reply in ["TINTIN++", "tmux-256color", "MTTS 271"] {
+            let (out, _) = feed(&mut neg, &ttype_is(reply));
+            sends += count(&out, TTYPE_SEND);
+        }
+        assert_eq!(sends, 3);
+        let caps = neg.capabilities();
+        assert_eq!(caps.client_name.as_deref(), Some("TINTIN++"));
+        assert_eq!(caps.terminal_type.as_deref(), Some("tmux-256color"));
+        assert_eq!(caps.mtts, Some(271));
+        assert!(!caps.screen_reader);
+        assert_eq!(caps.color_depth(), ColorDepthHint::TrueColor);
+    }
+
+    #[test]
+    fn mtts_cycle_stops_at_the_first_repeat() {
+        // A client without MTTS that lists two names, then repeats.
+        let mut neg = started();
+        let mut sends = count(&feed(&mut neg, &cmd(WILL, TTYPE)).0, TTYPE_SEND);
+        for (reply, expect_send) in [("FOO", 1), ("VT100", 1), ("VT100", 0)] {
+            let (out, _) = feed(&mut neg, &ttype_is(reply));
+            assert_eq!(count(&out, TTYPE_SEND), expect_send, "after {reply}");
+            sends += count(&out, TTYPE_SEND);
+        }
+        assert_eq!(sends, 3);
+        assert_eq!(neg.capabilities().client_name.as_deref(), Some("FOO"));
+        assert_eq!(neg.capabilities().terminal_type.as_deref(), Some("VT100"));
+        // Later unrequested replies change nothing.
+        let (out, events) = feed(&mut neg, &ttype_is("OTHER"));
+        assert!(out.is_empty() && events.is_empty());
+    }
+
+    #[test]
+    fn mudlet_style_cycle_restart_does_not_loop() {
+        // Mudlet answers every SEND, cycling back to its name after MTTS.
+        let cycle = ["MUDLET", "ANSI-TRUECOLOR", "MTTS 2349"];
+        let mut neg = started();
+        let (mut out, _) = feed(&mut neg, &cmd(WILL, TTYPE));
+        let mut sends = 0;
+        let mut at = 0;
+        while count(&out, TTYPE_SEND) > 0 {
+            sends += 1;
+            assert!(sends <= MAX_TTYPE_REQUESTS, "TTYPE loop");
+            out = feed(&mut neg, &ttype_is(cycle[at % cycle.len()])).0;
+            at += 1;
+        }
+        assert_eq!(sends, 3);
+        let caps = neg.capabilities();
+        assert_eq!(caps.client_name.as_deref(), Some("MUDLET"));
+        assert_eq!(caps.terminal_type.as_deref(), Some("ANSI-TRUECOLOR"));
+        assert_eq!(caps.mtts, Some(2349));
+
+        // Even without an MTTS entry, coming back to the first name ends it.
+        let cycle = ["MUDLET", "ANSI-TRUECOLOR"];
+        let mut neg = started();
+        let (mut out, _) = feed(&mut neg, &cmd(WILL, TTYPE));
+        let mut sends = 0;
+        let mut at = 0;
+        while count(&out, TTYPE_SEND) > 0 {
+            sends += 1;
+            assert!(sends <= MAX_TTYPE_REQUESTS, "TTYPE loop");
+            out = feed(&mut neg, &ttype_is(cycle[at % cycle.len()])).0;
+            at += 1;
+        }
+        assert_eq!(sends, 3);
+    }
+
+    #[test]
+    fn telnetlib3_same_answer_every_time_stops_after_the_repeat() {
+        let mut neg = started();
+        let mut sends = count(&feed(&mut neg, &cmd(WILL, TTYPE)).0, TTYPE_SEND);
+        for _ in 0..2 {
+            sends += count(&feed(&mut neg, &ttype_is("xterm-256color")).0, TTYPE_SEND);
+        }
+        assert_eq!(sends, 2);
+        let caps = neg.capabilities();
+        assert_eq!(caps.terminal_type.as_deref(), Some("xterm-256color"));
+        assert_eq!(caps.mtts, None);
+        assert_eq!(caps.color_depth(), ColorDepthHint::Ansi256);
+    }
+
+    #[test]
+    fn ttype_client_that_never_repeats_is_asked_a_bounded_number_of_times() {
+        let mut neg = started();
+        let (mut out, _) = feed(&mut neg, &cmd(WILL, TTYPE));
+        let mut sends = 0;
+        while count(&out, TTYPE_SEND) > 0 {
+            sends += 1;
+            assert!(sends <= 10, "TTYPE loop");
+            out = feed(&mut neg, &ttype_is(&format!("NAME{sends}"))).0;
+        }
+        assert_eq!(sends, MAX_TTYPE_REQUESTS);
+    }
+
+    #[test]
+    fn ttype_renegotiation_restarts_the_cycle() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, TTYPE));
+        feed(&mut neg, &ttype_is("MUDLET"));
+        assert_eq!(feed(&mut neg, &cmd(WONT, TTYPE)).0, cmd(DONT, TTYPE));
+        // The reply to the SEND that was out is no longer expected.
+        assert!(feed(&mut neg, &ttype_is("ANSI-TRUECOLOR")).0.is_empty());
+        let (out, _) = feed(&mut neg, &cmd(WILL, TTYPE));
+        assert_eq!(out, [cmd(DO, TTYPE), TTYPE_SEND.to_vec()].concat());
+        // "MUDLET" again is the start of the new cycle, not a repeat.
+        assert_eq!(feed(&mut neg, &ttype_is("MUDLET")).0, TTYPE_SEND);
+    }
+
+    #[test]
+    fn ttype_before_will_or_malformed_is_ignored() {
+        let mut neg = started();
+        assert_eq!(feed(&mut neg, &ttype_is("SNEAKY")), (vec![], vec![]));
+        feed(&mut neg, &cmd(WILL, TTYPE));
+        // SEND instead of IS, and an empty SB: ignored without a panic.
+        assert_eq!(feed(&mut neg, &sb(TTYPE, &[0x01])), (vec![], vec![]));
+        assert_eq!(feed(&mut neg, &sb(TTYPE, &[])), (vec![], vec![]));
+        assert_eq!(neg.capabilities().client_name, None);
+    }
+
+    #[test]
+    fn mtts_screen_reader_bit() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, TTYPE));
+        for reply in ["MUDLET", "ANSI-TRUECOLOR", "MTTS 333"] {
+            feed(&mut neg, &ttype_is(reply));
+        }
+        assert!(neg.capabilities().screen_reader);
+        assert_eq!(neg.capabilities().color_depth(), ColorDepthHint::None);
+    }
+
+    // ---- NAWS ----
+
+    #[test]
+    fn naws_sizes_including_255_and_240() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, NAWS));
+        let (out, events) = feed(&mut neg, &sb(NAWS, &[0, 80, 0, 24]));
+        assert!(out.is_empty());
+        assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
+        assert_eq!(neg.capabilities().width, Some(80));
+        assert_eq!(neg.capabilities().height, Some(24));
+
+        // Width 255: the client doubles the byte, the parser undoes it.
+        let (_, events) = feed(&mut neg, &[IAC, SB, NAWS, 0, IAC, IAC, 0, 0xF0, IAC, SE]);
+        assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
+        assert_eq!(neg.capabilities().width, Some(255));
+        assert_eq!(neg.capabilities().height, Some(240));
+
+        // 0xFFFF and an old client that does not double 255.
+        feed(&mut neg, &sb(NAWS, &[0xFF, 0xFF, 0x01, 0x00]));
+        assert_eq!(neg.capabilities().width, Some(0xFFFF));
+        feed(&mut neg, &[IAC, SB, NAWS, 0, IAC, 0, 50, IAC, SE]);
+        assert_eq!(neg.capabilities().width, Some(255));
+        assert_eq!(neg.capabilities().height, Some(50));
+
+        // Same size again: nothing changed, no event.
+        assert!(
+            feed(&mut neg, &[IAC, SB, NAWS, 0, IAC, IAC, 0, 50, IAC, SE])
+                .1
+                .is_empty()
+        );
+        // Zero is "unknown".
+        feed(&mut neg, &sb(NAWS, &[0, 0, 0, 0]));
+        assert_eq!(neg.capabilities().width, None);
+        assert_eq!(neg.capabilities().height, None);
+    }
+
+    #[test]
+    fn naws_malformed_or_unagreed_is_ignored() {
+        let mut neg = started();
+        assert!(feed(&mut neg, &sb(NAWS, &[0, 80, 0, 24])).1.is_empty());
+        assert_eq!(neg.capabilities().width, None);
+        feed(&mut neg, &cmd(WILL, NAWS));
+        assert!(feed(&mut neg, &sb(NAWS, &[0, 80, 0])).1.is_empty());
+        assert!(feed(&mut neg, &sb(NAWS, &[0, 80, 0, 24, 0])).1.is_empty());
+        assert_eq!(neg.capabilities().width, None);
+    }
+
+    // ---- NEW-ENVIRON / MNES ----
+
+    fn env_var(name: &str, value: &str) -> Vec<u8> {
+        let mut data = vec![0x00];
+        data.extend_from_slice(name.as_bytes());
+        data.push(0x01);
+        data.extend_from_slice(value.as_bytes());
+        data
+    }
+
+    #[test]
+    fn gmcp_names_from_clients_are_matched_without_regard_to_case() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(DO, GMCP));
+        // As TinTin++ scripts and telnetlib3 send them.
+        feed(
+            &mut neg,
+            &gmcp(r#"core.supports.set ["room 1","comm.channel 1"]"#),
+        );
+        let mut out = Vec::new();
+        assert!(neg.gmcp_message("Room.Info", "{}", &mut out));
+        assert!(neg.gmcp_message("Comm.Channel.Text", "{}", &mut out));
+        assert!(!neg.gmcp_message("Char.Vitals", "{}", &mut out));
+        // What goes out keeps the game's spelling.
+        assert!(out.windows(9).any(|w| w == b"Room.Info"));
+        let (answer, _) = feed(&mut neg, &gmcp("core.ping"));
+        assert_eq!(
+            answer,
+            [&[IAC, SB, GMCP][..], b"Core.Ping", &[IAC, SE]].concat()
+        );
+    }
+
+    #[test]
+    fn new_environ_send_bytes() {
+        let mut neg = started();
+        let (out, _) = feed(&mut neg, &cmd(WILL, NEW_ENVIRON));
+        assert_eq!(out, [0xFF, 0xFA, 0x27, 0x01, 0x00, 0xFF, 0xF0]);
+        assert_eq!(out, ENVIRON_SEND);
+    }
+
+    #[test]
+    fn new_environ_one_subnegotiation_per_variable_tintin() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, NEW_ENVIRON));
+        for (name, value) in [
+            ("CLIENT_NAME", "TINTIN++"),
+            ("CLIENT_VERSION", "2.02.20"),
+            ("CHARSET", "UTF-8"),
+            ("MTTS", "271"),
+            ("TERMINAL_TYPE", "tmux-256color"),
+            ("IPADDRESS", "10.0.0.1"),
+        ] {
+            let mut data = vec![0x00];
+            data.extend(env_var(name, value));
+            feed(&mut neg, &sb(NEW_ENVIRON, &data));
+        }
+        let caps = neg.capabilities();
+        assert_eq!(caps.client_name.as_deref(), Some("TINTIN++"));
+        assert_eq!(caps.client_version.as_deref(), Some("2.02.20"));
+        assert_eq!(caps.terminal_type.as_deref(), Some("tmux-256color"));
+        assert_eq!(caps.mtts, Some(271));
+        assert_eq!(caps.charset, Charset::Utf8);
+    }
+
+    #[test]
+    fn new_environ_many_variables_in_one_subnegotiation() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, NEW_ENVIRON));
+        let mut data = vec![0x00];
+        data.extend(env_var("CLIENT_NAME", "Mudlet"));
+        data.extend(env_var("CLIENT_VERSION", "4.19.1"));
+        // USERVAR, an undefined VAR (no VAL) and an empty value: harmless.
+        data.extend_from_slice(b"\x03LANG\x01en_GB\x00TERMINAL_TYPE\x00MTTS\x01");
+        // ESC makes marker bytes literal in a value.
+        data.extend_from_slice(b"\x00USER\x01a\x02\x01b");
+        let (_, events) = feed(&mut neg, &sb(NEW_ENVIRON, &data));
+        assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
+        let caps = neg.capabilities();
+        assert_eq!(caps.client_name.as_deref(), Some("Mudlet"));
+        assert_eq!(caps.client_version.as_deref(), Some("4.19.1"));
+        assert_eq!(caps.terminal_type, None);
+        assert_eq!(caps.mtts, None);
+        assert_eq!(
+            parse_environ(b"\x00USER\x01a\x02\x01b\x00X"),
+            vec![
+                ("USER".to_string(), Some("a\x01b".to_string())),
+                ("X".to_string(), None),
+            ]
+        );
+        // A truncated ESC at the end and junk before the first VAR.
+        assert_eq!(
+            parse_environ(b"junk\x00A\x01b\x02"),
+            vec![("A".to_string(), Some("b".to_string()))]
+        );
+    }
+
+    #[test]
+    fn new_environ_info_updates_and_name_beats_ttype() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, NEW_ENVIRON));
+        feed(&mut neg, &cmd(WILL, TTYPE));
+        let mut data = vec![0x00];
+        data.extend(env_var("CLIENT_NAME", "Blightmud"));
+        feed(&mut neg, &sb(NEW_ENVIRON, &data));
+        // TTYPE's first reply is only a guess at the name.
+        feed(&mut neg, &ttype_is("BLIGHTMUD"));
+        assert_eq!(neg.capabilities().client_name.as_deref(), Some("Blightmud"));
+
+        let mut info = vec![0x02];
+        info.extend(env_var("MTTS", "2831"));
+        feed(&mut neg, &sb(NEW_ENVIRON, &info));
+        assert_eq!(neg.capabilities().mtts, Some(2831));
+        // A SEND from the client is not an answer.
+        assert!(feed(&mut neg, &sb(NEW_ENVIRON, &[0x01])).1.is_empty());
+    }
+
+    #[test]
+    fn new_environ_latin1_charset_applies_until_a_charset_exchange() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, NEW_ENVIRON));
+        let mut data = vec![0x00];
+        data.extend(env_var("CHARSET", "ISO-8859-1"));
+        let (_, events) = feed(&mut neg, &sb(NEW_ENVIRON, &data));
+        assert_eq!(
+            events,
+            vec![
+                ClientEvent::CharsetDecided(Charset::Latin1),
+                ClientEvent::CapabilitiesChanged
+            ]
+        );
+        // The CHARSET exchange is authoritative.
+        feed(&mut neg, &cmd(WILL, CHARSET));
+        feed(&mut neg, &sb(CHARSET, b"\x02UTF-8"));
+        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        assert!(feed(&mut neg, &sb(NEW_ENVIRON, &data)).1.is_empty());
+        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+    }
+
+    // ---- CHARSET ----
+
+    #[test]
+    fn charset_request_bytes_after_will() {
+        let mut neg = started();
+        let (out, _) = feed(&mut neg, &cmd(WILL, CHARSET));
+        assert_eq!(
+            out,
+            [
+                0xFF, 0xFA, 0x2A, 0x01, b';', b'U', b'T', b'F', b'-', b'8', 0xFF, 0xF0
+            ]
+        );
+        assert_eq!(out, CHARSET_REQUEST_UTF8);
+        // A DO from the client too does not ask twice.
+        let (out, _) = feed(&mut neg, &cmd(DO, CHARSET));
+        assert_eq!(out, cmd(WILL, CHARSET));
+    }
+
+    #[test]
+    fn charset_accepted_is_utf8() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, CHARSET));
+        let (out, events) = feed(
+            &mut neg,
+            &[
+                IAC, SB, CHARSET, 0x02, b'U', b'T', b'F', b'-', b'8', IAC, SE,
+            ],
+        );
+        assert!(out.is_empty());
+        assert_eq!(events, vec![ClientEvent::CharsetDecided(Charset::Utf8)]);
+        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        // A second answer to the same request is ignored.
+        assert!(feed(&mut neg, &sb(CHARSET, &[0x03])).1.is_empty());
+        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+    }
+
+    #[test]
+    fn charset_rejected_falls_back_to_latin1() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, CHARSET));
+        let (out, events) = feed(&mut neg, &[IAC, SB, CHARSET, 0x03, IAC, SE]);
+        assert!(out.is_empty());
+        assert_eq!(
+            events,
+            vec![
+                ClientEvent::CharsetDecided(Charset::Latin1),
+                ClientEvent::CapabilitiesChanged
+            ]
+        );
+        assert_eq!(neg.capabilities().charset, Charset::Latin1);
+    }
+
+    #[test]
+    fn charset_refused_altogether_keeps_utf8() {
+        let mut neg = started();
+        let (out, events) = feed(&mut neg, &cmd(WONT, CHARSET));
+        assert!(out.is_empty() && events.is_empty());
+        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        // And answers to a request never made are ignored.
+        assert!(feed(&mut neg, &sb(CHARSET, &[0x03])).1.is_empty());
+        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+    }
+
+    #[test]
+    fn charset_request_from_the_client() {
+        // The client asks first (it sent DO CHARSET), listing its charsets.
+        let mut neg = Negotiation::new();
+        assert_eq!(
+            feed(&mut neg, &cmd(DO, CHARSET)).0,
+            [cmd(WILL, CHARSET), CHARSET_REQUEST_UTF8.to_vec()].concat()
+        );
+        // While ours is out, the server's request wins: theirs is ignored.
+        assert!(
+            feed(&mut neg, &sb(CHARSET, b"\x01 ISO-8859-1"))
+                .0
+                .is_empty()
+        );
+        feed(&mut neg, &sb(CHARSET, b"\x03"));
+        assert_eq!(neg.capabilities().charset, Charset::Latin1);
+
+        // Now nothing is outstanding: a request is answered.
+        let (out, events) = feed(&mut neg, &sb(CHARSET, b"\x01;ISO-8859-1;utf-8"));
+        assert_eq!(out, sb(CHARSET, b"\x02utf-8"));
+        assert_eq!(events[0], ClientEvent::CharsetDecided(Charset::Utf8));
+        let (out, events) = feed(&mut neg, &sb(CHARSET, b"\x01[TTABLE]\x01 KOI8-R latin1"));
+        assert_eq!(out, sb(CHARSET, b"\x02latin1"));
+        assert_eq!(events[0], ClientEvent::CharsetDecided(Charset::Latin1));
+        let (out, events) = feed(&mut neg, &sb(CHARSET, b"\x01;KOI8-R;SHIFT_JIS"));
+        assert_eq!(out, sb(CHARSET, b"\x03"));
+        assert!(events.is_empty());
+        let (out, _) = feed(&mut neg, &sb(CHARSET, b"\x01"));
+        assert_eq!(out, sb(CHARSET, b"\x03"));
+    }
+
+    #[test]
+    fn charset_encode_and_decode() {
+        let mut out = Vec::new();
+        Charset::Latin1.encode("caf\u{e9} \u{20ac}5 \u{ff}\nok\r\n", &mut out);
+        assert_eq!(out, b"caf\xE9 ?5 \xFF\xFF\r\nok\r\n");
+        assert_eq!(Charset::Latin1.decode(b"caf\xE9 \xFF"), "caf\u{e9} \u{ff}");
+
+        let mut out = Vec::new();
+        Charset::Utf8.encode("caf\u{e9}\n", &mut out);
+        assert_eq!(out, "caf\u{e9}\r\n".as_bytes());
+        assert_eq!(Charset::Utf8.decode("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(Charset::Utf8.decode(b"caf\xE9"), "caf\u{fffd}");
+    }
+
+    // ---- EOR / GA / SGA ----
+
+    #[test]
+    fn prompt_end_eor_vs_ga_vs_sga() {
+        let mut neg = started();
+        assert_eq!(neg.prompt_end(), [IAC, GA]);
+        feed(&mut neg, &cmd(DO, EOR));
+        assert_eq!(neg.prompt_end(), [IAC, 0xEF]);
+        feed(&mut neg, &cmd(DONT, EOR));
+        assert_eq!(neg.prompt_end(), [0xFF, 0xF9]);
+
+        // SGA is not offered, but a client asking for it gets it...
+        let (out, _) = feed(&mut neg, &cmd(DO, SGA));
+        assert_eq!(out, cmd(WILL, SGA));
+        // ...and then no GA at all.
+        assert_eq!(neg.prompt_end(), b"");
+        // EOR still wins when both are agreed.
+        feed(&mut neg, &cmd(DO, EOR));
+        assert_eq!(neg.prompt_end(), [IAC, 0xEF]);
+    }
+
+    #[test]
+    fn ga_is_never_sent_for_an_agreed_sga() {
+        let mut neg = started();
+        feed(&mut neg, &cmd(DONT, EOR));
+        feed(&mut neg, &cmd(DO, SGA));
+        assert!(!neg.prompt_end().contains(&GA));
+        // The client's own SGA is irrelevant to what we send.
+        let mut neg = started();
+        assert_eq!(feed(&mut neg, &cmd(WILL, SGA)).0, cmd(DO, SGA));
+        assert_eq!(neg.prompt_end(), [IAC, GA]);
+    }
+
+    // ---- ECHO ----
+
+    #[test]
+    fn hide_then_show_never_leaves_will_echo_on() {
+        let mut neg = started();
+        let mut out = Vec::new();
+        neg.hide_input(true, &mut out);
+        assert_eq!(out, [0xFF, 0xFB, 0x01]);
+        // Asking again while in flight or on sends nothing.
+        out.clear();
+        neg.hide_input(true, &mut out);
+        assert!(out.is_empty());
+        assert!(feed(&mut neg, &cmd(DO, ECHO)).0.is_empty());
+        assert!(neg.local_enabled(ECHO));
+        neg.hide_input(true, &mut out);
+        assert!(out.is_empty());
+
+        neg.hide_input(false, &mut out);
+        assert_eq!(out, [0xFF, 0xFC, 0x01]);
+        assert!(feed(&mut neg, &cmd(DONT, ECHO)).0.is_empty());
+        assert!(!neg.local_enabled(ECHO));
+        out.clear();
+        neg.hide_input(false, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn show_before_the_client_answered_is_queued() {
+        let mut neg = started();
+        let mut out = Vec::new();
+        neg.hide_input(true, &mut out);
+        neg.hide_input(false, &mut out);
+        // Only the WILL went out; the WONT waits for the client's answer.
+        assert_eq!(out, cmd(WILL, ECHO));
+        let (out, _) = feed(&mut neg, &cmd(DO, ECHO));
+        assert_eq!(out, cmd(WONT, ECHO));
+        assert!(!neg.local_enabled(ECHO));
+        assert!(feed(&mut neg, &cmd(DONT, ECHO)).0.is_empty());
+        assert!(!neg.local_enabled(ECHO));
+
+        // Same with a refusal: nothing more is sent, echo stays off.
+        let mut neg = started();
+        let mut out = Vec::new();
+        neg.hide_input(true, &mut out);
+        neg.hide_input(false, &mut out);
+        assert!(feed(&mut neg, &cmd(DONT, ECHO)).0.is_empty());
+        assert!(!neg.local_enabled(ECHO));
+    }
+
+    #[test]
+    fn rapid_toggling_collapses_to_one_exchange() {
+        let mut neg = started();
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            neg.hide_input(true, &mut out);
+            neg.hide_input(false, &mut out);
+        }
+        neg.hide_input(true, &mut out);
+        assert_eq!(out, cmd(WILL, ECHO));
+        // Hide wins in the end: the client's DO is accepted silently.
+        assert!(feed(&mut neg, &cmd(DO, ECHO)).0.is_empty());
+        assert!(neg.local_enabled(ECHO));
+
+        // Show while hiding is being turned off, then hide again: queued.
+        let mut out = Vec::new();
+        neg.hide_input(false, &mut out);
+        neg.hide_input(true, &mut out);
+        neg.hide_input(false, &mut out);
+        assert_eq!(out, cmd(WONT, ECHO));
+        assert!(feed(&mut neg, &cmd(DONT, ECHO)).0.is_empty());
+        assert!(!neg.local_enabled(ECHO));
+    }
+
+    #[test]
+    fn unsolicited_do_echo_is_refused() {
+        let mut neg = started();
+        assert_eq!(feed(&mut neg, &cmd(DO, ECHO)).0, cmd(WONT, ECHO));
+        assert!(!neg.local_enabled(ECHO));
+        // But while a password prompt is up, a client asking for it gets it.
+        let mut out = Vec::new();
+        neg.hide_input(true, &mut out);
+        feed(&mut neg, &cmd(DONT, ECHO));
+        assert_eq!(feed(&mut neg, &cmd(DO, ECHO)).0, cmd(WILL, ECHO));
+        neg.hide_input(false, &mut out);
+        assert!(out.ends_with(&cmd(WONT, ECHO)));
+    }
+
+    // ---- GMCP ----
+
+    #[test]
+    fn gmcp_core_hello_lowercase_and_capitalised_keys() {
+        let mut neg = with_gmcp();
+        let (out, events) = feed(
+            &mut neg,
+            &gmcp(r#"Core.Hello {"client":"Mudlet","version":"4.19.1"}"#),
+        );
+        assert!(out.is_empty());
+        assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
+        assert_eq!(neg.capabilities().client_name.as_deref(), Some("Mudlet"));
+        assert_eq!(neg.capabilities().client_version.as_deref(), Some("4.19.1"));
+
+        let mut neg = with_gmcp();
+        feed(
+            &mut neg,
+            &gmcp(r#"Core.Hello { "Client": "MUSHclient", "Version": 5.07 }"#),
+        );
+        assert_eq!(
+            neg.capabilities().client_name.as_deref(),
+            Some("MUSHclient")
+        );
+        assert_eq!(neg.capabilities().client_version.as_deref(), Some("5.07"));
+    }
+
+    #[test]
+    fn gmcp_supports_set_add_remove_filtering() {
+        let mut neg = with_gmcp();
+        let mut out = Vec::new();
+        // Before Core.Supports only Core.* goes out.
+        assert!(!neg.gmcp_message("Char.Vitals", r#"{"hp":1}"#, &mut out));
+        assert!(neg.gmcp_message("Core.Goodbye", "", &mut out));
+        out.clear();
+
+        feed(
+            &mut neg,
+            &gmcp(r#"Core.Supports.Set ["Char 1", "Room 1", "Comm.Channel 1"]"#),
+        );
+        assert!(neg.gmcp_message("Char.Vitals", r#"{"hp":1}"#, &mut out));
+        assert!(neg.gmcp_message("Char", "{}", &mut out));
+        assert!(neg.gmcp_message("Room.Info", "{}", &mut out));
+        assert!(neg.gmcp_message("Comm.Channel.Text", "{}", &mut out));
+        assert!(!neg.gmcp_message("Comm.Other", "{}", &mut out));
+        // Matched without regard to case (clients differ), and "Char" does not cover "Charm".
+        assert!(neg.gmcp_message("char.Vitals", "{}", &mut out));
+        assert!(!neg.gmcp_message("Charm", "{}", &mut out));
+
+        feed(&mut neg, &gmcp(r#"Core.Supports.Add ["Client.GUI 2"]"#));
+        assert_eq!(neg.capabilities().gmcp_supports.get("client.gui"), Some(&2));
+        assert!(neg.gmcp_message("Client.GUI", "{}", &mut out));
+
+        feed(&mut neg, &gmcp(r#"Core.Supports.Remove ["Room"]"#));
+        assert!(!neg.gmcp_message("Room.Info", "{}", &mut out));
+        assert!(neg.gmcp_message("Char.Vitals", "{}", &mut out));
+
+        // Set replaces the whole list.
+        feed(&mut neg, &gmcp(r#"Core.Supports.Set ["Room 1"]"#));
+        assert!(!neg.gmcp_message("Char.Vitals", "{}", &mut out));
+        assert!(neg.gmcp_message("Room.Info", "{}", &mut out));
+        assert_eq!(
+            neg.capabilities().gmcp_supports,
+            BTreeMap::from([("room".to_string(), 1)])
+        );
+    }
+
+    #[test]
+    fn gmcp_message_bytes_with_ff_escaped() {
+        let mut neg = with_gmcp();
+        feed(&mut neg, &gmcp(r#"Core.Supports.Set ["Room 1"]"#));
+        let mut out = Vec::new();
+        assert!(neg.gmcp_message("Room.Info", r#"{"num":1,"name":"\u00ff"}"#, &mut out));
+        assert_eq!(
+            out,
+            [
+                &[IAC, SB, GMCP][..],
+                br#"Room.Info {"num":1,"name":"\u00ff"}"#,
+                &[IAC, SE]
+            ]
+            .concat()
+        );
+        // Raw UTF-8 never contains 0xFF, but a payload byte 0xFF is doubled anyway.
+        let mut out = Vec::new();
+        assert!(neg.gmcp_message("Core.Ping", "", &mut out));
+        assert_eq!(out, b"\xFF\xFA\xC9Core.Ping\xFF\xF0");
+        let mut out = Vec::new();
+        let mut expected = Vec::new();
+        telnet::subnegotiation(GMCP, "Room.Info \"\u{ff}\"".as_bytes(), &mut expected);
+        assert!(neg.gmcp_message("Room.Info", "\"\u{ff}\"", &mut out));
+        assert_eq!(out, expected);
+        let mut escaped = Vec::new();
+        telnet::subnegotiation(GMCP, &[b'x', 0xFF], &mut escaped);
+        assert_eq!(escaped, [IAC, SB, GMCP, b'x', IAC, IAC, IAC, SE]);
+    }
+
+    #[test]
+    fn gmcp_not_sent_before_the_client_agreed() {
+        let mut neg = started();
+        let mut out = Vec::new();
+        assert!(!neg.gmcp_message("Core.Ping", "", &mut out));
+        feed(&mut neg, &cmd(DO, GMCP));
+        feed(&mut neg, &gmcp(r#"Core.Supports.Set ["Char 1"]"#));
+        assert!(neg.gmcp_message("Char.Vitals", "{}", &mut out));
+        feed(&mut neg, &cmd(DONT, GMCP));
+        assert!(!neg.capabilities().gmcp);
+        assert!(!neg.gmcp_message("Char.Vitals", "{}", &mut out));
+        // Re-enabled GMCP starts without the old package list.
+        feed(&mut neg, &cmd(DO, GMCP));
+        assert!(neg.capabilities().gmcp_supports.is_empty());
+        // Package names with spaces or nothing are never written.
+        assert!(!neg.gmcp_message("", "{}", &mut out));
+        assert!(!neg.gmcp_message("Core. Ping", "{}", &mut out));
+    }
+
+    #[test]
+    fn gmcp_core_ping_is_answered_with_a_bare_ping() {
+        let mut neg = with_gmcp();
+        let (out, events) = feed(&mut neg, &gmcp("Core.Ping"));
+        assert_eq!(out, b"\xFF\xFA\xC9Core.Ping\xFF\xF0");
+        assert!(events.is_empty());
+        let (out, _) = feed(&mut neg, &gmcp("Core.Ping 120"));
+        assert_eq!(out, b"\xFF\xFA\xC9Core.Ping\xFF\xF0");
+        // No answer before GMCP was agreed.
+        let mut neg = started();
+        assert!(feed(&mut neg, &gmcp("Core.Ping")).0.is_empty());
+    }
+
+    #[test]
+    fn malformed_gmcp_is_ignored() {
+        let mut neg = with_gmcp();
+        feed(&mut neg, &gmcp(r#"Core.Supports.Set ["Char 1"]"#));
+        let before = neg.capabilities().clone();
+        for bad in [
+            &b"Core.Hello {\"client\":"[..],
+            b"Core.Hello [\"Mudlet\"]",
+            b"Core.Hello \"Mudlet\"",
+            b"Core.Supports.Set {\"Room\":1}",
+            b"Core.Supports.Set Room 1",
+            b"Core.Supports.Remove",
+            b"Char.Login {not json}",
+            b"Char.Login {\"name\":\"a\"} trailing",
+            b"\xFF\xFE not utf-8",
+            b"",
+            b"   ",
+            b" {\"a\":1}",
+            b"Bad\x01Name {}",
+        ] {
+            let (out, events) = feed(&mut neg, &sb(GMCP, bad));
+            assert!(out.is_empty(), "{bad:?}");
+            assert!(events.is_empty(), "{bad:?}: {events:?}");
+        }
+        assert_eq!(neg.capabilities(), &before);
+        // Bad entries in an otherwise good list are skipped one by one.
+        feed(
+            &mut neg,
+            &gmcp(r#"Core.Supports.Add ["Room 1", 5, "", "Comm x"]"#),
+        );
+        assert_eq!(
+            neg.capabilities().gmcp_supports.keys().collect::<Vec<_>>(),
+            ["char", "comm", "room"]
+        );
+    }
+
+    #[test]
+    fn gmcp_other_packages_go_to_the_game() {
+        let mut neg = with_gmcp();
+        let (out, events) = feed(&mut neg, &gmcp("Char.Login {\"name\": \"Bob\"} "));
+        assert!(out.is_empty());
+        assert_eq!(
+            events,
+            vec![ClientEvent::Gmcp {
+                package: "Char.Login".to_string(),
+                json: Some("{\"name\": \"Bob\"}".to_string()),
+            }]
+        );
+        let (_, events) = feed(&mut neg, &gmcp("External.Discord.Hello"));
+        assert_eq!(
+            events,
+            vec![ClientEvent::Gmcp {
+                package: "External.Discord.Hello".to_string(),
+                json: None,
+            }]
+        );
+        // Before DO GMCP the client's messages are not acted on.
+        let mut neg = started();
+        assert!(feed(&mut neg, &gmcp("Char.Login {}")).1.is_empty());
+    }
+
+    // ---- MSSP ----
+
+    #[test]
+    fn mssp_requested_and_reply_bytes() {
+        let mut neg = started();
+        let (out, events) = feed(&mut neg, &cmd(DO, MSSP));
+        assert!(out.is_empty());
+        assert_eq!(events, vec![ClientEvent::MsspRequested]);
+        // A repeated DO is no new request.
+        assert!(feed(&mut neg, &cmd(DO, MSSP)).1.is_empty());
+
+        let mut out = Vec::new();
+        Negotiation::mssp_reply(
+            &vars(&[("NAME", "x"), ("PLAYERS", "3"), ("UPTIME", "1700000000")]),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                &[0xFF, 0xFA, 0x46][..],
+                b"\x01NAME\x02x\x01PLAYERS\x023\x01UPTIME\x021700000000",
+                &[0xFF, 0xF0]
+            ]
+            .concat()
+        );
+        // Marker bytes inside values would split fields: dropped.
+        let mut out = Vec::new();
+        Negotiation::mssp_reply(&vars(&[("NAME", "a\u{1}b\u{2}c")]), &mut out);
+        assert_eq!(out, b"\xFF\xFA\x46\x01NAME\x02abc\xFF\xF0");
+    }
+
+    #[test]
+    fn mssp_plain_text_fallback() {
+        let text = Negotiation::mssp_plain(&vars(&[
+            ("NAME", "tether"),
+            ("PLAYERS", "3"),
+            ("UPTIME", "1700000000"),
+            ("CODEBASE", "a\tb\nc"),
+        ]));
+        assert_eq!(
+            text,
+            "MSSP-REPLY-START\nNAME\ttether\nPLAYERS\t3\nUPTIME\t1700000000\nCODEBASE\ta b c\nMSSP-REPLY-END\n"
+        );
+        let mut wire = Vec::new();
+        Charset::Utf8.encode(&text, &mut wire);
+        assert!(wire.starts_with(b"MSSP-REPLY-START\r\nNAME\ttether\r\n"));
+        assert_eq!(MSSP_REQUEST, "MSSP-REQUEST");
+    }
+
+    // ---- MCCP2 ----
+
+    #[test]
+    fn mccp2_start_in_one_write_and_dont_stops() {
+        let mut neg = started();
+        let (out, events) = feed(&mut neg, &cmd(DO, MCCP2));
+        assert!(out.is_empty());
+        assert_eq!(
+            events,
+            vec![
+                ClientEvent::StartCompression,
+                ClientEvent::CapabilitiesChanged
+            ]
+        );
+        assert!(neg.capabilities().compressing);
+        // The session's start: the whole marker in one buffer, then zlib.
+        let mut write = out;
+        let mut compressor = crate::mccp::Compressor::start(&mut write);
+        assert_eq!(write, [0xFF, 0xFA, 0x56, 0xFF, 0xF0]);
+        compressor.compress(b"hello\r\n", &mut write);
+        assert_eq!(write[5], 0x78);
+
+        // A repeated DO does not restart it.
+        assert!(feed(&mut neg, &cmd(DO, MCCP2)).1.is_empty());
+
+        let (out, events) = feed(&mut neg, &cmd(DONT, MCCP2));
+        assert_eq!(out, cmd(WONT, MCCP2));
+        assert_eq!(
+            events,
+            vec![
+                ClientEvent::StopCompression,
+                ClientEvent::CapabilitiesChanged
+            ]
+        );
+        assert!(!neg.capabilities().compressing);
+        let mut tail = Vec::new();
+        compressor.finish(&mut tail);
+        assert!(!tail.is_empty());
+    }
+
+    #[test]
+    fn mccp_v1_is_never_offered_nor_accepted() {
+        let mut neg = Negotiation::new();
+        let mut out = Vec::new();
+        neg.start(&mut out);
+        assert!(!out.windows(3).any(|w| w == cmd(WILL, MCCP1)));
+        let (out, events) = feed(&mut neg, &cmd(DO, MCCP1));
+        assert_eq!(out, cmd(WONT, MCCP1));
+        assert!(events.is_empty());
+    }
+
+    // ---- colour ----
+
+    #[test]
+    fn color_depth_hints() {
+        let caps = |mtts: Option<u32>, terminal: Option<&str>, client: Option<&str>| Capabilities {
+            mtts,
+            terminal_type: terminal.map(str::to_string),
+            client_name: client.map(str::to_string),
+            ..Capabilities::default()
+        };
+        use ColorDepthHint as C;
+        for (c, expected) in [
+            (caps(None, None, None), C::None),
+            (caps(Some(1), None, None), C::Ansi16),
+            (caps(Some(9), None, None), C::Ansi256),
+            (caps(Some(271), None, None), C::TrueColor),
+            (caps(Some(0), Some("xterm-256color"), None), C::None),
+            (caps(Some(256 | 64), None, None), C::None),
+            (caps(None, Some("xterm-256color"), None), C::Ansi256),
+            (caps(None, Some("tmux-256color"), None), C::Ansi256),
+            (caps(None, Some("xterm-truecolor"), None), C::TrueColor),
+            (caps(None, Some("ANSI-TRUECOLOR"), None), C::TrueColor),
+            (caps(None, Some("xterm-direct"), None), C::TrueColor),
+            (caps(None, Some("XTERM"), None), C::Ansi16),
+            (caps(None, Some("ANSI"), None), C::Ansi16),
+            (caps(None, Some("dumb"), None), C::None),
+            (caps(None, Some("WHATEVER"), None), C::Ansi16),
+            (caps(None, None, Some("MUDLET")), C::TrueColor),
+            (caps(None, None, Some("TinTin++")), C::TrueColor),
+            (caps(None, Some("ANSI"), Some("MUSHclient")), C::Ansi256),
+        ] {
+            assert_eq!(c.color_depth(), expected, "{c:?}");
+        }
+        let reader = Capabilities {
+            screen_reader: true,
+            ..caps(None, Some("xterm-256color"), None)
+        };
+        assert_eq!(reader.color_depth(), C::None);
+    }
+
+    // ---- a whole session ----
+
+    #[test]
+    fn tintin_like_session_transcript() {
+        let mut neg = Negotiation::new();
+        let mut opening = Vec::new();
+        neg.start(&mut opening);
+        // TinTin++ 2.02.20 refuses GMCP by default and accepts the rest.
+        let answer = [
+            cmd(DO, EOR),
+            cmd(DONT, GMCP),
+            cmd(DO, MSSP),
+            cmd(DO, MCCP2),
+            cmd(WILL, TTYPE),
+            cmd(WILL, NAWS),
+            sb(NAWS, &[0, 200, 0, 50]),
+            cmd(WILL, NEW_ENVIRON),
+            cmd(WILL, CHARSET),
+        ]
+        .concat();
+        let (out, events) = feed(&mut neg, &answer);
+        assert_eq!(
+            out,
+            [TTYPE_SEND, ENVIRON_SEND, CHARSET_REQUEST_UTF8].concat()
+        );
+        assert_eq!(
+            events,
+            vec![
+                // eor, then compressing, then the window size.
+                ClientEvent::CapabilitiesChanged,
+                ClientEvent::MsspRequested,
+                ClientEvent::StartCompression,
+                ClientEvent::CapabilitiesChanged,
+                ClientEvent::CapabilitiesChanged,
+            ]
+        );
+        let (out, events) = feed(&mut neg, &sb(CHARSET, b"\x02UTF-8"));
+        assert!(out.is_empty());
+        assert_eq!(events, vec![ClientEvent::CharsetDecided(Charset::Utf8)]);
+        for reply in ["TINTIN++", "tmux-256color", "MTTS 271"] {
+            feed(&mut neg, &ttype_is(reply));
+        }
+        let caps = neg.capabilities();
+        assert!(caps.eor && !caps.gmcp && caps.compressing);
+        assert_eq!((caps.width, caps.height), (Some(200), Some(50)));
+        assert_eq!(caps.client_name.as_deref(), Some("TINTIN++"));
+        assert_eq!(neg.prompt_end(), [IAC, 0xEF]);
+    }
+}

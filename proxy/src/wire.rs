@@ -1,0 +1,206 @@
+//! The way out to one telnet client, sans-IO: markup rendered for that client, encoded in its
+//! charset, gathered, compressed if MCCP2 is on, and handed over as one write.
+//!
+//! Everything telnet (negotiation answers, text, GMCP) goes through `pending`, so that once
+//! compression starts nothing can slip past the zlib stream, and the MCCP2 start sequence is
+//! always written whole in one write (split start sequences broke Mudlet).
+
+use tether_protocol::markup::{self, ColorDepth};
+
+use crate::mccp::Compressor;
+use crate::negotiation::{Capabilities, ColorDepthHint};
+use crate::relay::DisplayPrefs;
+
+#[derive(Default)]
+pub struct Wire {
+    /// Telnet bytes not yet sealed into `ready`.
+    pending: Vec<u8>,
+    /// Bytes ready for the socket (compressed if MCCP2 was on when they were sealed).
+    ready: Vec<u8>,
+    compressor: Option<Compressor>,
+}
+
+impl Wire {
+    /// Where raw telnet bytes (negotiation, subnegotiations) go.
+    pub fn pending(&mut self) -> &mut Vec<u8> {
+        &mut self.pending
+    }
+
+    /// Game text in markup, rendered for this client, plus a line end.
+    pub fn text(&mut self, markup: &str, caps: &Capabilities, prefs: &DisplayPrefs) {
+        self.render(markup, caps, prefs);
+        self.pending.extend_from_slice(b"\r\n");
+    }
+
+    /// A prompt: rendered, no line end, then EOR or GA as the client expects.
+    pub fn prompt(&mut self, markup: &str, caps: &Capabilities, prefs: &DisplayPrefs, end: &[u8]) {
+        self.render(markup, caps, prefs);
+        self.pending.extend_from_slice(end);
+    }
+
+    /// A line from tether itself: plain, marked, never coloured.
+    pub fn notice(&mut self, text: &str, caps: &Capabilities) {
+        caps.charset
+            .encode(&format!("[tether] {text}\n"), &mut self.pending);
+    }
+
+    fn render(&mut self, text: &str, caps: &Capabilities, prefs: &DisplayPrefs) {
+        let depth = prefs.color.unwrap_or_else(|| depth_for(caps));
+        let wrapped;
+        let text = match caps.width {
+            Some(width) if prefs.wrap && width > 0 => {
+                wrapped = markup::wrap(text, usize::from(width));
+                wrapped.as_str()
+            }
+            _ => text,
+        };
+        caps.charset
+            .encode(&markup::render_ansi(text, depth), &mut self.pending);
+    }
+
+    pub fn is_compressing(&self) -> bool {
+        self.compressor.is_some()
+    }
+
+    pub fn start_compression(&mut self) {
+        self.seal();
+        if self.compressor.is_none() {
+            self.compressor = Some(Compressor::start(&mut self.ready));
+        }
+    }
+
+    /// Ends the zlib stream cleanly (the client asked, or the connection is closing).
+    pub fn stop_compression(&mut self) {
+        self.seal();
+        if let Some(compressor) = self.compressor.take() {
+            compressor.finish(&mut self.ready);
+        }
+    }
+
+    /// Everything to write now, in order.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.seal();
+        std::mem::take(&mut self.ready)
+    }
+
+    fn seal(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match &mut self.compressor {
+            Some(compressor) => compressor.compress(&self.pending, &mut self.ready),
+            None => self.ready.extend_from_slice(&self.pending),
+        }
+        self.pending.clear();
+    }
+}
+
+/// What the client announced, as a markup colour depth; screen readers get plain text.
+pub fn depth_for(caps: &Capabilities) -> ColorDepth {
+    match caps.color_depth() {
+        ColorDepthHint::None => ColorDepth::None,
+        ColorDepthHint::Ansi16 => ColorDepth::Ansi16,
+        ColorDepthHint::Ansi256 => ColorDepth::Ansi256,
+        ColorDepthHint::TrueColor => ColorDepth::TrueColor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn inflate(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut decoder = flate2::read::ZlibDecoder::new(bytes);
+        decoder
+            .read_to_end(&mut out)
+            .expect("a complete zlib stream");
+        out
+    }
+
+    #[test]
+    fn text_is_rendered_for_the_client_and_ends_with_crlf() {
+        let mut wire = Wire::default();
+        let caps = Capabilities {
+            mtts: Some(1 | 8),
+            ..Capabilities::default()
+        };
+        wire.text("{red}hi{/}", &caps, &DisplayPrefs::default());
+        assert_eq!(wire.take(), b"\x1b[31mhi\x1b[0m\r\n");
+    }
+
+    #[test]
+    fn a_screen_reader_gets_plain_text_and_a_player_choice_wins_over_the_client() {
+        let caps = Capabilities {
+            mtts: Some(1 | 64),
+            ..Capabilities::default()
+        };
+        let mut wire = Wire::default();
+        wire.text("{red}hi", &caps, &DisplayPrefs::default());
+        assert_eq!(wire.take(), b"hi\r\n");
+        let prefs = DisplayPrefs {
+            wrap: false,
+            color: Some(ColorDepth::Ansi16),
+        };
+        wire.text("{red}hi", &caps, &prefs);
+        assert!(wire.take().starts_with(b"\x1b[31m"));
+    }
+
+    #[test]
+    fn text_wraps_to_the_window_when_the_player_wants_it() {
+        let caps = Capabilities {
+            width: Some(10),
+            ..Capabilities::default()
+        };
+        let prefs = DisplayPrefs {
+            wrap: true,
+            color: Some(ColorDepth::None),
+        };
+        let mut wire = Wire::default();
+        wire.text("aaaa bbbb cccc", &caps, &prefs);
+        assert_eq!(wire.take(), b"aaaa bbbb\r\ncccc\r\n");
+    }
+
+    #[test]
+    fn compression_starts_whole_and_finishes_cleanly() {
+        let caps = Capabilities::default();
+        let prefs = DisplayPrefs {
+            wrap: false,
+            color: Some(ColorDepth::None),
+        };
+        let mut wire = Wire::default();
+        wire.pending().extend_from_slice(&[255, 251, 86]);
+        wire.start_compression();
+        wire.text("one", &caps, &prefs);
+        let first = wire.take();
+        assert!(first.starts_with(&[255, 251, 86, 255, 250, 86, 255, 240]));
+        wire.text("two", &caps, &prefs);
+        let second = wire.take();
+        wire.stop_compression();
+        let last = wire.take();
+        wire.text("plain again", &caps, &prefs);
+        let after = wire.take();
+
+        let mut stream = first[8..].to_vec();
+        stream.extend_from_slice(&second);
+        stream.extend_from_slice(&last);
+        assert_eq!(inflate(&stream), b"one\r\ntwo\r\n");
+        assert_eq!(after, b"plain again\r\n");
+    }
+
+    #[test]
+    fn latin1_clients_get_latin1_bytes() {
+        let caps = Capabilities {
+            charset: crate::negotiation::Charset::Latin1,
+            ..Capabilities::default()
+        };
+        let prefs = DisplayPrefs {
+            wrap: false,
+            color: Some(ColorDepth::None),
+        };
+        let mut wire = Wire::default();
+        wire.text("café ☃", &caps, &prefs);
+        assert_eq!(wire.take(), b"caf\xe9 ?\r\n");
+    }
+}
