@@ -385,6 +385,78 @@ impl Client {
     }
 }
 
+/// A client that sees the raw bytes, telnet commands and all, for byte-level checks.
+pub struct RawClient {
+    stream: TcpStream,
+    /// Everything received so far.
+    pub received: Vec<u8>,
+    /// How much of `received` earlier `expect` calls consumed.
+    seen: usize,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = wait_for("the telnet port to accept", || {
+            TcpStream::connect(addr).ok()
+        });
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("read timeout");
+        RawClient {
+            stream,
+            received: Vec::new(),
+            seen: 0,
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("sending to the proxy");
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        self.send(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Waits until `needle` arrives after what earlier calls consumed; returns the bytes
+    /// from there up to and including it.
+    pub fn expect(&mut self, needle: &[u8]) -> Vec<u8> {
+        let start = Instant::now();
+        loop {
+            if let Some(at) = find(&self.received[self.seen..], needle) {
+                let end = self.seen + at + needle.len();
+                let chunk = self.received[self.seen..end].to_vec();
+                self.seen = end;
+                return chunk;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {:?}; received {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(&self.received[self.seen..])
+            );
+            let mut buffer = [0u8; 8192];
+            match self.stream.read(&mut buffer) {
+                Ok(0) => panic!(
+                    "connection closed while waiting for {:?}",
+                    String::from_utf8_lossy(needle)
+                ),
+                Ok(n) => self.received.extend_from_slice(&buffer[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len().max(1))
+        .position(|window| window == needle)
+}
+
 pub struct Writer {
     stream: TcpStream,
 }
