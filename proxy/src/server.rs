@@ -74,7 +74,7 @@ async fn accept_loop(listener: &TcpListener, context: session::Context, sessions
             Ok((stream, peer)) => {
                 let session = next_session;
                 next_session += 1;
-                sessions.spawn(session::serve(stream, peer, session, context.clone()));
+                sessions.spawn(session::serve_tcp(stream, peer, session, context.clone()));
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.

@@ -41,22 +41,64 @@ pub struct Context {
     pub started: u64,
 }
 
-/// Serves one connection until it closes.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, session: u64, mut context: Context) {
-    if let Err(error) = stream.set_nodelay(true) {
-        debug!(session, %error, "cannot disable Nagle");
-    }
-    let (mut reader, mut writer) = stream.into_split();
+/// What a connection speaks, sans-IO: the telnet stream, or the web client's frames.
+pub trait Speaker {
+    /// What arrives from the client (bytes, frames).
+    type In;
+    /// What goes to the client.
+    type Out;
+
+    /// What to send as soon as the connection opens (negotiation offers).
+    fn greet(&mut self);
+    /// Input from the client: lines for the core, or the reason to close.
+    fn input(&mut self, input: Self::In) -> Result<Vec<String>, String>;
+    /// A message routed by the link; `Err` closes the connection with that reason.
+    fn message(&mut self, message: ToSession) -> Result<(), String>;
+    /// A line from tether itself.
+    fn notice(&mut self, text: &str);
+    /// The connection is about to close: last words (finish a compression stream...).
+    fn closing(&mut self);
+    /// What to send now, in order.
+    fn take_output(&mut self) -> Vec<Self::Out>;
+    /// Set when the client turned out to be something the core should hear about.
+    fn client_changed(&mut self) -> Option<ClientInfo>;
+}
+
+/// How a connection moves data; the lifecycle below does not care which.
+pub trait Transport {
+    type In;
+    type Out;
+    /// The next input; `Ok(None)` when the client closed.
+    fn recv(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Self::In>, String>> + Send;
+    fn send(
+        &mut self,
+        output: Vec<Self::Out>,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    fn close(&mut self, reason: &str) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Runs one session until it closes: registers it with the link, feeds input through the
+/// speaker to the core, and what the core routes back out to the client.
+pub async fn run<S, T>(
+    mut speaker: S,
+    mut transport: T,
+    session: u64,
+    info: SessionInfo,
+    mut context: Context,
+) where
+    S: Speaker,
+    T: Transport<In = S::In, Out = S::Out>,
+{
     let (messages_tx, mut messages) = mpsc::channel(OUTPUT_QUEUE);
     let overflow = CancellationToken::new();
     let handle = SessionHandle {
         messages: messages_tx,
         overflow: overflow.clone(),
     };
-    let info = SessionInfo {
-        transport: "telnet".into(),
-        remote_addr: peer.to_string(),
-    };
+    let peer = info.remote_addr.clone();
+    let transport_name = info.transport.clone();
     let link = context.link.clone();
     if link
         .send(ToLink::Opened {
@@ -69,81 +111,122 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, session: u64, mut contex
     {
         return;
     }
-    info!(session, %peer, "connected");
+    info!(session, %peer, transport = %transport_name, "connected");
 
-    let mut state = Session::new(session, context.clone());
-    state.negotiation.start(state.wire.pending());
-    if write(&mut writer, &state.wire.take()).await.is_err() {
-        let _ = link
-            .send(ToLink::Closed {
-                session,
-                reason: "write error at connect".into(),
-            })
-            .await;
-        return;
-    }
-    let mut read_buffer = vec![0u8; READ_BUFFER];
-
+    speaker.greet();
+    let mut sent = transport.send(speaker.take_output()).await;
     let reason = loop {
+        if let Err(error) = sent {
+            break format!("write error: {error}");
+        }
         let outcome = tokio::select! {
-            read = reader.read(&mut read_buffer) => match read {
-                Ok(0) => Err("connection closed by client".to_string()),
-                Ok(n) => state.bytes(&read_buffer[..n]),
-                Err(error) => Err(format!("read error: {error}")),
+            input = transport.recv() => match input {
+                Ok(None) => Err("connection closed by client".to_string()),
+                Ok(Some(input)) => speaker.input(input),
+                Err(error) => Err(error),
             },
             message = messages.recv() => match message {
                 None => Err("link gone".to_string()),
                 Some(message) => {
                     // Drain whatever else is already queued into the same write.
-                    let mut outcome = state.message(message);
+                    let mut outcome = speaker.message(message);
                     while outcome.is_ok() {
                         match messages.try_recv() {
-                            Ok(next) => outcome = state.message(next),
+                            Ok(next) => outcome = speaker.message(next),
                             Err(_) => break,
                         }
                     }
-                    outcome
+                    outcome.map(|()| Vec::new())
                 }
             },
             _ = overflow.cancelled() => {
                 let reason = "Disconnected: output was not being read fast enough.".to_string();
-                state.notice(&reason);
+                speaker.notice(&reason);
                 Err(reason)
             }
             _ = context.shutdown.wait() => {
-                state.notice(SHUTDOWN_MESSAGE);
+                speaker.notice(SHUTDOWN_MESSAGE);
                 Err("proxy shutting down".to_string())
             }
         };
-        let outcome = match outcome {
+        match outcome {
             Ok(lines) => {
                 for text in lines {
                     if link.send(ToLink::Line { session, text }).await.is_err() {
                         return;
                     }
                 }
-                if let Some(client) = state.client_changed.take()
+                if let Some(client) = speaker.client_changed()
                     && link.send(ToLink::Client { session, client }).await.is_err()
                 {
                     return;
                 }
-                Ok(())
             }
-            Err(reason) => Err(reason),
-        };
-        if let Err(reason) = outcome {
-            // Finish a zlib stream properly so the client shows the last words.
-            state.wire.stop_compression();
-            let _ = write(&mut writer, &state.wire.take()).await;
-            break reason;
+            Err(reason) => {
+                speaker.closing();
+                let _ = transport.send(speaker.take_output()).await;
+                break reason;
+            }
         }
-        if let Err(error) = write(&mut writer, &state.wire.take()).await {
-            break format!("write error: {error}");
-        }
+        sent = transport.send(speaker.take_output()).await;
     };
-    let _ = writer.shutdown().await;
+    transport.close(&reason).await;
     info!(session, %peer, %reason, "disconnected");
     let _ = link.send(ToLink::Closed { session, reason }).await;
+}
+
+/// Plain telnet over TCP.
+pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, session: u64, context: Context) {
+    if let Err(error) = stream.set_nodelay(true) {
+        debug!(session, %error, "cannot disable Nagle");
+    }
+    let info = SessionInfo {
+        transport: "telnet".into(),
+        remote_addr: peer.to_string(),
+    };
+    let speaker = TelnetSpeaker::new(session, context.clone());
+    run(speaker, TcpTransport::new(stream), session, info, context).await;
+}
+
+struct TcpTransport {
+    reader: tokio::net::tcp::OwnedReadHalf,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    buffer: Vec<u8>,
+}
+
+impl TcpTransport {
+    fn new(stream: TcpStream) -> TcpTransport {
+        let (reader, writer) = stream.into_split();
+        TcpTransport {
+            reader,
+            writer,
+            buffer: vec![0u8; READ_BUFFER],
+        }
+    }
+}
+
+impl Transport for TcpTransport {
+    type In = Vec<u8>;
+    type Out = Vec<u8>;
+
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, String> {
+        match self.reader.read(&mut self.buffer).await {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(self.buffer[..n].to_vec())),
+            Err(error) => Err(format!("read error: {error}")),
+        }
+    }
+
+    async fn send(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
+        for bytes in output {
+            write(&mut self.writer, &bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, _reason: &str) {
+        let _ = self.writer.shutdown().await;
+    }
 }
 
 async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> std::io::Result<()> {
@@ -160,9 +243,9 @@ async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> st
         })
 }
 
-/// One session's sans-IO state; `bytes` and `message` return lines for the core, or the
-/// reason to close.
-struct Session {
+/// The telnet protocol of one session, sans-IO: bytes in, lines for the core and bytes out.
+/// Also spoken over WebSocket (`telnet.mudstandards.org`).
+pub struct TelnetSpeaker {
     id: u64,
     context: Context,
     parser: TelnetParser,
@@ -179,9 +262,9 @@ struct Session {
     line_events: Vec<LineEvent>,
 }
 
-impl Session {
-    fn new(id: u64, context: Context) -> Session {
-        Session {
+impl TelnetSpeaker {
+    pub fn new(id: u64, context: Context) -> TelnetSpeaker {
+        TelnetSpeaker {
             id,
             context,
             parser: TelnetParser::new(),
@@ -202,11 +285,6 @@ impl Session {
 
     fn caps(&self) -> &Capabilities {
         self.negotiation.capabilities()
-    }
-
-    fn notice(&mut self, text: &str) {
-        let caps = self.negotiation.capabilities().clone();
-        self.wire.notice(text, &caps);
     }
 
     /// Bytes from the client.
@@ -297,7 +375,7 @@ impl Session {
     }
 
     /// A message routed by the link.
-    fn message(&mut self, message: ToSession) -> Result<Vec<String>, String> {
+    fn handle_message(&mut self, message: ToSession) -> Result<(), String> {
         let caps = self.negotiation.capabilities().clone();
         match message {
             ToSession::Output(text) => self.wire.text(&text, &caps, &self.prefs),
@@ -327,7 +405,7 @@ impl Session {
                 return Err(reason);
             }
         }
-        Ok(Vec::new())
+        Ok(())
     }
 
     /// MSSP: the core's latest facts plus our own uptime.
@@ -349,7 +427,47 @@ impl Session {
     }
 }
 
-fn client_info(caps: &Capabilities) -> ClientInfo {
+impl Speaker for TelnetSpeaker {
+    type In = Vec<u8>;
+    type Out = Vec<u8>;
+
+    fn greet(&mut self) {
+        self.negotiation.start(self.wire.pending());
+    }
+
+    fn input(&mut self, input: Vec<u8>) -> Result<Vec<String>, String> {
+        self.bytes(&input)
+    }
+
+    fn message(&mut self, message: ToSession) -> Result<(), String> {
+        self.handle_message(message)
+    }
+
+    fn notice(&mut self, text: &str) {
+        let caps = self.negotiation.capabilities().clone();
+        self.wire.notice(text, &caps);
+    }
+
+    fn closing(&mut self) {
+        // Finish a zlib stream properly so the client shows the last words.
+        self.wire.stop_compression();
+    }
+
+    fn take_output(&mut self) -> Vec<Vec<u8>> {
+        let bytes = self.wire.take();
+        if bytes.is_empty() {
+            Vec::new()
+        } else {
+            vec![bytes]
+        }
+    }
+
+    fn client_changed(&mut self) -> Option<ClientInfo> {
+        self.client_changed.take()
+    }
+}
+
+pub(crate) fn client_info(caps: &Capabilities) -> ClientInfo {
     ClientInfo {
         client_name: caps.client_name.clone().unwrap_or_default(),
         client_version: caps.client_version.clone().unwrap_or_default(),
