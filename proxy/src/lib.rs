@@ -2,14 +2,19 @@
 //! open while game cores come and go.
 //!
 //! Layout, from the wire inwards:
-//! - `telnet`: a sans-IO telnet codec (bytes in, events out) and the option policy.
-//! - `line`: turns telnet data into player lines (terminators, size cap, UTF-8, control bytes).
+//! - `telnet`: a sans-IO telnet codec (bytes in, events out).
+//! - `negotiation`: per-session option state (RFC 1143), MTTS, NAWS, CHARSET, GMCP, MSSP.
+//! - `mccp`: the MCCP2 zlib stream; `wire`: markup rendered, encoded and compressed for one
+//!   telnet client.
+//! - `line`: turns client bytes into player lines (terminators, size cap, UTF-8, control bytes).
 //! - `flood`: a per-session token bucket for input.
-//! - `session`: the async task for one connection, gluing the three above to a socket.
+//! - `session`: the lifecycle of one connection over any transport (`Speaker` + `Transport`),
+//!   and the telnet speaker over TCP.
+//! - `web`: the HTTP front door (axum): the browser client, WebSocket sessions, `/health`.
 //! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
 //!   what to resend after a core restart and what to tell players.
 //! - `link`: the Cap'n Proto client on its own thread (capnp-rpc is `!Send`), driving `relay`.
-//! - `server`: the accept loop and graceful shutdown; `shutdown`: the signal it passes down.
+//! - `server`: the accept loops and graceful shutdown; `shutdown`: the signal it passes down.
 
 pub mod flood;
 pub mod line;
@@ -21,6 +26,7 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod telnet;
+pub mod web;
 pub mod wire;
 
 /// A random-enough id for this proxy process, so a core can tell a reconnect from a new proxy.

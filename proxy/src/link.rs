@@ -69,6 +69,8 @@ pub struct LinkConfig {
     pub proxy_id: u64,
     pub max_queued_lines: usize,
     pub game_status: GameStatus,
+    /// Whether a core is attached right now (for the web health check).
+    pub link_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
@@ -203,6 +205,9 @@ async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
                     shell.relay.detached(Instant::now());
                     shell.flush();
                 }
+                config
+                    .link_up
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 match outcome {
                     Ok(()) => info!("link to the core closed; reconnecting"),
                     Err(LinkError::Broken(reason)) => {
@@ -298,6 +303,9 @@ async fn run_connection(
         let sessions = shell.relay.session_count();
         shell.relay.attached();
         shell.flush();
+        config
+            .link_up
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         info!(
             core = %core_name,
             sessions,

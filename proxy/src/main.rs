@@ -15,6 +15,9 @@ struct Args {
     /// Address to accept telnet players on.
     #[arg(long, default_value = "127.0.0.1:4000")]
     telnet: SocketAddr,
+    /// Address for the web client and WebSocket players (`off` to disable).
+    #[arg(long, default_value = "127.0.0.1:4080")]
+    http: String,
     /// The game core's link socket.
     #[arg(long, default_value = "data/link.sock")]
     link: PathBuf,
@@ -42,8 +45,16 @@ fn main() -> anyhow::Result<()> {
             proxy_id: tether_proxy::random_id(),
             max_queued_lines: args.max_queued_lines,
             game_status: Default::default(),
+            link_up: Default::default(),
         };
-        let proxy = Proxy::bind(args.telnet, link).await?;
+        let http = match args.http.as_str() {
+            "off" | "" => None,
+            addr => Some(
+                addr.parse()
+                    .with_context(|| format!("--http {addr} is not an address"))?,
+            ),
+        };
+        let proxy = Proxy::bind(args.telnet, http, link).await?;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         proxy

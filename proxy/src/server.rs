@@ -1,6 +1,8 @@
 //! Accepting telnet connections and running the proxy until it is told to stop.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -11,6 +13,7 @@ use tracing::{info, warn};
 use crate::link::{self, LinkConfig};
 use crate::session;
 use crate::shutdown;
+use crate::web;
 
 /// How long sessions get to say goodbye when the proxy stops.
 const GOODBYE_GRACE: Duration = Duration::from_secs(5);
@@ -19,21 +22,36 @@ const LINK_CHANNEL: usize = 8192;
 
 pub struct Proxy {
     pub telnet: TcpListener,
+    /// The web front door, if enabled.
+    pub http: Option<TcpListener>,
     pub link: LinkConfig,
 }
 
 impl Proxy {
-    pub async fn bind(telnet: SocketAddr, link: LinkConfig) -> anyhow::Result<Proxy> {
+    pub async fn bind(
+        telnet: SocketAddr,
+        http: Option<SocketAddr>,
+        link: LinkConfig,
+    ) -> anyhow::Result<Proxy> {
         let telnet = TcpListener::bind(telnet)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen for telnet on {telnet}: {e}"))?;
-        Ok(Proxy { telnet, link })
+        let http = match http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Proxy { telnet, http, link })
     }
 
     /// Serves until `stop` resolves, then tells every player goodbye and returns.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let (to_link, from_sessions) = mpsc::channel(LINK_CHANNEL);
         let game_status = self.link.game_status.clone();
+        let link_up = self.link.link_up.clone();
         link::spawn(self.link, from_sessions)?;
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
@@ -45,7 +63,22 @@ impl Proxy {
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_secs()),
+            ids: Arc::new(AtomicU64::new(1)),
         };
+        if let Some(http) = self.http {
+            info!(addr = %http.local_addr()?, "listening for HTTP and WebSocket");
+            let app = web::router(web::Web {
+                context: context.clone(),
+                link_up,
+                sessions: sessions.clone(),
+            })
+            .into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(http, app).await {
+                    warn!(%error, "the HTTP listener stopped");
+                }
+            });
+        }
 
         tokio::select! {
             () = accept_loop(&self.telnet, context, &sessions) => {}
@@ -68,12 +101,10 @@ impl Proxy {
 }
 
 async fn accept_loop(listener: &TcpListener, context: session::Context, sessions: &TaskTracker) {
-    let mut next_session: u64 = 1;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let session = next_session;
-                next_session += 1;
+                let session = context.next_session_id();
                 sessions.spawn(session::serve_tcp(stream, peer, session, context.clone()));
             }
             Err(error) => {

@@ -39,6 +39,14 @@ pub struct Context {
     /// When this proxy started (unix seconds): MSSP's UPTIME, since players have been able to
     /// play since then, whatever happened to cores.
     pub started: u64,
+    /// Session ids, unique across telnet and web.
+    pub ids: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Context {
+    pub fn next_session_id(&self) -> u64 {
+        self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// What a connection speaks, sans-IO: the telnet stream, or the web client's frames.

@@ -43,13 +43,17 @@ pub enum Command {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct Options {
-    /// TOML file with the keys telnet, data, world, watch (command-line options win)
+    /// TOML file with the keys telnet, http, data, world, watch (command-line options win)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Address the proxy listens on for players [default: 127.0.0.1:4000]
     #[arg(long, global = true, value_name = "ADDR")]
     pub telnet: Option<String>,
+
+    /// Address for the web client and WebSocket players, or "off" [default: 127.0.0.1:4080]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub http: Option<String>,
 
     /// Directory for the game's data and the sockets (created if missing) [default: ./data]
     #[arg(long, global = true, value_name = "DIR")]

@@ -11,6 +11,7 @@ use thiserror::Error;
 use crate::cli::Options;
 
 pub const DEFAULT_TELNET: &str = "127.0.0.1:4000";
+pub const DEFAULT_HTTP: &str = "127.0.0.1:4080";
 pub const DEFAULT_DATA: &str = "data";
 pub const PROXY_BIN: &str = "tether-proxy";
 pub const CORE_BIN: &str = "tether-core";
@@ -42,6 +43,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub telnet: Option<String>,
+    pub http: Option<String>,
     pub data: Option<PathBuf>,
     pub world: Option<PathBuf>,
     pub watch: Option<bool>,
@@ -102,6 +104,8 @@ impl Defaults {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub telnet: String,
+    /// The web client and WebSocket address, or "off".
+    pub http: String,
     pub data: PathBuf,
     pub world: Option<PathBuf>,
     pub watch: bool,
@@ -131,6 +135,11 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
             .clone()
             .or_else(|| file.telnet.clone())
             .unwrap_or_else(|| DEFAULT_TELNET.to_string()),
+        http: cli
+            .http
+            .clone()
+            .or_else(|| file.http.clone())
+            .unwrap_or_else(|| DEFAULT_HTTP.to_string()),
         data: data_dir(cli, file),
         world: cli.world.clone().or_else(|| file.world.clone()),
         watch: cli.watch_flag().or(file.watch).unwrap_or(defaults.watch),
@@ -179,6 +188,7 @@ mod tests {
             settings,
             Settings {
                 telnet: "127.0.0.1:4000".into(),
+                http: "127.0.0.1:4080".into(),
                 data: PathBuf::from("data"),
                 world: None,
                 watch: false,
@@ -191,11 +201,12 @@ mod tests {
     #[test]
     fn the_file_beats_the_defaults() {
         let file = FileConfig::parse(
-            "telnet = \"0.0.0.0:23\"\ndata = \"/var/lib/tether\"\nworld = \"w.toml\"\nwatch = true\n",
+            "telnet = \"0.0.0.0:23\"\nhttp = \"off\"\ndata = \"/var/lib/tether\"\nworld = \"w.toml\"\nwatch = true\n",
         )
         .expect("valid config");
         let settings = merge(&Options::default(), &file, defaults());
         assert_eq!(settings.telnet, "0.0.0.0:23");
+        assert_eq!(settings.http, "off");
         assert_eq!(settings.data, PathBuf::from("/var/lib/tether"));
         assert_eq!(settings.world, Some(PathBuf::from("w.toml")));
         assert!(settings.watch);
@@ -205,12 +216,14 @@ mod tests {
     fn the_command_line_beats_the_file() {
         let file = FileConfig {
             telnet: Some("0.0.0.0:23".into()),
+            http: Some("0.0.0.0:80".into()),
             data: Some("/var/lib/tether".into()),
             world: Some("file-world.toml".into()),
             watch: Some(true),
         };
         let cli = Options {
             telnet: Some("127.0.0.1:5000".into()),
+            http: Some("127.0.0.1:5080".into()),
             data: Some("/tmp/d".into()),
             world: Some("cli-world.toml".into()),
             no_watch: true,
@@ -219,6 +232,7 @@ mod tests {
         };
         let settings = merge(&cli, &file, defaults());
         assert_eq!(settings.telnet, "127.0.0.1:5000");
+        assert_eq!(settings.http, "127.0.0.1:5080");
         assert_eq!(settings.data, PathBuf::from("/tmp/d"));
         assert_eq!(settings.world, Some(PathBuf::from("cli-world.toml")));
         assert!(!settings.watch);

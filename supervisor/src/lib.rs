@@ -62,8 +62,9 @@ pub enum UpError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot listen for telnet on {addr} (is another game running there?)")]
-    TelnetInUse {
+    #[error("cannot listen for {what} on {addr} (is another game running there?)")]
+    AddressInUse {
+        what: &'static str,
         addr: String,
         #[source]
         source: std::io::Error,
@@ -121,11 +122,21 @@ pub fn up(options: &Options) -> Result<(), UpError> {
     // The proxy binds it for real; checking here turns a busy port into one clear error
     // instead of a proxy crash loop.
     std::net::TcpListener::bind(settings.telnet.as_str()).map_err(|source| {
-        UpError::TelnetInUse {
+        UpError::AddressInUse {
+            what: "telnet",
             addr: settings.telnet.clone(),
             source,
         }
     })?;
+    if settings.http != "off" {
+        std::net::TcpListener::bind(settings.http.as_str()).map_err(|source| {
+            UpError::AddressInUse {
+                what: "HTTP",
+                addr: settings.http.clone(),
+                source,
+            }
+        })?;
+    }
     let sockets = Sockets::open(
         &settings.data,
         &settings.link_socket(),

@@ -288,6 +288,8 @@ impl Supervisor {
             args: vec![
                 "--telnet".into(),
                 self.settings.telnet.clone().into(),
+                "--http".into(),
+                self.settings.http.clone().into(),
                 "--link".into(),
                 self.settings.link_socket().into(),
             ],
@@ -806,6 +808,7 @@ impl Supervisor {
             None => "last reload: none".to_string(),
         });
         lines.push(format!("telnet: {}", self.settings.telnet));
+        lines.push(format!("http: {}", self.settings.http));
         lines.push(format!("data: {}", self.settings.data.display()));
         lines.push(if self.settings.watch {
             format!("watch: on ({})", self.settings.core_bin.display())

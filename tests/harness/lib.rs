@@ -60,6 +60,8 @@ pub struct Tether {
     root: PathBuf,
     _owned_root: Option<tempfile::TempDir>,
     pub telnet: SocketAddr,
+    /// The web client and WebSocket endpoint.
+    pub http: SocketAddr,
     supervisor: Child,
 }
 
@@ -89,11 +91,16 @@ impl Tether {
         let telnet: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
         let mut command = Command::new(binary("tether"));
         command
             .arg("up")
             .arg("--telnet")
             .arg(telnet.to_string())
+            .arg("--http")
+            .arg(http.to_string())
             .arg("--data")
             .arg(root.join("data"))
             .arg("--proxy-bin")
@@ -122,6 +129,7 @@ impl Tether {
             root,
             _owned_root: owned_root,
             telnet,
+            http,
             supervisor,
         };
         // Ready when a player gets the login banner.

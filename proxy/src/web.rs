@@ -1,0 +1,599 @@
+//! The web front door: an HTTP listener (axum) that serves the browser client (`/`), its
+//! WebSocket (`/ws`) and a readiness answer (`/health`).
+//!
+//! WebSocket sessions are sessions like any other: same lifecycle (`session::run`), same
+//! queueing across core reloads, same markup, same GMCP. Two subprotocols from
+//! mudstandards.org are spoken:
+//! - `gmcp.mudstandards.org` (the default when a client offers none): binary frames carry game
+//!   text, rendered from markup to HTML-safe fragments so the browser needs no ANSI parser;
+//!   text frames carry `Package.Name <json>` GMCP. Tether's own messages (prompt, notices,
+//!   password masking) travel as `Tether.*` GMCP packages.
+//! - `telnet.mudstandards.org`: the raw telnet stream in binary frames, spoken by exactly the
+//!   same `TelnetSpeaker` as a TCP connection, for existing telnet-over-WebSocket clients.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tether_protocol::markup;
+use tokio_util::task::TaskTracker;
+
+use crate::flood::{FloodGuard, FloodLimits, Verdict};
+use crate::line::{LineAssembler, LineEvent, MAX_LINE_BYTES};
+use crate::relay::{ClientInfo, SessionInfo, ToSession};
+use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
+
+/// The browser client, shipped inside the binary: no build step, nothing to install.
+const INDEX_HTML: &str = include_str!("../web/index.html");
+
+pub const GMCP_PROTOCOL: &str = "gmcp.mudstandards.org";
+pub const TELNET_PROTOCOL: &str = "telnet.mudstandards.org";
+/// The largest frame or message a client may send: a line is at most 8 KiB anyway.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct Web {
+    pub context: Context,
+    /// Whether a core is attached, for `/health`.
+    pub link_up: Arc<AtomicBool>,
+    /// Web sessions are tracked with the telnet ones, so shutdown waits for their goodbyes.
+    pub sessions: TaskTracker,
+}
+
+pub fn router(web: Web) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/ws", get(websocket))
+        .with_state(web)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn health(State(web): State<Web>) -> Response {
+    if web.link_up.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok: the game core is attached\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting: no game core is attached; players are kept and their input queued\n",
+        )
+            .into_response()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subprotocol {
+    Gmcp,
+    Telnet,
+}
+
+/// Picks the subprotocol: the client's first offer we speak; GMCP when it offers none;
+/// `None` when it offers only ones we do not speak.
+fn choose(offered: &[String]) -> Option<Subprotocol> {
+    if offered.is_empty() {
+        return Some(Subprotocol::Gmcp);
+    }
+    offered.iter().find_map(|name| match name.as_str() {
+        GMCP_PROTOCOL => Some(Subprotocol::Gmcp),
+        TELNET_PROTOCOL => Some(Subprotocol::Telnet),
+        _ => None,
+    })
+}
+
+async fn websocket(
+    upgrade: WebSocketUpgrade,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(web): State<Web>,
+) -> Response {
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let Some(protocol) = choose(&offered) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unsupported WebSocket subprotocol ({}); this server speaks {GMCP_PROTOCOL} \
+                 and {TELNET_PROTOCOL}\n",
+                offered.join(", ")
+            ),
+        )
+            .into_response();
+    };
+    let mut upgrade = upgrade
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE);
+    if !offered.is_empty() {
+        // Answer only with a protocol the client offered.
+        upgrade = upgrade.protocols([match protocol {
+            Subprotocol::Gmcp => GMCP_PROTOCOL,
+            Subprotocol::Telnet => TELNET_PROTOCOL,
+        }]);
+    }
+    let sessions = web.sessions.clone();
+    upgrade.on_upgrade(move |socket| {
+        sessions.track_future(async move {
+            let context = web.context.clone();
+            let session = context.next_session_id();
+            let transport = WsTransport::new(socket);
+            match protocol {
+                Subprotocol::Gmcp => {
+                    let info = SessionInfo {
+                        transport: "websocket".into(),
+                        remote_addr: peer.to_string(),
+                    };
+                    let speaker = WebSpeaker::new();
+                    session::run(speaker, transport, session, info, context).await;
+                }
+                Subprotocol::Telnet => {
+                    let info = SessionInfo {
+                        transport: "websocket-telnet".into(),
+                        remote_addr: peer.to_string(),
+                    };
+                    let speaker = TelnetSpeaker::new(session, context.clone());
+                    session::run(speaker, TelnetFrames(transport), session, info, context).await;
+                }
+            }
+        })
+    })
+}
+
+/// A frame as the web speaker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// GMCP: `Package.Name <json>`.
+    Text(String),
+    /// Game text (HTML from us, a typed line from the client).
+    Binary(Vec<u8>),
+}
+
+struct WsTransport {
+    socket: WebSocket,
+    close_code: u16,
+}
+
+impl WsTransport {
+    fn new(socket: WebSocket) -> WsTransport {
+        WsTransport {
+            socket,
+            close_code: close_code::NORMAL,
+        }
+    }
+}
+
+impl Transport for WsTransport {
+    type In = Frame;
+    type Out = Frame;
+
+    async fn recv(&mut self) -> Result<Option<Frame>, String> {
+        loop {
+            return match self.socket.recv().await {
+                None | Some(Ok(Message::Close(_))) => Ok(None),
+                Some(Ok(Message::Text(text))) => Ok(Some(Frame::Text(text.to_string()))),
+                Some(Ok(Message::Binary(bytes))) => Ok(Some(Frame::Binary(bytes.to_vec()))),
+                // Pings are answered by the library.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    if text.contains("too long") || text.contains("Space limit") {
+                        self.close_code = close_code::SIZE;
+                        Err(format!("frame larger than {MAX_MESSAGE} bytes"))
+                    } else {
+                        self.close_code = close_code::PROTOCOL;
+                        Err(format!("websocket error: {text}"))
+                    }
+                }
+            };
+        }
+    }
+
+    async fn send(&mut self, output: Vec<Frame>) -> std::io::Result<()> {
+        for frame in output {
+            let message = match frame {
+                Frame::Text(text) => Message::Text(text.into()),
+                Frame::Binary(bytes) => Message::Binary(bytes.into()),
+            };
+            self.socket
+                .send(message)
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, reason: &str) {
+        let code = if reason == "proxy shutting down" {
+            close_code::AWAY
+        } else {
+            self.close_code
+        };
+        // Close reasons are limited to 123 bytes.
+        let mut reason = reason.to_string();
+        while reason.len() > 120 {
+            reason.pop();
+        }
+        let _ = self
+            .socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+}
+
+/// `telnet.mudstandards.org`: the telnet stream, in binary frames.
+struct TelnetFrames(WsTransport);
+
+impl Transport for TelnetFrames {
+    type In = Vec<u8>;
+    type Out = Vec<u8>;
+
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.recv().await?.map(|frame| match frame {
+            Frame::Binary(bytes) => bytes,
+            Frame::Text(text) => text.into_bytes(),
+        }))
+    }
+
+    async fn send(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
+        self.0
+            .send(output.into_iter().map(Frame::Binary).collect())
+            .await
+    }
+
+    async fn close(&mut self, reason: &str) {
+        self.0.close(reason).await;
+    }
+}
+
+/// `gmcp.mudstandards.org` for tether's browser client, sans-IO.
+pub struct WebSpeaker {
+    lines: LineAssembler,
+    flood: FloodGuard,
+    out: Vec<Frame>,
+    /// GMCP packages the client asked for, lowercase; `None` until it says: everything.
+    supports: Option<BTreeSet<String>>,
+    client: ClientInfo,
+    client_changed: bool,
+}
+
+impl Default for WebSpeaker {
+    fn default() -> Self {
+        WebSpeaker::new()
+    }
+}
+
+impl WebSpeaker {
+    pub fn new() -> WebSpeaker {
+        WebSpeaker {
+            lines: LineAssembler::new(MAX_LINE_BYTES),
+            flood: FloodGuard::new(FloodLimits::default(), Instant::now()),
+            out: Vec::new(),
+            supports: None,
+            client: ClientInfo {
+                client_name: "tether web".into(),
+                terminal_type: "html".into(),
+                // ANSI, UTF-8, 256 colours, truecolor: HTML shows them all.
+                mtts: 1 | 4 | 8 | 256,
+                charset: "UTF-8".into(),
+                gmcp: true,
+                ..ClientInfo::default()
+            },
+            client_changed: true,
+        }
+    }
+
+    fn gmcp(&mut self, package: &str, json: &serde_json::Value) {
+        self.out.push(Frame::Text(format!("{package} {json}")));
+    }
+
+    fn typed(&mut self, bytes: &[u8]) -> Result<Vec<String>, String> {
+        let mut events = Vec::new();
+        self.lines.push(bytes, &mut events);
+        // A frame is a line: end it, whether or not the client sent a line end.
+        if !bytes.ends_with(b"\n") {
+            self.lines.push(b"\n", &mut events);
+        }
+        let mut accepted = Vec::new();
+        for event in events {
+            match event {
+                LineEvent::Overlong { limit } => self.notice(&format!(
+                    "That line was longer than {limit} bytes and was discarded."
+                )),
+                LineEvent::Line(line) => {
+                    if line.had_invalid_utf8 {
+                        self.notice(
+                            "That line was not valid UTF-8; unreadable bytes were replaced.",
+                        );
+                    }
+                    if self.admit()? {
+                        accepted.push(line.text);
+                    }
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// The flood guard counts every frame, GMCP included.
+    fn admit(&mut self) -> Result<bool, String> {
+        match self.flood.check(Instant::now()) {
+            Verdict::Accept => Ok(true),
+            Verdict::Refuse { first } => {
+                if first {
+                    self.notice("You are sending too fast; input is refused until you slow down.");
+                }
+                Ok(false)
+            }
+            Verdict::Disconnect => {
+                let reason = "Disconnected: too much input (flood).".to_string();
+                self.notice(&reason);
+                Err(reason)
+            }
+        }
+    }
+
+    fn client_gmcp(&mut self, text: &str) -> Result<(), String> {
+        if !self.admit()? {
+            return Ok(());
+        }
+        let (package, payload) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+        let json: Option<serde_json::Value> = serde_json::from_str(payload.trim()).ok();
+        let names = || {
+            json.as_ref()
+                .and_then(|value| value.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item.as_str())
+                .filter_map(|entry| entry.split_whitespace().next())
+                .map(str::to_ascii_lowercase)
+                .collect::<Vec<_>>()
+        };
+        match package.to_ascii_lowercase().as_str() {
+            "core.supports.set" => self.supports = Some(names().into_iter().collect()),
+            "core.supports.add" => self.supports.get_or_insert_default().extend(names()),
+            "core.supports.remove" => {
+                let supports = self.supports.get_or_insert_default();
+                for name in names() {
+                    supports.remove(&name);
+                }
+            }
+            "core.hello" => {
+                let field = |key: &str| {
+                    json.as_ref()
+                        .and_then(|value| value.as_object())
+                        .and_then(|object| {
+                            object
+                                .iter()
+                                .find(|(name, _)| name.eq_ignore_ascii_case(key))
+                        })
+                        .and_then(|(_, value)| value.as_str())
+                        .map(str::to_string)
+                };
+                if let Some(name) = field("client") {
+                    self.client.client_name = name;
+                }
+                if let Some(version) = field("version") {
+                    self.client.client_version = version;
+                }
+                self.client_changed = true;
+            }
+            "core.ping" => self.out.push(Frame::Text("Core.Ping".into())),
+            _ => tracing::debug!(package, "GMCP from a web client is not used"),
+        }
+        Ok(())
+    }
+
+    fn supported(&self, package: &str) -> bool {
+        let Some(supports) = &self.supports else {
+            return true;
+        };
+        let package = package.to_ascii_lowercase();
+        let mut name = package.as_str();
+        loop {
+            if supports.contains(name) {
+                return true;
+            }
+            match name.rfind('.') {
+                Some(dot) => name = &name[..dot],
+                None => return false,
+            }
+        }
+    }
+}
+
+impl Speaker for WebSpeaker {
+    type In = Frame;
+    type Out = Frame;
+
+    fn greet(&mut self) {}
+
+    fn input(&mut self, input: Frame) -> Result<Vec<String>, String> {
+        match input {
+            Frame::Binary(bytes) => self.typed(&bytes),
+            Frame::Text(text) => self.client_gmcp(&text).map(|()| Vec::new()),
+        }
+    }
+
+    fn message(&mut self, message: ToSession) -> Result<(), String> {
+        match message {
+            ToSession::Output(text) => {
+                let mut html = markup::render_html(&text);
+                html.push('\n');
+                self.out.push(Frame::Binary(html.into_bytes()));
+            }
+            ToSession::Prompt(text) => {
+                let html = markup::render_html(&text);
+                self.gmcp("Tether.Prompt", &serde_json::json!({ "html": html }));
+            }
+            ToSession::Notice(text) => self.notice(&text),
+            ToSession::HideInput(hidden) => {
+                self.gmcp("Tether.Input", &serde_json::json!({ "hidden": hidden }));
+            }
+            ToSession::Gmcp { package, json } => {
+                if self.supported(&package) {
+                    self.out.push(Frame::Text(format!("{package} {json}")));
+                }
+            }
+            // Browsers wrap and colour by themselves.
+            ToSession::Display(_) => {}
+            ToSession::Disconnect(reason) => {
+                self.gmcp("Tether.Input", &serde_json::json!({ "hidden": false }));
+                self.notice(&reason);
+                return Err(reason);
+            }
+        }
+        Ok(())
+    }
+
+    fn notice(&mut self, text: &str) {
+        self.gmcp("Tether.Notice", &serde_json::json!({ "text": text }));
+    }
+
+    fn closing(&mut self) {}
+
+    fn take_output(&mut self) -> Vec<Frame> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn client_changed(&mut self) -> Option<ClientInfo> {
+        std::mem::take(&mut self.client_changed).then(|| self.client.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(frames: &[Frame]) -> Vec<&str> {
+        frames
+            .iter()
+            .filter_map(|frame| match frame {
+                Frame::Text(text) => Some(text.as_str()),
+                Frame::Binary(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn subprotocol_choice_follows_the_client_and_defaults_to_gmcp() {
+        assert_eq!(choose(&[]), Some(Subprotocol::Gmcp));
+        let offered = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            choose(&offered(&[
+                "telnet.mudstandards.org",
+                "gmcp.mudstandards.org"
+            ])),
+            Some(Subprotocol::Telnet)
+        );
+        assert_eq!(
+            choose(&offered(&["chat", "gmcp.mudstandards.org"])),
+            Some(Subprotocol::Gmcp)
+        );
+        assert_eq!(choose(&offered(&["chat"])), None);
+    }
+
+    #[test]
+    fn game_text_becomes_escaped_html_in_binary_frames() {
+        let mut speaker = WebSpeaker::new();
+        speaker
+            .message(ToSession::Output("{red}<b>hi</b>{/}".into()))
+            .unwrap();
+        let frames = speaker.take_output();
+        let Frame::Binary(html) = &frames[0] else {
+            panic!("game text is binary: {frames:?}");
+        };
+        let html = String::from_utf8_lossy(html);
+        assert!(html.contains("&lt;b&gt;hi&lt;/b&gt;"), "{html}");
+        assert!(html.contains("fg-red"), "{html}");
+        assert!(!html.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_frame_is_a_line_and_frames_flood_like_lines() {
+        let mut speaker = WebSpeaker::new();
+        assert_eq!(
+            speaker.input(Frame::Binary(b"say hi".to_vec())),
+            Ok(vec!["say hi".to_string()])
+        );
+        assert_eq!(
+            speaker.input(Frame::Binary(b"look\r\nnorth\n".to_vec())),
+            Ok(vec!["look".to_string(), "north".to_string()])
+        );
+        let mut closed = None;
+        for _ in 0..1000 {
+            if let Err(reason) = speaker.input(Frame::Binary(b"x".to_vec())) {
+                closed = Some(reason);
+                break;
+            }
+        }
+        assert!(closed.is_some_and(|reason| reason.contains("flood")));
+    }
+
+    #[test]
+    fn gmcp_is_filtered_by_what_the_client_supports() {
+        let mut speaker = WebSpeaker::new();
+        let room = || ToSession::Gmcp {
+            package: "Room.Info".into(),
+            json: "{}".into(),
+        };
+        speaker.message(room()).unwrap();
+        assert_eq!(texts(&speaker.take_output()), ["Room.Info {}"]);
+        speaker
+            .input(Frame::Text(r#"Core.Supports.Set ["Char 1"]"#.into()))
+            .unwrap();
+        speaker.message(room()).unwrap();
+        assert!(speaker.take_output().is_empty());
+        speaker
+            .input(Frame::Text(r#"core.supports.add ["room 1"]"#.into()))
+            .unwrap();
+        speaker.message(room()).unwrap();
+        assert_eq!(texts(&speaker.take_output()), ["Room.Info {}"]);
+        speaker
+            .input(Frame::Text("not json at all {".into()))
+            .unwrap();
+    }
+
+    #[test]
+    fn prompts_notices_and_password_masking_are_tether_packages() {
+        let mut speaker = WebSpeaker::new();
+        speaker
+            .message(ToSession::Prompt("{bold}>{/} ".into()))
+            .unwrap();
+        speaker.message(ToSession::HideInput(true)).unwrap();
+        speaker
+            .message(ToSession::Notice("The game is back.".into()))
+            .unwrap();
+        let frames = speaker.take_output();
+        let shown = texts(&frames);
+        assert!(
+            shown[0].starts_with("Tether.Prompt {\"html\":"),
+            "{shown:?}"
+        );
+        assert_eq!(shown[1], r#"Tether.Input {"hidden":true}"#);
+        assert_eq!(shown[2], r#"Tether.Notice {"text":"The game is back."}"#);
+        let closing = speaker.message(ToSession::Disconnect("Goodbye.".into()));
+        assert_eq!(closing, Err("Goodbye.".to_string()));
+        assert_eq!(
+            texts(&speaker.take_output())[0],
+            r#"Tether.Input {"hidden":false}"#
+        );
+    }
+}

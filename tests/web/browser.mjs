@@ -1,0 +1,259 @@
+#!/usr/bin/env node
+// End-to-end test of tether's web client in a real browser (Debian's chromium, driven by
+// playwright-core), alongside a raw telnet player.
+//
+//   npm install   (once, in tests/web)
+//   node browser.mjs --web http://127.0.0.1:PORT --telnet 127.0.0.1:PORT2 \
+//                    --reload-cmd "<shell command that reloads the core>" --screenshot out.png
+//
+// CHROMIUM overrides the browser (default /usr/bin/chromium); DEADLINE_MS every wait (45000).
+// Exit code 0 on success, 1 on a failed check, 2 on bad usage.
+
+import { chromium } from 'playwright-core';
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const DEADLINE = Number(process.env.DEADLINE_MS) || 45_000;
+const FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+class Failure extends Error {}
+const fail = (message) => { throw new Failure(message); };
+const log = (message) => console.log(`[web test] ${message}`);
+
+function parseArgs(argv) {
+  const wanted = ['web', 'telnet', 'reload-cmd', 'screenshot'];
+  const args = {};
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i]?.replace(/^--/, '');
+    if (!wanted.includes(key) || argv[i + 1] === undefined) return null;
+    args[key] = argv[i + 1];
+  }
+  return wanted.every((k) => args[k]) ? args : null;
+}
+
+// ---- A raw telnet player: negotiation ignored (IAC sequences stripped), colours stripped ----
+class Telnet {
+  constructor(address) {
+    const i = address.lastIndexOf(':');
+    this.host = address.slice(0, i);
+    this.port = Number(address.slice(i + 1));
+    this.raw = Buffer.alloc(0);
+    this.text = ''; // everything received, as a player reads it
+    this.seen = 0; // how much of `text` earlier expects consumed
+    this.closed = false;
+    this.waiters = new Set();
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      this.socket = net.connect({ host: this.host, port: this.port }, resolve);
+      this.socket.once('error', reject);
+      this.socket.on('data', (chunk) => this.absorb(chunk));
+      this.socket.on('close', () => { this.closed = true; this.wake(); });
+    });
+  }
+
+  absorb(chunk) {
+    this.raw = Buffer.concat([this.raw, chunk]);
+    const data = [];
+    let i = 0;
+    while (i < this.raw.length) {
+      const b = this.raw[i];
+      if (b !== 255) { data.push(b); i += 1; continue; }
+      if (i + 1 >= this.raw.length) break; // incomplete command: wait for more
+      const cmd = this.raw[i + 1];
+      if (cmd === 255) { data.push(255); i += 2; } // escaped 0xff
+      else if (cmd >= 251 && cmd <= 254) { if (i + 2 >= this.raw.length) break; i += 3; } // WILL/WONT/DO/DONT x
+      else if (cmd === 250) { // SB ... IAC SE
+        let end = -1;
+        for (let j = i + 2; j + 1 < this.raw.length; j++) if (this.raw[j] === 255 && this.raw[j + 1] === 240) { end = j; break; }
+        if (end < 0) break;
+        i = end + 2;
+      } else if (cmd === 249 || cmd === 239) { data.push(10); i += 2; } // GA / EOR end a prompt
+      else i += 2;
+    }
+    this.raw = this.raw.subarray(i);
+    // Bytes are decoded as UTF-8 per chunk of complete commands; a character split across
+    // reads would only garble itself, and the checks here are ASCII.
+    this.text += Buffer.from(data).toString('utf8').replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '').replace(/\r/g, '');
+    this.wake();
+  }
+
+  wake() { for (const w of this.waiters) w(); }
+
+  send(line) { this.socket.write(`${line}\r\n`); }
+
+  /** Waits until `needle` arrives (after what earlier expects consumed); consumes up to it. */
+  expect(needle) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const at = this.text.indexOf(needle, this.seen);
+        if (at >= 0) {
+          this.seen = at + needle.length;
+          done();
+          resolve();
+        } else if (this.closed) {
+          done();
+          reject(new Failure(`telnet: connection closed while waiting for ${JSON.stringify(needle)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Failure(`telnet: no ${JSON.stringify(needle)} within ${DEADLINE} ms`));
+      }, DEADLINE);
+      const done = () => { clearTimeout(timer); this.waiters.delete(check); };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  tail(n = 25) { return this.text.split('\n').slice(-n).join('\n'); }
+
+  close() { this.socket?.destroy(); }
+}
+
+// ---- The page ----
+async function waitInPage(page, what, fn, arg) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: DEADLINE, polling: 100 });
+  } catch (error) {
+    fail(`page: ${what} did not happen within ${DEADLINE} ms (${error.message.split('\n')[0]})`);
+  }
+}
+
+const outputHas = (page, needle) =>
+  waitInPage(page, `output containing ${JSON.stringify(needle)}`,
+    (n) => document.getElementById('output').textContent.includes(n), needle);
+
+async function typeLine(page, line) {
+  // Keyboard-first: the focus must already be in the input; nothing is clicked.
+  await waitInPage(page, 'focus in the input', () => document.activeElement?.id === 'input');
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
+}
+
+const connections = (page) => page.evaluate(() => window.tetherConnections);
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (!args) {
+    console.error('usage: node browser.mjs --web http://127.0.0.1:PORT --telnet 127.0.0.1:PORT2 '
+      + '--reload-cmd "<shell command that reloads the core>" --screenshot <path.png>');
+    return 2;
+  }
+  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) {
+    console.error(`[web test] FAILED: no browser at ${executablePath} (apt-get install chromium, or set CHROMIUM)`);
+    return 1;
+  }
+
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-web-chromium-'));
+  const telnet = new Telnet(args.telnet);
+  const pageErrors = [];
+  let browser;
+  let page;
+  try {
+    // Exactly the flags above plus the profile, and the pipe playwright talks over (which
+    // ignoreDefaultArgs would otherwise drop): none of playwright's own defaults.
+    browser = await chromium.launch({
+      executablePath,
+      ignoreDefaultArgs: true,
+      args: [...FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-pipe'],
+      timeout: DEADLINE,
+    });
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => { if (message.type() === 'error') log(`browser console: ${message.text()}`); });
+
+    log(`opening ${args.web}`);
+    const response = await page.goto(args.web, { timeout: DEADLINE })
+      .catch((error) => fail(`page: cannot open ${args.web}: ${error.message.split('\n')[0]}`));
+    if (!response?.ok()) fail(`page: GET ${args.web} answered ${response?.status()}`);
+    await waitInPage(page, 'the WebSocket to connect (window.tetherConnections == 1)', () => window.tetherConnections === 1);
+    await outputHas(page, 'create');
+
+    log('creating Webby in the browser');
+    await typeLine(page, 'create Webby webpass1');
+    await outputHas(page, 'Your character has been created.');
+
+    log(`creating Telly over telnet at ${args.telnet}`);
+    await telnet.connect().catch((error) => fail(`telnet: cannot connect to ${args.telnet}: ${error.message}`));
+    telnet.send('create Telly telpass1');
+    await telnet.expect('Your character has been created.');
+
+    log('browser -> telnet');
+    await typeLine(page, 'say hello from the web');
+    await telnet.expect('Webby says, "hello from the web"');
+
+    log('telnet -> browser');
+    telnet.send('say hello from telnet');
+    await outputHas(page, 'Telly says, "hello from telnet"');
+
+    const before = await connections(page);
+    log(`reloading the core: ${args['reload-cmd']}`);
+    try {
+      execSync(args['reload-cmd'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: DEADLINE });
+    } catch (error) {
+      fail(`the reload command failed: ${error.message.split('\n')[0]}`);
+    }
+
+    log('browser -> telnet after the reload');
+    const sameConnection = async () => {
+      const after = await connections(page);
+      if (before !== 1 || after !== 1) {
+        fail(`the WebSocket reconnected across the core reload (window.tetherConnections ${before} before, ${after} after; want 1)`);
+      }
+    };
+    try {
+      await typeLine(page, 'say still here after the reload');
+      await telnet.expect('Webby says, "still here after the reload"');
+      telnet.send('say so am I');
+      await outputHas(page, 'Telly says, "so am I"');
+    } catch (error) {
+      await sameConnection(); // the likelier cause, if so
+      throw error;
+    }
+    await sameConnection();
+
+    log('checking the status area (GMCP)');
+    await waitInPage(page, 'the character name "Webby" in the status area',
+      () => document.getElementById('char-name').textContent.includes('Webby'));
+    await waitInPage(page, 'a room name in the status area',
+      () => document.getElementById('room-name').textContent.trim() !== '');
+    const room = (await page.textContent('#room-name')).trim();
+    const output = await page.textContent('#output');
+    if (!output.includes(room)) fail(`status area: room name ${JSON.stringify(room)} (from Room.Info) is not the room the game showed`);
+    const exits = await page.locator('#exits button').count();
+    if (exits === 0) fail('status area: no exits from Room.Info');
+    await waitInPage(page, 'the hp bar to show vitals', () => /\d+\/\d+/.test(document.querySelector('#hp .txt').textContent));
+    if (pageErrors.length) fail(`page: script errors: ${pageErrors.join('; ')}`);
+
+    await page.screenshot({ path: args.screenshot });
+    log(`screenshot: ${args.screenshot}`);
+    log('PASSED');
+    return 0;
+  } catch (error) {
+    console.error(`[web test] FAILED: ${error instanceof Failure ? error.message : error.stack || error}`);
+    if (page) {
+      const output = await page.innerText('#output').catch(() => null);
+      if (output !== null) console.error(`--- page output (last lines) ---\n${output.split('\n').slice(-25).join('\n')}`);
+      await page.screenshot({ path: args.screenshot }).catch(() => {});
+    }
+    if (telnet.text) console.error(`--- telnet transcript (last lines) ---\n${telnet.tail()}`);
+    if (pageErrors.length) console.error(`--- page script errors ---\n${pageErrors.join('\n')}`);
+    return 1;
+  } finally {
+    telnet.close();
+    await browser?.close().catch(() => {});
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = await main();
