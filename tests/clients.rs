@@ -43,17 +43,7 @@ fn available(tool: &str) -> bool {
         }
         _ => find_program(tool).is_some(),
     };
-    if found {
-        return true;
-    }
-    let required = std::env::var_os("TETHER_REQUIRE_REAL_CLIENTS")
-        .is_some_and(|value| !value.is_empty() && value != "0");
-    assert!(
-        !required,
-        "{tool} not installed, and TETHER_REQUIRE_REAL_CLIENTS is set: install it (.ci/run does)"
-    );
-    println!("skipped: {tool} not installed");
-    false
+    tether_tests::real_client(tool, found)
 }
 
 /// The executable `name` on PATH or in [`EXTRA_PROGRAM_DIRS`].

@@ -33,6 +33,23 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Whether a third-party client a test drives is there. Without it the test is skipped
+/// (printed, so it is visible), unless TETHER_REQUIRE_REAL_CLIENTS is set (`.ci/run` sets it
+/// after installing them), in which case a missing client fails the test.
+pub fn real_client(tool: &str, found: bool) -> bool {
+    if found {
+        return true;
+    }
+    let required = std::env::var_os("TETHER_REQUIRE_REAL_CLIENTS")
+        .is_some_and(|value| !value.is_empty() && value != "0");
+    assert!(
+        !required,
+        "{tool} not installed, and TETHER_REQUIRE_REAL_CLIENTS is set: install it (.ci/run does)"
+    );
+    println!("skipped: {tool} not installed");
+    false
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

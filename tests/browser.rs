@@ -1,0 +1,63 @@
+//! The browser client end to end: Debian's Chromium, driven headless by Playwright
+//! (`tests/web/browser.mjs`), against the real binaries, next to a telnet player, through a
+//! core reload. It also takes the screenshot in `docs/`.
+
+use std::path::Path;
+use std::process::Command;
+
+use tether_tests::{Tether, binary, real_client};
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+#[test]
+fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !real_client("node", node)
+        || !real_client("chromium", Path::new(&chromium()).exists())
+        || !real_client(
+            "playwright-core (npm ci in tests/web)",
+            web.join("node_modules/playwright-core").exists(),
+        )
+    {
+        return;
+    }
+    let tether = Tether::start();
+    let reload = format!(
+        "'{}' reload --data '{}'",
+        binary("tether").display(),
+        tether.data_dir().display()
+    );
+    let screenshot = tether.data_dir().join("web-client.png");
+    let output = Command::new("node")
+        .current_dir(&web)
+        .arg("browser.mjs")
+        .arg("--web")
+        .arg(format!("http://{}", tether.http))
+        .arg("--telnet")
+        .arg(tether.telnet.to_string())
+        .arg("--reload-cmd")
+        .arg(&reload)
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .env("CHROMIUM", chromium())
+        .output()
+        .expect("running node");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "browser test failed:\n{said}");
+    assert!(screenshot.exists(), "a screenshot was taken");
+    // Refresh the committed screenshot when asked (TETHER_UPDATE_SCREENSHOT=1).
+    if std::env::var_os("TETHER_UPDATE_SCREENSHOT").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/web-client.png");
+        std::fs::copy(&screenshot, docs).expect("copying the screenshot");
+    }
+}
