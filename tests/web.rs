@@ -184,6 +184,19 @@ async fn an_oversized_frame_is_closed_with_a_reason_and_others_carry_on() {
     expect(&mut bystander, "You say, &quot;unaffected&quot;").await;
 }
 
+#[tokio::test]
+async fn invalid_utf8_in_a_frame_gets_a_notice_and_the_line_is_still_played() {
+    let tether = Tether::start();
+    let (mut web, _) = connect(&tether, None).await.expect("connect");
+    say(&mut web, "create Garbled garbled1").await;
+    expect(&mut web, "Your character has been created.").await;
+    web.send(Message::Binary(b"say caf\xe9".to_vec().into()))
+        .await
+        .expect("send");
+    expect(&mut web, "not valid UTF-8").await;
+    expect(&mut web, "You say, &quot;caf\u{fffd}&quot;").await;
+}
+
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     write!(
