@@ -1,6 +1,7 @@
 //! The browser client end to end: Debian's Chromium, driven headless by Playwright
 //! (`tests/web/browser.mjs`), against the real binaries, next to a telnet player, through a
-//! core reload. It also takes the screenshot in `docs/`.
+//! core reload (the WebSocket stays up) and a proxy restart (the page reconnects by itself).
+//! It also takes the screenshot in `docs/`.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,6 +35,7 @@ fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
         tether.data_dir().display()
     );
     let screenshot = tether.data_dir().join("web-client.png");
+    let restart_proxy = format!("kill -9 {}", tether.proxy_pid());
     let output = Command::new("node")
         .current_dir(&web)
         .arg("browser.mjs")
@@ -45,6 +47,8 @@ fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
         .arg(&reload)
         .arg("--screenshot")
         .arg(&screenshot)
+        .arg("--restart-proxy-cmd")
+        .arg(&restart_proxy)
         .env("CHROMIUM", chromium())
         .output()
         .expect("running node");

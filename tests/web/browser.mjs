@@ -28,10 +28,11 @@ const log = (message) => console.log(`[web test] ${message}`);
 
 function parseArgs(argv) {
   const wanted = ['web', 'telnet', 'reload-cmd', 'screenshot'];
+  const optional = ['restart-proxy-cmd'];
   const args = {};
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '');
-    if (!wanted.includes(key) || argv[i + 1] === undefined) return null;
+    if (![...wanted, ...optional].includes(key) || argv[i + 1] === undefined) return null;
     args[key] = argv[i + 1];
   }
   return wanted.every((k) => args[k]) ? args : null;
@@ -237,6 +238,16 @@ async function main() {
 
     await page.screenshot({ path: args.screenshot });
     log(`screenshot: ${args.screenshot}`);
+
+    if (args['restart-proxy-cmd']) {
+      // The proxy itself going away does disconnect: the page must come back by itself.
+      log(`restarting the proxy: ${args['restart-proxy-cmd']}`);
+      execSync(args['restart-proxy-cmd'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: DEADLINE });
+      await waitInPage(page, 'the page to reconnect on its own (window.tetherConnections == 2)',
+        () => window.tetherConnections === 2);
+      await typeLine(page, 'connect Webby webpass1');
+      await outputHas(page, 'Welcome back, Webby.');
+    }
     log('PASSED');
     return 0;
   } catch (error) {
