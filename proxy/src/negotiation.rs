@@ -895,21 +895,25 @@ impl Negotiation {
     }
 
     fn gmcp_supported(&self, package: &str) -> bool {
-        if package == "Core" || package.starts_with("Core.") {
+        package == "Core"
+            || package.starts_with("Core.")
+            || covers(&self.caps.gmcp_supports, package)
+    }
+}
+
+/// Whether a client's Core.Supports list covers `package`: "Char" covers "Char.Vitals", so
+/// the name is tried, then each parent. Entries are stored lowercase (see
+/// [`parse_supports_entry`]), names from clients differ in case.
+pub(crate) fn covers(supports: &BTreeMap<String, u32>, package: &str) -> bool {
+    let package = package.to_ascii_lowercase();
+    let mut name = package.as_str();
+    loop {
+        if supports.contains_key(name) {
             return true;
         }
-        // "Char" covers "Char.Vitals": try the name, then each parent. Supports entries are
-        // stored lowercase.
-        let package = package.to_ascii_lowercase();
-        let mut name = package.as_str();
-        loop {
-            if self.caps.gmcp_supports.contains_key(name) {
-                return true;
-            }
-            match name.rfind('.') {
-                Some(dot) => name = &name[..dot],
-                None => return false,
-            }
+        match name.rfind('.') {
+            Some(dot) => name = &name[..dot],
+            None => return false,
         }
     }
 }
@@ -923,7 +927,7 @@ enum SupportsChange {
 
 /// `"Char 1"` -> ("Char", 1). Remove sends names without versions; a missing
 /// or unreadable version counts as 1, the only one most packages have.
-fn parse_supports_entry(entry: &str) -> Option<(String, u32)> {
+pub(crate) fn parse_supports_entry(entry: &str) -> Option<(String, u32)> {
     let mut parts = entry.split_whitespace();
     let name = parts.next().filter(|name| valid_gmcp_name(name))?;
     let version = parts.next().and_then(|v| v.parse().ok()).unwrap_or(1);

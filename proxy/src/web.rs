@@ -11,7 +11,7 @@
 //! - `telnet.mudstandards.org`: the raw telnet stream in binary frames, spoken by exactly the
 //!   same `TelnetSpeaker` as a TCP connection, for existing telnet-over-WebSocket clients.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{LineAssembler, LineEvent, MAX_LINE_BYTES};
+use crate::negotiation::{covers, parse_supports_entry};
 use crate::relay::{ClientInfo, SessionInfo, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
 
@@ -268,8 +269,8 @@ pub struct WebSpeaker {
     lines: LineAssembler,
     flood: FloodGuard,
     out: Vec<Frame>,
-    /// GMCP packages the client asked for, lowercase; `None` until it says: everything.
-    supports: Option<BTreeSet<String>>,
+    /// GMCP packages the client asked for; `None` until it says: everything.
+    supports: Option<BTreeMap<String, u32>>,
     client: ClientInfo,
     client_changed: bool,
 }
@@ -356,22 +357,21 @@ impl WebSpeaker {
         }
         let (package, payload) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
         let json: Option<serde_json::Value> = serde_json::from_str(payload.trim()).ok();
-        let names = || {
+        let entries = || {
             json.as_ref()
                 .and_then(|value| value.as_array())
                 .into_iter()
                 .flatten()
                 .filter_map(|item| item.as_str())
-                .filter_map(|entry| entry.split_whitespace().next())
-                .map(str::to_ascii_lowercase)
+                .filter_map(parse_supports_entry)
                 .collect::<Vec<_>>()
         };
         match package.to_ascii_lowercase().as_str() {
-            "core.supports.set" => self.supports = Some(names().into_iter().collect()),
-            "core.supports.add" => self.supports.get_or_insert_default().extend(names()),
+            "core.supports.set" => self.supports = Some(entries().into_iter().collect()),
+            "core.supports.add" => self.supports.get_or_insert_default().extend(entries()),
             "core.supports.remove" => {
                 let supports = self.supports.get_or_insert_default();
-                for name in names() {
+                for (name, _) in entries() {
                     supports.remove(&name);
                 }
             }
@@ -402,20 +402,9 @@ impl WebSpeaker {
     }
 
     fn supported(&self, package: &str) -> bool {
-        let Some(supports) = &self.supports else {
-            return true;
-        };
-        let package = package.to_ascii_lowercase();
-        let mut name = package.as_str();
-        loop {
-            if supports.contains(name) {
-                return true;
-            }
-            match name.rfind('.') {
-                Some(dot) => name = &name[..dot],
-                None => return false,
-            }
-        }
+        self.supports
+            .as_ref()
+            .is_none_or(|supports| covers(supports, package))
     }
 }
 
