@@ -25,7 +25,7 @@ use crate::wire::Wire;
 /// Messages the link may queue for one session before it is considered stuck.
 const OUTPUT_QUEUE: usize = 1024;
 /// A client that does not take our output within this long is gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_BUFFER: usize = 4096;
 
 pub const SHUTDOWN_MESSAGE: &str = "The game is shutting down. Goodbye!";

@@ -210,9 +210,12 @@ impl Transport for WsTransport {
                 Frame::Text(text) => Message::Text(text.into()),
                 Frame::Binary(bytes) => Message::Binary(bytes.into()),
             };
-            self.socket
-                .send(message)
+            // A browser that stops reading must not hold its session forever.
+            tokio::time::timeout(session::WRITE_TIMEOUT, self.socket.send(message))
                 .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")
+                })?
                 .map_err(std::io::Error::other)?;
         }
         Ok(())
