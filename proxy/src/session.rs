@@ -357,8 +357,8 @@ impl TelnetSpeaker {
                         Verdict::Accept if line.text == MSSP_REQUEST => {
                             // The plain-text MSSP fallback is answered here, not by the game.
                             let reply = Negotiation::mssp_plain(&self.mssp());
-                            let caps = self.caps().clone();
-                            caps.charset.encode(&reply, self.wire.pending());
+                            let charset = self.caps().charset;
+                            charset.encode(&reply, self.wire.pending());
                         }
                         Verdict::Accept => accepted.push(line.text),
                         Verdict::Refuse { first } => {
@@ -384,14 +384,15 @@ impl TelnetSpeaker {
 
     /// A message routed by the link.
     fn handle_message(&mut self, message: ToSession) -> Result<(), String> {
-        let caps = self.negotiation.capabilities().clone();
+        // Disjoint fields: the capabilities are read while the wire is written, no copy.
+        let caps = self.negotiation.capabilities();
         match message {
-            ToSession::Output(text) => self.wire.text(&text, &caps, &self.prefs),
+            ToSession::Output(text) => self.wire.text(&text, caps, &self.prefs),
             ToSession::Prompt(text) => {
                 let end = self.negotiation.prompt_end();
-                self.wire.prompt(&text, &caps, &self.prefs, end);
+                self.wire.prompt(&text, caps, &self.prefs, end);
             }
-            ToSession::Notice(text) => self.wire.notice(&text, &caps),
+            ToSession::Notice(text) => self.wire.notice(&text, caps),
             ToSession::HideInput(hide) => {
                 self.negotiation.hide_input(hide, self.wire.pending());
                 if !hide && std::mem::replace(&mut self.input_hidden, false) {
@@ -408,8 +409,8 @@ impl TelnetSpeaker {
             ToSession::Disconnect(reason) => {
                 // Never leave the client masking input after we are gone.
                 self.negotiation.hide_input(false, self.wire.pending());
-                caps.charset
-                    .encode(&format!("{reason}\n"), self.wire.pending());
+                let charset = self.negotiation.capabilities().charset;
+                charset.encode(&format!("{reason}\n"), self.wire.pending());
                 return Err(reason);
             }
         }
@@ -452,8 +453,7 @@ impl Speaker for TelnetSpeaker {
     }
 
     fn notice(&mut self, text: &str) {
-        let caps = self.negotiation.capabilities().clone();
-        self.wire.notice(text, &caps);
+        self.wire.notice(text, self.negotiation.capabilities());
     }
 
     fn closing(&mut self) {
