@@ -38,11 +38,15 @@ pub struct Plan {
     /// The two directions a bot alternates between, so that it walks back where it was.
     pub moves: (String, String),
     pub drain: Duration,
+    /// Logged-in bots type nothing until the window's `play_from` (`--idle`).
+    pub wait_to_play: bool,
 }
 
 /// The measuring window, decided once every bot has logged in (or failed to).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Window {
+    /// With `--idle`, when the silent bots start typing.
+    pub play_from: Option<Instant>,
     pub start: Option<Instant>,
     pub end: Option<Instant>,
     /// Everyone is done: connections may close now.
@@ -181,6 +185,8 @@ pub struct Bot<'a> {
     /// a lost one as out of order.)
     highest_answered: u64,
     next_send: Instant,
+    /// Logged in but silent until the window's `play_from` (`--idle`).
+    waiting_to_play: bool,
     north: bool,
     /// Bytes to send; the I/O side takes them.
     pub out: Vec<u8>,
@@ -206,6 +212,7 @@ impl<'a> Bot<'a> {
             outstanding: VecDeque::new(),
             highest_answered: 0,
             next_send: now,
+            waiting_to_play: false,
             north: true,
             out: Vec::new(),
         };
@@ -233,6 +240,8 @@ impl<'a> Bot<'a> {
                 Some(end) => deadline.min(end),
                 None => deadline,
             }),
+            // Until `play_from` is known only the window's change can wake a silent bot.
+            Phase::Playing if self.waiting_to_play => window.play_from,
             Phase::Playing => Some(match window.end {
                 Some(end) => self.next_send.min(end),
                 None => self.next_send,
@@ -341,6 +350,7 @@ impl<'a> Bot<'a> {
         // so that they do not type in lockstep with the login ramp.
         let rate = self.shared.plan.rate;
         self.next_send = now + rate.mul_f64(self.rng.unit());
+        self.waiting_to_play = self.shared.plan.wait_to_play;
         self.phase = Phase::Playing;
     }
 
@@ -359,6 +369,11 @@ impl<'a> Bot<'a> {
                     self.phase = Phase::Draining;
                     if !self.waiting_for_measured() {
                         self.finish();
+                    }
+                } else if self.waiting_to_play {
+                    if let Some(from) = window.play_from.filter(|from| now >= *from) {
+                        self.waiting_to_play = false;
+                        self.next_send = from + self.shared.plan.rate.mul_f64(self.rng.unit());
                     }
                 } else if now >= self.next_send {
                     self.send_command(now, &window);
@@ -519,6 +534,7 @@ mod tests {
             mix: Mix::parse("say=1,look=1,move=1,who=1").unwrap(),
             moves: ("north".into(), "south".into()),
             drain: Duration::from_secs(5),
+            wait_to_play: false,
         }
     }
 
@@ -588,6 +604,40 @@ mod tests {
     }
 
     #[test]
+    fn idle_bots_stay_silent_until_play_from() {
+        let shared = Shared::new(Plan {
+            wait_to_play: true,
+            ..plan(vec![LoginStep::Connect])
+        });
+        let now = Instant::now();
+        let mut bot = Bot::connected(&shared, 0, "Botaaaa".into(), now);
+        sent(&mut bot);
+        bot.on_line(b"You say, \"tok9r0s1\"", now);
+        assert_eq!(bot.phase, Phase::Playing);
+        assert_eq!(
+            bot.next_wake(),
+            None,
+            "silent until the window says when to play"
+        );
+        bot.on_timer(now + Duration::from_secs(60));
+        assert_eq!(sent(&mut bot), "");
+        let from = now + Duration::from_secs(100);
+        shared.window.send_modify(|w| {
+            w.play_from = Some(from);
+            w.start = Some(from);
+            w.end = Some(from + Duration::from_secs(10));
+        });
+        assert_eq!(bot.next_wake(), Some(from));
+        bot.on_timer(from - Duration::from_millis(1));
+        assert_eq!(sent(&mut bot), "");
+        bot.on_timer(from);
+        let first = bot.next_wake().unwrap();
+        assert!(first >= from && first <= from + Duration::from_secs(1));
+        bot.on_timer(first);
+        assert!(sent(&mut bot).contains("tok9r0s2"));
+    }
+
+    #[test]
     fn login_times_out() {
         let shared = Shared::new(plan(vec![LoginStep::Connect]));
         let now = Instant::now();
@@ -614,7 +664,7 @@ mod tests {
         shared.window.send_replace(Window {
             start: Some(t0),
             end: Some(t0 + Duration::from_secs(100)),
-            close: false,
+            ..Window::default()
         });
         let mut moves = Vec::new();
         let mut t = t0;
@@ -658,7 +708,7 @@ mod tests {
         shared.window.send_replace(Window {
             start: Some(t0),
             end: Some(end),
-            close: false,
+            ..Window::default()
         });
         for _ in 0..3 {
             let t = bot.next_wake().unwrap();
@@ -693,7 +743,7 @@ mod tests {
         shared.window.send_replace(Window {
             start: Some(t0),
             end: Some(t0 + Duration::from_secs(10)),
-            close: false,
+            ..Window::default()
         });
         let t = bot.next_wake().unwrap();
         bot.on_timer(t);
@@ -714,7 +764,7 @@ mod tests {
         shared.window.send_replace(Window {
             start: Some(t + Duration::from_secs(1)),
             end: Some(t + Duration::from_secs(1)),
-            close: false,
+            ..Window::default()
         });
         bot.on_timer(t + Duration::from_secs(1));
         // The unmeasured command does not hold the bot back from finishing.

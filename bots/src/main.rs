@@ -7,6 +7,7 @@
 
 mod bot;
 mod hist;
+mod limits;
 mod mix;
 mod names;
 mod report;
@@ -59,7 +60,11 @@ struct Cli {
     /// Length of the measuring window.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     duration: f64,
-    /// Playing time between the last login and the measuring window.
+    /// Silent time after the last login: sessions stay connected and type nothing (to measure
+    /// what idle sessions cost the server); the warmup follows.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    idle: f64,
+    /// Playing time before the measuring window.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     warmup: f64,
     /// How long after the window answers are still awaited before they count as lost.
@@ -115,16 +120,6 @@ struct Cli {
 fn seconds(value: f64, what: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| anyhow::anyhow!("{what}: {value} is not a duration"))
-}
-
-/// Raises the soft open-files limit to the hard one; returns the new soft limit.
-fn raise_nofile() -> Result<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit(RLIMIT_NOFILE)")?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("setrlimit(RLIMIT_NOFILE)")?;
-    }
-    Ok(hard)
 }
 
 /// The kernel's ephemeral port range size: the most connections one source address can
@@ -212,8 +207,10 @@ async fn check(cli: &Cli) -> Result<Checked> {
         mix,
         moves,
         drain: seconds(cli.drain, "--drain")?,
+        wait_to_play: cli.idle > 0.0,
     };
     seconds(cli.duration, "--duration")?;
+    seconds(cli.idle, "--idle")?;
     seconds(cli.warmup, "--warmup")?;
     seconds(cli.connect_timeout, "--connect-timeout")?;
     Ok(Checked {
@@ -256,6 +253,7 @@ async fn worker(cli: &Cli, checked: Checked, files: u64) -> Result<Report> {
         name_width: checked.name_width,
         source_addrs: checked.source_addrs,
         ramp: cli.ramp,
+        idle: seconds(cli.idle, "--idle")?,
         warmup: seconds(cli.warmup, "--warmup")?,
         duration: seconds(cli.duration, "--duration")?,
         connect_timeout: seconds(cli.connect_timeout, "--connect-timeout")?,
@@ -279,6 +277,7 @@ fn child_args(cli: &Cli, index: u64, sessions: u64, first: u64, run_id: u32) -> 
         ("--sessions", sessions.to_string()),
         ("--rate", cli.rate.to_string()),
         ("--duration", cli.duration.to_string()),
+        ("--idle", cli.idle.to_string()),
         ("--warmup", cli.warmup.to_string()),
         ("--drain", cli.drain.to_string()),
         ("--mix", cli.mix.clone()),
@@ -463,7 +462,7 @@ fn main() -> std::process::ExitCode {
 async fn run_cli() -> Result<()> {
     let cli = Cli::parse();
     // Every session is a socket: take all the open files this process may have.
-    let files = raise_nofile()?;
+    let files = limits::raise_nofile()?;
     let checked = check(&cli).await?;
     let is_child = cli.child_index.is_some();
     let report = if cli.processes > 1 && !is_child {

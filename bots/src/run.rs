@@ -28,6 +28,7 @@ pub struct Worker {
     pub source_addrs: u32,
     /// Logins per second started by this process.
     pub ramp: f64,
+    pub idle: Duration,
     pub warmup: Duration,
     pub duration: Duration,
     pub connect_timeout: Duration,
@@ -148,6 +149,9 @@ async fn session(shared: Arc<Shared>, worker: Arc<Worker>, local: u64, start_at:
 }
 
 fn phase(window: &Window, now: Instant) -> &'static str {
+    if window.play_from.is_some_and(|from| now < from) {
+        return "idle";
+    }
     match (window.start, window.end) {
         (Some(start), _) if now < start => "warmup",
         (Some(_), Some(end)) if now < end => "measuring",
@@ -267,13 +271,15 @@ pub async fn run(worker: Worker, plan: Plan, output: ProgressOut) -> Report {
         }
     }
     let now = Instant::now();
-    let (start, end) = if interrupted {
-        (now, now)
+    let (play_from, start, end) = if interrupted {
+        (now, now, now)
     } else {
-        let start = now + worker.warmup;
-        (start, start + worker.duration)
+        let play_from = now + worker.idle;
+        let start = play_from + worker.warmup;
+        (play_from, start, start + worker.duration)
     };
     shared.window.send_modify(|w| {
+        w.play_from = Some(play_from);
         w.start = Some(start);
         w.end = Some(end);
     });

@@ -649,7 +649,7 @@ impl Game {
     fn player_from_record(&mut self, record: CharacterRecord) -> Player {
         let mut room = record.room;
         if self.world.room(&room).is_none() {
-            let start = self.world.start().to_owned();
+            let start = self.world.start_for(&record.name).to_owned();
             tracing::info!(name = %record.name, %room, %start, "room is gone; moving to start");
             if let Err(error) = self.db.set_room(record.id, &start) {
                 tracing::error!(error = %chain(&error), "cannot save the move to the start room");

@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! name = "Tether Town"      # optional
-//! start = "square"          # where new characters appear
+//! start = "square"          # where new characters appear; or a list of rooms,
+//!                           # ["gate", "dock"], to spread them over several
 //!
 //! [rooms.square]
 //! name = "Town Square"
@@ -67,6 +68,8 @@ pub enum WorldError {
     NoRooms,
     #[error("the start room \"{0}\" is not defined")]
     UnknownStart(String),
+    #[error("the start room list is empty")]
+    NoStart,
     #[error("room \"{0}\" has an empty name")]
     EmptyRoomName(String),
     #[error("room \"{room}\": exit \"{exit}\" must be one lowercase word (a-z, 0-9, -)")]
@@ -90,7 +93,8 @@ pub enum WorldError {
 #[derive(Debug, Clone)]
 pub struct World {
     name: String,
-    start: String,
+    /// Never empty.
+    starts: Vec<String>,
     rooms: BTreeMap<String, Room>,
     /// Counted once: MSSP asks for it on every delivery.
     area_count: usize,
@@ -117,8 +121,15 @@ pub struct Exit {
 #[serde(deny_unknown_fields)]
 struct WorldFile {
     name: Option<String>,
-    start: String,
+    start: StartFile,
     rooms: BTreeMap<String, RoomFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StartFile {
+    One(String),
+    Several(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -141,12 +152,16 @@ const MAX_NUM: u32 = i32::MAX as u32;
 /// FNV-1a is spelled out here rather than taken from `std`'s hasher because that one is free
 /// to change between Rust releases, and these numbers live on in players' saved maps.
 pub fn derived_num(key: &str) -> u32 {
+    1 + fnv1a(key) % (MAX_NUM - 1)
+}
+
+fn fnv1a(text: &str) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for byte in key.bytes() {
+    for byte in text.bytes() {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    1 + hash % (MAX_NUM - 1)
+    hash
 }
 
 fn room_num(id: &str, room: &RoomFile) -> Result<u32, WorldError> {
@@ -171,8 +186,15 @@ impl World {
         if file.rooms.is_empty() {
             return Err(WorldError::NoRooms);
         }
-        if !file.rooms.contains_key(&file.start) {
-            return Err(WorldError::UnknownStart(file.start));
+        let starts = match file.start {
+            StartFile::One(room) => vec![room],
+            StartFile::Several(rooms) => rooms,
+        };
+        if starts.is_empty() {
+            return Err(WorldError::NoStart);
+        }
+        if let Some(unknown) = starts.iter().find(|room| !file.rooms.contains_key(*room)) {
+            return Err(WorldError::UnknownStart(unknown.clone()));
         }
         let mut rooms = BTreeMap::new();
         let mut owners: BTreeMap<u32, &str> = BTreeMap::new();
@@ -240,7 +262,7 @@ impl World {
         let area_count = areas.len();
         Ok(World {
             name,
-            start: file.start,
+            starts,
             rooms,
             area_count,
         })
@@ -262,9 +284,12 @@ impl World {
         &self.name
     }
 
-    /// The key of the room where new characters (and lost ones) appear.
-    pub fn start(&self) -> &str {
-        &self.start
+    /// The key of the room where the named character appears when it is new or its room has
+    /// left the world. With several start rooms the choice depends on the name alone, so a
+    /// crowd of newcomers spreads out and a character always lands in the same one.
+    pub fn start_for(&self, name: &str) -> &str {
+        let index = fnv1a(&name.to_lowercase()) as usize % self.starts.len();
+        &self.starts[index]
     }
 
     pub fn room(&self, id: &str) -> Option<&Room> {
@@ -380,7 +405,7 @@ mod tests {
     fn default_world_is_valid() {
         let world = World::from_toml_str(DEFAULT_WORLD).expect("default world");
         assert!(world.rooms().count() >= 5);
-        assert!(world.room(world.start()).is_some());
+        assert!(world.room(world.start_for("anyone")).is_some());
     }
 
     #[test]
@@ -409,7 +434,30 @@ mod tests {
     }
 
     #[test]
+    fn several_start_rooms_spread_newcomers_by_name() {
+        let source = TWO_ROOMS.replace("start = \"a\"", "start = [\"a\", \"b\"]");
+        let world = World::from_toml_str(&source).unwrap();
+        let names: Vec<String> = (0..200).map(|i| format!("Newcomer{i}")).collect();
+        let in_a = names.iter().filter(|n| world.start_for(n) == "a").count();
+        assert!((50..150).contains(&in_a), "{in_a} of 200 in a");
+        // The choice is the name's, whatever its case.
+        assert_eq!(world.start_for("Newcomer7"), world.start_for("newcomer7"));
+        let one = World::from_toml_str(TWO_ROOMS).unwrap();
+        assert!(names.iter().all(|n| one.start_for(n) == "a"));
+    }
+
+    #[test]
     fn other_mistakes_are_reported() {
+        let empty_list = TWO_ROOMS.replace("start = \"a\"", "start = []");
+        assert!(matches!(
+            World::from_toml_str(&empty_list),
+            Err(WorldError::NoStart)
+        ));
+        let unknown_in_list = TWO_ROOMS.replace("start = \"a\"", "start = [\"a\", \"z\"]");
+        assert!(matches!(
+            World::from_toml_str(&unknown_in_list),
+            Err(WorldError::UnknownStart(room)) if room == "z"
+        ));
         let no_start = TWO_ROOMS.replace("start = \"a\"", "start = \"z\"");
         assert!(matches!(
             World::from_toml_str(&no_start),

@@ -251,9 +251,11 @@ async fn run_connection(
     config: &LinkConfig,
 ) -> Result<(), LinkError> {
     let (reader, writer) = stream.into_split();
+    // Unbuffered, capnp-futures writes a message's segment table and its body in two
+    // syscalls and reads them in two or more; the peer then wakes for the first half alone.
     let network = twoparty::VatNetwork::new(
-        reader.compat(),
-        writer.compat_write(),
+        futures::io::BufReader::new(reader.compat()),
+        futures::io::BufWriter::new(writer.compat_write()),
         Side::Client,
         Default::default(),
     );

@@ -210,7 +210,7 @@ pub(super) fn finish(
 ) {
     match (purpose, outcome) {
         (Purpose::Create { name }, Outcome::Hashed(Ok(hash))) => {
-            let start = game.world.start().to_owned();
+            let start = game.world.start_for(&name).to_owned();
             match game.db.create_account(&name, &hash, &start) {
                 Ok(record) => {
                     tracing::info!(?key, name = %record.name, admin = record.is_admin, "character created");
