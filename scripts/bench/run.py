@@ -1,0 +1,507 @@
+#!/usr/bin/env python3
+"""Runs the benchmark scenarios of BENCHMARKS.md and writes their report.
+
+    python3 scripts/bench/run.py                      # everything (about an hour)
+    python3 scripts/bench/run.py --only roundtrip     # one scenario (see --help)
+    python3 scripts/bench/run.py --no-evennia         # tether and the floor only
+
+Every server is a real one on loopback, driven by `tether-bots` (release build) over telnet:
+
+- the floor: `tether-echo`, which writes back every byte it reads (no game, no protocol);
+- tether: `tether up` (supervisor, proxy, core) in a fresh data directory;
+- Evennia 5: installed into a virtualenv and set up by `evennia.py` beside this file.
+
+Scenarios (names for --only):
+  roundtrip  1, 100 and 1,000 sessions against the floor, tether and Evennia
+  reload     a planned reload, then a kill -9 of the game process, under 1,000 active
+             sessions, against tether and Evennia
+  capacity   tether with players spread over rooms of about 20, each typing every 5 s,
+             at growing session counts; proxy and core memory (from /proc) while the
+             sessions are idle and while they play
+
+The report goes to target/bench/report.md, every run's raw tether-bots JSON to
+target/bench/runs/. Nothing here asserts a time: the figures are for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = ROOT / "target" / "release"
+OUT = ROOT / "target" / "bench"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Round trip: sessions and seconds between one session's commands. The command rate is kept
+# at 50/s for 100 and 1,000 sessions so that the difference is the number of players (every
+# `say` is heard by the whole room), not the number of commands.
+ROUNDTRIP = [(1, 0.2), (100, 2.0), (1000, 20.0)]
+RELOAD_SESSIONS = 1000
+RELOAD_RATE = 20.0
+CAPACITY_RATE = 5.0
+ROOM_SIZE = 20
+WINDOW = 30.0
+PROGRESS = re.compile(r"\[\s*\d+s\] (?P<phase>logging in|[a-z]+) ")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f} s")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident size of one process, from /proc (kernel-reported, in KiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def children(pid: int) -> dict[str, int]:
+    """Direct children of `pid` by program name."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The name is in parentheses and may contain spaces; the parent pid follows it.
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == pid:
+            found[name] = int(entry.name)
+    return found
+
+
+class Floor:
+    name = "floor (tether-echo)"
+
+    def __init__(self, port: int):
+        self.port = port
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [RELEASE / "tether-echo", f"127.0.0.1:{self.port}"], stdout=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, "tether-echo")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait()
+
+
+class Tether:
+    name = "tether"
+
+    def __init__(self, work: Path, port: int, world: Path | None = None):
+        self.work = work
+        self.port = port
+        self.world = world
+        self.process = None
+
+    def command(self, *args: str) -> list[str]:
+        return [str(RELEASE / "tether"), *args, "--data", str(self.work / "data")]
+
+    def start(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        args = self.command("up", "--telnet", f"127.0.0.1:{self.port}", "--http", "off")
+        args.append("--no-watch")
+        if self.world:
+            args += ["--world", str(self.world)]
+        self.log = open(self.work / "tether.log", "w")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, "tether")
+
+    def pids(self) -> dict[str, int]:
+        found = children(self.process.pid)
+        return {"proxy": found["tether-proxy"], "core": found["tether-core"]}
+
+    def reload(self) -> None:
+        subprocess.run(self.command("reload"), check=True, capture_output=True)
+
+    def kill_core(self) -> None:
+        os.kill(self.pids()["core"], signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            subprocess.run(self.command("stop"), capture_output=True)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Bots:
+    """One tether-bots run; `on_progress(phase, seconds_in_phase)` is called once a second."""
+
+    def __init__(self, label: str, port: int, sessions: int, rate: float, **options):
+        self.label = label
+        self.args = [
+            str(RELEASE / "tether-bots"),
+            "--target", f"127.0.0.1:{port}",
+            "--sessions", str(sessions),
+            "--rate", str(rate),
+            "--duration", str(options.pop("duration", WINDOW)),
+            "--json",
+        ]
+        for key, value in options.items():
+            self.args += [f"--{key.replace('_', '-')}", str(value)]
+
+    def run(self, on_progress=None) -> dict:
+        log(f"{self.label}: {' '.join(self.args[1:])}")
+        process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        tail: list[str] = []
+
+        def follow() -> None:
+            phase, since, last = "", time.monotonic(), 0.0
+            for raw in iter(process.stderr.readline, b""):
+                line = raw.decode(errors="replace")
+                tail.append(line)
+                del tail[:-20]
+                if time.monotonic() - last > 15:
+                    log(f"  {line.strip()}")
+                    last = time.monotonic()
+                # "[   70s] measuring  logged in 1000/1000 ...": other lines are not progress.
+                found = PROGRESS.match(line)
+                if not found:
+                    continue
+                if found["phase"] != phase:
+                    phase, since = found["phase"], time.monotonic()
+                if on_progress:
+                    on_progress(phase, time.monotonic() - since)
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        stdout = process.stdout.read().decode()
+        process.wait()
+        reader.join(timeout=5)
+        if process.returncode != 0:
+            raise RuntimeError(f"tether-bots failed ({process.returncode}):\n{''.join(tail)}")
+        result = json.loads(stdout.strip().splitlines()[-1])
+        runs = OUT / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in self.label.lower())
+        (runs / f"{slug}.json").write_text(json.dumps(result, indent=1))
+        return result
+
+
+def summary(result: dict) -> dict:
+    """The figures the report uses from one tether-bots result."""
+    everything = result["summary"]["all"]
+    return {
+        "sessions": result["sessions"],
+        "logged_in": result["logged_in"],
+        "per_s": result["answered_per_s"],
+        "sent": everything["sent"],
+        "lost": everything["lost"],
+        "order": everything["out_of_order"],
+        "dropped": result["dropped"],
+        "p50": everything["p50_ms"],
+        "p90": everything["p90_ms"],
+        "p99": everything["p99_ms"],
+        "max": everything["max_ms"],
+        "failures": result.get("failures", {}),
+    }
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.1f}x" if a and b else "-"
+
+
+def ring_world(rooms: int) -> str:
+    """A ring of `rooms` rooms, every one a start room: newcomers spread evenly by name, and
+    bots walking north then south come back where they were, so rooms stay about equal."""
+    keys = [f"r{i}" for i in range(rooms)]
+    lines = ['name = "Bench Ring"', f"start = {json.dumps(keys)}", ""]
+    for i, key in enumerate(keys):
+        lines += [
+            f"[rooms.{key}]",
+            f'name = "Ring room {i}"',
+            'description = "One of many identical rooms around the benchmark ring."',
+            f'exits = {{ north = "{keys[(i + 1) % rooms]}", south = "{keys[i - 1]}" }}',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def roundtrip(servers) -> dict:
+    results = {}
+    for server in servers:
+        server.start()
+        try:
+            for sessions, rate in ROUNDTRIP:
+                label = f"roundtrip {server.name} {sessions}"
+                bots = Bots(label, server.port, sessions, rate, ramp=50, login_timeout=600)
+                results[(server.name, sessions)] = summary(bots.run())
+        finally:
+            server.stop()
+    return results
+
+
+def disruption(server, mode: str) -> dict:
+    """One run of RELOAD_SESSIONS active sessions with one disruption 10 s into the window."""
+    done = threading.Event()
+    seen = {}
+
+    def on_progress(phase: str, seconds: float) -> None:
+        if phase == "measuring" and seconds >= 10 and not done.is_set():
+            done.set()
+            started = time.monotonic()
+            (server.reload if mode == "reload" else server.kill_core)()
+            seen["command_s"] = time.monotonic() - started
+            log(f"  {mode} done ({seen['command_s']:.2f} s)")
+
+    server.start()
+    try:
+        label = f"{mode} {server.name} {RELOAD_SESSIONS}"
+        bots = Bots(
+            label, server.port, RELOAD_SESSIONS, RELOAD_RATE, ramp=50, login_timeout=600,
+            drain=30,
+        )
+        result = summary(bots.run(on_progress))
+    finally:
+        server.stop()
+    result["disrupted"] = done.is_set()
+    return result
+
+
+def capacity(steps: list[int], tether_work: Path) -> dict:
+    results = {}
+    for sessions in steps:
+        rooms = max(1, round(sessions / ROOM_SIZE))
+        world = OUT / f"ring-{rooms}.toml"
+        world.write_text(ring_world(rooms))
+        server = Tether(tether_work, free_port(), world)
+        server.start()
+        samples = {}
+
+        def on_progress(phase: str, seconds: float) -> None:
+            key = {"idle": ("idle", 5), "measuring": ("active", 15)}.get(phase)
+            if key and seconds >= key[1] and key[0] not in samples:
+                samples[key[0]] = {name: rss_kib(pid) for name, pid in server.pids().items()}
+
+        try:
+            time.sleep(1)
+            samples["empty"] = {name: rss_kib(pid) for name, pid in server.pids().items()}
+            processes = 1 + sessions // 15000
+            bots = Bots(
+                f"capacity {sessions}", server.port, sessions, CAPACITY_RATE, ramp=100,
+                login_timeout=1200, idle=15, processes=processes,
+            )
+            result = summary(bots.run(on_progress))
+        finally:
+            server.stop()
+        result["rooms"] = rooms
+        result["rss"] = samples
+        results[sessions] = result
+    return results
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        "unknown CPU",
+    )
+    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {int(memory) // 1024 // 1024} GiB, "
+        f"{platform.system()} {platform.release()}, {rustc}, Python {platform.python_version()}"
+    )
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def report_roundtrip(results: dict, servers: list[str]) -> list[str]:
+    lines = [
+        "## Round trip (scenario 1)",
+        "",
+        "Every session logged in, then one command per session every "
+        + ", ".join(f"{rate:g} s at {n:,}" for n, rate in ROUNDTRIP)
+        + f" sessions (default mix), {WINDOW:.0f} s window. Ratios are to the floor.",
+        "",
+        "| sessions | server | commands/s | p50 | p99 | max | p50 ratio | p99 ratio | lost | dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for sessions, _ in ROUNDTRIP:
+        floor = results.get((Floor.name, sessions))
+        for name in servers:
+            r = results.get((name, sessions))
+            if not r:
+                continue
+            lines.append(
+                f"| {sessions:,} | {name} | {r['per_s']:.0f} | {ms(r['p50'])} | {ms(r['p99'])} "
+                f"| {ms(r['max'])} | {ratio(r['p50'], floor and floor['p50'])} "
+                f"| {ratio(r['p99'], floor and floor['p99'])} | {r['lost']} | {r['dropped']} |"
+            )
+    return lines + [""]
+
+
+def report_disruption(results: dict) -> list[str]:
+    lines = [
+        "## Reload and crash under load (scenario 3)",
+        "",
+        f"{RELOAD_SESSIONS:,} sessions, each typing one command every {RELOAD_RATE:g} s; 10 s "
+        "into the window, one planned reload (`tether reload`, `evennia reload`) or one "
+        "kill -9 of the game process (tether's core, Evennia's Server). `max` is the longest "
+        "any player waited for an answer in the window; lost are commands never answered.",
+        "",
+        "| server | event | p50 | p99 | max (longest wait) | lost | out of order | dropped |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (name, mode), r in results.items():
+        lines.append(
+            f"| {name} | {mode} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} "
+            f"| {r['lost']} of {r['sent']} | {r['order']} | {r['dropped']} |"
+        )
+    return lines + [""]
+
+
+def report_capacity(results: dict) -> list[str]:
+    lines = [
+        "## Capacity and memory (scenarios 2 and 4)",
+        "",
+        f"tether with a ring of rooms, about {ROOM_SIZE} players in each, every player "
+        f"typing one command every {CAPACITY_RATE:g} s. Memory is VmRSS from /proc: before the "
+        "sessions, after 5 s of all sessions logged in and silent (idle), and 15 s into "
+        "the window (active); per session = growth over the empty server / sessions.",
+        "",
+        "| sessions | logged in | rooms | commands/s | p50 | p99 | max | lost | dropped "
+        "| proxy idle / session | proxy active / session | core idle / session "
+        "| core active / session |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for sessions, r in results.items():
+        rss = r["rss"]
+
+        def per(process: str, state: str) -> str:
+            if state not in rss:
+                return "-"
+            grown = rss[state][process] - rss["empty"][process]
+            return f"{grown / sessions:.1f} KiB"
+
+        lines.append(
+            f"| {sessions:,} | {r['logged_in']:,} | {r['rooms']} | {r['per_s']:.0f} "
+            f"| {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} | {r['lost']} | {r['dropped']} "
+            f"| {per('proxy', 'idle')} | {per('proxy', 'active')} | {per('core', 'idle')} "
+            f"| {per('core', 'active')} |"
+        )
+    lines += ["", "Resident sizes (KiB):", "", "| sessions | state | proxy | core |", "|---|---|---|---|"]
+    for sessions, r in results.items():
+        for state, sizes in r["rss"].items():
+            lines.append(f"| {sessions:,} | {state} | {sizes['proxy']:,} | {sizes['core']:,} |")
+    return lines + [""]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="roundtrip,reload,capacity",
+                        help="comma-separated scenarios: roundtrip, reload, capacity")
+    parser.add_argument("--no-evennia", action="store_true", help="leave Evennia out")
+    parser.add_argument("--capacity-steps", default="1000,10000,15000",
+                        help="session counts for the capacity scenario")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+
+    log("building release binaries")
+    subprocess.run(["cargo", "build", "--release", "--workspace", "--bins"], cwd=ROOT, check=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = loadavg()
+
+    game = None
+    if not args.no_evennia and wanted & {"roundtrip", "reload"}:
+        import evennia  # beside this file; only needed here
+
+        game = evennia.Evennia(OUT / "evennia", free_port())
+        log("installing and setting up Evennia")
+        game.install()
+
+    sections = []
+    if "roundtrip" in wanted:
+        servers = [Floor(free_port()), Tether(OUT / "tether", free_port())]
+        if game:
+            servers.append(game)
+        results = roundtrip(servers)
+        sections += report_roundtrip(results, [s.name for s in servers])
+    if "reload" in wanted:
+        servers = [Tether(OUT / "tether", free_port())] + ([game] if game else [])
+        results = {}
+        for server in servers:
+            for mode in ("reload", "kill"):
+                results[(server.name, mode)] = disruption(server, mode)
+        sections += report_disruption(results)
+    if "capacity" in wanted:
+        steps = [int(n) for n in args.capacity_steps.split(",")]
+        sections += report_capacity(capacity(steps, OUT / "tether"))
+
+    minutes = (datetime.datetime.now(datetime.timezone.utc) - started).seconds // 60
+    header = [
+        "# tether benchmark report",
+        "",
+        f"Run {started:%Y-%m-%d %H:%M} UTC, {minutes} min, by "
+        f"`python3 scripts/bench/run.py {' '.join(sys.argv[1:])}`.",
+        "",
+        f"Machine: {machine()}. Load average before: {load_before}; after: {loadavg()}.",
+        "",
+    ]
+    if game:
+        header += [f"Evennia: {game.describe()}", ""]
+    report = "\n".join(header + sections)
+    (OUT / "report.md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
