@@ -32,6 +32,10 @@ use crate::gather::{self, Gathering, Input};
 
 /// How long a stopping core waits for in-flight work before giving up on it.
 const DRAIN_LIMIT: Duration = Duration::from_secs(8);
+/// Password hashes run at once, at most one per CPU and never more than this: each keeps its
+/// 19 MiB of argon2 memory for the next one (see `password`), and four already log in about
+/// a hundred players a second.
+const MAX_HASHERS: usize = 4;
 
 struct Port {
     client: proxy::Client,
@@ -111,7 +115,9 @@ pub async fn serve(
         next_generation: 1,
         control_socket,
         hashers: Arc::new(Semaphore::new(
-            std::thread::available_parallelism().map_or(2, usize::from),
+            std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .min(MAX_HASHERS),
         )),
         name: format!(
             "tether-core {} (pid {})",

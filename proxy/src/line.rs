@@ -6,6 +6,8 @@
 
 /// Longest line kept, in raw bytes before decoding and cleanup.
 pub const MAX_LINE_BYTES: usize = 8192;
+/// Capacity an assembler keeps between lines for reuse; more is given back at the line's end.
+const KEPT_LINE_CAPACITY: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineEvent {
@@ -122,7 +124,12 @@ impl LineAssembler {
             return;
         }
         events.push(LineEvent::Line(clean_line(&self.buf, self.latin1)));
-        self.buf.clear();
+        if self.buf.capacity() > KEPT_LINE_CAPACITY {
+            // One long line must not cost the session its size for the rest of its life.
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
     }
 }
 

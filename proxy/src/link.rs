@@ -22,9 +22,9 @@ use tether_protocol::markup::ColorDepth;
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::mailbox;
 use crate::relay::{
     ClientInfo, Delivered, DisplayPrefs, Refused, Relay, SessionInfo, Submit, ToSession,
 };
@@ -57,9 +57,9 @@ pub type GameStatus = std::sync::Arc<std::sync::RwLock<Vec<(String, String)>>>;
 /// How the link reaches one session task.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
-    pub messages: mpsc::Sender<ToSession>,
-    /// Cancelled when the session cannot keep up with its output: it must close.
-    pub overflow: CancellationToken,
+    /// Overflows, and so closes the session, when it cannot keep up with its output: a client
+    /// that does not read must not make the proxy buffer forever.
+    pub messages: mailbox::Sender<ToSession>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,10 +154,7 @@ impl Shell {
         let Some(handle) = self.sessions.get(&session) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = handle.messages.try_send(message) {
-            // A client that does not read its output must not make the proxy buffer forever.
-            handle.overflow.cancel();
-        }
+        handle.messages.send(message);
     }
 }
 

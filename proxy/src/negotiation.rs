@@ -237,6 +237,12 @@ struct OptionState {
     opposite: bool,
 }
 
+impl OptionState {
+    fn is_default(&self) -> bool {
+        self.q == Q::No && !self.opposite
+    }
+}
+
 /// `Us`: options we perform (we send WILL/WONT). `Him`: options the client
 /// performs (we send DO/DONT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,8 +279,9 @@ struct TtypeCycle {
 /// Option negotiation and client capabilities for one session.
 #[derive(Debug, Clone)]
 pub struct Negotiation {
-    us: [OptionState; 256],
-    him: [OptionState; 256],
+    /// RFC 1143 state of the options that ever left the default (`No`), which are only those
+    /// we request or accept: a dozen at most, where two full tables took 1 KiB per session.
+    options: Vec<(Side, u8, OptionState)>,
     caps: Capabilities,
     /// The session wants input hidden (between hide_input(true) and (false)).
     echo_wanted: bool,
@@ -298,8 +305,7 @@ impl Default for Negotiation {
 impl Negotiation {
     pub fn new() -> Self {
         Self {
-            us: [OptionState::default(); 256],
-            him: [OptionState::default(); 256],
+            options: Vec::new(),
             caps: Capabilities::default(),
             echo_wanted: false,
             ttype: TtypeCycle::default(),
@@ -334,12 +340,12 @@ impl Negotiation {
 
     /// Whether we perform `opt` (the client answered our WILL with DO).
     pub fn local_enabled(&self, opt: u8) -> bool {
-        self.us[usize::from(opt)].q == Q::Yes
+        self.state(Side::Us, opt).q == Q::Yes
     }
 
     /// Whether the client performs `opt` (it answered our DO with WILL).
     pub fn remote_enabled(&self, opt: u8) -> bool {
-        self.him[usize::from(opt)].q == Q::Yes
+        self.state(Side::Him, opt).q == Q::Yes
     }
 
     /// Handles one telnet event from the client. Data events are ignored:
@@ -462,11 +468,29 @@ impl Negotiation {
         text
     }
 
-    fn state_mut(&mut self, side: Side, opt: u8) -> &mut OptionState {
-        match side {
-            Side::Us => &mut self.us[usize::from(opt)],
-            Side::Him => &mut self.him[usize::from(opt)],
+    fn state(&self, side: Side, opt: u8) -> OptionState {
+        self.options
+            .iter()
+            .find(|(s, o, _)| (*s, *o) == (side, opt))
+            .map_or_else(OptionState::default, |(_, _, state)| *state)
+    }
+
+    /// Read-modify-write access to an option's state. `f` is handed a copy, and only a state
+    /// that differs from the default is stored, so options the client merely mentions (and we
+    /// refuse) cost nothing.
+    fn update_state<R>(&mut self, side: Side, opt: u8, f: impl FnOnce(&mut OptionState) -> R) -> R {
+        let index = self
+            .options
+            .iter()
+            .position(|(s, o, _)| (*s, *o) == (side, opt));
+        let mut state = index.map_or_else(OptionState::default, |i| self.options[i].2);
+        let result = f(&mut state);
+        match index {
+            Some(i) => self.options[i].2 = state,
+            None if !state.is_default() => self.options.push((side, opt, state)),
+            None => {}
         }
+        result
     }
 
     /// Whether we agree when the client asks to enable `opt` on `side`.
@@ -495,28 +519,29 @@ impl Negotiation {
     fn received(&mut self, side: Side, opt: u8, enable: bool, out: &mut Vec<u8>) -> Change {
         let accept = enable && self.accepts(side, opt);
         let (yes, no) = side.verbs();
-        let state = self.state_mut(side, opt);
-        let (change, send) = match (enable, state.q, state.opposite) {
-            (true, Q::No, _) if accept => (Some((Q::Yes, false)), Some(yes)),
-            (true, Q::No, _) => (None, Some(no)),
-            (true, Q::Yes, _) => (None, None),
-            // The client's enable crossed our disable: the disable wins.
-            (true, Q::WantNo, false) => (Some((Q::No, false)), None),
-            (true, Q::WantNo, true) => (Some((Q::Yes, false)), None),
-            (true, Q::WantYes, false) => (Some((Q::Yes, false)), None),
-            (true, Q::WantYes, true) => (Some((Q::WantNo, false)), Some(no)),
-            (false, Q::No, _) => (None, None),
-            (false, Q::Yes, _) => (Some((Q::No, false)), Some(no)),
-            (false, Q::WantNo, false) => (Some((Q::No, false)), None),
-            (false, Q::WantNo, true) => (Some((Q::WantYes, false)), Some(yes)),
-            (false, Q::WantYes, _) => (Some((Q::No, false)), None),
-        };
-        let was_yes = state.q == Q::Yes;
-        if let Some((q, opposite)) = change {
-            state.q = q;
-            state.opposite = opposite;
-        }
-        let is_yes = state.q == Q::Yes;
+        let (was_yes, is_yes, send) = self.update_state(side, opt, |state| {
+            let (change, send) = match (enable, state.q, state.opposite) {
+                (true, Q::No, _) if accept => (Some((Q::Yes, false)), Some(yes)),
+                (true, Q::No, _) => (None, Some(no)),
+                (true, Q::Yes, _) => (None, None),
+                // The client's enable crossed our disable: the disable wins.
+                (true, Q::WantNo, false) => (Some((Q::No, false)), None),
+                (true, Q::WantNo, true) => (Some((Q::Yes, false)), None),
+                (true, Q::WantYes, false) => (Some((Q::Yes, false)), None),
+                (true, Q::WantYes, true) => (Some((Q::WantNo, false)), Some(no)),
+                (false, Q::No, _) => (None, None),
+                (false, Q::Yes, _) => (Some((Q::No, false)), Some(no)),
+                (false, Q::WantNo, false) => (Some((Q::No, false)), None),
+                (false, Q::WantNo, true) => (Some((Q::WantYes, false)), Some(yes)),
+                (false, Q::WantYes, _) => (Some((Q::No, false)), None),
+            };
+            let was_yes = state.q == Q::Yes;
+            if let Some((q, opposite)) = change {
+                state.q = q;
+                state.opposite = opposite;
+            }
+            (was_yes, state.q == Q::Yes, send)
+        });
         if let Some(verb) = send {
             out.extend_from_slice(&telnet::negotiation(verb, opt));
         }
@@ -530,8 +555,7 @@ impl Negotiation {
     /// RFC 1143: we want `opt` on `side` enabled or disabled.
     fn request(&mut self, side: Side, opt: u8, enable: bool, out: &mut Vec<u8>) {
         let (yes, no) = side.verbs();
-        let state = self.state_mut(side, opt);
-        let send = match (enable, state.q, state.opposite) {
+        let send = self.update_state(side, opt, |state| match (enable, state.q, state.opposite) {
             (true, Q::No, _) => {
                 state.q = Q::WantYes;
                 Some(yes)
@@ -552,7 +576,7 @@ impl Negotiation {
             }
             // Already there, or already on its way there.
             _ => None,
-        };
+        });
         if let Some(verb) = send {
             out.extend_from_slice(&telnet::negotiation(verb, opt));
         }

@@ -7,15 +7,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::link::{GameStatus, SessionHandle, ToLink};
+use crate::mailbox::{self, Delivery};
 use crate::negotiation::{Capabilities, Charset, ClientEvent, MSSP_REQUEST, Negotiation};
 use crate::relay::{ClientInfo, DisplayPrefs, SessionInfo, ToSession};
 use crate::shutdown::Shutdown;
@@ -33,7 +32,7 @@ pub const SHUTDOWN_MESSAGE: &str = "The game is shutting down. Goodbye!";
 /// What every session shares with the rest of the proxy.
 #[derive(Clone)]
 pub struct Context {
-    pub link: mpsc::Sender<ToLink>,
+    pub link: tokio::sync::mpsc::Sender<ToLink>,
     pub shutdown: Shutdown,
     pub game_status: GameStatus,
     /// When this proxy started (unix seconds): MSSP's UPTIME, since players have been able to
@@ -89,8 +88,12 @@ pub trait Transport {
 
 /// Runs one session until it closes: registers it with the link, feeds input through the
 /// speaker to the core, and what the core routes back out to the client.
+///
+/// The speaker comes boxed because a future keeps a copy of every argument of an `async fn`
+/// and of the futures it awaits: inline, a telnet speaker (1.5 KiB, most of it option state)
+/// was stored three times in every session's task.
 pub async fn run<S, T>(
-    mut speaker: S,
+    mut speaker: Box<S>,
     mut transport: T,
     session: u64,
     info: SessionInfo,
@@ -99,11 +102,9 @@ pub async fn run<S, T>(
     S: Speaker,
     T: Transport<In = S::In, Out = S::Out>,
 {
-    let (messages_tx, mut messages) = mpsc::channel(OUTPUT_QUEUE);
-    let overflow = CancellationToken::new();
+    let (messages_tx, mut messages) = mailbox::mailbox(OUTPUT_QUEUE);
     let handle = SessionHandle {
         messages: messages_tx,
-        overflow: overflow.clone(),
     };
     let peer = info.remote_addr.clone();
     let transport_name = info.transport.clone();
@@ -133,25 +134,22 @@ pub async fn run<S, T>(
                 Ok(Some(input)) => speaker.input(input),
                 Err(error) => Err(error),
             },
-            message = messages.recv() => match message {
-                None => Err("link gone".to_string()),
-                Some(message) => {
-                    // Drain whatever else is already queued into the same write.
-                    let mut outcome = speaker.message(message);
-                    while outcome.is_ok() {
-                        match messages.try_recv() {
-                            Ok(next) => outcome = speaker.message(next),
-                            Err(_) => break,
-                        }
-                    }
-                    outcome.map(|()| Vec::new())
+            delivery = messages.recv() => match delivery {
+                Delivery::Closed => Err("link gone".to_string()),
+                Delivery::Messages(queued) => {
+                    // Everything already queued goes into the same write.
+                    queued
+                        .into_iter()
+                        .try_for_each(|message| speaker.message(message))
+                        .map(|()| Vec::new())
+                }
+                Delivery::Overflowed => {
+                    let reason =
+                        "Disconnected: output was not being read fast enough.".to_string();
+                    speaker.notice(&reason);
+                    Err(reason)
                 }
             },
-            _ = overflow.cancelled() => {
-                let reason = "Disconnected: output was not being read fast enough.".to_string();
-                speaker.notice(&reason);
-                Err(reason)
-            }
             _ = context.shutdown.wait() => {
                 speaker.notice(SHUTDOWN_MESSAGE);
                 Err("proxy shutting down".to_string())
@@ -192,25 +190,30 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, session: u64, contex
         transport: "telnet".into(),
         remote_addr: peer.to_string(),
     };
-    let speaker = TelnetSpeaker::new(session, context.clone());
+    let speaker = Box::new(TelnetSpeaker::new(session, context.clone()));
     run(speaker, TcpTransport::new(stream), session, info, context).await;
 }
 
 struct TcpTransport {
     reader: tokio::net::tcp::OwnedReadHalf,
     writer: tokio::net::tcp::OwnedWriteHalf,
-    buffer: Vec<u8>,
 }
 
 impl TcpTransport {
     fn new(stream: TcpStream) -> TcpTransport {
         let (reader, writer) = stream.into_split();
-        TcpTransport {
-            reader,
-            writer,
-            buffer: vec![0u8; READ_BUFFER],
-        }
+        TcpTransport { reader, writer }
     }
+}
+
+/// Reads what the socket has into a buffer on the stack and copies out only what came.
+///
+/// Why not a buffer in the session: it would be held for the whole life of the connection,
+/// 4 KiB per idle player. This is a plain function so the buffer is never part of a future.
+fn try_read(reader: &tokio::net::tcp::OwnedReadHalf) -> std::io::Result<Vec<u8>> {
+    let mut buffer = [0u8; READ_BUFFER];
+    let n = reader.try_read(&mut buffer)?;
+    Ok(buffer[..n].to_vec())
 }
 
 impl Transport for TcpTransport {
@@ -218,10 +221,22 @@ impl Transport for TcpTransport {
     type Out = Vec<u8>;
 
     async fn recv(&mut self) -> Result<Option<Vec<u8>>, String> {
-        match self.reader.read(&mut self.buffer).await {
-            Ok(0) => Ok(None),
-            Ok(n) => Ok(Some(self.buffer[..n].to_vec())),
-            Err(error) => Err(format!("read error: {error}")),
+        loop {
+            // Cancel safe, as `select!` in `run` needs: nothing is read until it is ready.
+            if let Err(error) = self.reader.readable().await {
+                return Err(format!("read error: {error}"));
+            }
+            match try_read(&self.reader) {
+                Ok(bytes) if bytes.is_empty() => return Ok(None),
+                Ok(bytes) => return Ok(Some(bytes)),
+                // Readiness can be a false alarm; wait for the next.
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(error) => return Err(format!("read error: {error}")),
+            }
         }
     }
 
@@ -266,8 +281,6 @@ pub struct TelnetSpeaker {
     input_hidden: bool,
     /// Set when negotiation learned something the core should hear.
     client_changed: Option<ClientInfo>,
-    telnet_events: Vec<TelnetEvent>,
-    line_events: Vec<LineEvent>,
 }
 
 impl TelnetSpeaker {
@@ -286,8 +299,6 @@ impl TelnetSpeaker {
             },
             input_hidden: false,
             client_changed: None,
-            telnet_events: Vec::new(),
-            line_events: Vec::new(),
         }
     }
 
@@ -297,17 +308,17 @@ impl TelnetSpeaker {
 
     /// Bytes from the client.
     fn bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, String> {
-        self.telnet_events.clear();
-        self.parser.feed(bytes, &mut self.telnet_events);
-        let events = std::mem::take(&mut self.telnet_events);
-        for event in &events {
+        // Fresh vectors per read rather than kept ones: an idle session holds no capacity.
+        let mut telnet_events = Vec::new();
+        self.parser.feed(bytes, &mut telnet_events);
+        let mut line_events = Vec::new();
+        for event in &telnet_events {
             match event {
-                TelnetEvent::Data(data) => self.lines.push(data, &mut self.line_events),
+                TelnetEvent::Data(data) => self.lines.push(data, &mut line_events),
                 other => self.negotiate(other),
             }
         }
-        self.telnet_events = events;
-        self.take_lines()
+        self.take_lines(line_events)
     }
 
     fn negotiate(&mut self, event: &TelnetEvent) {
@@ -340,9 +351,9 @@ impl TelnetSpeaker {
         }
     }
 
-    fn take_lines(&mut self) -> Result<Vec<String>, String> {
+    fn take_lines(&mut self, line_events: Vec<LineEvent>) -> Result<Vec<String>, String> {
         let mut accepted = Vec::new();
-        for event in std::mem::take(&mut self.line_events) {
+        for event in line_events {
             match event {
                 LineEvent::Overlong { limit } => self.notice(&format!(
                     "That line was longer than {limit} bytes and was discarded."
@@ -489,5 +500,36 @@ pub(crate) fn client_info(caps: &Capabilities) -> ClientInfo {
         },
         screen_reader: caps.screen_reader,
         gmcp: caps.gmcp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle connection holds its task's future and its speaker for as long as it is
+    /// open, so their sizes are what thousands of idle players cost. The bounds are loose;
+    /// crossing one means something big moved into every session (it has happened: inline
+    /// arguments of `run` and full option tables once made this 4 KiB).
+    #[tokio::test]
+    async fn a_session_stays_small() -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let stream = TcpStream::connect(addr).await?;
+        let (to_link, _from_sessions) = tokio::sync::mpsc::channel(1);
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let context = Context {
+            link: to_link,
+            shutdown,
+            game_status: GameStatus::default(),
+            started: 0,
+            ids: std::sync::Arc::default(),
+        };
+        let task = serve_tcp(stream, addr, 1, context);
+        let task_size = std::mem::size_of_val(&task);
+        let speaker_size = std::mem::size_of::<TelnetSpeaker>();
+        assert!(task_size <= 2048, "session future: {task_size} bytes");
+        assert!(speaker_size <= 1024, "telnet speaker: {speaker_size} bytes");
+        Ok(())
     }
 }

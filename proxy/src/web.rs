@@ -139,7 +139,7 @@ async fn websocket(
                         transport: "websocket".into(),
                         remote_addr: peer.to_string(),
                     };
-                    let speaker = WebSpeaker::new();
+                    let speaker = Box::new(WebSpeaker::new());
                     session::run(speaker, transport, session, info, context).await;
                 }
                 Subprotocol::Telnet => {
@@ -147,7 +147,7 @@ async fn websocket(
                         transport: "websocket-telnet".into(),
                         remote_addr: peer.to_string(),
                     };
-                    let speaker = TelnetSpeaker::new(session, context.clone());
+                    let speaker = Box::new(TelnetSpeaker::new(session, context.clone()));
                     session::run(speaker, TelnetFrames(transport), session, info, context).await;
                 }
             }

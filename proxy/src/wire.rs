@@ -78,8 +78,13 @@ impl Wire {
     }
 
     /// Everything to write now, in order.
+    ///
+    /// Both buffers leave empty, without capacity: what was written is freed after the write.
+    /// Keeping capacity for reuse pinned each session's largest burst (the room's arrivals
+    /// while it logged in, say) for as long as it stayed connected, idle or not.
     pub fn take(&mut self) -> Vec<u8> {
         self.seal();
+        self.pending = Vec::new();
         std::mem::take(&mut self.ready)
     }
 
@@ -89,6 +94,8 @@ impl Wire {
         }
         match &mut self.compressor {
             Some(compressor) => compressor.compress(&self.pending, &mut self.ready),
+            // Nothing sealed yet: hand the bytes over instead of copying them.
+            None if self.ready.is_empty() => std::mem::swap(&mut self.ready, &mut self.pending),
             None => self.ready.extend_from_slice(&self.pending),
         }
         self.pending.clear();
