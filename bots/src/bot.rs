@@ -145,7 +145,8 @@ const REFUSALS: &[&str] = &[
 ];
 
 /// Lines that mean `create` worked but did not log in (Evennia): `connect` follows.
-const CREATED_NOT_LOGGED_IN: &[&str] = &["you can now log in"];
+/// Evennia 5.0.1 words it "You can now log with the command 'connect ...'".
+const CREATED_NOT_LOGGED_IN: &[&str] = &["you can now log in", "you can now log with the command"];
 
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {

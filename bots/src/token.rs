@@ -5,6 +5,11 @@
 //! global index keeps bots apart: every bot in a room hears every other bot's `say`, and only
 //! its own tokens may count. A token must stand alone (no letter or digit right before or
 //! after), so that `s1` never matches inside `s12`.
+//!
+//! A token right after `say ` is the command itself, quoted back. Inside other text that is a
+//! refusal, not an answer (Evennia: `Command 'say tok..' is not available.` when the player is
+//! not logged in); it counts only when the line is the command and nothing else, which is what
+//! the loopback echo server of the round-trip floor sends.
 
 pub fn format(run: u32, session: u64, seq: u64) -> String {
     format!("tok{run}r{session}s{seq}")
@@ -22,11 +27,23 @@ pub fn scan(line: &[u8], run: u32, session: u64, mut found: impl FnMut(u64)) {
         if let Some((r, s, seq, end)) = parse(&line[start + 3..]) {
             let after = start + 3 + end;
             let alone = line.get(after).is_none_or(|b| !b.is_ascii_alphanumeric());
-            if alone && r == u64::from(run) && s == session {
+            if alone && r == u64::from(run) && s == session && !quoted_command(line, start, after) {
                 found(seq);
             }
         }
     }
+}
+
+/// Whether the token at `start..end` is the `say` command quoted inside some other line.
+fn quoted_command(line: &[u8], start: usize, end: usize) -> bool {
+    let Some(command_start) = start.checked_sub(4) else {
+        return false;
+    };
+    if !line[command_start..start].eq_ignore_ascii_case(b"say ") {
+        return false;
+    }
+    let echo = line[..command_start].trim_ascii().is_empty() && line[end..].trim_ascii().is_empty();
+    !echo
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -70,6 +87,21 @@ mod tests {
         let mut seqs = Vec::new();
         scan(line.as_bytes(), run, session, |seq| seqs.push(seq));
         seqs
+    }
+
+    #[test]
+    fn a_quoted_command_is_not_an_answer() {
+        let mine = format(42, 7, 3);
+        assert_eq!(
+            all(&format!("Command 'say {mine}' is not available."), 42, 7),
+            [0u64; 0]
+        );
+        assert_eq!(all(&format!("Huh? (SAY {mine})"), 42, 7), [0u64; 0]);
+        // An echo server sends the command back alone: that is its answer.
+        assert_eq!(all(&format!("say {mine}"), 42, 7), [3]);
+        assert_eq!(all(&format!("  say {mine} "), 42, 7), [3]);
+        // Someone saying "say tok.." is still an answer in the usual form.
+        assert_eq!(all(&format!("You say, \"{mine}\""), 42, 7), [3]);
     }
 
     #[test]
