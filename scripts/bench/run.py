@@ -334,14 +334,16 @@ def ring_world(rooms: int) -> str:
 def roundtrip(servers) -> dict:
     results = {}
     for server in servers:
-        server.start()
-        try:
-            for sessions, rate in ROUNDTRIP:
+        for sessions, rate in ROUNDTRIP:
+            # A fresh server for every count: a slow server may still be working off the last
+            # run's players (Evennia was, for minutes) and must not charge it to the next.
+            server.start()
+            try:
                 label = f"roundtrip {server.name} {sessions}"
                 bots = Bots(label, server.port, sessions, rate, ramp=50, login_timeout=120)
                 results[(server.name, sessions)] = summary(bots.run())
-        finally:
-            server.stop()
+            finally:
+                server.stop()
     return results
 
 
