@@ -704,21 +704,32 @@ impl Game {
             .map(|(key, _)| *key)
     }
 
-    /// Players in the game who are not on their way out, sorted by name.
-    fn active_players(&self) -> Vec<(SessionKey, &Player)> {
-        let mut players: Vec<_> = self
-            .sessions
+    /// Players in the game who are not on their way out, in no particular order.
+    fn present(&self) -> impl Iterator<Item = (SessionKey, &Player)> {
+        self.sessions
             .iter()
             .filter(|(_, s)| !s.closing)
             .filter_map(|(key, s)| Some((*key, s.player.as_ref()?)))
-            .collect();
+    }
+
+    /// Everyone present, sorted by name (for listings).
+    fn active_players(&self) -> Vec<(SessionKey, &Player)> {
+        let mut players: Vec<_> = self.present().collect();
+        players.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        players
+    }
+
+    /// Everyone present in `room`, sorted by name. Sorting the room alone matters: sorting
+    /// all 10,000 players for every `say` stalled the core at 2,000 commands a second.
+    fn players_in(&self, room: &str) -> Vec<(SessionKey, &Player)> {
+        let mut players: Vec<_> = self.present().filter(|(_, p)| p.room == room).collect();
         players.sort_by(|a, b| a.1.name.cmp(&b.1.name));
         players
     }
 
     fn tell_room(&self, room: &str, except: SessionKey, text: &str, out: &mut Outbox) {
-        for (key, player) in self.active_players() {
-            if key != except && player.room == room {
+        for (key, _) in self.players_in(room) {
+            if key != except {
                 out.text(key, text);
             }
         }

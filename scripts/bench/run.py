@@ -57,6 +57,9 @@ ROUNDTRIP = [(1, 0.2), (100, 2.0), (1000, 20.0)]
 # is always in flight when the core goes away.
 DISRUPTIONS = [(1000, 20.0, False), (100, 10.0, False), (1000, 1.0, True)]
 CAPACITY_RATE = 5.0
+# `who` lists every player: at 10,000 sessions each one is a 10,000-line answer, and the
+# default mix's 10 % of it alone would be two million lines a second. Capacity leaves it out.
+CAPACITY_MIX = "say=50,look=35,move=15"
 ROOM_SIZE = 20
 WINDOW = 30.0
 PROGRESS = re.compile(r"\[\s*\d+s\] (?P<phase>logging in|[a-z]+) ")
@@ -196,7 +199,9 @@ class Evennia:
         self.game.install()
 
     def start(self) -> None:
-        # A fresh game directory and database for every run, as tether gets.
+        # A fresh game directory and database for every run, as tether gets; whatever an
+        # earlier run left running goes first.
+        self.game.stop()
         self.game.init()
         self.game.start()
 
@@ -362,10 +367,12 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
             seen["error"] = str(error)
             log(f"  {mode} failed: {error}")
 
+    disruptor = threading.Thread(target=disrupt, daemon=True)
+
     def on_progress(phase: str, seconds: float) -> None:
         if phase == "measuring" and seconds >= WINDOW / 3 and not fired.is_set():
             fired.set()
-            threading.Thread(target=disrupt, daemon=True).start()
+            disruptor.start()
 
     server.start()
     try:
@@ -375,6 +382,9 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
         )
         result = summary(bots.run(on_progress))
     finally:
+        # A reload still under way would start a game process after the stop below.
+        if fired.is_set():
+            disruptor.join(timeout=300)
         server.stop()
     result["disrupted"] = fired.is_set()
     result.update(seen)
@@ -408,7 +418,7 @@ def capacity(steps: list[int], tether_work: Path) -> dict:
             processes = 1 + sessions // 15000
             bots = Bots(
                 f"capacity {sessions}", server.port, sessions, CAPACITY_RATE, ramp=100,
-                login_timeout=1200, idle=15, processes=processes,
+                login_timeout=1200, idle=15, processes=processes, mix=CAPACITY_MIX,
             )
             result = summary(bots.run(on_progress))
         finally:
@@ -500,7 +510,8 @@ def report_capacity(results: dict) -> list[str]:
         "## Capacity and memory (scenarios 2 and 4)",
         "",
         f"tether with a ring of rooms, about {ROOM_SIZE} players in each, every player "
-        f"typing one command every {CAPACITY_RATE:g} s. Memory is VmRSS from /proc: before the "
+        f"typing one command every {CAPACITY_RATE:g} s ({CAPACITY_MIX}: no `who`, whose "
+        "answer lists every player). Memory is VmRSS from /proc: before the "
         "sessions, after 5 s of all sessions logged in and silent (idle), and halfway through "
         "the window (active); per session = growth over the empty server / sessions (the "
         "core's growth includes its argon2 working memory, 19 MiB per concurrent hash, kept "
@@ -590,7 +601,12 @@ def main() -> int:
                 servers.append(game)
             for server in servers:
                 for mode in ("reload", "kill"):
-                    result = disruption(server, mode, sessions, rate)
+                    try:
+                        result = disruption(server, mode, sessions, rate)
+                    except Exception as error:  # one broken run must not lose the others
+                        log(f"  {mode} run failed: {error}")
+                        server.stop()
+                        continue
                     results[(server.name, sessions, rate, spread, mode)] = result
         sections += report_disruption(results)
     if "capacity" in wanted:

@@ -68,9 +68,9 @@ pub(super) fn look_around(game: &Game, key: SessionKey, out: &mut Outbox) {
         return;
     };
     let others: Vec<(&str, &str)> = game
-        .active_players()
+        .players_in(&player.room)
         .into_iter()
-        .filter(|(k, p)| *k != key && p.room == player.room)
+        .filter(|(k, _)| *k != key)
         .map(|(_, p)| (p.name.as_str(), p.title.as_str()))
         .collect();
     out.text(key, msg::room_view(room, &others));
@@ -85,9 +85,9 @@ fn look(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
         return;
     };
     let found = game
-        .active_players()
+        .players_in(&me.room)
         .into_iter()
-        .find(|(_, p)| p.room == me.room && p.name.eq_ignore_ascii_case(&target));
+        .find(|(_, p)| p.name.eq_ignore_ascii_case(&target));
     match found {
         Some((k, p)) => out.text(key, msg::look_at(&p.name, &p.title, k == key)),
         None => out.text(key, msg::not_here(&target)),
@@ -106,8 +106,8 @@ fn say(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     out.text(key, mine.as_str());
     out.gmcp(key, gmcp::channel_text("say", &me.name, &mine));
     let theirs = msg::says(&me.name, &text);
-    for (other, player) in game.active_players() {
-        if other != key && player.room == me.room {
+    for (other, _) in game.players_in(&me.room) {
+        if other != key {
             out.text(other, theirs.as_str());
             out.gmcp(other, gmcp::channel_text("say", &me.name, &theirs));
         }
@@ -147,8 +147,7 @@ fn tell(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
         return out.text(key, msg::tell_usage());
     }
     let found = game
-        .active_players()
-        .into_iter()
+        .present()
         .find(|(_, p)| p.name.eq_ignore_ascii_case(&target));
     let Some((to_key, to)) = found else {
         return out.text(key, msg::not_online(&target));
