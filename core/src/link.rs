@@ -32,6 +32,10 @@ use crate::gather::{self, Gathering, Input};
 
 /// How long a stopping core waits for in-flight work before giving up on it.
 const DRAIN_LIMIT: Duration = Duration::from_secs(8);
+/// Events in one deliver call. Under overload the queue grows while a call travels, and one
+/// call with all of it once reached 78 MB, past what capnp lets a peer read (64 MB): the link
+/// broke and that output was lost. Bounded calls keep each message a few MB at most.
+const MAX_DELIVER_EVENTS: usize = 8192;
 /// Password hashes run at once, at most one per CPU and never more than this: each keeps its
 /// 19 MiB of argon2 memory for the next one (see `password`), and four already log in about
 /// a hundred players a second.
@@ -364,7 +368,12 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
                 continue;
             }
             port.delivering = true;
-            (port.client.clone(), std::mem::take(&mut port.queue), status)
+            let batch = if port.queue.len() > MAX_DELIVER_EVENTS {
+                port.queue.drain(..MAX_DELIVER_EVENTS).collect()
+            } else {
+                std::mem::take(&mut port.queue)
+            };
+            (port.client.clone(), batch, status)
         };
         let mut result = Ok(());
         if let Some(status) = status {
@@ -383,6 +392,10 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
             && port.generation == generation
         {
             port.delivering = false;
+            if !port.queue.is_empty() {
+                // What was left over (or came in meanwhile) goes in the next call.
+                wake.notify_one();
+            }
         }
         if let Err(error) = result {
             // The connection is gone; its end is handled where it is served.
