@@ -18,6 +18,15 @@ pub enum LineEvent {
     },
 }
 
+/// What the player is told when a line was cut off (every transport says it the same way).
+pub fn overlong_notice(limit: usize) -> String {
+    format!("That line was longer than {limit} bytes and was discarded.")
+}
+
+/// What the player is told when a line had bytes that were not UTF-8.
+pub const INVALID_UTF8_NOTICE: &str =
+    "That line was not valid UTF-8; unreadable bytes were replaced.";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputLine {
     /// Valid UTF-8 without control characters or trailing whitespace.

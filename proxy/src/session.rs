@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
-use crate::line::{LineAssembler, LineEvent, MAX_LINE_BYTES};
+use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::link::{GameStatus, SessionHandle, ToLink};
 use crate::mailbox::{self, Delivery};
 use crate::negotiation::{Capabilities, Charset, ClientEvent, MSSP_REQUEST, Negotiation};
@@ -355,14 +355,10 @@ impl TelnetSpeaker {
         let mut accepted = Vec::new();
         for event in line_events {
             match event {
-                LineEvent::Overlong { limit } => self.notice(&format!(
-                    "That line was longer than {limit} bytes and was discarded."
-                )),
+                LineEvent::Overlong { limit } => self.notice(&line::overlong_notice(limit)),
                 LineEvent::Line(line) => {
                     if line.had_invalid_utf8 {
-                        self.notice(
-                            "That line was not valid UTF-8; unreadable bytes were replaced.",
-                        );
+                        self.notice(line::INVALID_UTF8_NOTICE);
                     }
                     match self.flood.check(Instant::now()) {
                         Verdict::Accept if line.text == MSSP_REQUEST => {

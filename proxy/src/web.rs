@@ -27,7 +27,7 @@ use tether_protocol::markup;
 use tokio_util::task::TaskTracker;
 
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
-use crate::line::{LineAssembler, LineEvent, MAX_LINE_BYTES};
+use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::negotiation::{covers, parse_supports_entry};
 use crate::relay::{ClientInfo, SessionInfo, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
@@ -318,14 +318,10 @@ impl WebSpeaker {
         let mut accepted = Vec::new();
         for event in events {
             match event {
-                LineEvent::Overlong { limit } => self.notice(&format!(
-                    "That line was longer than {limit} bytes and was discarded."
-                )),
+                LineEvent::Overlong { limit } => self.notice(&line::overlong_notice(limit)),
                 LineEvent::Line(line) => {
                     if line.had_invalid_utf8 {
-                        self.notice(
-                            "That line was not valid UTF-8; unreadable bytes were replaced.",
-                        );
+                        self.notice(line::INVALID_UTF8_NOTICE);
                     }
                     if self.admit()? {
                         accepted.push(line.text);
