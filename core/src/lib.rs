@@ -9,6 +9,7 @@ pub mod db;
 pub mod game;
 pub mod gather;
 pub mod link;
+pub mod outbound;
 pub mod password;
 pub mod text;
 pub mod world;

@@ -3,8 +3,9 @@
 //! world keeps the rules simple).
 //!
 //! Input arrives in `Link.submit` batches; the game's output is queued per proxy and sent in
-//! `Proxy.deliver` batches by one pump task per proxy, one call in flight at a time. Password
-//! hashing runs on the blocking pool so a login never stalls the world.
+//! `Proxy.deliver` batches by one pump task per proxy, one call in flight at a time (see
+//! `outbound` for the bounds). Password hashing runs on the blocking pool so a login never
+//! stalls the world.
 //!
 //! Stopping (SIGTERM) is the planned half of a reload: stop accepting, stop taking input
 //! (unhandled lines stay unacknowledged, so the proxy hands them to the next core), finish
@@ -29,13 +30,10 @@ use tracing::{debug, info, warn};
 
 use crate::game::{AdminRequest, ClientInfo, ColorChoice, Game, Outbox, Outgoing};
 use crate::gather::{self, Gathering, Input};
+use crate::outbound::Outbound;
 
 /// How long a stopping core waits for in-flight work before giving up on it.
 const DRAIN_LIMIT: Duration = Duration::from_secs(8);
-/// Events in one deliver call. Under overload the queue grows while a call travels, and one
-/// call with all of it once reached 78 MB, past what capnp lets a peer read (64 MB): the link
-/// broke and that output was lost. Bounded calls keep each message a few MB at most.
-const MAX_DELIVER_EVENTS: usize = 8192;
 /// Password hashes run at once, at most one per CPU and never more than this: each keeps its
 /// 19 MiB of argon2 memory for the next one (see `password`), and four already log in about
 /// a hundred players a second.
@@ -45,8 +43,11 @@ struct Port {
     client: proxy::Client,
     /// Tells this attachment from a later one by the same proxy.
     generation: u64,
-    queue: Vec<(u64, Outgoing)>,
+    outbound: Outbound,
+    /// Wakes the pump when there is something to send.
     wake: Rc<Notify>,
+    /// Wakes input held back while `outbound` was backed up (or the port went away).
+    caught_up: Rc<Notify>,
     delivering: bool,
     /// The MSSP facts this proxy has, to send them again only when they change.
     mssp_sent: Option<Vec<(String, String)>>,
@@ -91,7 +92,7 @@ impl CoreState {
     /// Queues an event for the proxy holding `key`; its pump sends it in the next batch.
     fn send(&mut self, key: SessionKey, outgoing: Outgoing) {
         if let Some(port) = self.proxies.get_mut(&key.proxy) {
-            port.queue.push((key.session, outgoing));
+            port.outbound.push(key.session, outgoing);
             port.wake.notify_one();
         }
     }
@@ -168,7 +169,7 @@ async fn drain(shared: &Shared) {
                 || state
                     .proxies
                     .values()
-                    .any(|port| port.delivering || !port.queue.is_empty())
+                    .any(|port| port.delivering || !port.outbound.is_empty())
         };
         if !busy {
             break;
@@ -240,7 +241,9 @@ async fn serve_connection(stream: UnixStream, shared: Shared) {
             .get(&proxy_id)
             .is_some_and(|port| port.generation == generation)
         {
-            state.proxies.remove(&proxy_id);
+            if let Some(port) = state.proxies.remove(&proxy_id) {
+                port.caught_up.notify_one();
+            }
             state.game.proxy_detached(proxy_id);
             if !state.draining {
                 state.save_roster();
@@ -364,15 +367,14 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
             }
             // MSSP facts (player count...) travel only when they changed.
             let status = (port.mssp_sent.as_ref() != Some(&mssp)).then_some(mssp);
-            if port.queue.is_empty() && status.is_none() {
+            if port.outbound.is_empty() && status.is_none() {
                 continue;
             }
             port.delivering = true;
-            let batch = if port.queue.len() > MAX_DELIVER_EVENTS {
-                port.queue.drain(..MAX_DELIVER_EVENTS).collect()
-            } else {
-                std::mem::take(&mut port.queue)
-            };
+            let batch = port.outbound.next_batch();
+            if !port.outbound.is_backed_up() {
+                port.caught_up.notify_one();
+            }
             (port.client.clone(), batch, status)
         };
         let mut result = Ok(());
@@ -392,7 +394,7 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
             && port.generation == generation
         {
             port.delivering = false;
-            if !port.queue.is_empty() {
+            if !port.outbound.is_empty() {
                 // What was left over (or came in meanwhile) goes in the next call.
                 wake.notify_one();
             }
@@ -493,7 +495,8 @@ impl CoreServer {
                     "this core is shutting down".into(),
                 ));
             }
-            if state.proxies.remove(&proxy_id).is_some() {
+            if let Some(port) = state.proxies.remove(&proxy_id) {
+                port.caught_up.notify_one();
                 state.game.proxy_detached(proxy_id);
             }
             for snapshot in snapshots.iter() {
@@ -507,8 +510,9 @@ impl CoreServer {
                 Port {
                     client,
                     generation,
-                    queue: Vec::new(),
+                    outbound: Outbound::default(),
                     wake: wake.clone(),
+                    caught_up: Rc::new(Notify::new()),
                     delivering: false,
                     mssp_sent: None,
                 },
@@ -584,18 +588,34 @@ struct LinkServer {
 }
 
 impl link::Server for LinkServer {
-    fn submit(
+    async fn submit(
         self: capnp::capability::Rc<Self>,
         params: link::SubmitParams,
         _results: link::SubmitResults,
-    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        std::future::ready(self.submit_now(params))
+    ) -> Result<(), capnp::Error> {
+        let inputs = decode_inputs(self.proxy_id, params.get()?.get_events()?)?;
+        // Answering later holds the proxy's next batch back: its sessions' input waits in
+        // their bounded queues instead of growing ours.
+        self.wait_until_caught_up().await;
+        self.handle(inputs)
     }
 }
 
 impl LinkServer {
-    fn submit_now(&self, params: link::SubmitParams) -> Result<(), capnp::Error> {
-        let inputs = decode_inputs(self.proxy_id, params.get()?.get_events()?)?;
+    async fn wait_until_caught_up(&self) {
+        loop {
+            let caught_up = {
+                let state = self.shared.borrow();
+                match state.proxies.get(&self.proxy_id) {
+                    Some(port) if port.outbound.is_backed_up() => port.caught_up.clone(),
+                    _ => return,
+                }
+            };
+            caught_up.notified().await;
+        }
+    }
+
+    fn handle(&self, inputs: Vec<Input>) -> Result<(), capnp::Error> {
         let mut outbox = Outbox::default();
         {
             let mut state = self.shared.borrow_mut();

@@ -184,9 +184,7 @@ fn go(game: &mut Game, key: SessionKey, word: &str, out: &mut Outbox) {
         return out.text(key, msg::not_saved());
     }
     game.tell_room(&from, key, &msg::leaves(&name, &exit), out);
-    if let Some(me) = game.player_mut(key) {
-        me.room = to.clone();
-    }
+    game.move_player(key, &to);
     game.tell_room(&to, key, &msg::arrives(&name), out);
     arrive(game, key, out);
 }

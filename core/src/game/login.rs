@@ -296,8 +296,8 @@ fn enter(
     if !took_over {
         game.tell_room(&player.room, key, &msg::entered_game(&player.name), out);
     }
+    game.set_player(key, Some(player));
     if let Some(session) = game.sessions.get_mut(&key) {
-        session.player = Some(player);
         // The character blob replaced any password-prompt blob.
         session.secret_in_blob = false;
     }

@@ -47,6 +47,7 @@ impl Harness {
     fn open(&mut self, n: u64) -> Outbox {
         let mut out = Outbox::new();
         self.game.session_opened(key(n), "127.0.0.1:5000", &mut out);
+        self.check_roster();
         out
     }
 
@@ -56,6 +57,7 @@ impl Harness {
         *seq += 1;
         let mut out = Outbox::new();
         self.game.line(key(n), *seq, text, &mut out);
+        self.check_roster();
         out
     }
 
@@ -72,6 +74,12 @@ impl Harness {
                 self.game.password_done(job.run(), out);
             }
         }
+        self.check_roster();
+    }
+
+    /// Every test that goes through the harness also checks the kept index of who is where.
+    fn check_roster(&self) {
+        assert_eq!(self.game.roster, self.game.roster_from_sessions());
     }
 
     /// Opens session `n` and creates a character; returns the state blob.

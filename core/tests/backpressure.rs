@@ -1,0 +1,194 @@
+//! A proxy that falls behind on deliveries holds back its own input instead of growing the
+//! core's memory: the core answers its next `submit` only once the backlog is mostly sent.
+//!
+//! The peer here is a test-side proxy speaking the real link protocol to the real core
+//! binary, because only it can stall `deliver` on purpose.
+
+use std::cell::Cell;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
+use tether_core::outbound::{HIGH_WATER, MAX_BATCH};
+use tether_protocol::link_capnp::{core_event, link, proxy};
+use tokio::sync::watch;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+/// Guest lines in the first batch. Each one answers with at least three events (a hint, a
+/// prompt, an ack), so the backlog is several times the high-water mark.
+const LINES: u64 = 120_000;
+
+/// Counts what the core delivers, and returns from `deliver` only once the gate is open.
+struct StalledProxy {
+    delivered: Rc<Cell<usize>>,
+    last_ack: Rc<Cell<u64>>,
+    gate: watch::Receiver<bool>,
+}
+
+impl proxy::Server for StalledProxy {
+    async fn deliver(
+        self: capnp::capability::Rc<Self>,
+        params: proxy::DeliverParams,
+        _results: proxy::DeliverResults,
+    ) -> Result<(), capnp::Error> {
+        let events = params.get()?.get_events()?;
+        for event in events.iter() {
+            if let Ok(core_event::Ack(seq)) = event.which() {
+                self.last_ack.set(self.last_ack.get().max(seq));
+            }
+        }
+        self.delivered
+            .set(self.delivered.get() + events.len() as usize);
+        let mut gate = self.gate.clone();
+        gate.wait_for(|open| *open)
+            .await
+            .map_err(|_| capnp::Error::failed("gate dropped".into()))?;
+        Ok(())
+    }
+
+    async fn game_status(
+        self: capnp::capability::Rc<Self>,
+        _params: proxy::GameStatusParams,
+        _results: proxy::GameStatusResults,
+    ) -> Result<(), capnp::Error> {
+        Ok(())
+    }
+}
+
+fn start_core(dir: &std::path::Path) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-core"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .arg("--link")
+        .arg(dir.join("link.sock"))
+        .env_remove("TETHER_LINK_FD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run the core");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("READY");
+    assert_eq!(ready.trim(), "READY");
+    child
+}
+
+fn submit_lines(
+    link: &link::Client,
+    open: bool,
+    seqs: std::ops::RangeInclusive<u64>,
+) -> capnp::capability::Request<link::submit_params::Owned, link::submit_results::Owned> {
+    let mut request = link.submit_request();
+    let count = seqs.clone().count() + usize::from(open);
+    let mut events = request.get().init_events(count as u32);
+    let mut i = 0;
+    if open {
+        let mut event = events.reborrow().get(0);
+        event.set_session(1);
+        event.init_opened().set_remote_addr("127.0.0.1:5000");
+        i = 1;
+    }
+    for seq in seqs {
+        let mut event = events.reborrow().get(i);
+        event.set_session(1);
+        let mut line = event.init_line();
+        line.set_seq(seq);
+        line.set_text("xyzzy");
+        i += 1;
+    }
+    request
+}
+
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn a_backed_up_proxy_waits_to_submit_until_the_backlog_is_sent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = start_core(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let stream = tokio::net::UnixStream::connect(dir.path().join("link.sock"))
+            .await
+            .expect("connect");
+        let (reader, writer) = stream.into_split();
+        let network = twoparty::VatNetwork::new(
+            reader.compat(),
+            writer.compat_write(),
+            Side::Client,
+            Default::default(),
+        );
+        let mut rpc = RpcSystem::new(Box::new(network), None);
+        let core: tether_protocol::link_capnp::core::Client = rpc.bootstrap(Side::Server);
+        tokio::task::spawn_local(rpc);
+
+        let delivered = Rc::new(Cell::new(0));
+        let last_ack = Rc::new(Cell::new(0));
+        let (open_gate, gate) = watch::channel(false);
+        let mut attach = core.attach_request();
+        let mut hello = attach.get().init_hello();
+        hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
+        hello.set_proxy_id(7);
+        hello.set_proxy_name("stalled");
+        attach.get().set_proxy(capnp_rpc::new_client(StalledProxy {
+            delivered: delivered.clone(),
+            last_ack: last_ack.clone(),
+            gate,
+        }));
+        attach.get().init_sessions(0);
+        let attached = attach.send().promise.await.expect("attach");
+        let link = attached.get().expect("results").get_link().expect("link");
+
+        // Taken at once: nothing is queued yet. It leaves a backlog far past the mark, with
+        // the first deliver call stuck behind the closed gate.
+        submit_lines(&link, true, 1..=LINES)
+            .send()
+            .promise
+            .await
+            .expect("first submit");
+        until("the first deliver call", || delivered.get() > 0).await;
+
+        let answered_at = Rc::new(Cell::new(None));
+        let second = submit_lines(&link, false, LINES + 1..=LINES + 1)
+            .send()
+            .promise;
+        tokio::task::spawn_local({
+            let answered_at = answered_at.clone();
+            let delivered = delivered.clone();
+            async move {
+                second.await.expect("second submit");
+                answered_at.set(Some(delivered.get()));
+            }
+        });
+        // The second submit is on the wire before the first deliver's return, so the core
+        // sees it while backed up.
+        open_gate.send(true).expect("open the gate");
+
+        until("the second submit's line to be handled", || {
+            last_ack.get() == LINES + 1
+        })
+        .await;
+        until("the second submit's answer", || answered_at.get().is_some()).await;
+        let backlog = 3 * LINES as usize;
+        let at_answer = answered_at.get().unwrap_or_default();
+        assert!(
+            at_answer + HIGH_WATER + 2 * MAX_BATCH >= backlog,
+            "answered with only {at_answer} of at least {backlog} events delivered"
+        );
+        assert!(delivered.get() > backlog, "every line answered");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
