@@ -57,7 +57,17 @@ impl proxy::Server for StalledProxy {
     }
 }
 
-fn start_core(dir: &std::path::Path) -> Child {
+/// The core process, killed when the test ends, passed or not.
+struct CoreProcess(Child);
+
+impl Drop for CoreProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_core(dir: &std::path::Path) -> CoreProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tether-core"))
         .arg("--data")
         .arg(dir.join("data"))
@@ -73,7 +83,7 @@ fn start_core(dir: &std::path::Path) -> Child {
         .read_line(&mut ready)
         .expect("READY");
     assert_eq!(ready.trim(), "READY");
-    child
+    CoreProcess(child)
 }
 
 fn submit_lines(
@@ -113,7 +123,7 @@ async fn until(what: &str, condition: impl Fn() -> bool) {
 #[test]
 fn a_backed_up_proxy_waits_to_submit_until_the_backlog_is_sent() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = start_core(dir.path());
+    let _core = start_core(dir.path());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -189,6 +199,4 @@ fn a_backed_up_proxy_waits_to_submit_until_the_backlog_is_sent() {
         );
         assert!(delivered.get() > backlog, "every line answered");
     });
-    let _ = child.kill();
-    let _ = child.wait();
 }
