@@ -247,6 +247,11 @@ struct Session {
 }
 
 impl Session {
+    /// In the game, not on the way out.
+    fn is_present(&self) -> bool {
+        self.player.is_some() && !self.closing
+    }
+
     fn new(player: Option<Player>) -> Session {
         Session {
             player,
@@ -279,6 +284,9 @@ pub struct Game {
     /// [`Game::set_player`] and [`Game::move_player`], which keep `roster` in step.
     sessions: BTreeMap<SessionKey, Session>,
     roster: Roster,
+    /// Sessions with a character that are not closing: [`Game::players_online`], asked for
+    /// every time the core sends output, without a walk over every session.
+    present: usize,
     /// Apart from `sessions` because the proxy may report a client before or after it opens
     /// or restores the session.
     clients: BTreeMap<SessionKey, ClientInfo>,
@@ -293,6 +301,7 @@ impl Game {
             db,
             sessions: BTreeMap::new(),
             roster: Roster::default(),
+            present: 0,
             clients: BTreeMap::new(),
             next_ticket: 1,
         }
@@ -308,10 +317,7 @@ impl Game {
 
     /// Characters in the game, not counting connections on their way out.
     pub fn players_online(&self) -> usize {
-        self.sessions
-            .values()
-            .filter(|s| !s.closing && s.player.is_some())
-            .count()
+        self.present
     }
 
     /// What the proxy answers MSSP requests with, apart from what only it knows (uptime,
@@ -581,6 +587,9 @@ impl Game {
         };
         if !session.closing {
             session.closing = true;
+            if session.player.is_some() {
+                self.present -= 1;
+            }
             out.push(key, Outgoing::Disconnect(reason.to_owned()));
         }
     }
@@ -689,6 +698,13 @@ impl Game {
         self.disconnect(key, msg::logged_in_elsewhere(), out);
     }
 
+    /// Whether the session's client agreed to GMCP. Messages for clients that did not are
+    /// never built: the proxy would drop them, and at 10,000 players building, sending and
+    /// dropping one per `say` listener was a tenth of the core's and the link's work.
+    fn speaks_gmcp(&self, key: SessionKey) -> bool {
+        self.clients.get(&key).is_some_and(|client| client.gmcp)
+    }
+
     /// What the proxy told us about the session's client (nothing yet: all unknown).
     fn client(&self, key: SessionKey) -> ClientInfo {
         self.clients.get(&key).cloned().unwrap_or_default()
@@ -713,6 +729,7 @@ impl Game {
         if let Some(player) = &session.player {
             self.roster.add(key, player.id, &player.room);
         }
+        self.present += usize::from(session.is_present());
         self.sessions.insert(key, session);
         old
     }
@@ -722,6 +739,7 @@ impl Game {
         if let Some(player) = &session.player {
             self.roster.remove(key, player.id, &player.room);
         }
+        self.present -= usize::from(session.is_present());
         Some(session)
     }
 
@@ -736,7 +754,9 @@ impl Game {
         if let Some(new) = &player {
             self.roster.add(key, new.id, &new.room);
         }
+        self.present -= usize::from(session.is_present());
         session.player = player;
+        self.present += usize::from(session.is_present());
     }
 
     fn move_player(&mut self, key: SessionKey, to: &str) {
@@ -745,6 +765,12 @@ impl Game {
         };
         self.roster.moved(key, &player.room, to);
         player.room = to.to_owned();
+    }
+
+    /// The players online, counted the slow way, for tests to compare with the kept count.
+    #[cfg(test)]
+    fn present_from_sessions(&self) -> usize {
+        self.sessions.values().filter(|s| s.is_present()).count()
     }
 
     /// The roster as it should be, built the slow way, for tests to compare with the kept one.

@@ -52,10 +52,12 @@ pub(super) fn arrive(game: &Game, key: SessionKey, out: &mut Outbox) {
     let Some(player) = game.player(key) else {
         return;
     };
-    if let Some(room) = game.world.room(&player.room) {
-        out.gmcp(key, gmcp::room_info(&game.world, room));
+    if game.speaks_gmcp(key) {
+        if let Some(room) = game.world.room(&player.room) {
+            out.gmcp(key, gmcp::room_info(&game.world, room));
+        }
+        out.gmcp(key, gmcp::char_status(&game.world, player));
     }
-    out.gmcp(key, gmcp::char_status(&game.world, player));
     look_around(game, key, out);
 }
 
@@ -104,12 +106,16 @@ fn say(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     }
     let mine = msg::you_say(&text);
     out.text(key, mine.as_str());
-    out.gmcp(key, gmcp::channel_text("say", &me.name, &mine));
+    if game.speaks_gmcp(key) {
+        out.gmcp(key, gmcp::channel_text("say", &me.name, &mine));
+    }
     let theirs = msg::says(&me.name, &text);
     for (other, _) in game.players_in(&me.room) {
         if other != key {
             out.text(other, theirs.as_str());
-            out.gmcp(other, gmcp::channel_text("say", &me.name, &theirs));
+            if game.speaks_gmcp(other) {
+                out.gmcp(other, gmcp::channel_text("say", &me.name, &theirs));
+            }
         }
     }
 }
@@ -160,10 +166,14 @@ fn tell(game: &Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     }
     let mine = msg::you_tell(&to.name, &text);
     out.text(key, mine.as_str());
-    out.gmcp(key, gmcp::channel_text("tell", &me.name, &mine));
+    if game.speaks_gmcp(key) {
+        out.gmcp(key, gmcp::channel_text("tell", &me.name, &mine));
+    }
     let theirs = msg::tells_you(&me.name, &text);
     out.text(to_key, theirs.as_str());
-    out.gmcp(to_key, gmcp::channel_text("tell", &me.name, &theirs));
+    if game.speaks_gmcp(to_key) {
+        out.gmcp(to_key, gmcp::channel_text("tell", &me.name, &theirs));
+    }
 }
 
 fn go(game: &mut Game, key: SessionKey, word: &str, out: &mut Outbox) {
@@ -201,6 +211,7 @@ fn title(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
         tracing::error!(?key, error = %chain(&error), "cannot save a title");
         return out.text(key, msg::not_saved());
     }
+    let speaks_gmcp = game.speaks_gmcp(key);
     let Some(me) = game.player_mut(key) else {
         return;
     };
@@ -211,16 +222,21 @@ fn title(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
         out.text(key, msg::title_set(&me.name, &me.title));
     }
     // The full name clients show includes the title.
-    out.gmcp(key, gmcp::char_name(me));
+    if speaks_gmcp {
+        out.gmcp(key, gmcp::char_name(me));
+    }
 }
 
 fn rest_up(game: &mut Game, key: SessionKey, out: &mut Outbox) {
+    let speaks_gmcp = game.speaks_gmcp(key);
     let Some(me) = game.player_mut(key) else {
         return;
     };
     me.vitals = Vitals::full();
     out.text(key, msg::rested());
-    out.gmcp(key, gmcp::char_vitals(me));
+    if speaks_gmcp {
+        out.gmcp(key, gmcp::char_vitals(me));
+    }
 }
 
 fn config(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {

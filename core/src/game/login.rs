@@ -285,8 +285,10 @@ fn enter(
     // this point still finds them logged in.
     out.push(key, Outgoing::State(blob.encode()));
     out.push(key, Outgoing::Display(player.display));
-    out.gmcp(key, gmcp::char_name(&player));
-    out.gmcp(key, gmcp::char_vitals(&player));
+    if game.speaks_gmcp(key) {
+        out.gmcp(key, gmcp::char_name(&player));
+        out.gmcp(key, gmcp::char_vitals(&player));
+    }
     let greeting = if greeting.is_empty() {
         msg::welcome_back(&player.name, took_over)
     } else {

@@ -80,6 +80,16 @@ impl Harness {
     /// Every test that goes through the harness also checks the kept index of who is where.
     fn check_roster(&self) {
         assert_eq!(self.game.roster, self.game.roster_from_sessions());
+        assert_eq!(self.game.present, self.game.present_from_sessions());
+    }
+
+    /// Reports session `n`'s client as one that agreed to GMCP, as the proxy would.
+    fn speaks_gmcp(&mut self, n: u64) {
+        let info = ClientInfo {
+            gmcp: true,
+            ..ClientInfo::default()
+        };
+        self.game.session_client(key(n), info);
     }
 
     /// Opens session `n` and creates a character; returns the state blob.
@@ -929,6 +939,7 @@ fn gmcp_of(out: &Outbox, n: u64, package: &str) -> Vec<serde_json::Value> {
 #[test]
 fn login_and_moves_send_gmcp() {
     let mut h = Harness::in_memory();
+    h.speaks_gmcp(1);
     h.open(1);
     let out = h.send(1, "create alice secret1");
     let hall = crate::world::derived_num("hall");
@@ -976,11 +987,22 @@ fn login_and_moves_send_gmcp() {
 #[test]
 fn say_and_tell_go_to_chat_windows() {
     let mut h = Harness::in_memory();
+    for n in 1..=3 {
+        h.speaks_gmcp(n);
+    }
     h.create(1, "alice");
     h.create(2, "bob");
     h.create(3, "carol");
+    // Dave's client never agreed to GMCP: he reads the room, and is sent no GMCP at all.
+    h.create(4, "dave");
     h.send(3, "north");
     let out = h.send(1, "say {red}hi");
+    assert_eq!(text(&out, 4), "Alice says, \"{red}hi\"");
+    assert!(
+        out.events
+            .iter()
+            .all(|(k, e)| *k != key(4) || !matches!(e, Outgoing::Gmcp { .. }))
+    );
     assert_eq!(
         gmcp_of(&out, 1, "Comm.Channel.Text"),
         [serde_json::json!({"channel": "say", "talker": "Alice", "text": "You say, \"{red}hi\""})]
