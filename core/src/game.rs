@@ -280,8 +280,10 @@ enum Purpose {
 pub struct Game {
     world: World,
     db: Db,
-    /// Changed only through [`Game::insert_session`], [`Game::remove_session`],
-    /// [`Game::set_player`] and [`Game::move_player`], which keep `roster` in step.
+    /// Sessions gain or lose a character, move or go away only through
+    /// [`Game::insert_session`], [`Game::remove_session`], [`Game::set_player`] and
+    /// [`Game::move_player`], which keep `roster` and `present` in step (as does
+    /// [`Game::disconnect`] when a session starts closing).
     sessions: BTreeMap<SessionKey, Session>,
     roster: Roster,
     /// Sessions with a character that are not closing: [`Game::players_online`], asked for

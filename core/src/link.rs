@@ -540,6 +540,7 @@ impl CoreServer {
         results.get().set_link(capnp_rpc::new_client(LinkServer {
             shared: self.shared.clone(),
             proxy_id,
+            generation,
         }));
         Ok(())
     }
@@ -585,6 +586,9 @@ fn read_client(info: client_info::Reader) -> Result<ClientInfo, capnp::Error> {
 struct LinkServer {
     shared: Shared,
     proxy_id: u64,
+    /// The attachment this link belongs to: input that waited while the proxy attached
+    /// again is refused, since the proxy submits it again on its new link.
+    generation: u64,
 }
 
 impl link::Server for LinkServer {
@@ -612,7 +616,12 @@ impl LinkServer {
             let caught_up = {
                 let state = self.shared.borrow();
                 match state.proxies.get(&self.proxy_id) {
-                    Some(port) if port.outbound.is_backed_up() => port.caught_up.clone(),
+                    Some(port)
+                        if port.generation == self.generation && port.outbound.is_backed_up() =>
+                    {
+                        port.caught_up.clone()
+                    }
+                    // Caught up, or gone: `handle` tells the two apart.
                     _ => return,
                 }
             };
@@ -628,6 +637,15 @@ impl LinkServer {
                 // Nothing here is handled: the proxy submits it again to the next core.
                 return Err(capnp::Error::disconnected(
                     "this core is stopping; the next one will take this".into(),
+                ));
+            }
+            let current = state
+                .proxies
+                .get(&self.proxy_id)
+                .is_some_and(|port| port.generation == self.generation);
+            if !current {
+                return Err(capnp::Error::disconnected(
+                    "this link was replaced by a newer attach".into(),
                 ));
             }
             if let Some(gathering) = &mut state.gathering {

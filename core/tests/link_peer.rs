@@ -1,8 +1,9 @@
-//! A proxy that falls behind on deliveries holds back its own input instead of growing the
-//! core's memory: the core answers its next `submit` only once the backlog is mostly sent.
+//! The core's side of the link when a proxy misbehaves or moves: a proxy that falls behind on
+//! deliveries has its input held back instead of growing the core's memory, and input on a
+//! link that a newer attach replaced is refused, not handled twice.
 //!
 //! The peer here is a test-side proxy speaking the real link protocol to the real core
-//! binary, because only it can stall `deliver` on purpose.
+//! binary, because only it can stall `deliver` or attach twice on purpose.
 
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
@@ -112,6 +113,51 @@ fn submit_lines(
     request
 }
 
+/// Connects to the core and attaches as proxy 7 with no sessions.
+async fn attach(socket: &std::path::Path, proxy: StalledProxy) -> link::Client {
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    let (reader, writer) = stream.into_split();
+    let network = twoparty::VatNetwork::new(
+        reader.compat(),
+        writer.compat_write(),
+        Side::Client,
+        Default::default(),
+    );
+    let mut rpc = RpcSystem::new(Box::new(network), None);
+    let core: tether_protocol::link_capnp::core::Client = rpc.bootstrap(Side::Server);
+    tokio::task::spawn_local(rpc);
+    let mut attach = core.attach_request();
+    let mut hello = attach.get().init_hello();
+    hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
+    hello.set_proxy_id(7);
+    hello.set_proxy_name("test");
+    attach.get().set_proxy(capnp_rpc::new_client(proxy));
+    attach.get().init_sessions(0);
+    let attached = attach.send().promise.await.expect("attach");
+    attached.get().expect("results").get_link().expect("link")
+}
+
+fn proxy(gate: watch::Receiver<bool>) -> (StalledProxy, Rc<Cell<usize>>, Rc<Cell<u64>>) {
+    let delivered = Rc::new(Cell::new(0));
+    let last_ack = Rc::new(Cell::new(0));
+    let proxy = StalledProxy {
+        delivered: delivered.clone(),
+        last_ack: last_ack.clone(),
+        gate,
+    };
+    (proxy, delivered, last_ack)
+}
+
+fn run_local(test: impl std::future::Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    tokio::task::LocalSet::new().block_on(&runtime, test);
+}
+
 async fn until(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !condition() {
@@ -124,42 +170,10 @@ async fn until(what: &str, condition: impl Fn() -> bool) {
 fn a_backed_up_proxy_waits_to_submit_until_the_backlog_is_sent() {
     let dir = tempfile::tempdir().expect("temp dir");
     let _core = start_core(dir.path());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async {
-        let stream = tokio::net::UnixStream::connect(dir.path().join("link.sock"))
-            .await
-            .expect("connect");
-        let (reader, writer) = stream.into_split();
-        let network = twoparty::VatNetwork::new(
-            reader.compat(),
-            writer.compat_write(),
-            Side::Client,
-            Default::default(),
-        );
-        let mut rpc = RpcSystem::new(Box::new(network), None);
-        let core: tether_protocol::link_capnp::core::Client = rpc.bootstrap(Side::Server);
-        tokio::task::spawn_local(rpc);
-
-        let delivered = Rc::new(Cell::new(0));
-        let last_ack = Rc::new(Cell::new(0));
+    run_local(async {
         let (open_gate, gate) = watch::channel(false);
-        let mut attach = core.attach_request();
-        let mut hello = attach.get().init_hello();
-        hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
-        hello.set_proxy_id(7);
-        hello.set_proxy_name("stalled");
-        attach.get().set_proxy(capnp_rpc::new_client(StalledProxy {
-            delivered: delivered.clone(),
-            last_ack: last_ack.clone(),
-            gate,
-        }));
-        attach.get().init_sessions(0);
-        let attached = attach.send().promise.await.expect("attach");
-        let link = attached.get().expect("results").get_link().expect("link");
+        let (stalled, delivered, last_ack) = proxy(gate);
+        let link = attach(&dir.path().join("link.sock"), stalled).await;
 
         // Taken at once: nothing is queued yet. It leaves a backlog far past the mark, with
         // the first deliver call stuck behind the closed gate.
@@ -198,5 +212,33 @@ fn a_backed_up_proxy_waits_to_submit_until_the_backlog_is_sent() {
             "answered with only {at_answer} of at least {backlog} events delivered"
         );
         assert!(delivered.get() > backlog, "every line answered");
+    });
+}
+
+#[test]
+fn input_on_a_link_replaced_by_a_newer_attach_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _core = start_core(dir.path());
+    run_local(async {
+        let socket = dir.path().join("link.sock");
+        let (_open, gate) = watch::channel(true);
+        let (first, _, _) = proxy(gate.clone());
+        let old_link = attach(&socket, first).await;
+        let (second, _, last_ack) = proxy(gate);
+        let new_link = attach(&socket, second).await;
+
+        let refused = submit_lines(&old_link, true, 1..=1).send().promise.await;
+        let error = refused.err().expect("the replaced link refuses input");
+        assert!(error.to_string().contains("replaced"), "says why: {error}");
+
+        submit_lines(&new_link, true, 1..=1)
+            .send()
+            .promise
+            .await
+            .expect("the new link takes input");
+        until("the line on the new link to be handled", || {
+            last_ack.get() == 1
+        })
+        .await;
     });
 }
