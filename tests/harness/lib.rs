@@ -399,7 +399,10 @@ impl Client {
     pub fn create(&mut self, name: &str, password: &str) {
         self.send(&format!("create {name} {password}"));
         self.expect("Your character has been created.");
-        // `look` answers with the room: a round trip proving we are in.
+        // Entering shows the room; only the next "Exits" line answers the `look`. That round
+        // trip leaves no line of ours unacknowledged: a test that kills the core next must
+        // not find the `look` still waiting.
+        self.expect("Exits");
         self.send("look");
         self.expect("Exits");
     }
