@@ -5,17 +5,16 @@
 //! The peer here is a test-side proxy speaking the real link protocol to the real core
 //! binary, because only it can stall `deliver` or attach twice on purpose.
 
+mod common;
+
 use std::cell::Cell;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
+use common::{run_local, start_core};
 use tether_core::outbound::{HIGH_WATER, MAX_BATCH};
 use tether_protocol::link_capnp::{core_event, link, proxy};
 use tokio::sync::watch;
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 /// Guest lines in the first batch. Each one answers with at least three events (a hint, a
 /// prompt, an ack), so the backlog is several times the high-water mark.
@@ -58,35 +57,6 @@ impl proxy::Server for StalledProxy {
     }
 }
 
-/// The core process, killed when the test ends, passed or not.
-struct CoreProcess(Child);
-
-impl Drop for CoreProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_core(dir: &std::path::Path) -> CoreProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-core"))
-        .arg("--data")
-        .arg(dir.join("data"))
-        .arg("--link")
-        .arg(dir.join("link.sock"))
-        .env_remove("TETHER_LINK_FD")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run the core");
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut ready)
-        .expect("READY");
-    assert_eq!(ready.trim(), "READY");
-    CoreProcess(child)
-}
-
 fn submit_lines(
     link: &link::Client,
     open: bool,
@@ -115,19 +85,7 @@ fn submit_lines(
 
 /// Connects to the core and attaches as proxy 7 with no sessions.
 async fn attach(socket: &std::path::Path, proxy: StalledProxy) -> link::Client {
-    let stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .expect("connect");
-    let (reader, writer) = stream.into_split();
-    let network = twoparty::VatNetwork::new(
-        reader.compat(),
-        writer.compat_write(),
-        Side::Client,
-        Default::default(),
-    );
-    let mut rpc = RpcSystem::new(Box::new(network), None);
-    let core: tether_protocol::link_capnp::core::Client = rpc.bootstrap(Side::Server);
-    tokio::task::spawn_local(rpc);
+    let core = common::connect(socket).await;
     let mut attach = core.attach_request();
     let mut hello = attach.get().init_hello();
     hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
@@ -148,14 +106,6 @@ fn proxy(gate: watch::Receiver<bool>) -> (StalledProxy, Rc<Cell<usize>>, Rc<Cell
         gate,
     };
     (proxy, delivered, last_ack)
-}
-
-fn run_local(test: impl std::future::Future<Output = ()>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    tokio::task::LocalSet::new().block_on(&runtime, test);
 }
 
 async fn until(what: &str, condition: impl Fn() -> bool) {
