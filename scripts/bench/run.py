@@ -8,11 +8,13 @@
 Every server is a real one on loopback, driven by `tether-bots` (release build) over telnet:
 
 - the floor: `tether-echo`, which writes back every byte it reads (no game, no protocol);
+- the two-process floor: the same echo behind a relay process and a Unix socket, as tether's
+  proxy and core are placed, each on one thread (the least the split itself costs);
 - tether: `tether up` (supervisor, proxy, core) in a fresh data directory;
 - Evennia 5: installed into a virtualenv and set up by `evennia.py` beside this file.
 
 Scenarios (names for --only):
-  roundtrip  1, 100 and 1,000 sessions against the floor, tether and Evennia
+  roundtrip  1, 100 and 1,000 sessions against both floors, tether and Evennia
   reload     a planned reload, then a kill -9 of the game process, under 1,000 active
              sessions, against tether and Evennia
   capacity   tether with players spread over rooms of about 20, each typing every 5 s,
@@ -139,6 +141,40 @@ class Floor:
         if self.process:
             self.process.terminate()
             self.process.wait()
+
+
+class TwoProcessFloor:
+    """tether's path with nothing done on it: `tether-echo --relay` in front (the proxy's
+    place) passing bytes over a Unix socket to `tether-echo --unix` (the core's place)."""
+
+    name = "two-process floor (tether-echo relay)"
+
+    def __init__(self, work: Path, port: int):
+        self.socket = work / "echo.sock"
+        self.port = port
+        self.processes = []
+
+    def start(self) -> None:
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        echo = subprocess.Popen(
+            [RELEASE / "tether-echo", "--unix", self.socket], stdout=subprocess.PIPE, text=True
+        )
+        self.processes = [echo]
+        if not echo.stdout.readline().startswith("listening"):
+            raise RuntimeError(f"tether-echo --unix {self.socket} did not start")
+        echo.stdout.close()
+        relay = subprocess.Popen(
+            [RELEASE / "tether-echo", f"127.0.0.1:{self.port}", "--relay", self.socket],
+            stdout=subprocess.DEVNULL,
+        )
+        self.processes.append(relay)
+        wait_for_port(self.port, "tether-echo --relay", relay)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+            process.wait()
+        self.processes = []
 
 
 class Tether:
@@ -588,7 +624,11 @@ def main() -> int:
 
     sections = []
     if "roundtrip" in wanted:
-        servers = [Floor(free_port()), Tether(OUT / "tether", free_port())]
+        servers = [
+            Floor(free_port()),
+            TwoProcessFloor(OUT / "relay", free_port()),
+            Tether(OUT / "tether", free_port()),
+        ]
         if game:
             servers.append(game)
         results = roundtrip(servers)
