@@ -1,8 +1,9 @@
 //! The core binary on its own: it refuses a broken world clearly, and binds a private socket.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+mod common;
 
 #[test]
 fn a_broken_world_file_is_refused_with_the_reason() {
@@ -33,29 +34,16 @@ fn a_broken_world_file_is_refused_with_the_reason() {
 fn alone_it_binds_a_private_link_socket_and_says_ready() {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("link.sock");
-    let mut core = Command::new(env!("CARGO_BIN_EXE_tether-core"))
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--link")
-        .arg(&socket)
-        .env_remove("TETHER_LINK_FD")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run the core");
-    let mut first_line = String::new();
-    BufReader::new(core.stdout.take().expect("stdout"))
-        .read_line(&mut first_line)
-        .expect("read READY");
-    assert_eq!(first_line.trim(), "READY");
+    let mut core = common::start_core(dir.path());
     let mode = std::fs::metadata(&socket)
         .expect("socket exists")
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "only the owner may connect");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(core.id() as i32),
+        nix::unistd::Pid::from_raw(core.pid() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM");
-    assert!(core.wait().expect("exit").success());
+    assert!(core.wait().success());
 }

@@ -1,6 +1,9 @@
 //! What the core's integration tests share: a core process on a private socket, and a link
 //! connection to it with the test playing the proxy.
 
+// Every test file compiles its own copy and uses part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +14,17 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 /// The core process, killed when the test ends, passed or not.
 pub struct CoreProcess(Child);
+
+impl CoreProcess {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits for the core to exit (after the test has told it to).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.0.wait().expect("wait for the core")
+    }
+}
 
 impl Drop for CoreProcess {
     fn drop(&mut self) {
