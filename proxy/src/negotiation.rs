@@ -589,7 +589,10 @@ impl Negotiation {
                 self.ttype = TtypeCycle::default();
                 self.send_ttype(out);
             }
-            (option::TTYPE, Change::Disabled) => self.ttype.awaiting = false,
+            (option::TTYPE, Change::Disabled) => {
+                self.ttype.awaiting = false;
+                self.learn_ttype_names();
+            }
             (option::NEW_ENVIRON, Change::Enabled) => {
                 // SEND VAR with no name: all well-known variables. The bare SEND that RFC 1572
                 // also allows gets no answer from TinTin++ 2.02.20.
@@ -681,27 +684,43 @@ impl Negotiation {
         // A repeat marks the end of the client's list. Checking every earlier
         // reply, not just the last, also catches clients (Mudlet) that start
         // the cycle over instead of repeating the last entry.
-        if reply.is_empty() || self.ttype.replies.contains(&reply) {
-            return;
+        let repeat = reply.is_empty() || self.ttype.replies.contains(&reply);
+        let mtts = if repeat { None } else { parse_mtts(&reply) };
+        if !repeat {
+            self.ttype.replies.push(reply);
         }
-        let index = self.ttype.replies.len();
-        self.ttype.replies.push(reply.clone());
-        if let Some(mtts) = parse_mtts(&reply) {
-            // MTTS is the last entry by definition: nothing more to learn.
+        if let Some(mtts) = mtts {
             self.set_mtts(mtts);
-            return;
         }
-        // MTTS order: client name, then terminal type. Until a distinct
-        // second reply arrives the first is also the terminal type, which is
-        // right for clients that send $TERM every time (telnetlib3).
-        if index == 0 && !self.explicit_name {
-            self.caps.client_name = Some(reply.clone());
-        }
-        if index <= 1 && !self.explicit_terminal {
-            self.caps.terminal_type = Some(reply);
-        }
-        if self.ttype.replies.len() < MAX_TTYPE_REQUESTS {
+        // MTTS is the last entry by definition: nothing more to learn after it.
+        if repeat || mtts.is_some() || self.ttype.replies.len() >= MAX_TTYPE_REQUESTS {
+            self.learn_ttype_names();
+        } else {
             self.send_ttype(out);
+        }
+    }
+
+    /// Takes the client's names from a finished TTYPE cycle. Not before it ends: an MTTS entry
+    /// may still follow (a screen reader's, say), and a colour guess made from the names
+    /// meanwhile would already have painted whatever the game sent.
+    fn learn_ttype_names(&mut self) {
+        let mut names = self
+            .ttype
+            .replies
+            .iter()
+            .filter(|reply| parse_mtts(reply).is_none());
+        let Some(first) = names.next() else {
+            return;
+        };
+        // MTTS order: client name, then terminal type. Without a distinct second reply the
+        // first is also the terminal type, which is right for clients that send $TERM every
+        // time (telnetlib3).
+        let terminal = names.next().unwrap_or(first);
+        if !self.explicit_name {
+            self.caps.client_name = Some(first.clone());
+        }
+        if !self.explicit_terminal {
+            self.caps.terminal_type = Some(terminal.clone());
         }
     }
 
@@ -1385,6 +1404,36 @@ mod tests {
         // Later unrequested replies change nothing.
         let (out, events) = feed(&mut neg, &ttype_is("OTHER"));
         assert!(out.is_empty() && events.is_empty());
+    }
+
+    #[test]
+    fn names_are_no_colour_guess_until_the_cycle_ends() {
+        // A screen reader whose first names look like a terminal: its MTTS comes last, and
+        // whatever the game sends in between must not be painted.
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, TTYPE));
+        for reply in ["READER", "XTERM"] {
+            feed(&mut neg, &ttype_is(reply));
+            assert_eq!(
+                neg.capabilities().color_depth(),
+                ColorDepthHint::None,
+                "after {reply}"
+            );
+            assert_eq!(neg.capabilities().terminal_type, None, "after {reply}");
+        }
+        feed(&mut neg, &ttype_is("MTTS 65"));
+        let caps = neg.capabilities();
+        assert_eq!(caps.client_name.as_deref(), Some("READER"));
+        assert_eq!(caps.terminal_type.as_deref(), Some("XTERM"));
+        assert!(caps.screen_reader);
+        assert_eq!(caps.color_depth(), ColorDepthHint::None);
+
+        // A client that refuses TTYPE half way still gets a guess from what it said.
+        let mut neg = started();
+        feed(&mut neg, &cmd(WILL, TTYPE));
+        feed(&mut neg, &ttype_is("xterm-256color"));
+        feed(&mut neg, &cmd(WONT, TTYPE));
+        assert_eq!(neg.capabilities().color_depth(), ColorDepthHint::Ansi256);
     }
 
     #[test]
