@@ -49,8 +49,9 @@ struct Port {
     /// Wakes input held back while `outbound` was backed up (or the port went away).
     caught_up: Rc<Notify>,
     delivering: bool,
-    /// The MSSP facts this proxy has, to send them again only when they change.
-    mssp_sent: Option<Vec<(String, String)>>,
+    /// The player count in the MSSP facts this proxy has: the only one of them that changes
+    /// while a core runs, so the facts are rebuilt and sent again only when it does.
+    mssp_sent: Option<usize>,
 }
 
 struct CoreState {
@@ -358,7 +359,8 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
         wake.notified().await;
         let (client, batch, status) = {
             let mut state = shared.borrow_mut();
-            let mssp = state.game.mssp();
+            let state = &mut *state;
+            let players = state.game.players_online();
             let Some(port) = state.proxies.get_mut(&proxy_id) else {
                 return;
             };
@@ -366,7 +368,7 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
                 return;
             }
             // MSSP facts (player count...) travel only when they changed.
-            let status = (port.mssp_sent.as_ref() != Some(&mssp)).then_some(mssp);
+            let status = (port.mssp_sent != Some(players)).then(|| (players, state.game.mssp()));
             if port.outbound.is_empty() && status.is_none() {
                 continue;
             }
@@ -378,12 +380,12 @@ async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) 
             (port.client.clone(), batch, status)
         };
         let mut result = Ok(());
-        if let Some(status) = status {
+        if let Some((players, status)) = status {
             result = send_game_status(&client, &status).await;
             if result.is_ok()
                 && let Some(port) = shared.borrow_mut().proxies.get_mut(&proxy_id)
             {
-                port.mssp_sent = Some(status);
+                port.mssp_sent = Some(players);
             }
         }
         if result.is_ok() && !batch.is_empty() {

@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -30,7 +29,8 @@ use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::negotiation::{covers, parse_supports_entry};
 use crate::relay::{ClientInfo, SessionInfo, ToSession};
-use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
+use crate::session::{self, Speaker, TelnetSpeaker, Transport};
+use crate::shard::Shards;
 
 /// The browser client, shipped inside the binary: no build step, nothing to install.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -42,9 +42,8 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct Web {
-    pub context: Context,
-    /// Whether a core is attached, for `/health`.
-    pub link_up: Arc<AtomicBool>,
+    /// Each WebSocket session uses the next shard's link; `/health` asks them all.
+    pub shards: Arc<Shards>,
     /// Web sessions are tracked with the telnet ones, so shutdown waits for their goodbyes.
     pub sessions: TaskTracker,
 }
@@ -62,7 +61,7 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn health(State(web): State<Web>) -> Response {
-    if web.link_up.load(Ordering::Relaxed) {
+    if web.shards.attached() {
         (StatusCode::OK, "ok: the game core is attached\n").into_response()
     } else {
         (
@@ -130,7 +129,7 @@ async fn websocket(
     let sessions = web.sessions.clone();
     upgrade.on_upgrade(move |socket| {
         sessions.track_future(async move {
-            let context = web.context.clone();
+            let context = web.shards.context();
             let session = context.next_session_id();
             let transport = WsTransport::new(socket);
             match protocol {
