@@ -379,7 +379,7 @@ impl proxy::Server for Callback {
         params: proxy::DeliverParams,
         _results: proxy::DeliverResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        let outcome = (|| {
+        let outcome = (|| -> Result<(), capnp::Error> {
             let events = params.get()?.get_events()?;
             let mut shell = self.shell.borrow_mut();
             for event in events.iter() {
@@ -390,7 +390,14 @@ impl proxy::Server for Callback {
             shell.flush();
             Ok(())
         })();
-        std::future::ready(outcome)
+        async move {
+            outcome?;
+            // The answer waits one turn of this thread's scheduler, so the sessions just
+            // handed this output write it to their players before the core is woken for an
+            // answer it only needs to free a queue slot.
+            tokio::task::yield_now().await;
+            Ok(())
+        }
     }
 
     fn game_status(
