@@ -14,9 +14,7 @@
 //! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
 //!   what to resend after a core restart and what to tell players.
 //! - `mailbox`: the queue from the link to one session, which an idle session holds empty.
-//! - `link`: the Cap'n Proto client (capnp-rpc is `!Send`), driving `relay`.
-//! - `shard`: the worker threads, one per CPU, each running a link and the telnet sessions
-//!   handed to it, so a command never crosses threads inside the proxy.
+//! - `link`: the Cap'n Proto client on its own thread (capnp-rpc is `!Send`), driving `relay`.
 //! - `server`: the accept loops and graceful shutdown; `shutdown`: the signal it passes down.
 
 pub mod flood;
@@ -28,7 +26,6 @@ pub mod negotiation;
 pub mod relay;
 pub mod server;
 pub mod session;
-pub mod shard;
 pub mod shutdown;
 pub mod telnet;
 pub mod web;

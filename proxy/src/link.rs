@@ -1,5 +1,5 @@
-//! The proxy's end of the link: capnp-rpc (which is `!Send`) on a shard's current-thread
-//! runtime, talking to that shard's session tasks through channels.
+//! The proxy's end of the link: a thread running capnp-rpc (which is `!Send`) on a
+//! current-thread runtime, talking to the session tasks through channels.
 //!
 //! It connects to the core's socket, attaches with a snapshot of every session, submits input
 //! in batches (one call in flight; what arrives meanwhile rides in the next one) and routes
@@ -80,6 +80,29 @@ const STOPPING_CORE_GRACE: Duration = Duration::from_secs(10);
 /// A core that refuses us (version mismatch) will not change its mind every 100 ms.
 const REFUSED_RETRY: Duration = Duration::from_secs(2);
 
+/// Starts the link thread. It runs for the life of the process.
+pub fn spawn(
+    config: LinkConfig,
+    from_sessions: mpsc::Receiver<ToLink>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("tether-link".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the link runtime");
+                    std::process::exit(1);
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, run(config, from_sessions));
+        })
+}
+
 struct Shell {
     relay: Relay,
     sessions: HashMap<u64, SessionHandle>,
@@ -135,8 +158,7 @@ impl Shell {
     }
 }
 
-/// Runs one link for the life of the process: on a `LocalSet`, since capnp-rpc is `!Send`.
-pub async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
+async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
     let shell = Rc::new(RefCell::new(Shell {
         relay: Relay::new(Instant::now(), config.max_queued_lines),
         sessions: HashMap::new(),
@@ -379,7 +401,7 @@ impl proxy::Server for Callback {
         params: proxy::DeliverParams,
         _results: proxy::DeliverResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        let outcome = (|| -> Result<(), capnp::Error> {
+        let outcome = (|| {
             let events = params.get()?.get_events()?;
             let mut shell = self.shell.borrow_mut();
             for event in events.iter() {
@@ -390,14 +412,7 @@ impl proxy::Server for Callback {
             shell.flush();
             Ok(())
         })();
-        async move {
-            outcome?;
-            // The answer waits one turn of this thread's scheduler, so the sessions just
-            // handed this output write it to their players before the core is woken for an
-            // answer it only needs to free a queue slot.
-            tokio::task::yield_now().await;
-            Ok(())
-        }
+        std::future::ready(outcome)
     }
 
     fn game_status(

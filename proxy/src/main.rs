@@ -27,10 +27,6 @@ struct Args {
     /// Lines a player may have waiting while the core is away.
     #[arg(long, default_value_t = DEFAULT_MAX_QUEUED_LINES)]
     max_queued_lines: usize,
-    /// Worker threads, each with its own link to the core (default: one per CPU). Set through
-    /// the environment when the proxy is started by the supervisor.
-    #[arg(long, env = "TETHER_PROXY_SHARDS")]
-    shards: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,14 +37,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let shards = args.shards.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    // Telnet sessions live on the shards' threads; this one accepts and serves the web.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let link = LinkConfig {
             socket: args.link,
@@ -65,7 +54,7 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("--http {addr} is not an address"))?,
             ),
         };
-        let proxy = Proxy::bind(args.telnet, http, link, shards).await?;
+        let proxy = Proxy::bind(args.telnet, http, link).await?;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         proxy

@@ -1,4 +1,4 @@
-//! Accepting connections and running the proxy until it is told to stop.
+//! Accepting telnet connections and running the proxy until it is told to stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,25 +6,25 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::link::LinkConfig;
+use crate::link::{self, LinkConfig};
 use crate::session;
-use crate::shard::Shards;
 use crate::shutdown;
 use crate::web;
 
 /// How long sessions get to say goodbye when the proxy stops.
 const GOODBYE_GRACE: Duration = Duration::from_secs(5);
+/// Messages from all sessions to the link thread; a full channel slows readers down.
+const LINK_CHANNEL: usize = 8192;
 
 pub struct Proxy {
     pub telnet: TcpListener,
     /// The web front door, if enabled.
     pub http: Option<TcpListener>,
     pub link: LinkConfig,
-    /// Worker threads, each with its own link to the core (see `shard`).
-    pub shards: usize,
 }
 
 impl Proxy {
@@ -32,7 +32,6 @@ impl Proxy {
         telnet: SocketAddr,
         http: Option<SocketAddr>,
         link: LinkConfig,
-        shards: usize,
     ) -> anyhow::Result<Proxy> {
         let telnet = TcpListener::bind(telnet)
             .await
@@ -45,41 +44,32 @@ impl Proxy {
             ),
             None => None,
         };
-        Ok(Proxy {
-            telnet,
-            http,
-            link,
-            shards,
-        })
+        Ok(Proxy { telnet, http, link })
     }
 
     /// Serves until `stop` resolves, then tells every player goodbye and returns.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let (to_link, from_sessions) = mpsc::channel(LINK_CHANNEL);
+        let game_status = self.link.game_status.clone();
+        let link_up = self.link.link_up.clone();
+        link::spawn(self.link, from_sessions)?;
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        let ids = Arc::new(AtomicU64::new(1));
-        let game_status = self.link.game_status.clone();
-        let shards = Arc::new(Shards::start(self.shards, &self.link, &sessions, |link| {
-            session::Context {
-                link,
-                shutdown: shutdown.clone(),
-                game_status: game_status.clone(),
-                started,
-                ids: ids.clone(),
-            }
-        })?);
-        info!(
-            addr = %self.telnet.local_addr()?,
-            shards = shards.len(),
-            "listening for telnet"
-        );
+        info!(addr = %self.telnet.local_addr()?, "listening for telnet");
+        let context = session::Context {
+            link: to_link,
+            shutdown,
+            game_status,
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+            ids: Arc::new(AtomicU64::new(1)),
+        };
         if let Some(http) = self.http {
             info!(addr = %http.local_addr()?, "listening for HTTP and WebSocket");
             let app = web::router(web::Web {
-                shards: shards.clone(),
+                context: context.clone(),
+                link_up,
                 sessions: sessions.clone(),
             })
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -91,7 +81,7 @@ impl Proxy {
         }
 
         tokio::select! {
-            () = accept_loop(&self.telnet, &shards) => {}
+            () = accept_loop(&self.telnet, context, &sessions) => {}
             () = stop => {}
         }
         info!(
@@ -110,10 +100,13 @@ impl Proxy {
     }
 }
 
-async fn accept_loop(listener: &TcpListener, shards: &Shards) {
+async fn accept_loop(listener: &TcpListener, context: session::Context, sessions: &TaskTracker) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => shards.hand_over(stream, peer),
+            Ok((stream, peer)) => {
+                let session = context.next_session_id();
+                sessions.spawn(session::serve_tcp(stream, peer, session, context.clone()));
+            }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
                 warn!(%error, "accept failed");

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -29,8 +30,7 @@ use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::negotiation::{covers, parse_supports_entry};
 use crate::relay::{ClientInfo, SessionInfo, ToSession};
-use crate::session::{self, Speaker, TelnetSpeaker, Transport};
-use crate::shard::Shards;
+use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
 
 /// The browser client, shipped inside the binary: no build step, nothing to install.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -42,8 +42,9 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct Web {
-    /// Each WebSocket session uses the next shard's link; `/health` asks them all.
-    pub shards: Arc<Shards>,
+    pub context: Context,
+    /// Whether a core is attached, for `/health`.
+    pub link_up: Arc<AtomicBool>,
     /// Web sessions are tracked with the telnet ones, so shutdown waits for their goodbyes.
     pub sessions: TaskTracker,
 }
@@ -61,7 +62,7 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn health(State(web): State<Web>) -> Response {
-    if web.shards.attached() {
+    if web.link_up.load(Ordering::Relaxed) {
         (StatusCode::OK, "ok: the game core is attached\n").into_response()
     } else {
         (
@@ -129,7 +130,7 @@ async fn websocket(
     let sessions = web.sessions.clone();
     upgrade.on_upgrade(move |socket| {
         sessions.track_future(async move {
-            let context = web.shards.context();
+            let context = web.context.clone();
             let session = context.next_session_id();
             let transport = WsTransport::new(socket);
             match protocol {

@@ -90,8 +90,6 @@ pub struct Options {
     pub world: Option<PathBuf>,
     /// Run in this directory (kept afterwards) instead of a fresh temporary one.
     pub root: Option<PathBuf>,
-    /// The proxy's worker threads (`TETHER_PROXY_SHARDS`); by default one per CPU.
-    pub proxy_shards: Option<usize>,
 }
 
 impl Tether {
@@ -135,9 +133,6 @@ impl Tether {
             .stdin(Stdio::null());
         if let Some(world) = options.world {
             command.arg("--world").arg(world);
-        }
-        if let Some(shards) = options.proxy_shards {
-            command.env("TETHER_PROXY_SHARDS", shards.to_string());
         }
         // Under `cargo test` these point at the test package; the supervisor must not think
         // it was started by `cargo run` and try to build anything.
