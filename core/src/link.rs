@@ -1,15 +1,16 @@
-//! The core's end of the link: serves `Core` on the link socket to any number of proxies and
-//! runs the `Game` on the same single thread (capnp-rpc is `!Send`, and one thread owning the
-//! world keeps the rules simple).
+//! The core's end of the link: serves any number of proxies on the link socket and runs the
+//! `Game` on the same single thread (one thread owning the world keeps the rules simple).
 //!
-//! Input arrives in `Link.submit` batches; the game's output is queued per proxy and sent in
-//! `Proxy.deliver` batches by one pump task per proxy, one call in flight at a time (see
+//! Each proxy connection is a stream of messages each way (see `schema/link.capnp`). Input
+//! arrives in `submit` batches, handled in order and answered `accepted`; the game's output is
+//! queued per proxy and written in `deliver` batches by one pump task per connection, which
+//! also writes the answers, so a command's answer and its output leave in one write (see
 //! `outbound` for the bounds). Password hashing runs on the blocking pool so a login never
 //! stalls the world.
 //!
 //! Stopping (SIGTERM) is the planned half of a reload: stop accepting, stop taking input
-//! (unhandled lines stay unacknowledged, so the proxy hands them to the next core), finish
-//! running password jobs, deliver everything queued, then return.
+//! (batches are `declined`, their lines stay unacknowledged and the proxy hands them to the
+//! next core), finish running password jobs, write everything queued, then return.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -18,14 +19,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
 use tether_protocol::SessionKey;
+use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::link_capnp::{
-    self as link_capnp, client_info, core, link, proxy, proxy_event, session_snapshot,
+    self as link_capnp, attach, client_info, core_event, core_message, proxy_event, proxy_message,
+    session_snapshot,
 };
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tracing::{debug, info, warn};
 
 use crate::game::{AdminRequest, ClientInfo, ColorChoice, Game, Outbox, Outgoing};
@@ -40,18 +43,45 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(8);
 const MAX_HASHERS: usize = 4;
 
 struct Port {
-    client: proxy::Client,
     /// Tells this attachment from a later one by the same proxy.
     generation: u64,
     outbound: Outbound,
-    /// Wakes the pump when there is something to send.
-    wake: Rc<Notify>,
+    /// The connection this attachment arrived on: its pump sends `outbound`.
+    connection: Rc<Connection>,
     /// Wakes input held back while `outbound` was backed up (or the port went away).
     caught_up: Rc<Notify>,
+    /// The pump is writing this port's output.
     delivering: bool,
     /// The player count in the MSSP facts this proxy has: the only one of them that changes
     /// while a core runs, so the facts are rebuilt and sent again only when it does.
     mssp_sent: Option<usize>,
+}
+
+/// One proxy connection's outgoing side, shared by its reader (which answers) and its pump
+/// (which writes).
+#[derive(Default)]
+struct Connection {
+    /// Answers to write before any output, in order.
+    answers: RefCell<Vec<Answer>>,
+    /// Wakes the pump when there is something to write.
+    wake: Notify,
+    /// The proxy closed its side: the pump writes what is left and ends.
+    closed: Cell<bool>,
+}
+
+impl Connection {
+    fn answer(&self, answer: Answer) {
+        self.answers.borrow_mut().push(answer);
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Debug)]
+enum Answer {
+    Welcome { core_name: String },
+    Refused(String),
+    Accepted,
+    Declined(String),
 }
 
 struct CoreState {
@@ -94,7 +124,7 @@ impl CoreState {
     fn send(&mut self, key: SessionKey, outgoing: Outgoing) {
         if let Some(port) = self.proxies.get_mut(&key.proxy) {
             port.outbound.push(key.session, outgoing);
-            port.wake.notify_one();
+            port.connection.wake.notify_one();
         }
     }
 }
@@ -167,10 +197,11 @@ async fn drain(shared: &Shared) {
         let busy = {
             let state = shared.borrow();
             state.password_jobs > 0
-                || state
-                    .proxies
-                    .values()
-                    .any(|port| port.delivering || !port.outbound.is_empty())
+                || state.proxies.values().any(|port| {
+                    port.delivering
+                        || !port.outbound.is_empty()
+                        || !port.connection.answers.borrow().is_empty()
+                })
         };
         if !busy {
             break;
@@ -218,39 +249,68 @@ fn end_gathering(shared: &Shared) {
 
 async fn serve_connection(stream: UnixStream, shared: Shared) {
     let (reader, writer) = stream.into_split();
-    // Unbuffered, capnp-futures writes a message's segment table and its body in two
-    // syscalls and reads them in two or more; the peer then wakes for the first half alone.
-    let network = twoparty::VatNetwork::new(
-        futures::io::BufReader::new(reader.compat()),
-        futures::io::BufWriter::new(writer.compat_write()),
-        Side::Server,
-        Default::default(),
-    );
-    let attached = Rc::new(Cell::new(None));
-    let bootstrap: core::Client = capnp_rpc::new_client(CoreServer {
-        shared: shared.clone(),
-        attached: attached.clone(),
-    });
-    let rpc_system = RpcSystem::new(Box::new(network), Some(bootstrap.client));
-    if let Err(error) = rpc_system.await {
-        debug!(%error, "link connection ended with an error");
-    }
-    if let Some((proxy_id, generation)) = attached.get() {
-        let mut state = shared.borrow_mut();
-        if state
-            .proxies
-            .get(&proxy_id)
-            .is_some_and(|port| port.generation == generation)
-        {
-            if let Some(port) = state.proxies.remove(&proxy_id) {
-                port.caught_up.notify_one();
-            }
-            state.game.proxy_detached(proxy_id);
-            if !state.draining {
-                state.save_roster();
-            }
-            info!(proxy = proxy_id, "proxy detached");
+    let mut reader = MessageReader::new(reader);
+    let connection = Rc::new(Connection::default());
+    let attached = match reader.next().await {
+        Ok(Some(message)) => attach(&shared, &connection, &message),
+        Ok(None) => return,
+        Err(error) => Err(Answer::Refused(format!("unreadable attach: {error}"))),
+    };
+    let pump_task = tokio::task::spawn_local(pump(
+        shared.clone(),
+        attached.as_ref().ok().copied(),
+        connection.clone(),
+        writer,
+    ));
+    let (proxy_id, generation) = match attached {
+        Ok(attached) => attached,
+        Err(answer) => {
+            // The pump writes the reason and closes.
+            connection.answer(answer);
+            connection.closed.set(true);
+            let _ = pump_task.await;
+            return;
         }
+    };
+    let link = Submissions {
+        shared: shared.clone(),
+        connection: connection.clone(),
+        proxy_id,
+        generation,
+    };
+    loop {
+        let inputs = match reader.next().await {
+            Ok(Some(message)) => read_submit(proxy_id, &message),
+            Ok(None) => break,
+            Err(error) => {
+                debug!(%error, proxy = proxy_id, "link connection ended with an error");
+                break;
+            }
+        };
+        match inputs {
+            Ok(inputs) => link.submit(inputs).await,
+            Err(error) => {
+                warn!(%error, proxy = proxy_id, "closing a link that sent a bad message");
+                break;
+            }
+        }
+    }
+    connection.closed.set(true);
+    connection.wake.notify_one();
+    let mut state = shared.borrow_mut();
+    if state
+        .proxies
+        .get(&proxy_id)
+        .is_some_and(|port| port.generation == generation)
+    {
+        if let Some(port) = state.proxies.remove(&proxy_id) {
+            port.caught_up.notify_one();
+        }
+        state.game.proxy_detached(proxy_id);
+        if !state.draining {
+            state.save_roster();
+        }
+        info!(proxy = proxy_id, "proxy detached");
     }
 }
 
@@ -353,199 +413,230 @@ async fn ask_supervisor(
     }
 }
 
-/// One pump per attached proxy: sends queued events, one `deliver` in flight at a time.
-async fn pump(shared: Shared, proxy_id: u64, generation: u64, wake: Rc<Notify>) {
+/// One pump per connection: writes its answers, then the attached port's queued events, as
+/// few writes as there are wake-ups. The socket's buffer is the flow control: while a write
+/// waits for the proxy to read, output piles up in `outbound`, and past its high-water mark
+/// the proxy's next batch waits for `accepted`.
+async fn pump(
+    shared: Shared,
+    attached: Option<(u64, u64)>,
+    connection: Rc<Connection>,
+    mut writer: OwnedWriteHalf,
+) {
+    let mut bytes = Vec::new();
     loop {
-        wake.notified().await;
-        let (client, batch, status) = {
-            let mut state = shared.borrow_mut();
-            let state = &mut *state;
-            let players = state.game.players_online();
-            let Some(port) = state.proxies.get_mut(&proxy_id) else {
-                return;
-            };
-            if port.generation != generation {
-                return;
-            }
-            // MSSP facts (player count...) travel only when they changed.
-            let status = (port.mssp_sent != Some(players)).then(|| (players, state.game.mssp()));
-            if port.outbound.is_empty() && status.is_none() {
-                continue;
-            }
-            port.delivering = true;
-            let batch = port.outbound.next_batch();
-            if !port.outbound.is_backed_up() {
-                port.caught_up.notify_one();
-            }
-            (port.client.clone(), batch, status)
+        if connection.answers.borrow().is_empty() && !connection.closed.get() {
+            connection.wake.notified().await;
+        }
+        for answer in connection.answers.borrow_mut().drain(..) {
+            write_answer(&answer, &mut bytes);
+        }
+        let port_gone = match attached {
+            Some((proxy_id, generation)) => !take_output(&shared, proxy_id, generation, &mut bytes),
+            None => true,
         };
-        let mut result = Ok(());
-        if let Some((players, status)) = status {
-            result = send_game_status(&client, &status).await;
-            if result.is_ok()
-                && let Some(port) = shared.borrow_mut().proxies.get_mut(&proxy_id)
-            {
-                port.mssp_sent = Some(players);
+        if !bytes.is_empty() {
+            let written = writer.write_all(&bytes).await;
+            bytes.clear();
+            if bytes.capacity() > WRITE_CHUNK {
+                bytes = Vec::new();
+            }
+            if let Some((proxy_id, generation)) = attached {
+                let mut state = shared.borrow_mut();
+                if let Some(port) = state.proxies.get_mut(&proxy_id)
+                    && port.generation == generation
+                {
+                    port.delivering = false;
+                    if !port.outbound.is_empty() {
+                        // What was left over (or came in meanwhile) goes in the next write.
+                        connection.wake.notify_one();
+                    }
+                }
+            }
+            if let Err(error) = written {
+                // The connection is gone; its end is handled where it is read.
+                debug!(%error, "writing to a proxy failed");
+                return;
             }
         }
-        if result.is_ok() && !batch.is_empty() {
-            result = deliver(&client, &batch).await;
-        }
-        let mut state = shared.borrow_mut();
-        if let Some(port) = state.proxies.get_mut(&proxy_id)
-            && port.generation == generation
-        {
-            port.delivering = false;
-            if !port.outbound.is_empty() {
-                // What was left over (or came in meanwhile) goes in the next call.
-                wake.notify_one();
-            }
-        }
-        if let Err(error) = result {
-            // The connection is gone; its end is handled where it is served.
-            debug!(%error, proxy = proxy_id, "deliver failed");
+        let answered = connection.answers.borrow().is_empty();
+        if connection.closed.get() && answered && (port_gone || attached.is_none()) {
+            let _ = writer.shutdown().await;
             return;
         }
     }
 }
 
-async fn deliver(client: &proxy::Client, batch: &[(u64, Outgoing)]) -> Result<(), capnp::Error> {
-    let mut request = client.deliver_request();
-    let mut events = request.get().init_events(batch.len() as u32);
-    for (i, (session, outgoing)) in batch.iter().enumerate() {
-        let mut event = events.reborrow().get(i as u32);
-        event.set_session(*session);
-        match outgoing {
-            Outgoing::Text(text) => event.set_output(text.as_str()),
-            Outgoing::Prompt(text) => event.set_prompt(text.as_str()),
-            Outgoing::HideInput(hide) => event.set_hide_input(*hide),
-            Outgoing::Gmcp { package, json } => {
-                let mut gmcp = event.init_gmcp();
-                gmcp.set_package(package.as_str());
-                gmcp.set_json(json.as_str());
-            }
-            Outgoing::Display(prefs) => {
-                let mut display = event.init_display();
-                display.set_wrap(prefs.wrap);
-                display.set_color(match prefs.color {
-                    ColorChoice::Auto => link_capnp::ColorChoice::Auto,
-                    ColorChoice::None => link_capnp::ColorChoice::None,
-                    ColorChoice::Ansi16 => link_capnp::ColorChoice::Ansi16,
-                    ColorChoice::Ansi256 => link_capnp::ColorChoice::Ansi256,
-                    ColorChoice::TrueColor => link_capnp::ColorChoice::TrueColor,
-                });
-            }
-            Outgoing::Ack(seq) => event.set_ack(*seq),
-            Outgoing::State(blob) => event.set_state(blob),
-            Outgoing::Disconnect(reason) => event.set_disconnect(reason.as_str()),
-        }
+/// Bytes gathered for one write; what is queued past this waits for the next one.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Moves this port's MSSP facts (if they changed) and queued events into `bytes`, and marks the
+/// port as delivering if anything was taken. `false`: the port is gone or was replaced.
+fn take_output(shared: &Shared, proxy_id: u64, generation: u64, bytes: &mut Vec<u8>) -> bool {
+    let mut state = shared.borrow_mut();
+    let state = &mut *state;
+    let players = state.game.players_online();
+    let Some(port) = state.proxies.get_mut(&proxy_id) else {
+        return false;
+    };
+    if port.generation != generation {
+        return false;
     }
-    request.send().promise.await.map(drop)
+    // MSSP facts (player count...) travel only when they changed.
+    if port.mssp_sent != Some(players) {
+        write_game_status(&state.game.mssp(), bytes);
+        port.mssp_sent = Some(players);
+    }
+    while !port.outbound.is_empty() && bytes.len() < WRITE_CHUNK {
+        write_deliver(&port.outbound.next_batch(), bytes);
+    }
+    if !port.outbound.is_backed_up() {
+        port.caught_up.notify_one();
+    }
+    port.delivering = !bytes.is_empty();
+    true
 }
 
-async fn send_game_status(
-    client: &proxy::Client,
-    mssp: &[(String, String)],
-) -> Result<(), capnp::Error> {
-    let mut request = client.game_status_request();
-    let mut vars = request.get().init_mssp(mssp.len() as u32);
+fn write_answer(answer: &Answer, bytes: &mut Vec<u8>) {
+    let mut message = framing::builder();
+    let mut root = message.init_root::<core_message::Builder>();
+    match answer {
+        Answer::Welcome { core_name } => {
+            let mut welcome = root.init_welcome();
+            welcome.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
+            welcome.set_core_name(core_name.as_str());
+        }
+        Answer::Refused(reason) => root.set_refused(reason.as_str()),
+        Answer::Accepted => root.set_accepted(()),
+        Answer::Declined(reason) => root.set_declined(reason.as_str()),
+    }
+    framing::append(&message, bytes);
+}
+
+fn write_deliver(batch: &[(u64, Outgoing)], bytes: &mut Vec<u8>) {
+    let mut message = framing::builder();
+    let root = message.init_root::<core_message::Builder>();
+    let mut events = root.init_deliver(batch.len() as u32);
+    for (i, (session, outgoing)) in batch.iter().enumerate() {
+        write_event(events.reborrow().get(i as u32), *session, outgoing);
+    }
+    framing::append(&message, bytes);
+}
+
+fn write_event(mut event: core_event::Builder, session: u64, outgoing: &Outgoing) {
+    event.set_session(session);
+    match outgoing {
+        Outgoing::Text(text) => event.set_output(text.as_str()),
+        Outgoing::Prompt(text) => event.set_prompt(text.as_str()),
+        Outgoing::HideInput(hide) => event.set_hide_input(*hide),
+        Outgoing::Gmcp { package, json } => {
+            let mut gmcp = event.init_gmcp();
+            gmcp.set_package(package.as_str());
+            gmcp.set_json(json.as_str());
+        }
+        Outgoing::Display(prefs) => {
+            let mut display = event.init_display();
+            display.set_wrap(prefs.wrap);
+            display.set_color(match prefs.color {
+                ColorChoice::Auto => link_capnp::ColorChoice::Auto,
+                ColorChoice::None => link_capnp::ColorChoice::None,
+                ColorChoice::Ansi16 => link_capnp::ColorChoice::Ansi16,
+                ColorChoice::Ansi256 => link_capnp::ColorChoice::Ansi256,
+                ColorChoice::TrueColor => link_capnp::ColorChoice::TrueColor,
+            });
+        }
+        Outgoing::Ack(seq) => event.set_ack(*seq),
+        Outgoing::State(blob) => event.set_state(blob),
+        Outgoing::Disconnect(reason) => event.set_disconnect(reason.as_str()),
+    }
+}
+
+fn write_game_status(mssp: &[(String, String)], bytes: &mut Vec<u8>) {
+    let mut message = framing::builder();
+    let root = message.init_root::<core_message::Builder>();
+    let mut vars = root.init_game_status(mssp.len() as u32);
     for (i, (name, value)) in mssp.iter().enumerate() {
         let mut var = vars.reborrow().get(i as u32);
         var.set_name(name.as_str());
         var.set_value(value.as_str());
     }
-    request.send().promise.await.map(drop)
+    framing::append(&message, bytes);
 }
 
-/// The bootstrap capability: one per link connection.
-struct CoreServer {
-    shared: Shared,
-    attached: Rc<Cell<Option<(u64, u64)>>>,
-}
+/// Takes a proxy's opening message: on success the port is in place and this is its key.
+fn attach(
+    shared: &Shared,
+    connection: &Rc<Connection>,
+    message: &framing::Message<'_>,
+) -> Result<(u64, u64), Answer> {
+    let unreadable = |error: capnp::Error| Answer::Refused(format!("unreadable attach: {error}"));
+    let root = message
+        .get_root::<proxy_message::Reader>()
+        .map_err(unreadable)?;
+    let Ok(proxy_message::Attach(params)) = root.which() else {
+        return Err(Answer::Refused(
+            "the first message on a link must be an attach".into(),
+        ));
+    };
+    let params: attach::Reader = params.map_err(unreadable)?;
+    let hello = params.get_hello().map_err(unreadable)?;
+    tether_protocol::check_version("proxy", hello.get_protocol_version())
+        .map_err(Answer::Refused)?;
+    let proxy_id = hello.get_proxy_id();
+    let proxy_name = hello
+        .get_proxy_name()
+        .map_err(unreadable)?
+        .to_string()
+        .map_err(|error| unreadable(error.into()))?;
+    let snapshots = params.get_sessions().map_err(unreadable)?;
 
-impl core::Server for CoreServer {
-    fn attach(
-        self: capnp::capability::Rc<Self>,
-        params: core::AttachParams,
-        mut results: core::AttachResults,
-    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        std::future::ready(self.attach_now(params, &mut results))
-    }
-}
-
-impl CoreServer {
-    fn attach_now(
-        &self,
-        params: core::AttachParams,
-        results: &mut core::AttachResults,
-    ) -> Result<(), capnp::Error> {
-        let params = params.get()?;
-        let hello = params.get_hello()?;
-        tether_protocol::check_version("proxy", hello.get_protocol_version())
-            .map_err(capnp::Error::failed)?;
-        let proxy_id = hello.get_proxy_id();
-        let proxy_name = hello.get_proxy_name()?.to_string()?;
-        let client = params.get_proxy()?;
-        let snapshots = params.get_sessions()?;
-
-        let mut outbox = Outbox::default();
-        let (generation, wake, core_name) = {
-            let mut state = self.shared.borrow_mut();
-            if state.draining {
-                // Not `failed`: the proxy should retry at once and find the next core.
-                return Err(capnp::Error::disconnected(
-                    "this core is shutting down".into(),
-                ));
-            }
-            if let Some(port) = state.proxies.remove(&proxy_id) {
-                port.caught_up.notify_one();
-                state.game.proxy_detached(proxy_id);
-            }
-            for snapshot in snapshots.iter() {
-                restore(&mut state.game, proxy_id, snapshot, &mut outbox)?;
-            }
-            let generation = state.next_generation;
-            state.next_generation += 1;
-            let wake = Rc::new(Notify::new());
-            state.proxies.insert(
-                proxy_id,
-                Port {
-                    client,
-                    generation,
-                    outbound: Outbound::default(),
-                    wake: wake.clone(),
-                    caught_up: Rc::new(Notify::new()),
-                    delivering: false,
-                    mssp_sent: None,
-                },
-            );
-            if let Some(gathering) = &mut state.gathering {
-                gathering.attached(proxy_id);
-            }
-            state.save_roster();
-            (generation, wake, state.name.clone())
-        };
-        self.attached.set(Some((proxy_id, generation)));
-        wake.notify_one();
-        tokio::task::spawn_local(pump(self.shared.clone(), proxy_id, generation, wake));
-        dispatch(&self.shared, outbox);
-        end_gathering(&self.shared);
-        info!(
-            proxy = %proxy_name,
-            sessions = snapshots.len(),
-            "proxy attached"
-        );
-
-        let mut welcome = results.get().init_welcome();
-        welcome.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
-        welcome.set_core_name(core_name.as_str());
-        results.get().set_link(capnp_rpc::new_client(LinkServer {
-            shared: self.shared.clone(),
+    let mut outbox = Outbox::default();
+    let generation = {
+        let mut state = shared.borrow_mut();
+        if state.draining {
+            // Declined, not refused: the proxy should retry at once and find the next core.
+            return Err(Answer::Declined("this core is shutting down".into()));
+        }
+        if let Some(port) = state.proxies.remove(&proxy_id) {
+            port.caught_up.notify_one();
+            // Its pump stops sending output; its connection stays open for the answer to
+            // whatever it still submits.
+            port.connection.wake.notify_one();
+            state.game.proxy_detached(proxy_id);
+        }
+        for snapshot in snapshots.iter() {
+            restore(&mut state.game, proxy_id, snapshot, &mut outbox).map_err(unreadable)?;
+        }
+        let generation = state.next_generation;
+        state.next_generation += 1;
+        connection.answer(Answer::Welcome {
+            core_name: state.name.clone(),
+        });
+        state.proxies.insert(
             proxy_id,
-            generation,
-        }));
-        Ok(())
-    }
+            Port {
+                generation,
+                outbound: Outbound::default(),
+                connection: connection.clone(),
+                caught_up: Rc::new(Notify::new()),
+                delivering: false,
+                mssp_sent: None,
+            },
+        );
+        if let Some(gathering) = &mut state.gathering {
+            gathering.attached(proxy_id);
+        }
+        state.save_roster();
+        generation
+    };
+    dispatch(shared, outbox);
+    end_gathering(shared);
+    info!(
+        proxy = %proxy_name,
+        sessions = snapshots.len(),
+        "proxy attached"
+    );
+    Ok((proxy_id, generation))
 }
 
 fn restore(
@@ -584,35 +675,29 @@ fn read_client(info: client_info::Reader) -> Result<ClientInfo, capnp::Error> {
     })
 }
 
-/// Where one proxy submits input.
-struct LinkServer {
+/// Where one proxy's input is taken, one batch at a time.
+struct Submissions {
     shared: Shared,
+    connection: Rc<Connection>,
     proxy_id: u64,
-    /// The attachment this link belongs to: input that waited while the proxy attached
-    /// again is refused, since the proxy submits it again on its new link.
+    /// The attachment this connection made: input that waited while the proxy attached
+    /// again is declined, since the proxy submits it again on its new connection.
     generation: u64,
 }
 
-impl link::Server for LinkServer {
-    async fn submit(
-        self: capnp::capability::Rc<Self>,
-        params: link::SubmitParams,
-        _results: link::SubmitResults,
-    ) -> Result<(), capnp::Error> {
-        let inputs = decode_inputs(self.proxy_id, params.get()?.get_events()?)?;
+impl Submissions {
+    async fn submit(&self, inputs: Vec<Input>) {
         // Answering later holds the proxy's next batch back: its sessions' input waits in
         // their bounded queues instead of growing ours.
         self.wait_until_caught_up().await;
-        self.handle(inputs)?;
-        // The pump was woken by what this input produced: letting it queue its deliver
-        // call first puts the call and this return in one write, and the proxy wakes once
-        // for both instead of once for each.
-        tokio::task::yield_now().await;
-        Ok(())
+        let answer = match self.handle(inputs) {
+            Ok(()) => Answer::Accepted,
+            Err(reason) => Answer::Declined(reason.into()),
+        };
+        // The pump was woken by what this input produced and writes the answer with it.
+        self.connection.answer(answer);
     }
-}
 
-impl LinkServer {
     async fn wait_until_caught_up(&self) {
         loop {
             let caught_up = {
@@ -631,24 +716,20 @@ impl LinkServer {
         }
     }
 
-    fn handle(&self, inputs: Vec<Input>) -> Result<(), capnp::Error> {
+    fn handle(&self, inputs: Vec<Input>) -> Result<(), &'static str> {
         let mut outbox = Outbox::default();
         {
             let mut state = self.shared.borrow_mut();
             if state.draining {
                 // Nothing here is handled: the proxy submits it again to the next core.
-                return Err(capnp::Error::disconnected(
-                    "this core is stopping; the next one will take this".into(),
-                ));
+                return Err("this core is stopping; the next one will take this");
             }
             let current = state
                 .proxies
                 .get(&self.proxy_id)
                 .is_some_and(|port| port.generation == self.generation);
             if !current {
-                return Err(capnp::Error::disconnected(
-                    "this link was replaced by a newer attach".into(),
-                ));
+                return Err("this link was replaced by a newer attach");
             }
             if let Some(gathering) = &mut state.gathering {
                 inputs.into_iter().for_each(|input| gathering.hold(input));
@@ -660,6 +741,19 @@ impl LinkServer {
         }
         dispatch(&self.shared, outbox);
         Ok(())
+    }
+}
+
+/// The events of a `submit`; anything else after the attach is a broken peer.
+fn read_submit(proxy: u64, message: &framing::Message<'_>) -> Result<Vec<Input>, capnp::Error> {
+    match message.get_root::<proxy_message::Reader>()?.which() {
+        Ok(proxy_message::Submit(events)) => decode_inputs(proxy, events?),
+        Ok(proxy_message::Attach(_)) => Err(capnp::Error::failed(
+            "a second attach on one connection".into(),
+        )),
+        Err(capnp::NotInSchema(which)) => Err(capnp::Error::failed(format!(
+            "an unknown message ({which}) from a proxy"
+        ))),
     }
 }
 

@@ -1,7 +1,7 @@
-//! What the core has yet to deliver to one proxy, and how it is cut into `deliver` calls.
+//! What the core has yet to deliver to one proxy, and how it is cut into `deliver` batches.
 //!
 //! Two limits, both learned under overload (10,000 players at 2,000 commands a second):
-//! - one call carries at most [`MAX_BATCH`] events. A call with the whole backlog once
+//! - one batch carries at most [`MAX_BATCH`] events. A batch with the whole backlog once
 //!   reached 78 MB, past what capnp lets a peer read (64 MB): the link broke and that output
 //!   was lost;
 //! - past [`HIGH_WATER`] events the core stops taking that proxy's input until it has caught
@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use crate::game::Outgoing;
 
-/// Events in one deliver call: a few MB at most.
+/// Events in one deliver batch: a few MB at most.
 pub const MAX_BATCH: usize = 8192;
 /// Events queued before the proxy's input is held back.
 pub const HIGH_WATER: usize = 8 * MAX_BATCH;
@@ -31,7 +31,7 @@ impl Outbound {
         self.queue.push_back((session, event));
     }
 
-    /// The next deliver call's events, oldest first; empty when nothing is queued.
+    /// The next deliver batch, oldest first; empty when nothing is queued.
     pub fn next_batch(&mut self) -> Vec<(u64, Outgoing)> {
         let take = self.queue.len().min(MAX_BATCH);
         self.queue.drain(..take).collect()

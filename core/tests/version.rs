@@ -3,29 +3,7 @@
 
 mod common;
 
-use tether_protocol::link_capnp::proxy;
-
-/// A proxy callback that never receives anything in this test.
-struct Silent;
-impl proxy::Server for Silent {}
-
-async fn attach_with(socket: &std::path::Path, version: u32) -> Result<String, capnp::Error> {
-    let core = common::connect(socket).await;
-    let mut request = core.attach_request();
-    let mut hello = request.get().init_hello();
-    hello.set_protocol_version(version);
-    hello.set_proxy_id(7);
-    hello.set_proxy_name("test");
-    request.get().set_proxy(capnp_rpc::new_client(Silent));
-    request.get().init_sessions(0);
-    let response = request.send().promise.await?;
-    let name = response
-        .get()?
-        .get_welcome()?
-        .get_core_name()?
-        .to_string()?;
-    Ok(name)
-}
+use common::{FromCore, TestProxy};
 
 #[test]
 fn a_mismatched_proxy_is_refused_and_a_matching_one_attaches() {
@@ -34,14 +12,23 @@ fn a_mismatched_proxy_is_refused_and_a_matching_one_attaches() {
     let _core = common::start_core(dir.path());
     let wrong = tether_protocol::PROTOCOL_VERSION + 1;
     common::run_local(async {
-        let refused = attach_with(&socket, wrong).await;
-        let error = refused.expect_err("a mismatched proxy must be refused");
+        let mut proxy = TestProxy::connect(&socket).await;
+        match proxy.attach(wrong, 7).await {
+            FromCore::Refused(reason) => assert!(
+                reason.contains("mismatch") && reason.contains(&format!("version {wrong}")),
+                "clear message: {reason}"
+            ),
+            other => panic!("a mismatched proxy must be refused, got {other:?}"),
+        }
         assert!(
-            error.to_string().contains("mismatch")
-                && error.to_string().contains(&format!("version {wrong}")),
-            "clear message: {error}"
+            proxy.next().await.is_none(),
+            "the core closes after refusing"
         );
-        let accepted = attach_with(&socket, tether_protocol::PROTOCOL_VERSION).await;
-        assert!(accepted.expect("attach").starts_with("tether-core"));
+
+        let mut proxy = TestProxy::connect(&socket).await;
+        match proxy.attach(tether_protocol::PROTOCOL_VERSION, 7).await {
+            FromCore::Welcome(name) => assert!(name.starts_with("tether-core"), "{name}"),
+            other => panic!("a matching proxy attaches, got {other:?}"),
+        }
     });
 }

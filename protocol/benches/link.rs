@@ -1,17 +1,14 @@
-//! Link batching: the cost of encoding and decoding one `Link.submit` batch of player lines.
+//! Link batching: the cost of encoding and decoding one `submit` batch of player lines.
 //!
-//! The proxy fills the `events` list of a `submit` request (`write_submits` in the proxy's
-//! `link.rs`) and capnp-rpc serializes it onto the socket; the core reads it back event by
-//! event. Setting up an RPC system here would measure the event loop, not the encoding, so the
-//! same `submit` params struct is built as the root of a plain message: the bytes per event
-//! and the work per event are those of the real call, minus the RPC framing around it.
+//! The proxy fills a `ProxyMessage.submit` list (`write_submits` in the proxy's `link.rs`) and
+//! appends it to the socket's bytes; the core reads it back in place (`framing`) event by
+//! event. This is that message, built and read the same way.
 
 use std::hint::black_box;
 
-use capnp::message::{Builder, ReaderOptions};
-use capnp::serialize;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tether_protocol::link_capnp::{link, proxy_event};
+use tether_protocol::framing;
+use tether_protocol::link_capnp::{proxy_event, proxy_message};
 
 /// Typical typed commands: most are a word or two, a few are says and emotes.
 const LINES: [&str; 8] = [
@@ -28,9 +25,10 @@ const LINES: [&str; 8] = [
 /// Builds and serializes a batch of `events` lines spread over a few dozen sessions, as a busy
 /// proxy's batch would be.
 fn encode(events: u32, out: &mut Vec<u8>) {
-    let mut message = Builder::new_default();
-    let params = message.init_root::<link::submit_params::Builder>();
-    let mut list = params.init_events(events);
+    let mut message = framing::builder();
+    let mut list = message
+        .init_root::<proxy_message::Builder>()
+        .init_submit(events);
     for i in 0..events {
         let mut event = list.reborrow().get(i);
         event.set_session(u64::from(i % 40) + 1);
@@ -38,17 +36,20 @@ fn encode(events: u32, out: &mut Vec<u8>) {
         line.set_seq(u64::from(i / 40) + 1);
         line.set_text(LINES[i as usize % LINES.len()]);
     }
-    serialize::write_message(&mut *out, &message).expect("writing to a Vec cannot fail");
+    framing::append(&message, out);
 }
 
 /// Reads a batch back and touches every field the core uses, so lazy decoding cannot skip
-/// work. `read_message` copies the bytes into its own segments, as the RPC system does with
-/// what it reads off the socket.
+/// work. The message is read where it lies, as the core reads it from its socket buffer.
 fn decode(mut bytes: &[u8]) -> capnp::Result<usize> {
-    let message = serialize::read_message(&mut bytes, ReaderOptions::new())?;
-    let params = message.get_root::<link::submit_params::Reader>()?;
+    let message =
+        capnp::serialize::read_message_from_flat_slice(&mut bytes, framing::reader_options())?;
+    let proxy_message::Submit(events) = message.get_root::<proxy_message::Reader>()?.which()?
+    else {
+        return Err(capnp::Error::failed("not a submit".into()));
+    };
     let mut text_bytes = 0;
-    for event in params.get_events()? {
+    for event in events? {
         black_box(event.get_session());
         if let proxy_event::Line(line) = event.which()? {
             let line = line?;

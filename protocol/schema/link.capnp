@@ -1,33 +1,81 @@
 # The tether link: how a proxy (which owns player connections) and a game core (which owns the
 # world) talk to each other.
 #
-# The core listens; each proxy connects and calls `Core.attach`, handing over a callback
-# (`Proxy`) and a snapshot of every live session. The core answers with a `Link` on which the
-# proxy submits what players do. Everything the core wants a player to see comes back through
-# `Proxy.deliver`.
+# The core listens on a Unix socket; each proxy connects, and from then on the two send each
+# other a stream of Cap'n Proto messages in the standard serialization (segment table, then
+# segments), one after another: `ProxyMessage`s from the proxy, `CoreMessage`s from the core.
+# A core in another language needs its Cap'n Proto library's `readMessage`/`writeMessage`
+# on a socket, and this file.
+#
+# 1. The proxy opens with `attach`: who it is and a snapshot of every live session. The core
+#    answers `welcome`, or `refused` and closes.
+# 2. The proxy `submit`s what players do, in batches, with one batch in flight: the next one
+#    waits for the core's `accepted`, and what piles up meanwhile rides in it. A core that
+#    cannot keep up with its output answers later, so input waits in the proxy's bounded
+#    per-session queues instead of growing the core.
+# 3. The core `deliver`s what players should see, in batches, whenever it has output. The
+#    socket's own buffer is the flow control in that direction.
 #
 # Nothing a player types may be lost across a core restart, so input is acknowledged: each line
 # carries a per-session sequence number and the proxy keeps it until the core acknowledges it in
 # a `deliver` batch. Acknowledgements travel in the same batch as the output the line produced,
 # so a line is either fully answered or will be submitted again to the next core.
 #
-# Both directions are batched (one call carries many events) and each side has at most one call
-# in flight per direction: what piles up while a call travels goes into the next one.
+# (Until protocol version 2 this was a capnp-rpc interface with a call and a return per batch
+# each way. The call machinery was most of the work a player's command cost both processes,
+# and capnp-rpc's `!Send` client pinned the proxy's link to a thread of its own, so every
+# command crossed threads twice inside the proxy; see BENCHMARKS.md.)
 
 @0xb8d3c0e6a1f25c47;
 
-const protocolVersion :UInt32 = 2;
+const protocolVersion :UInt32 = 3;
 # Bumped whenever the meaning of this file changes. A proxy and a core that disagree refuse
 # each other at `attach` with a message naming both versions.
 
-interface Core {
-  # The bootstrap capability served on the core's link socket.
+struct ProxyMessage {
+  union {
+    attach @0 :Attach;
+    # The first message on a connection, and only there.
 
-  attach @0 (hello :Hello, proxy :Proxy, sessions :List(SessionSnapshot))
-         -> (welcome :Welcome, link :Link);
-  # Attach a proxy and re-attach every session it holds. A proxy calls this each time it
-  # (re)connects. Fails with a clear reason if the versions do not match. A second attach
-  # with the same `proxyId` replaces the first.
+    submit @1 :List(ProxyEvent);
+    # What players did, in order. Sent only when no earlier batch waits for `accepted`.
+  }
+}
+
+struct CoreMessage {
+  union {
+    welcome @0 :Welcome;
+    # The attach is accepted: submit away.
+
+    refused @1 :Text;
+    # The attach is refused for good (versions differ): the reason, for the operator's log.
+    # The core closes the connection; trying again at once will not help.
+
+    accepted @2 :Void;
+    # The batch in flight was taken: handled, or held until every proxy of the previous core
+    # is back. Handling is confirmed per line by `CoreEvent.ack`.
+
+    declined @3 :Text;
+    # The batch in flight (or the attach) was not taken and will not be: this core is stopping,
+    # or a newer attach by the same proxy replaced this connection. The core delivers what it
+    # has finished and closes; the proxy submits the unacknowledged lines, and announces the
+    # sessions whose `opened` was declined, to the next core.
+
+    deliver @4 :List(CoreEvent);
+    # What the core wants done, in order.
+
+    gameStatus @5 :List(MsspVariable);
+    # Live facts about the game for MSSP (NAME, PLAYERS, ...), sent after `welcome` and
+    # whenever they change. The proxy answers MSSP requests from the latest one and adds UPTIME
+    # itself (the game, as players see it, has been up since the proxy started).
+  }
+}
+
+struct Attach {
+  hello @0 :Hello;
+  sessions @1 :List(SessionSnapshot);
+  # Every live session: the core re-attaches them all. A second attach with the same
+  # `proxyId` replaces the first connection.
 }
 
 struct Hello {
@@ -69,15 +117,6 @@ struct ClientInfo {
   gmcp @8 :Bool;          # the client speaks GMCP
 }
 
-interface Link {
-  submit @0 (events :List(ProxyEvent));
-  # What players did, in order. Returning means the core has received the batch, not that it
-  # handled it: handling is confirmed per line by `CoreEvent.ack`. A core that is shutting down
-  # fails the call (disconnected) without handling anything; the proxy then submits the
-  # unacknowledged lines, and announces sessions whose `opened` it could not deliver, to the
-  # next core.
-}
-
 struct ProxyEvent {
   session @0 :UInt64;
   union {
@@ -91,18 +130,6 @@ struct ProxyEvent {
 struct InputLine {
   seq @0 :UInt64;         # per session, starting at 1, without gaps
   text @1 :Text;          # one line, decoded to UTF-8, control characters removed
-}
-
-interface Proxy {
-  # The callback a proxy passes in `attach`.
-
-  deliver @0 (events :List(CoreEvent));
-  # What the core wants done, in order. Returning means the proxy has routed every event.
-
-  gameStatus @1 (mssp :List(MsspVariable));
-  # Live facts about the game for MSSP (NAME, PLAYERS, ...), sent at attach and whenever they
-  # change. The proxy answers MSSP requests from the latest one and adds UPTIME itself (the
-  # game, as players see it, has been up since the proxy started).
 }
 
 struct MsspVariable {

@@ -2,13 +2,15 @@
 //!
 //! The schema, `schema/link.capnp`, is the protocol's documentation and ships with the crate
 //! so that cores can be written in other languages. This crate compiles it (see `build.rs`: no
-//! system `capnp` needed) and adds the few shared definitions both sides need.
+//! system `capnp` needed) and adds the few shared definitions both sides need: `framing` reads
+//! and writes the link's messages on a stream.
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 pub mod link_capnp {
     include!(concat!(env!("OUT_DIR"), "/link_capnp.rs"));
 }
 
+pub mod framing;
 pub mod markup;
 
 pub use link_capnp::PROTOCOL_VERSION;

@@ -14,7 +14,7 @@
 //! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
 //!   what to resend after a core restart and what to tell players.
 //! - `mailbox`: the queue from the link to one session, which an idle session holds empty.
-//! - `link`: the Cap'n Proto client on its own thread (capnp-rpc is `!Send`), driving `relay`.
+//! - `link`: the link to the core, a task on the runtime like the sessions, driving `relay`.
 //! - `server`: the accept loops and graceful shutdown; `shutdown`: the signal it passes down.
 
 pub mod flood;

@@ -1,27 +1,28 @@
-//! The proxy's end of the link: a thread running capnp-rpc (which is `!Send`) on a
-//! current-thread runtime, talking to the session tasks through channels.
+//! The proxy's end of the link: one task on the proxy's runtime that connects to the core,
+//! attaches with a snapshot of every session, submits input in batches (one in flight; what
+//! arrives meanwhile rides in the next one) and routes what the core delivers.
 //!
-//! It connects to the core's socket, attaches with a snapshot of every session, submits input
-//! in batches (one call in flight; what arrives meanwhile rides in the next one) and routes
-//! what the core delivers. When the link drops it reconnects by itself, quickly: the backoff is
-//! capped at 100 ms so a restarted core is picked up at once. The decisions about what to
-//! resend and what to tell players are the `Relay`'s; this file only does the I/O.
+//! Sessions hand their events to the link through a `LinkHandle`, which never waits: the
+//! decisions about what to send, resend and tell players are the `Relay`'s, kept behind one
+//! lock, and the link task only does the I/O. Being a task like the sessions (not a thread of
+//! its own), it runs where they woke it, so a player's line and its answer stay on one worker
+//! thread. When the link drops it reconnects by itself, quickly: the backoff is capped at
+//! 100 ms so a restarted core is picked up at once.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use capnp_rpc::{RpcSystem, rpc_twoparty_capnp::Side, twoparty};
-use futures::FutureExt;
+use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::link_capnp::{
-    ColorChoice, client_info, core, core_event, link, proxy, proxy_event,
+    ColorChoice, client_info, core_event, core_message, proxy_event, proxy_message,
 };
 use tether_protocol::markup::ColorDepth;
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::sync::{Notify, mpsc};
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::mailbox;
@@ -75,39 +76,82 @@ pub struct LinkConfig {
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_CAP: Duration = Duration::from_millis(100);
-/// How long a core that refused input may take to finish and close the link.
+/// How long a core that declined input may take to finish and close the link.
 const STOPPING_CORE_GRACE: Duration = Duration::from_secs(10);
 /// A core that refuses us (version mismatch) will not change its mind every 100 ms.
 const REFUSED_RETRY: Duration = Duration::from_secs(2);
 
-/// Starts the link thread. It runs for the life of the process.
-pub fn spawn(
-    config: LinkConfig,
-    from_sessions: mpsc::Receiver<ToLink>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("tether-link".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    tracing::error!(%error, "cannot start the link runtime");
-                    std::process::exit(1);
-                }
-            };
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, run(config, from_sessions));
-        })
+/// How sessions reach the link. Cheap to clone; `send` never waits.
+#[derive(Clone)]
+pub struct LinkHandle {
+    shell: Arc<Mutex<Shell>>,
+    /// Wakes the link task when there may be input to submit.
+    submit_ready: Arc<Notify>,
+}
+
+impl std::fmt::Debug for LinkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkHandle").finish_non_exhaustive()
+    }
+}
+
+impl LinkHandle {
+    /// A link with no task behind it yet: `start` gives it one.
+    pub fn new(config: &LinkConfig) -> LinkHandle {
+        LinkHandle {
+            shell: Arc::new(Mutex::new(Shell {
+                relay: Relay::new(Instant::now(), config.max_queued_lines),
+                sessions: HashMap::new(),
+                game_status: config.game_status.clone(),
+                in_flight: None,
+                declined: false,
+            })),
+            submit_ready: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Takes one event from a session.
+    pub fn send(&self, message: ToLink) {
+        let mut shell = self.lock();
+        shell.apply(message);
+        shell.flush();
+        drop(shell);
+        self.submit_ready.notify_one();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shell> {
+        // A panic elsewhere must not take every player's link down with it.
+        self.shell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Starts the link task on the current runtime. It runs for the life of the process.
+pub fn start(config: LinkConfig) -> LinkHandle {
+    let link = LinkHandle::new(&config);
+    let ticking = link.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            ticks.tick().await;
+            let mut shell = ticking.lock();
+            shell.relay.tick(Instant::now());
+            shell.flush();
+        }
+    });
+    tokio::spawn(run(config, link.clone()));
+    link
 }
 
 struct Shell {
     relay: Relay,
     sessions: HashMap<u64, SessionHandle>,
-    submit_ready: Rc<Notify>,
     game_status: GameStatus,
+    /// The batch the core has not answered yet.
+    in_flight: Option<Vec<Submit>>,
+    /// The core declined input on this connection: submit nothing more to it.
+    declined: bool,
 }
 
 impl Shell {
@@ -142,12 +186,11 @@ impl Shell {
         }
     }
 
-    /// Pushes what the relay decided out to sessions and wakes the submitter if needed.
+    /// Pushes what the relay decided out to sessions.
     fn flush(&mut self) {
         for (session, message) in self.relay.take_for_sessions() {
             self.send(session, message);
         }
-        self.submit_ready.notify_one();
     }
 
     fn send(&self, session: u64, message: ToSession) {
@@ -156,39 +199,31 @@ impl Shell {
         };
         handle.messages.send(message);
     }
+
+    /// The next batch to submit, unless one is in flight or the core declines input.
+    fn next_batch(&mut self) -> Option<&[Submit]> {
+        if self.in_flight.is_some() || self.declined {
+            return None;
+        }
+        let batch = self.relay.take_submits();
+        if batch.is_empty() {
+            return None;
+        }
+        self.in_flight.insert(batch).as_slice().into()
+    }
+
+    /// The connection ended: what it did not confirm goes to the next core.
+    fn connection_lost(&mut self) {
+        if let Some(batch) = self.in_flight.take() {
+            self.relay.not_delivered(&batch);
+        }
+        self.declined = false;
+        self.relay.detached(Instant::now());
+        self.flush();
+    }
 }
 
-async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
-    let shell = Rc::new(RefCell::new(Shell {
-        relay: Relay::new(Instant::now(), config.max_queued_lines),
-        sessions: HashMap::new(),
-        submit_ready: Rc::new(Notify::new()),
-        game_status: config.game_status.clone(),
-    }));
-
-    let intake_shell = shell.clone();
-    tokio::task::spawn_local(async move {
-        let mut batch = Vec::with_capacity(256);
-        while from_sessions.recv_many(&mut batch, 256).await > 0 {
-            let mut shell = intake_shell.borrow_mut();
-            for message in batch.drain(..) {
-                shell.apply(message);
-            }
-            shell.flush();
-        }
-    });
-
-    let clock_shell = shell.clone();
-    tokio::task::spawn_local(async move {
-        let mut ticks = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            ticks.tick().await;
-            let mut shell = clock_shell.borrow_mut();
-            shell.relay.tick(Instant::now());
-            shell.flush();
-        }
-    });
-
+async fn run(config: LinkConfig, link: LinkHandle) {
     let mut backoff = BACKOFF_FIRST;
     let mut logged_waiting = false;
     loop {
@@ -196,12 +231,8 @@ async fn run(config: LinkConfig, mut from_sessions: mpsc::Receiver<ToLink>) {
             Ok(stream) => {
                 logged_waiting = false;
                 let connected = Instant::now();
-                let outcome = run_connection(stream, &shell, &config).await;
-                {
-                    let mut shell = shell.borrow_mut();
-                    shell.relay.detached(Instant::now());
-                    shell.flush();
-                }
+                let outcome = run_connection(stream, &link, &config).await;
+                link.lock().connection_lost();
                 config
                     .link_up
                     .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -242,63 +273,27 @@ enum LinkError {
     Broken(String),
 }
 
+fn broken(error: impl std::fmt::Display) -> LinkError {
+    LinkError::Broken(error.to_string())
+}
+
 async fn run_connection(
     stream: UnixStream,
-    shell: &Rc<RefCell<Shell>>,
+    link: &LinkHandle,
     config: &LinkConfig,
 ) -> Result<(), LinkError> {
-    let (reader, writer) = stream.into_split();
-    // Unbuffered, capnp-futures writes a message's segment table and its body in two
-    // syscalls and reads them in two or more; the peer then wakes for the first half alone.
-    let network = twoparty::VatNetwork::new(
-        futures::io::BufReader::new(reader.compat()),
-        futures::io::BufWriter::new(writer.compat_write()),
-        Side::Client,
-        Default::default(),
-    );
-    let mut rpc_system = RpcSystem::new(Box::new(network), None);
-    let core: core::Client = rpc_system.bootstrap(Side::Server);
-    let rpc_task = tokio::task::spawn_local(rpc_system);
-    let _abort_rpc = AbortOnDrop(rpc_task.abort_handle());
-    let mut rpc_done = rpc_task.fuse();
-
-    let callback: proxy::Client = capnp_rpc::new_client(Callback {
-        shell: shell.clone(),
-    });
-
-    let mut request = core.attach_request();
-    {
-        let mut params = request.get();
-        let mut hello = params.reborrow().init_hello();
-        hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
-        hello.set_proxy_id(config.proxy_id);
-        hello.set_proxy_name(config.proxy_name.as_str());
-        params.set_proxy(callback);
-        let snapshots = shell.borrow().relay.snapshots();
-        let mut list = params.init_sessions(snapshots.len() as u32);
-        for (i, snapshot) in snapshots.iter().enumerate() {
-            let mut entry = list.reborrow().get(i as u32);
-            entry.set_session(snapshot.session);
-            entry.set_acked_seq(snapshot.acked_seq);
-            entry.set_state(&snapshot.state);
-            write_client(entry.reborrow().init_client(), &snapshot.client);
-            let mut info = entry.init_info();
-            info.set_transport(snapshot.info.transport.as_str());
-            info.set_remote_addr(snapshot.info.remote_addr.as_str());
-        }
-    }
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = MessageReader::new(reader);
+    let mut bytes = Vec::new();
+    write_attach(&link.lock().relay, config, &mut bytes);
     let started = Instant::now();
-    let response = futures::select! {
-        response = request.send().promise.fuse() => response,
-        _ = rpc_done => return Err(LinkError::Broken("connection closed during attach".into())),
+    writer.write_all(&bytes).await.map_err(broken)?;
+    let core_name = match reader.next().await.map_err(broken)? {
+        Some(message) => read_welcome(&message)?,
+        None => return Err(LinkError::Broken("connection closed during attach".into())),
     };
-    let response = response.map_err(|e| match e.kind {
-        capnp::ErrorKind::Failed => LinkError::Refused(e.extra),
-        _ => LinkError::Broken(e.to_string()),
-    })?;
-    let (link, core_name) = read_welcome(&response).map_err(LinkError::Refused)?;
     {
-        let mut shell = shell.borrow_mut();
+        let mut shell = link.lock();
         let sessions = shell.relay.session_count();
         shell.relay.attached();
         shell.flush();
@@ -312,54 +307,170 @@ async fn run_connection(
             "attached to the core"
         );
     }
+    link.submit_ready.notify_one();
+    // One task, two halves: whichever woke it makes progress, and neither needs a thread.
+    tokio::select! {
+        read = read_core(reader, link) => read,
+        written = submit(writer, link) => written,
+    }
+}
 
-    let submit_ready = shell.borrow().submit_ready.clone();
+/// Writes batches as the relay has them, one in flight at a time, until a write fails.
+async fn submit(mut writer: OwnedWriteHalf, link: &LinkHandle) -> Result<(), LinkError> {
+    let mut bytes = Vec::new();
     loop {
-        futures::select! {
-            _ = submit_ready.notified().fuse() => {}
-            _ = rpc_done => return Ok(()),
+        link.submit_ready.notified().await;
+        {
+            let mut shell = link.lock();
+            let Some(batch) = shell.next_batch() else {
+                continue;
+            };
+            write_submit(batch, &mut bytes);
         }
-        let batch = shell.borrow_mut().relay.take_submits();
-        if batch.is_empty() {
-            continue;
-        }
-        let mut request = link.submit_request();
-        write_submits(request.get().init_events(batch.len() as u32), &batch);
-        futures::select! {
-            result = request.send().promise.fuse() => {
-                if let Err(error) = result {
-                    shell.borrow_mut().relay.not_delivered(&batch);
-                    // A stopping core refuses input but still delivers what it finished:
-                    // stay until it closes the link, so none of that output is lost.
-                    futures::select! {
-                        _ = rpc_done => {}
-                        () = tokio::time::sleep(STOPPING_CORE_GRACE).fuse() => {}
+        writer.write_all(&bytes).await.map_err(broken)?;
+        bytes.clear();
+    }
+}
+
+/// Routes what the core sends until it closes the connection.
+async fn read_core(
+    reader: MessageReader<OwnedReadHalf>,
+    link: &LinkHandle,
+) -> Result<(), LinkError> {
+    let mut reader = reader;
+    let mut stopping_deadline = None;
+    loop {
+        let next = match stopping_deadline {
+            None => reader.next().await,
+            // A stopping core still delivers what it finished: stay until it closes the
+            // link, so none of that output is lost, but not forever.
+            Some(deadline) => match tokio::time::timeout_at(deadline, reader.next()).await {
+                Ok(next) => next,
+                Err(_) => return Err(LinkError::Broken("a stopping core did not close".into())),
+            },
+        };
+        let Some(message) = next.map_err(broken)? else {
+            return Ok(());
+        };
+        let root = message.get_root::<core_message::Reader>().map_err(broken)?;
+        match root.which() {
+            Ok(core_message::Deliver(events)) => {
+                let events = events.map_err(broken)?;
+                let mut shell = link.lock();
+                for event in events.iter() {
+                    if let Some(delivered) = read_core_event(event).map_err(broken)? {
+                        shell.relay.delivered(delivered);
                     }
-                    return Err(LinkError::Broken(error.to_string()));
                 }
+                shell.flush();
             }
-            _ = rpc_done => {
-                shell.borrow_mut().relay.not_delivered(&batch);
-                return Ok(());
+            Ok(core_message::Accepted(())) => {
+                link.lock().in_flight = None;
+                link.submit_ready.notify_one();
+            }
+            Ok(core_message::Declined(reason)) => {
+                let reason = read_text(reason);
+                let mut shell = link.lock();
+                if let Some(batch) = shell.in_flight.take() {
+                    shell.relay.not_delivered(&batch);
+                }
+                shell.declined = true;
+                info!(%reason, "the core declined input; waiting for it to close the link");
+                stopping_deadline = Some(tokio::time::Instant::now() + STOPPING_CORE_GRACE);
+            }
+            Ok(core_message::GameStatus(vars)) => {
+                let vars = read_game_status(vars).map_err(broken)?;
+                let shell = link.lock();
+                *shell
+                    .game_status
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = vars;
+            }
+            Ok(core_message::Welcome(_) | core_message::Refused(_)) => {
+                return Err(LinkError::Broken(
+                    "the core answered an attach twice".into(),
+                ));
+            }
+            Err(capnp::NotInSchema(which)) => {
+                debug!(which, "ignoring a core message this proxy does not know");
             }
         }
     }
 }
 
-fn read_welcome(
-    response: &capnp::capability::Response<core::attach_results::Owned>,
-) -> Result<(link::Client, String), String> {
-    let results = response.get().map_err(|e| e.to_string())?;
-    let welcome = results.get_welcome().map_err(|e| e.to_string())?;
-    tether_protocol::check_version("core", welcome.get_protocol_version())?;
-    let core_name = welcome
-        .get_core_name()
-        .ok()
-        .and_then(|name| name.to_str().ok())
-        .unwrap_or("a core")
-        .to_string();
-    let link = results.get_link().map_err(|e| e.to_string())?;
-    Ok((link, core_name))
+fn read_text(text: capnp::Result<capnp::text::Reader>) -> String {
+    text.ok()
+        .and_then(|text| text.to_str().ok())
+        .unwrap_or("no reason given")
+        .to_string()
+}
+
+fn read_game_status(
+    vars: capnp::Result<
+        capnp::struct_list::Reader<tether_protocol::link_capnp::mssp_variable::Owned>,
+    >,
+) -> Result<Vec<(String, String)>, capnp::Error> {
+    let mut read = Vec::new();
+    for var in vars?.iter() {
+        read.push((var.get_name()?.to_string()?, var.get_value()?.to_string()?));
+    }
+    Ok(read)
+}
+
+fn write_attach(relay: &Relay, config: &LinkConfig, bytes: &mut Vec<u8>) {
+    let mut message = framing::builder();
+    let params = message.init_root::<proxy_message::Builder>().init_attach();
+    let mut params = params;
+    let mut hello = params.reborrow().init_hello();
+    hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
+    hello.set_proxy_id(config.proxy_id);
+    hello.set_proxy_name(config.proxy_name.as_str());
+    let snapshots = relay.snapshots();
+    let mut list = params.init_sessions(snapshots.len() as u32);
+    for (i, snapshot) in snapshots.iter().enumerate() {
+        let mut entry = list.reborrow().get(i as u32);
+        entry.set_session(snapshot.session);
+        entry.set_acked_seq(snapshot.acked_seq);
+        entry.set_state(&snapshot.state);
+        write_client(entry.reborrow().init_client(), &snapshot.client);
+        let mut info = entry.init_info();
+        info.set_transport(snapshot.info.transport.as_str());
+        info.set_remote_addr(snapshot.info.remote_addr.as_str());
+    }
+    framing::append(&message, bytes);
+}
+
+/// The core's answer to `attach`: its name, or why it will not have us.
+fn read_welcome(message: &framing::Message<'_>) -> Result<String, LinkError> {
+    let root = message.get_root::<core_message::Reader>().map_err(broken)?;
+    match root.which() {
+        Ok(core_message::Welcome(welcome)) => {
+            let welcome = welcome.map_err(broken)?;
+            tether_protocol::check_version("core", welcome.get_protocol_version())
+                .map_err(LinkError::Refused)?;
+            Ok(welcome
+                .get_core_name()
+                .ok()
+                .and_then(|name| name.to_str().ok())
+                .unwrap_or("a core")
+                .to_string())
+        }
+        Ok(core_message::Refused(reason)) => Err(LinkError::Refused(read_text(reason))),
+        // A stopping core: the next one is moments away.
+        Ok(core_message::Declined(reason)) => Err(LinkError::Broken(read_text(reason))),
+        _ => Err(LinkError::Broken(
+            "the core did not answer the attach".into(),
+        )),
+    }
+}
+
+fn write_submit(batch: &[Submit], bytes: &mut Vec<u8>) {
+    let mut message = framing::builder();
+    let list = message
+        .init_root::<proxy_message::Builder>()
+        .init_submit(batch.len() as u32);
+    write_submits(list, batch);
+    framing::append(&message, bytes);
 }
 
 fn write_submits(mut list: capnp::struct_list::Builder<proxy_event::Owned>, batch: &[Submit]) {
@@ -387,56 +498,6 @@ fn write_submits(mut list: capnp::struct_list::Builder<proxy_event::Owned>, batc
                 write_client(event.init_client(), client);
             }
         }
-    }
-}
-
-/// The `Proxy` capability handed to the core: where its output arrives.
-struct Callback {
-    shell: Rc<RefCell<Shell>>,
-}
-
-impl proxy::Server for Callback {
-    fn deliver(
-        self: capnp::capability::Rc<Self>,
-        params: proxy::DeliverParams,
-        _results: proxy::DeliverResults,
-    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        let outcome = (|| {
-            let events = params.get()?.get_events()?;
-            let mut shell = self.shell.borrow_mut();
-            for event in events.iter() {
-                if let Some(delivered) = read_core_event(event)? {
-                    shell.relay.delivered(delivered);
-                }
-            }
-            shell.flush();
-            Ok(())
-        })();
-        std::future::ready(outcome)
-    }
-
-    fn game_status(
-        self: capnp::capability::Rc<Self>,
-        params: proxy::GameStatusParams,
-        _results: proxy::GameStatusResults,
-    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        std::future::ready(self.game_status_now(params))
-    }
-}
-
-impl Callback {
-    fn game_status_now(&self, params: proxy::GameStatusParams) -> Result<(), capnp::Error> {
-        let mut vars = Vec::new();
-        for var in params.get()?.get_mssp()?.iter() {
-            vars.push((var.get_name()?.to_string()?, var.get_value()?.to_string()?));
-        }
-        *self
-            .shell
-            .borrow()
-            .game_status
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = vars;
-        Ok(())
     }
 }
 
@@ -491,12 +552,4 @@ fn write_client(mut builder: client_info::Builder, client: &ClientInfo) {
     builder.set_charset(client.charset.as_str());
     builder.set_screen_reader(client.screen_reader);
     builder.set_gmcp(client.gmcp);
-}
-
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

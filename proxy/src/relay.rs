@@ -46,7 +46,7 @@ pub struct DisplayPrefs {
     pub color: Option<tether_protocol::markup::ColorDepth>,
 }
 
-/// An event for the core's `Link.submit`.
+/// An event for the core, in a `submit` batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submit {
     Opened {
@@ -78,7 +78,7 @@ pub struct Snapshot {
     pub client: ClientInfo,
 }
 
-/// An event from the core's `Proxy.deliver`.
+/// An event from the core, in a `deliver` batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
     Ack {
@@ -340,7 +340,7 @@ impl Relay {
         }
     }
 
-    /// A submitted batch may not have reached the core (the call failed). Lines need nothing
+    /// A submitted batch may not have been taken (declined, or the link broke). Lines need nothing
     /// here (unacknowledged lines are resent anyway), but a session whose `Opened` was lost
     /// must be announced to the next core, or its player would never see the welcome.
     pub fn not_delivered(&mut self, batch: &[Submit]) {
@@ -405,7 +405,7 @@ impl Relay {
         }
     }
 
-    /// The next batch for `Link.submit` (empty: nothing to send).
+    /// The next `submit` batch (empty: nothing to send).
     pub fn take_submits(&mut self) -> Vec<Submit> {
         std::mem::take(&mut self.outbox)
     }

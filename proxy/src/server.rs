@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -17,8 +16,6 @@ use crate::web;
 
 /// How long sessions get to say goodbye when the proxy stops.
 const GOODBYE_GRACE: Duration = Duration::from_secs(5);
-/// Messages from all sessions to the link thread; a full channel slows readers down.
-const LINK_CHANNEL: usize = 8192;
 
 pub struct Proxy {
     pub telnet: TcpListener,
@@ -49,15 +46,14 @@ impl Proxy {
 
     /// Serves until `stop` resolves, then tells every player goodbye and returns.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let (to_link, from_sessions) = mpsc::channel(LINK_CHANNEL);
         let game_status = self.link.game_status.clone();
         let link_up = self.link.link_up.clone();
-        link::spawn(self.link, from_sessions)?;
+        let link = link::start(self.link);
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
         info!(addr = %self.telnet.local_addr()?, "listening for telnet");
         let context = session::Context {
-            link: to_link,
+            link,
             shutdown,
             game_status,
             started: std::time::SystemTime::now()

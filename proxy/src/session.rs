@@ -13,7 +13,7 @@ use tracing::{debug, info};
 
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
-use crate::link::{GameStatus, SessionHandle, ToLink};
+use crate::link::{GameStatus, LinkHandle, SessionHandle, ToLink};
 use crate::mailbox::{self, Delivery};
 use crate::negotiation::{Capabilities, Charset, ClientEvent, MSSP_REQUEST, Negotiation};
 use crate::relay::{ClientInfo, DisplayPrefs, SessionInfo, ToSession};
@@ -32,7 +32,7 @@ pub const SHUTDOWN_MESSAGE: &str = "The game is shutting down. Goodbye!";
 /// What every session shares with the rest of the proxy.
 #[derive(Clone)]
 pub struct Context {
-    pub link: tokio::sync::mpsc::Sender<ToLink>,
+    pub link: LinkHandle,
     pub shutdown: Shutdown,
     pub game_status: GameStatus,
     /// When this proxy started (unix seconds): MSSP's UPTIME, since players have been able to
@@ -109,17 +109,11 @@ pub async fn run<S, T>(
     let peer = info.remote_addr.clone();
     let transport_name = info.transport.clone();
     let link = context.link.clone();
-    if link
-        .send(ToLink::Opened {
-            session,
-            info,
-            handle,
-        })
-        .await
-        .is_err()
-    {
-        return;
-    }
+    link.send(ToLink::Opened {
+        session,
+        info,
+        handle,
+    });
     info!(session, %peer, transport = %transport_name, "connected");
 
     speaker.greet();
@@ -158,14 +152,10 @@ pub async fn run<S, T>(
         match outcome {
             Ok(lines) => {
                 for text in lines {
-                    if link.send(ToLink::Line { session, text }).await.is_err() {
-                        return;
-                    }
+                    link.send(ToLink::Line { session, text });
                 }
-                if let Some(client) = speaker.client_changed()
-                    && link.send(ToLink::Client { session, client }).await.is_err()
-                {
-                    return;
+                if let Some(client) = speaker.client_changed() {
+                    link.send(ToLink::Client { session, client });
                 }
             }
             Err(reason) => {
@@ -178,7 +168,7 @@ pub async fn run<S, T>(
     };
     transport.close(&reason).await;
     info!(session, %peer, %reason, "disconnected");
-    let _ = link.send(ToLink::Closed { session, reason }).await;
+    link.send(ToLink::Closed { session, reason });
 }
 
 /// Plain telnet over TCP.
@@ -512,10 +502,17 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let stream = TcpStream::connect(addr).await?;
-        let (to_link, _from_sessions) = tokio::sync::mpsc::channel(1);
+        let link = LinkHandle::new(&crate::link::LinkConfig {
+            socket: "nowhere".into(),
+            proxy_name: "test".into(),
+            proxy_id: 1,
+            max_queued_lines: 10,
+            game_status: GameStatus::default(),
+            link_up: Default::default(),
+        });
         let (_trigger, shutdown) = crate::shutdown::channel();
         let context = Context {
-            link: to_link,
+            link,
             shutdown,
             game_status: GameStatus::default(),
             started: 0,
