@@ -460,7 +460,7 @@ async fn pump(
             }
         }
         let answered = connection.answers.borrow().is_empty();
-        if connection.closed.get() && answered && (port_gone || attached.is_none()) {
+        if connection.closed.get() && answered && port_gone {
             let _ = writer.shutdown().await;
             return;
         }

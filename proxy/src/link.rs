@@ -334,10 +334,9 @@ async fn submit(mut writer: OwnedWriteHalf, link: &LinkHandle) -> Result<(), Lin
 
 /// Routes what the core sends until it closes the connection.
 async fn read_core(
-    reader: MessageReader<OwnedReadHalf>,
+    mut reader: MessageReader<OwnedReadHalf>,
     link: &LinkHandle,
 ) -> Result<(), LinkError> {
-    let mut reader = reader;
     let mut stopping_deadline = None;
     loop {
         let next = match stopping_deadline {
@@ -419,8 +418,7 @@ fn read_game_status(
 
 fn write_attach(relay: &Relay, config: &LinkConfig, bytes: &mut Vec<u8>) {
     let mut message = framing::builder();
-    let params = message.init_root::<proxy_message::Builder>().init_attach();
-    let mut params = params;
+    let mut params = message.init_root::<proxy_message::Builder>().init_attach();
     let mut hello = params.reborrow().init_hello();
     hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
     hello.set_proxy_id(config.proxy_id);
