@@ -5,9 +5,9 @@
 //! Sessions hand their events to the link through a `LinkHandle`, which never waits: the
 //! decisions about what to send, resend and tell players are the `Relay`'s, kept behind one
 //! lock, and the link task only does the I/O. Being a task like the sessions (not a thread of
-//! its own), it runs where they woke it, so a player's line and its answer stay on one worker
-//! thread. When the link drops it reconnects by itself, quickly: the backoff is capped at
-//! 100 ms so a restarted core is picked up at once.
+//! its own), tokio runs it next on the worker that woke it, so a player's line and its answer
+//! need not cross threads. When the link drops it reconnects by itself, quickly: the backoff
+//! is capped at 100 ms so a restarted core is picked up at once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
