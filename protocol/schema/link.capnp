@@ -21,10 +21,10 @@
 # a `deliver` batch. Acknowledgements travel in the same batch as the output the line produced,
 # so a line is either fully answered or will be submitted again to the next core.
 #
-# (Until protocol version 2 this was a capnp-rpc interface with a call and a return per batch
-# each way. The call machinery was most of the work a player's command cost both processes,
-# and capnp-rpc's `!Send` client pinned the proxy's link to a thread of its own, so every
-# command crossed threads twice inside the proxy; see BENCHMARKS.md.)
+# (Up to protocol version 2 this was a capnp-rpc interface with a call and a return per
+# batch each way. The call machinery was more than half of the instructions a command cost
+# each process, and capnp-rpc's `!Send` client pinned the proxy's link to a thread of its
+# own, so every command crossed threads twice inside the proxy; see BENCHMARKS.md.)
 
 @0xb8d3c0e6a1f25c47;
 
