@@ -2,7 +2,7 @@
 //!
 //! This is the heart of "nothing lost": a sans-IO state machine, driven by the session tasks
 //! (opened / line / closed), by the link (up / down / delivered events) and by a clock. It
-//! never touches a socket; the link shell turns its decisions into RPCs and messages.
+//! never touches a socket; the link shell turns its decisions into link messages.
 //!
 //! Every line a player types gets a per-session sequence number and stays here until a core
 //! acknowledges it. When the link drops, everything unacknowledged is submitted again, in
