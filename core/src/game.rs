@@ -17,9 +17,11 @@ mod roster;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 
 use serde::{Deserialize, Serialize};
 use tether_protocol::SessionKey;
+use tether_protocol::witness::{LineId, Witness};
 
 use crate::db::{CharacterRecord, Db};
 use crate::password::Work;
@@ -294,6 +296,10 @@ pub struct Game {
     clients: BTreeMap<SessionKey, ClientInfo>,
     /// Tells a job's result apart from that of an older job for the same session key.
     next_ticket: u64,
+    /// Where the line being handled is recorded, so a death in it can be blamed on it.
+    witness: Option<Witness>,
+    /// Lines that were being handled at two core deaths in a row: never run again.
+    quarantine: BTreeSet<LineId>,
 }
 
 impl Game {
@@ -306,7 +312,20 @@ impl Game {
             present: 0,
             clients: BTreeMap::new(),
             next_ticket: 1,
+            witness: None,
+            quarantine: BTreeSet::new(),
         }
+    }
+
+    /// Records every line this game handles in `witness` (see `tether_protocol::witness`).
+    pub fn set_witness(&mut self, witness: Witness) {
+        self.witness = Some(witness);
+    }
+
+    /// Lines the supervisor found in the hands of two dying cores in a row: when they come
+    /// again they are acknowledged and their player told, not run.
+    pub fn set_quarantine(&mut self, lines: impl IntoIterator<Item = LineId>) {
+        self.quarantine.extend(lines);
     }
 
     pub fn world(&self) -> &World {
@@ -474,19 +493,64 @@ impl Game {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if !session.closing {
-            if let Some(secret) = session.secret.take() {
-                login::secret_line(self, key, seq, secret, text, out);
-            } else if session.player.is_some() {
-                commands::play(self, key, text, out);
-            } else {
-                login::guest(self, key, seq, text, out);
+        let line = LineId { key, seq };
+        // A login line may hold a password: it is never written down, not even for a log.
+        let at_login = session.player.is_none() || session.secret.is_some();
+        let character = session.player.as_ref().map_or("", |p| p.name.as_str());
+        let shown = (!at_login).then_some(text);
+        if self.quarantine.remove(&line) {
+            tracing::error!(
+                session = %line,
+                character,
+                line = shown.unwrap_or("(a login line, not shown)"),
+                "a line that two cores died handling was not run again"
+            );
+            out.text(key, msg::quarantined(shown));
+        } else if !session.closing {
+            if let Some(witness) = &self.witness {
+                witness.begin(line, character, shown);
+            }
+            let character = character.to_owned();
+            // A bug in one command must not take the game down for everyone: a panic is
+            // caught here, the player told, the line acknowledged, and the game goes on.
+            let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.dispatch_line(key, seq, text, out)
+            }));
+            if let Some(witness) = &self.witness {
+                witness.end();
+            }
+            if let Err(panic) = handled {
+                tracing::error!(
+                    session = %line,
+                    character,
+                    line = shown.unwrap_or("(a login line, not shown)"),
+                    panic = panic_message(&*panic),
+                    "a command panicked; the game carries on"
+                );
+                out.text(key, msg::command_failed());
             }
         }
         // A line that started a password job is acknowledged when the job is done.
         let waiting = self.sessions.get(&key).is_some_and(|s| s.pending.is_some());
         if !waiting {
             self.finish_line(key, seq, out);
+        }
+    }
+
+    /// Runs one line in the state its session is in.
+    fn dispatch_line(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
+        if let Some(fault) = crate::fault::requested(text) {
+            crate::fault::trigger(fault);
+        }
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if let Some(secret) = session.secret.take() {
+            login::secret_line(self, key, seq, secret, text, out);
+        } else if session.player.is_some() {
+            commands::play(self, key, text, out);
+        } else {
+            login::guest(self, key, seq, text, out);
         }
     }
 
@@ -845,4 +909,13 @@ fn split_word(text: &str) -> (&str, &str) {
         Some((word, rest)) => (word, rest.trim()),
         None => (text, ""),
     }
+}
+
+/// What a panic said, as far as it can be read.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a message)")
 }

@@ -6,6 +6,7 @@
 //! in the state blob each proxy keeps per session, so the core can be restarted at any time.
 
 pub mod db;
+pub mod fault;
 pub mod game;
 pub mod gather;
 pub mod link;

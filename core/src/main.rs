@@ -8,6 +8,8 @@ use clap::Parser;
 use tether_core::db::Db;
 use tether_core::game::Game;
 use tether_core::world::{DEFAULT_WORLD, World};
+use tether_protocol::process;
+use tether_protocol::witness::{LineId, Witness};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The tether game core: the world and its rules. Restart it at will; players stay connected
@@ -26,10 +28,7 @@ struct Args {
     link: PathBuf,
 }
 
-/// Printed on stdout once the core accepts links: the supervisor waits for it.
-const READY: &str = "READY";
-
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -37,7 +36,21 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let reason = format!("{error:#}");
+            tracing::error!("{reason}");
+            // The supervisor reads stdout: the reason reaches `tether reload` and `@reload`.
+            let mut stdout = std::io::stdout();
+            let _ = writeln!(stdout, "{}", process::failed_line(&reason)).and_then(|()| stdout.flush());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
+fn run(args: Args) -> anyhow::Result<()> {
+    tether_core::fault::slow_start();
     let world = match &args.world {
         Some(path) => World::load(path)
             .with_context(|| format!("loading the world from {}", path.display()))?,
@@ -47,8 +60,13 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", args.data.display()))?;
     let db_path = args.data.join("tether.db");
     let db = Db::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
-    let game = Game::new(world, db);
-    let control = std::env::var_os("TETHER_CONTROL").map(PathBuf::from);
+    let mut game = Game::new(world, db);
+    let witness = Witness::inherited().context("taking the witness page")?;
+    if let Some(witness) = &witness {
+        game.set_witness(witness.clone());
+    }
+    game.set_quarantine(quarantined_lines()?);
+    let control = std::env::var_os(process::CONTROL_VAR).map(PathBuf::from);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -59,8 +77,18 @@ fn main() -> anyhow::Result<()> {
         let listener = link_listener(&args.link)?;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        if let Some(witness) = witness {
+            // The loop turning is progress even when nobody types (see `witness`).
+            tokio::task::spawn_local(async move {
+                let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+                loop {
+                    ticks.tick().await;
+                    witness.progressed();
+                }
+            });
+        }
         let mut stdout = std::io::stdout();
-        writeln!(stdout, "{READY}")
+        writeln!(stdout, "{}", process::READY_LINE)
             .and_then(|()| stdout.flush())
             .context("writing READY")?;
         tracing::info!("ready");
@@ -79,9 +107,11 @@ fn main() -> anyhow::Result<()> {
 /// The supervisor owns the link socket and hands it to each core as an inherited descriptor,
 /// so the socket never disappears while cores are swapped. Run alone, the core binds it.
 fn link_listener(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    let std_listener = match std::env::var("TETHER_LINK_FD") {
+    let std_listener = match std::env::var(process::LINK_FD_VAR) {
         Ok(fd) => {
-            let fd: i32 = fd.parse().context("TETHER_LINK_FD is not a number")?;
+            let fd: i32 = fd
+                .parse()
+                .with_context(|| format!("{} is not a number", process::LINK_FD_VAR))?;
             // SAFETY: the supervisor passes this descriptor for us alone; nothing else in this
             // process owns it.
             unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) }
@@ -104,4 +134,16 @@ fn link_listener(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     };
     std_listener.set_nonblocking(true)?;
     Ok(tokio::net::UnixListener::from_std(std_listener)?)
+}
+
+/// The lines the supervisor says must not run again (see `witness`).
+fn quarantined_lines() -> anyhow::Result<Vec<LineId>> {
+    let Ok(list) = std::env::var(process::QUARANTINE_VAR) else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| entry.parse().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()
+        .with_context(|| format!("reading {}", process::QUARANTINE_VAR))
 }

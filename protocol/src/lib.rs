@@ -3,7 +3,8 @@
 //! The schema, `schema/link.capnp`, is the protocol's documentation and ships with the crate
 //! so that cores can be written in other languages. This crate compiles it (see `build.rs`: no
 //! system `capnp` needed) and adds the few shared definitions both sides need: `framing` reads
-//! and writes the link's messages on a stream.
+//! and writes the link's messages on a stream; `witness` is the page through which a core shows
+//! the supervisor that it makes progress, and which line it is handling.
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 pub mod link_capnp {
@@ -12,6 +13,8 @@ pub mod link_capnp {
 
 pub mod framing;
 pub mod markup;
+pub mod process;
+pub mod witness;
 
 pub use link_capnp::PROTOCOL_VERSION;
 

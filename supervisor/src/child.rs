@@ -14,18 +14,14 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tether_protocol::process::{CoreSays, LINK_FD};
+use tether_protocol::witness::{WITNESS_FD, Witness};
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 use tracing::{info, warn};
-
-/// The descriptor number the core finds the link listener on (announced in `TETHER_LINK_FD`).
-pub const LINK_FD: RawFd = 3;
-
-/// The line a core prints on stdout once it is initialised and accepting on the link.
-pub const READY_LINE: &str = "READY";
 
 /// A child's stdout line longer than this is logged in pieces rather than buffered forever.
 const MAX_LINE: usize = 64 * 1024;
@@ -56,7 +52,9 @@ pub struct Spec {
     pub env: Vec<(OsString, OsString)>,
     /// A listening socket to hand over as [`LINK_FD`].
     pub link_fd: Option<RawFd>,
-    /// When set, stdout is piped and the child must print [`READY_LINE`] within this time.
+    /// A witness page to hand over as [`WITNESS_FD`]; the handle keeps it to read.
+    pub witness: Option<Witness>,
+    /// When set, stdout is piped and the child must print [`READY_LINE`](tether_protocol::process::READY_LINE) within this time.
     pub ready_within: Option<Duration>,
 }
 
@@ -106,10 +104,12 @@ impl fmt::Display for Exit {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
-    /// The child printed [`READY_LINE`].
+    /// The child printed [`READY_LINE`](tether_protocol::process::READY_LINE).
     Ready,
-    /// The child did not print [`READY_LINE`] in time (it is still running).
+    /// The child did not print [`READY_LINE`](tether_protocol::process::READY_LINE) in time (it is still running).
     NotReady,
+    /// The child said why it cannot start (it is about to exit).
+    Failed(String),
     /// The child was reaped.
     Exited(Exit),
 }
@@ -134,6 +134,8 @@ pub struct Handle {
     pub role: Role,
     pub pid: u32,
     pub started: Instant,
+    /// What the child shows of its progress (cores only).
+    pub witness: Option<Witness>,
     orders: mpsc::UnboundedSender<Order>,
 }
 
@@ -195,11 +197,18 @@ pub fn spawn(
         }
     }
     let parent = nix::unistd::getpid();
-    let link_fd = spec.link_fd;
+    let mut passed = Vec::new();
+    if let Some(fd) = spec.link_fd {
+        passed.push((fd, LINK_FD));
+    }
+    if let Some(witness) = &spec.witness {
+        use std::os::fd::{AsFd, AsRawFd};
+        passed.push((witness.as_fd().as_raw_fd(), WITNESS_FD));
+    }
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls; it does not allocate or take locks.
     unsafe {
-        command.pre_exec(move || prepare_child(parent, link_fd));
+        command.pre_exec(move || prepare_child(parent, &passed));
     }
 
     let spawn_error = |source| SpawnError {
@@ -230,12 +239,13 @@ pub fn spawn(
         role: spec.role,
         pid,
         started,
+        witness: spec.witness.clone(),
         orders: orders_tx,
     })
 }
 
 /// Runs in the child after fork. Everything here must be async-signal-safe.
-fn prepare_child(parent: Pid, link_fd: Option<RawFd>) -> std::io::Result<()> {
+fn prepare_child(parent: Pid, passed: &[(RawFd, RawFd)]) -> std::io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         // If the supervisor dies without stopping us (SIGKILL, a panic), the children must
@@ -250,22 +260,43 @@ fn prepare_child(parent: Pid, link_fd: Option<RawFd>) -> std::io::Result<()> {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = parent;
 
-    if let Some(fd) = link_fd {
-        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-        use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
-        if fd != LINK_FD {
-            // SAFETY: fd 3 is only named here so dup2 can replace it; into_raw_fd below
-            // makes sure it is never closed by this code.
-            let mut target = unsafe { OwnedFd::from_raw_fd(LINK_FD) };
-            // SAFETY: `fd` is the supervisor's link listener, open for its whole life.
-            let result = nix::unistd::dup2(unsafe { BorrowedFd::borrow_raw(fd) }, &mut target);
-            let _ = target.into_raw_fd();
-            result?;
-        }
-        // dup2 clears close-on-exec, but not when the listener already was fd 3.
-        // SAFETY: fd 3 is open: it is the listener or was just made a copy of it.
+    pass_fds(passed)?;
+    Ok(())
+}
+
+/// Puts each `(source, target)` descriptor at `target`, open across exec. Runs after fork:
+/// async-signal-safe calls only, no allocation.
+fn pass_fds(passed: &[(RawFd, RawFd)]) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+    /// Above every target, so that placing one descriptor never overwrites another's source.
+    const SCRATCH: RawFd = 64;
+    const MAX_PASSED: usize = 4;
+    if passed.len() > MAX_PASSED {
+        return Err(nix::errno::Errno::EINVAL.into());
+    }
+    // First copy every source out of the way (close-on-exec, so the copies vanish at exec),
+    // then place the copies: a source that is some other descriptor's target survives.
+    let mut copies = [0 as RawFd; MAX_PASSED];
+    for (copy, &(source, _)) in copies.iter_mut().zip(passed) {
+        // SAFETY: the sources are the supervisor's, open for its whole life.
+        *copy = fcntl(
+            unsafe { BorrowedFd::borrow_raw(source) },
+            FcntlArg::F_DUPFD_CLOEXEC(SCRATCH),
+        )?;
+    }
+    for (&copy, &(_, target)) in copies.iter().zip(passed) {
+        // SAFETY: `target` is only named here so dup2 can replace it; into_raw_fd below
+        // makes sure it is never closed by this code.
+        let mut at = unsafe { OwnedFd::from_raw_fd(target) };
+        // SAFETY: `copy` was made above and is open.
+        let result = nix::unistd::dup2(unsafe { BorrowedFd::borrow_raw(copy) }, &mut at);
+        let _ = at.into_raw_fd();
+        result?;
+        // dup2 leaves the target open across exec; made explicit all the same.
+        // SAFETY: `target` is open: it was just made a copy of the source.
         fcntl(
-            unsafe { BorrowedFd::borrow_raw(LINK_FD) },
+            unsafe { BorrowedFd::borrow_raw(target) },
             FcntlArg::F_SETFD(FdFlag::empty()),
         )?;
     }
@@ -347,11 +378,15 @@ impl Owner {
     }
 
     fn on_line(&self, line: &str, awaiting_ready: &mut bool) {
-        if *awaiting_ready && line.trim() == READY_LINE {
-            *awaiting_ready = false;
-            self.send(EventKind::Ready);
-        } else {
-            info!("{} (pid {}): {line}", self.role, self.pid);
+        match CoreSays::parse(line) {
+            CoreSays::Ready if *awaiting_ready => {
+                *awaiting_ready = false;
+                self.send(EventKind::Ready);
+            }
+            CoreSays::Failed(reason) if *awaiting_ready => {
+                self.send(EventKind::Failed(reason.to_string()));
+            }
+            _ => info!("{} (pid {}): {line}", self.role, self.pid),
         }
     }
 
@@ -503,6 +538,7 @@ mod tests {
             args: vec!["-c".into(), body.into()],
             env: Vec::new(),
             link_fd: None,
+            witness: None,
             ready_within: Some(Duration::from_secs(5)),
         }
     }

@@ -43,7 +43,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct Options {
-    /// TOML file with the keys telnet, http, data, world, watch (command-line options win)
+    /// TOML file with the keys telnet, http, data, world, watch, hang_timeout (command-line
+    /// options win)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -78,6 +79,11 @@ pub struct Options {
     /// The core executable [default: tether-core next to this executable]
     #[arg(long, global = true, value_name = "PATH")]
     pub core_bin: Option<PathBuf>,
+
+    /// Seconds a running core may make no progress (a command that never returns, a
+    /// deadlock) before it is killed and replaced [default: 5]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub hang_timeout: Option<f64>,
 }
 
 impl Options {

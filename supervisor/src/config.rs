@@ -4,11 +4,13 @@
 //! file system; [`Settings::resolve`] does the I/O around it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::cli::Options;
+use crate::liveness::DEFAULT_HANG_TIMEOUT;
 
 pub const DEFAULT_TELNET: &str = "127.0.0.1:4000";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:4080";
@@ -39,7 +41,7 @@ pub enum ConfigError {
 
 /// The config file. Unknown keys are rejected so a typo does not silently fall back to a
 /// default.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub telnet: Option<String>,
@@ -47,6 +49,8 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub world: Option<PathBuf>,
     pub watch: Option<bool>,
+    /// Seconds a core may make no progress before it is replaced.
+    pub hang_timeout: Option<f64>,
 }
 
 impl FileConfig {
@@ -111,6 +115,8 @@ pub struct Settings {
     pub watch: bool,
     pub proxy_bin: PathBuf,
     pub core_bin: PathBuf,
+    /// How long a core may make no progress before it is killed and replaced.
+    pub hang_timeout: Duration,
 }
 
 impl Settings {
@@ -145,6 +151,12 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
         watch: cli.watch_flag().or(file.watch).unwrap_or(defaults.watch),
         proxy_bin: cli.proxy_bin.clone().unwrap_or(defaults.proxy_bin),
         core_bin: cli.core_bin.clone().unwrap_or(defaults.core_bin),
+        hang_timeout: cli
+            .hang_timeout
+            .or(file.hang_timeout)
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .filter(|timeout| !timeout.is_zero())
+            .unwrap_or(DEFAULT_HANG_TIMEOUT),
     }
 }
 
@@ -194,6 +206,7 @@ mod tests {
                 watch: false,
                 proxy_bin: PathBuf::from("/opt/tether/tether-proxy"),
                 core_bin: PathBuf::from("/opt/tether/tether-core"),
+                hang_timeout: DEFAULT_HANG_TIMEOUT,
             }
         );
     }
@@ -201,7 +214,7 @@ mod tests {
     #[test]
     fn the_file_beats_the_defaults() {
         let file = FileConfig::parse(
-            "telnet = \"0.0.0.0:23\"\nhttp = \"off\"\ndata = \"/var/lib/tether\"\nworld = \"w.toml\"\nwatch = true\n",
+            "telnet = \"0.0.0.0:23\"\nhttp = \"off\"\ndata = \"/var/lib/tether\"\nworld = \"w.toml\"\nwatch = true\nhang_timeout = 2.5\n",
         )
         .expect("valid config");
         let settings = merge(&Options::default(), &file, defaults());
@@ -210,6 +223,7 @@ mod tests {
         assert_eq!(settings.data, PathBuf::from("/var/lib/tether"));
         assert_eq!(settings.world, Some(PathBuf::from("w.toml")));
         assert!(settings.watch);
+        assert_eq!(settings.hang_timeout, Duration::from_millis(2500));
     }
 
     #[test]
@@ -220,6 +234,7 @@ mod tests {
             data: Some("/var/lib/tether".into()),
             world: Some("file-world.toml".into()),
             watch: Some(true),
+            hang_timeout: Some(20.0),
         };
         let cli = Options {
             telnet: Some("127.0.0.1:5000".into()),
@@ -228,6 +243,7 @@ mod tests {
             world: Some("cli-world.toml".into()),
             no_watch: true,
             core_bin: Some("/x/core".into()),
+            hang_timeout: Some(1.5),
             ..Options::default()
         };
         let settings = merge(&cli, &file, defaults());
@@ -237,6 +253,7 @@ mod tests {
         assert_eq!(settings.world, Some(PathBuf::from("cli-world.toml")));
         assert!(!settings.watch);
         assert_eq!(settings.core_bin, PathBuf::from("/x/core"));
+        assert_eq!(settings.hang_timeout, Duration::from_millis(1500));
         assert_eq!(
             settings.proxy_bin,
             PathBuf::from("/opt/tether/tether-proxy")

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dev;
+pub mod liveness;
 pub mod shutdown;
 pub mod sockets;
 pub mod supervisor;

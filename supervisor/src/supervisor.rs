@@ -16,8 +16,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::child::{self, ChildId, EventKind, Exit, Handle, LINK_FD, READY_LINE, Role, Spec};
+use tether_protocol::process::{CONTROL_VAR, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR, READY_LINE};
+use tether_protocol::witness::Witness;
+
+use crate::child::{self, ChildId, EventKind, Exit, Handle, Role, Spec};
 use crate::config::Settings;
+use crate::liveness::{Blame, Liveness, Suspects, Verdict};
 use crate::control::{self, Incoming, Replier, Request, ServeError};
 use crate::error_chain;
 use crate::shutdown;
@@ -95,6 +99,11 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
         if settings.watch { "on" } else { "off" },
     );
     let (events_tx, mut events) = mpsc::unbounded_channel();
+    // Looks at the core's progress often enough to act within a few percent of the timeout.
+    let mut liveness_ticks = tokio::time::interval(
+        (settings.hang_timeout / 8).clamp(Duration::from_millis(20), Duration::from_millis(250)),
+    );
+    liveness_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sup = Supervisor::new(settings, timing, sockets.link.as_raw_fd(), events_tx);
     sup.start_core(Purpose::Initial);
 
@@ -122,6 +131,7 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
                 sup.proxy_restart_at = None;
                 sup.start_proxy();
             }
+            _ = liveness_ticks.tick() => sup.check_liveness(),
         }
         sup.advance();
     }
@@ -174,6 +184,8 @@ enum Purpose {
 struct Candidate {
     handle: Handle,
     purpose: Purpose,
+    /// Why it cannot start, as it said on stdout before exiting.
+    failure: Option<String>,
 }
 
 /// A child that was asked to exit and has not been reaped yet.
@@ -202,6 +214,12 @@ struct Supervisor {
 
     /// The core serving the game (it printed READY).
     core: Option<Handle>,
+    /// Whether `core` makes progress; set with it.
+    core_liveness: Option<Liveness>,
+    /// `core` was killed for making no progress (for how long): its exit says so.
+    core_hung: Option<Duration>,
+    /// The lines recent core deaths were blamed on.
+    suspects: Suspects,
     candidate: Option<Candidate>,
     core_restart_at: Option<Instant>,
     core_backoff: Backoff,
@@ -238,6 +256,9 @@ impl Supervisor {
             next_id: 1,
             started: Instant::now(),
             core: None,
+            core_liveness: None,
+            core_hung: None,
+            suspects: Suspects::default(),
             candidate: None,
             core_restart_at: None,
             core_backoff: Backoff::standard(),
@@ -268,15 +289,21 @@ impl Supervisor {
             args.push("--world".into());
             args.push(world.clone().into());
         }
+        let mut env: Vec<(OsString, OsString)> = vec![
+            (LINK_FD_VAR.into(), LINK_FD.to_string().into()),
+            (CONTROL_VAR.into(), settings.control_socket().into()),
+        ];
+        let quarantine = self.suspects.quarantine_list();
+        if !quarantine.is_empty() {
+            env.push((QUARANTINE_VAR.into(), quarantine.into()));
+        }
         Spec {
             role: Role::Core,
             program: settings.core_bin.clone(),
             args,
-            env: vec![
-                ("TETHER_LINK_FD".into(), LINK_FD.to_string().into()),
-                ("TETHER_CONTROL".into(), settings.control_socket().into()),
-            ],
+            env,
             link_fd: Some(self.link_fd),
+            witness: None,
             ready_within: Some(self.timing.ready_within),
         }
     }
@@ -295,6 +322,7 @@ impl Supervisor {
             ],
             env: Vec::new(),
             link_fd: None,
+            witness: None,
             ready_within: None,
         }
     }
@@ -307,7 +335,14 @@ impl Supervisor {
 
     fn start_core(&mut self, purpose: Purpose) {
         debug_assert!(self.candidate.is_none(), "one new core at a time");
-        let spec = self.core_spec();
+        let mut spec = self.core_spec();
+        match Witness::create() {
+            Ok(witness) => spec.witness = Some(witness),
+            Err(err) => {
+                let reason = format!("cannot make the core's witness page: {err}");
+                return self.core_start_failed(purpose, reason);
+            }
+        }
         let id = self.next_id();
         match child::spawn(&spec, id, self.events.clone()) {
             Ok(handle) => {
@@ -316,7 +351,11 @@ impl Supervisor {
                     handle.pid,
                     spec.program.display()
                 );
-                self.candidate = Some(Candidate { handle, purpose });
+                self.candidate = Some(Candidate {
+                    handle,
+                    purpose,
+                    failure: None,
+                });
             }
             Err(err) => self.core_start_failed(purpose, error_chain(&err)),
         }
@@ -413,6 +452,12 @@ impl Supervisor {
         match event.kind {
             EventKind::Ready => self.on_core_ready(event.id),
             EventKind::NotReady => self.on_core_not_ready(event.id),
+            EventKind::Failed(reason) => {
+                if let Some(candidate) = self.candidate.as_mut().filter(|c| c.handle.id == event.id)
+                {
+                    candidate.failure = Some(reason);
+                }
+            }
             EventKind::Exited(exit) => self.on_exit(event.id, exit),
         }
     }
@@ -423,20 +468,23 @@ impl Supervisor {
     }
 
     fn on_core_ready(&mut self, id: ChildId) {
-        let Some(Candidate { handle, purpose }) = self.take_candidate(id) else {
+        let Some(Candidate {
+            handle, purpose, ..
+        }) = self.take_candidate(id)
+        else {
             return;
         };
         let took = handle.uptime().as_millis();
         match purpose {
             Purpose::Initial => {
                 info!("core ready (pid {}) in {took} ms", handle.pid);
-                self.core = Some(handle);
+                self.install_core(handle);
                 self.start_proxy();
             }
             Purpose::Restart => {
                 info!("core restarted (pid {}), ready in {took} ms", handle.pid);
                 let started = handle.started;
-                self.core = Some(handle);
+                self.install_core(handle);
                 // A reload asked for before this core was started is done: it runs the
                 // binary as it is now.
                 if let Some(job) = self.pending_reload.take_if(|job| job.requested <= started) {
@@ -450,7 +498,7 @@ impl Supervisor {
             Purpose::Reload(job) => {
                 self.core_reloads += 1;
                 let pid = handle.pid;
-                match self.core.replace(handle) {
+                match self.install_core(handle) {
                     Some(old) => {
                         info!(
                             "new core (pid {pid}) ready in {took} ms; stopping the old core (pid {})",
@@ -471,8 +519,89 @@ impl Supervisor {
         }
     }
 
+    /// Makes `handle` the serving core and starts watching its progress; returns the one it
+    /// replaces.
+    fn install_core(&mut self, handle: Handle) -> Option<Handle> {
+        self.core_liveness = handle.witness.as_ref().map(|witness| {
+            Liveness::new(witness.progress(), Instant::now(), self.settings.hang_timeout)
+        });
+        self.core_hung = None;
+        self.core.replace(handle)
+    }
+
+    /// Kills the serving core if it has made no progress for the hang timeout. It is then
+    /// replaced like a crashed one when its exit arrives.
+    fn check_liveness(&mut self) {
+        let (Some(core), Some(liveness)) = (&self.core, &mut self.core_liveness) else {
+            return;
+        };
+        if self.core_hung.is_some() || self.shutdown.is_some() {
+            return;
+        }
+        let Some(witness) = &core.witness else {
+            return;
+        };
+        if let Verdict::Hung(silent) = liveness.observe(witness.progress(), Instant::now()) {
+            let doing = match witness.handling() {
+                Some(h) => format!(
+                    " while handling line {} of session {}:{} ({}): {:?}",
+                    h.line.seq,
+                    h.line.key.proxy,
+                    h.line.key.session,
+                    if h.character.is_empty() { "not logged in" } else { &h.character },
+                    h.text
+                ),
+                None => String::new(),
+            };
+            error!(
+                "the core (pid {}) has made no progress for {:.1} s{doing}; killing it",
+                core.pid,
+                silent.as_secs_f64()
+            );
+            core.kill();
+            self.core_hung = Some(silent);
+        }
+    }
+
+    /// What the serving core's death says about the line it was handling.
+    fn blame_death(&mut self, core: &Handle) {
+        let handling = core.witness.as_ref().and_then(Witness::handling);
+        match self.suspects.core_died(handling.as_ref()) {
+            Blame::None => {}
+            Blame::Suspect(line) => {
+                let h = handling.as_ref();
+                warn!(
+                    "the core died handling line {} of session {}:{} ({}): {:?}; it is run \
+                     once more, and quarantined if it does this again",
+                    line.seq,
+                    line.key.proxy,
+                    line.key.session,
+                    h.map_or("", |h| h.character.as_str()),
+                    h.map_or("", |h| h.text.as_str()),
+                );
+            }
+            Blame::Quarantined(line) => {
+                let h = handling.as_ref();
+                error!(
+                    "the core died twice in a row handling line {} of session {}:{} ({}): {:?}; \
+                     that line is quarantined and will not be run again",
+                    line.seq,
+                    line.key.proxy,
+                    line.key.session,
+                    h.map_or("", |h| h.character.as_str()),
+                    h.map_or("", |h| h.text.as_str()),
+                );
+                // The cause of the crash loop is gone: restart at once, not after a backoff.
+                self.core_backoff = Backoff::standard();
+            }
+        }
+    }
+
     fn on_core_not_ready(&mut self, id: ChildId) {
-        let Some(Candidate { handle, purpose }) = self.take_candidate(id) else {
+        let Some(Candidate {
+            handle, purpose, ..
+        }) = self.take_candidate(id)
+        else {
             return;
         };
         let reason = format!(
@@ -489,15 +618,34 @@ impl Supervisor {
     }
 
     fn on_exit(&mut self, id: ChildId, exit: Exit) {
-        if let Some(Candidate { handle, purpose }) = self.take_candidate(id) {
-            let reason = format!(
-                "the core (pid {}) exited ({exit}) before printing {READY_LINE}",
-                handle.pid
-            );
+        if let Some(Candidate {
+            handle,
+            purpose,
+            failure,
+        }) = self.take_candidate(id)
+        {
+            let reason = match failure {
+                Some(why) => format!("the new core (pid {}) could not start: {why}", handle.pid),
+                None => format!(
+                    "the core (pid {}) exited ({exit}) before printing {READY_LINE}",
+                    handle.pid
+                ),
+            };
             self.core_start_failed(purpose, reason);
         } else if let Some(core) = self.core.take_if(|core| core.id == id) {
+            self.core_liveness = None;
             let uptime = core.uptime();
-            let what = format!("core exited ({exit}) after {:.1} s", uptime.as_secs_f64());
+            let what = match self.core_hung.take() {
+                Some(silent) => format!(
+                    "core killed after {:.1} s without progress (it had run {:.1} s)",
+                    silent.as_secs_f64(),
+                    uptime.as_secs_f64()
+                ),
+                None => format!("core exited ({exit}) after {:.1} s", uptime.as_secs_f64()),
+            };
+            if self.shutdown.is_none() {
+                self.blame_death(&core);
+            }
             if self.shutdown.is_some() {
                 info!("{what}");
             } else if self.candidate.is_some() {
@@ -519,6 +667,9 @@ impl Supervisor {
             let Stopping { handle, reload } = self.stopping.swap_remove(index);
             if exit.is_success() {
                 info!("{} (pid {}) stopped", handle.role, handle.pid);
+                if handle.role == Role::Core {
+                    self.suspects.core_stopped_cleanly();
+                }
             } else {
                 warn!("{} (pid {}) stopped ({exit})", handle.role, handle.pid);
             }
@@ -659,7 +810,10 @@ impl Supervisor {
                 Err("reload cancelled: tether is shutting down".to_string()),
             );
         }
-        if let Some(Candidate { handle, purpose }) = self.candidate.take() {
+        if let Some(Candidate {
+            handle, purpose, ..
+        }) = self.candidate.take()
+        {
             info!("stopping the core that was starting (pid {})", handle.pid);
             handle.terminate(self.timing.stop_grace);
             self.stopping.push(Stopping {
@@ -732,6 +886,25 @@ impl Supervisor {
         }
     }
 
+    /// `live`, or how long the serving core has been silent.
+    fn core_health(&self) -> String {
+        if let Some(silent) = self.core_hung {
+            return format!(
+                "NOT LIVE: killed after {:.1} s without progress, being replaced",
+                silent.as_secs_f64()
+            );
+        }
+        match self.core_liveness.as_ref().map(|l| l.verdict(Instant::now())) {
+            Some(Verdict::Silent(silent) | Verdict::Hung(silent)) => format!(
+                "NOT LIVE: no progress for {:.1} s (replaced at {:.1} s)",
+                silent.as_secs_f64(),
+                self.settings.hang_timeout.as_secs_f64()
+            ),
+            Some(Verdict::Live) => "live".to_string(),
+            None => "liveness unknown".to_string(),
+        }
+    }
+
     fn status_lines(&self) -> Vec<String> {
         let state = if self.shutdown.is_some() {
             "shutting down"
@@ -768,11 +941,12 @@ impl Supervisor {
         // No "pid" in the not-running form: scripts take "core: pid N" as the serving core.
         lines.push(match &self.core {
             Some(core) => format!(
-                "core: pid {}, up {}, restarts {}, reloads {}",
+                "core: pid {}, up {}, restarts {}, reloads {}, {}",
                 core.pid,
                 human(core.uptime()),
                 self.core_restarts,
-                self.core_reloads
+                self.core_reloads,
+                self.core_health()
             ),
             None => {
                 let why = match (&self.candidate, self.core_restart_at) {
@@ -793,6 +967,7 @@ impl Supervisor {
             Some(Candidate {
                 handle,
                 purpose: Purpose::Reload(_),
+                ..
             }) => format!("in progress (new core process {} starting)", handle.pid),
             _ => match self.stopping.iter().find(|s| s.reload.is_some()) {
                 Some(old) => format!("in progress (old core process {} stopping)", old.handle.pid),

@@ -491,6 +491,31 @@ pub(super) fn game_help(is_admin: bool) -> String {
     text
 }
 
+/// A command panicked: the game caught it and carries on.
+pub(super) fn command_failed() -> String {
+    paint(
+        TROUBLE,
+        "[tether] That command failed because of an error in the game, so it may not have \
+         done everything. The game carries on; the error has been logged.",
+    )
+}
+
+/// A line that two cores died handling in a row, so it is not run again. `line` is `None`
+/// for a login line, which is never repeated back.
+pub(super) fn quarantined(line: Option<&str>) -> String {
+    let what = line.map_or_else(
+        || "Your last login line".to_string(),
+        |line| format!("Your command \"{}\"", escape(line)),
+    );
+    paint(
+        TROUBLE,
+        &format!(
+            "[tether] {what} stopped the game twice, so it was not run again. Everything \
+             after it goes on as normal."
+        ),
+    )
+}
+
 pub(super) fn huh() -> &'static str {
     "Huh? Type \"help\" for commands."
 }

@@ -1,0 +1,71 @@
+//! The contract between the supervisor and the core it starts: what the core inherits and
+//! what it says back. One definition, used by both sides.
+//!
+//! - fd [`LINK_FD`] (announced in [`LINK_FD_VAR`]) is the link socket's listener, bound once
+//!   by the supervisor so it never disappears while cores are swapped;
+//! - fd [`crate::witness::WITNESS_FD`] is the core's witness page;
+//! - [`CONTROL_VAR`] names the supervisor's control socket (for `@reload` and `@shutdown`);
+//! - [`QUARANTINE_VAR`] lists lines the core must not run (see [`crate::witness`]);
+//! - on stdout the core prints [`READY_LINE`] once it accepts links, or, if it cannot start,
+//!   one [`FAILED_PREFIX`] line with the reason, so the supervisor can tell the operator why
+//!   without digging through the log.
+
+use std::os::fd::RawFd;
+
+/// The descriptor number the core finds the link listener on.
+pub const LINK_FD: RawFd = 3;
+/// Set to [`LINK_FD`] when the core inherits the link listener.
+pub const LINK_FD_VAR: &str = "TETHER_LINK_FD";
+/// The supervisor's control socket.
+pub const CONTROL_VAR: &str = "TETHER_CONTROL";
+/// Lines never to run again, as `proxy:session:seq` separated by commas.
+pub const QUARANTINE_VAR: &str = "TETHER_QUARANTINE";
+
+/// The line a core prints on stdout once it is initialised and accepting on the link.
+pub const READY_LINE: &str = "READY";
+/// Starts the line a core prints on stdout when it cannot start; the reason follows.
+pub const FAILED_PREFIX: &str = "FAILED ";
+
+/// What a line of a core's stdout means to the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreSays<'a> {
+    Ready,
+    Failed(&'a str),
+    /// Anything else: logged.
+    Other(&'a str),
+}
+
+impl<'a> CoreSays<'a> {
+    pub fn parse(line: &'a str) -> CoreSays<'a> {
+        let line = line.trim_end();
+        if line == READY_LINE {
+            CoreSays::Ready
+        } else if let Some(reason) = line.strip_prefix(FAILED_PREFIX) {
+            CoreSays::Failed(reason)
+        } else {
+            CoreSays::Other(line)
+        }
+    }
+}
+
+/// The line a core prints when it cannot start: one line, whatever the reason holds.
+pub fn failed_line(reason: &str) -> String {
+    let one_line: Vec<&str> = reason.lines().map(str::trim).collect();
+    format!("{FAILED_PREFIX}{}", one_line.join(" / "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reads_back_as_one_line() {
+        let line = failed_line("loading the world: world.toml line 89\n  exit north: no room");
+        assert_eq!(
+            CoreSays::parse(&line),
+            CoreSays::Failed("loading the world: world.toml line 89 / exit north: no room")
+        );
+        assert_eq!(CoreSays::parse("READY\r"), CoreSays::Ready);
+        assert_eq!(CoreSays::parse("hello"), CoreSays::Other("hello"));
+    }
+}
