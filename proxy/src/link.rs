@@ -27,7 +27,8 @@ use tracing::{debug, info, warn};
 
 use crate::mailbox;
 use crate::relay::{
-    ClientInfo, Delivered, DisplayPrefs, Refused, Relay, SessionInfo, Submit, ToSession,
+    ClientInfo, CoreHealth, Delivered, DisplayPrefs, Refused, Relay, SessionInfo, Submit,
+    ToSession,
 };
 
 /// Messages a player's session sends to the link.
@@ -70,8 +71,6 @@ pub struct LinkConfig {
     pub proxy_id: u64,
     pub max_queued_lines: usize,
     pub game_status: GameStatus,
-    /// Whether a core is attached right now (for the web health check).
-    pub link_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
@@ -108,6 +107,11 @@ impl LinkHandle {
             })),
             submit_ready: Arc::new(Notify::new()),
         }
+    }
+
+    /// How the core looks from here (for `/health`).
+    pub fn core_health(&self) -> CoreHealth {
+        self.lock().relay.health(Instant::now())
     }
 
     /// Takes one event from a session.
@@ -209,6 +213,7 @@ impl Shell {
         if batch.is_empty() {
             return None;
         }
+        self.relay.submitted(Instant::now());
         self.in_flight.insert(batch).as_slice().into()
     }
 
@@ -233,9 +238,6 @@ async fn run(config: LinkConfig, link: LinkHandle) {
                 let connected = Instant::now();
                 let outcome = run_connection(stream, &link, &config).await;
                 link.lock().connection_lost();
-                config
-                    .link_up
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 match outcome {
                     Ok(()) => info!("link to the core closed; reconnecting"),
                     Err(LinkError::Broken(reason)) => {
@@ -297,9 +299,6 @@ async fn run_connection(
         let sessions = shell.relay.session_count();
         shell.relay.attached();
         shell.flush();
-        config
-            .link_up
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         info!(
             core = %core_name,
             sessions,
@@ -364,7 +363,11 @@ async fn read_core(
                 shell.flush();
             }
             Ok(core_message::Accepted(())) => {
-                link.lock().in_flight = None;
+                let mut shell = link.lock();
+                shell.in_flight = None;
+                shell.relay.answered();
+                shell.flush();
+                drop(shell);
                 link.submit_ready.notify_one();
             }
             Ok(core_message::Declined(reason)) => {
@@ -373,6 +376,8 @@ async fn read_core(
                 if let Some(batch) = shell.in_flight.take() {
                     shell.relay.not_delivered(&batch);
                 }
+                shell.relay.answered();
+                shell.flush();
                 shell.declined = true;
                 info!(%reason, "the core declined input; waiting for it to close the link");
                 stopping_deadline = Some(tokio::time::Instant::now() + STOPPING_CORE_GRACE);

@@ -45,7 +45,6 @@ fn main() -> anyhow::Result<()> {
             proxy_id: tether_proxy::random_id(),
             max_queued_lines: args.max_queued_lines,
             game_status: Default::default(),
-            link_up: Default::default(),
         };
         let http = match args.http.as_str() {
             "off" | "" => None,

@@ -143,9 +143,31 @@ struct Slot {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkState {
-    Up,
+    /// A core is attached. `waiting_since`: a batch has been in flight, unanswered, since
+    /// then; `noticed`: players were told the game is not answering.
+    Up {
+        waiting_since: Option<Instant>,
+        noticed: bool,
+    },
     Down { since: Instant, noticed: bool },
 }
+
+/// How the core looks from here, for `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreHealth {
+    /// Attached and answering.
+    Answering,
+    /// Attached, but the batch in flight has waited this long (at least `NOTICE_AFTER`).
+    NotAnswering(Duration),
+    /// No core attached, for this long.
+    Detached(Duration),
+}
+
+const NOT_ANSWERING: &str =
+    "The game is not answering; what you type is kept and will be answered once it is back.";
+const RESTARTING: &str =
+    "The game is restarting; what you type is kept and will be answered shortly.";
+const BACK: &str = "The game is back.";
 
 #[derive(Debug)]
 pub struct Relay {
@@ -172,7 +194,56 @@ impl Relay {
     }
 
     pub fn is_up(&self) -> bool {
-        self.link == LinkState::Up
+        matches!(self.link, LinkState::Up { .. })
+    }
+
+    pub fn health(&self, now: Instant) -> CoreHealth {
+        match self.link {
+            LinkState::Up {
+                waiting_since: Some(since),
+                ..
+            } if now.duration_since(since) >= NOTICE_AFTER => {
+                CoreHealth::NotAnswering(now.duration_since(since))
+            }
+            LinkState::Up { .. } => CoreHealth::Answering,
+            LinkState::Down { since, .. } => CoreHealth::Detached(now.duration_since(since)),
+        }
+    }
+
+    /// A batch was submitted: the core's answer is awaited from now on.
+    pub fn submitted(&mut self, now: Instant) {
+        if let LinkState::Up {
+            waiting_since: waiting_since @ None,
+            ..
+        } = &mut self.link
+        {
+            *waiting_since = Some(now);
+        }
+    }
+
+    /// The core answered the batch in flight: if players were told it was not answering,
+    /// they are told it is back.
+    pub fn answered(&mut self) {
+        if let LinkState::Up {
+            waiting_since,
+            noticed,
+        } = &mut self.link
+        {
+            *waiting_since = None;
+            if std::mem::take(noticed) {
+                self.tell_everyone(BACK);
+            }
+        }
+    }
+
+    /// Tells every live session `notice`.
+    fn tell_everyone(&mut self, notice: &str) {
+        for (&session, slot) in &self.sessions {
+            if slot.closed.is_none() && slot.announced {
+                self.to_sessions
+                    .push((session, ToSession::Notice(notice.to_string())));
+            }
+        }
     }
 
     pub fn session_count(&self) -> usize {
@@ -282,14 +353,12 @@ impl Relay {
     /// seen yet, in order, and tell players the wait is over if they were told about it.
     pub fn attached(&mut self) {
         if let LinkState::Down { noticed: true, .. } = self.link {
-            for (&session, slot) in &self.sessions {
-                if slot.closed.is_none() && slot.announced {
-                    self.to_sessions
-                        .push((session, ToSession::Notice("The game is back.".to_string())));
-                }
-            }
+            self.tell_everyone(BACK);
         }
-        self.link = LinkState::Up;
+        self.link = LinkState::Up {
+            waiting_since: None,
+            noticed: false,
+        };
         let mut finished = Vec::new();
         for (&session, slot) in &mut self.sessions {
             if !slot.announced {
@@ -327,10 +396,16 @@ impl Relay {
 
     /// The link is gone: whatever was sent and not acknowledged must go to the next core.
     pub fn detached(&mut self, now: Instant) {
-        if self.is_up() {
+        if let LinkState::Up {
+            waiting_since,
+            noticed,
+        } = self.link
+        {
+            // A core that stopped answering and was then replaced is one gap, not two: it
+            // started when the answers stopped, and is announced at most once.
             self.link = LinkState::Down {
-                since: now,
-                noticed: false,
+                since: waiting_since.unwrap_or(now),
+                noticed,
             };
         }
         let unsent = std::mem::take(&mut self.outbox);
@@ -378,29 +453,30 @@ impl Relay {
         }
     }
 
-    /// Time passes: a gap longer than `NOTICE_AFTER` is announced once.
+    /// Time passes: a gap longer than `NOTICE_AFTER` (no core, or a core that does not
+    /// answer) is announced once.
     pub fn tick(&mut self, now: Instant) {
-        if let LinkState::Down {
-            since,
-            noticed: false,
-        } = self.link
-            && now.duration_since(since) >= NOTICE_AFTER
-        {
-            self.link = LinkState::Down {
+        let notice = match &mut self.link {
+            LinkState::Down {
                 since,
-                noticed: true,
-            };
-            for (&session, slot) in &self.sessions {
-                if slot.closed.is_none() {
-                    self.to_sessions.push((
-                        session,
-                        ToSession::Notice(
-                            "The game is restarting; what you type is kept and will be \
-                             answered shortly."
-                                .to_string(),
-                        ),
-                    ));
-                }
+                noticed: noticed @ false,
+            } if now.duration_since(*since) >= NOTICE_AFTER => {
+                *noticed = true;
+                RESTARTING
+            }
+            LinkState::Up {
+                waiting_since: Some(since),
+                noticed: noticed @ false,
+            } if now.duration_since(*since) >= NOTICE_AFTER => {
+                *noticed = true;
+                NOT_ANSWERING
+            }
+            _ => return,
+        };
+        for (&session, slot) in &self.sessions {
+            if slot.closed.is_none() {
+                self.to_sessions
+                    .push((session, ToSession::Notice(notice.to_string())));
             }
         }
     }
@@ -650,6 +726,68 @@ mod tests {
         relay.detached(start);
         relay.attached();
         assert!(relay.take_for_sessions().is_empty(), "short gap: silent");
+    }
+
+    #[test]
+    fn a_core_that_stops_answering_is_announced_once_across_its_replacement() {
+        let start = Instant::now();
+        let mut relay = up_relay(start);
+        relay.opened(1, info());
+        relay.line(1, "fault hang".into()).unwrap();
+        relay.take_submits();
+        relay.submitted(start);
+        assert_eq!(relay.health(start), CoreHealth::Answering);
+        relay.tick(start + Duration::from_millis(1500));
+        assert!(relay.take_for_sessions().is_empty(), "a short wait is silent");
+
+        relay.tick(start + NOTICE_AFTER);
+        relay.tick(start + NOTICE_AFTER * 2);
+        assert_eq!(
+            relay.take_for_sessions(),
+            vec![(1, ToSession::Notice(NOT_ANSWERING.into()))]
+        );
+        assert_eq!(
+            relay.health(start + NOTICE_AFTER * 2),
+            CoreHealth::NotAnswering(NOTICE_AFTER * 2)
+        );
+
+        // The hung core is killed: the gap goes on, without a second notice.
+        let killed = start + Duration::from_secs(5);
+        relay.detached(killed);
+        relay.tick(killed + NOTICE_AFTER);
+        assert!(relay.take_for_sessions().is_empty());
+        assert_eq!(
+            relay.health(killed),
+            CoreHealth::Detached(Duration::from_secs(5))
+        );
+        relay.attached();
+        assert_eq!(
+            relay.take_for_sessions(),
+            vec![(1, ToSession::Notice(BACK.into()))]
+        );
+        assert_eq!(line_texts(&relay.take_submits()), vec![(1, "fault hang".into())]);
+    }
+
+    #[test]
+    fn a_slow_answer_that_comes_is_followed_by_the_game_is_back() {
+        let start = Instant::now();
+        let mut relay = up_relay(start);
+        relay.opened(1, info());
+        relay.submitted(start);
+        relay.answered();
+        relay.tick(start + NOTICE_AFTER * 2);
+        assert!(relay.take_for_sessions().is_empty(), "answered in time");
+
+        relay.submitted(start);
+        relay.tick(start + NOTICE_AFTER);
+        relay.answered();
+        assert_eq!(
+            relay.take_for_sessions(),
+            vec![
+                (1, ToSession::Notice(NOT_ANSWERING.into())),
+                (1, ToSession::Notice(BACK.into()))
+            ]
+        );
     }
 
     #[test]

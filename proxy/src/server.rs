@@ -47,7 +47,6 @@ impl Proxy {
     /// Serves until `stop` resolves, then tells every player goodbye and returns.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let game_status = self.link.game_status.clone();
-        let link_up = self.link.link_up.clone();
         let link = link::start(self.link);
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
@@ -65,7 +64,6 @@ impl Proxy {
             info!(addr = %http.local_addr()?, "listening for HTTP and WebSocket");
             let app = web::router(web::Web {
                 context: context.clone(),
-                link_up,
                 sessions: sessions.clone(),
             })
             .into_make_service_with_connect_info::<SocketAddr>();

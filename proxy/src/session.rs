@@ -508,7 +508,6 @@ mod tests {
             proxy_id: 1,
             max_queued_lines: 10,
             game_status: GameStatus::default(),
-            link_up: Default::default(),
         });
         let (_trigger, shutdown) = crate::shutdown::channel();
         let context = Context {

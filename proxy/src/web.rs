@@ -13,8 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -29,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::negotiation::{covers, parse_supports_entry};
-use crate::relay::{ClientInfo, SessionInfo, ToSession};
+use crate::relay::{ClientInfo, CoreHealth, SessionInfo, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
 
 /// The browser client, shipped inside the binary: no build step, nothing to install.
@@ -43,8 +41,6 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct Web {
     pub context: Context,
-    /// Whether a core is attached, for `/health`.
-    pub link_up: Arc<AtomicBool>,
     /// Web sessions are tracked with the telnet ones, so shutdown waits for their goodbyes.
     pub sessions: TaskTracker,
 }
@@ -62,14 +58,22 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn health(State(web): State<Web>) -> Response {
-    if web.link_up.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok: the game core is attached\n").into_response()
-    } else {
-        (
+    match web.context.link.core_health() {
+        CoreHealth::Answering => (StatusCode::OK, "ok: the game core is attached\n").into_response(),
+        CoreHealth::NotAnswering(waited) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not answering: the game core has not answered for {:.1} s; players are kept \
+                 and their input queued\n",
+                waited.as_secs_f64()
+            ),
+        )
+            .into_response(),
+        CoreHealth::Detached(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "waiting: no game core is attached; players are kept and their input queued\n",
         )
-            .into_response()
+            .into_response(),
     }
 }
 
