@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use tether_protocol::process::{CONTROL_VAR, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR, READY_LINE};
-use tether_protocol::witness::Witness;
+use tether_protocol::witness::{WITNESS_FD, WITNESS_FD_VAR, Witness};
 
 use crate::child::{self, ChildId, EventKind, Exit, Handle, Role, Spec};
 use crate::config::Settings;
@@ -337,7 +337,11 @@ impl Supervisor {
         debug_assert!(self.candidate.is_none(), "one new core at a time");
         let mut spec = self.core_spec();
         match Witness::create() {
-            Ok(witness) => spec.witness = Some(witness),
+            Ok(witness) => {
+                spec.witness = Some(witness);
+                spec.env
+                    .push((WITNESS_FD_VAR.into(), WITNESS_FD.to_string().into()));
+            }
             Err(err) => {
                 let reason = format!("cannot make the core's witness page: {err}");
                 return self.core_start_failed(purpose, reason);

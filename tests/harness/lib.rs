@@ -90,6 +90,13 @@ pub struct Options {
     pub world: Option<PathBuf>,
     /// Run in this directory (kept afterwards) instead of a fresh temporary one.
     pub root: Option<PathBuf>,
+    /// More arguments for `tether up`.
+    pub args: Vec<String>,
+    /// More environment for tether (and so for the proxy and the core).
+    pub env: Vec<(String, String)>,
+    /// Write tether's log (all three processes) to `tether.log` in the root, for
+    /// [`Tether::log`], instead of the test's stderr.
+    pub capture_log: bool,
 }
 
 impl Tether {
@@ -134,6 +141,13 @@ impl Tether {
         if let Some(world) = options.world {
             command.arg("--world").arg(world);
         }
+        command.args(&options.args);
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
+        let log = root.join("tether.log");
+        if options.capture_log {
+            std::fs::create_dir_all(&root).expect("root dir");
+            command.stderr(std::fs::File::create(&log).expect("log file"));
+        }
         // Under `cargo test` these point at the test package; the supervisor must not think
         // it was started by `cargo run` and try to build anything.
         for (key, _) in std::env::vars() {
@@ -157,6 +171,22 @@ impl Tether {
 
     pub fn data_dir(&self) -> PathBuf {
         self.root.join("data")
+    }
+
+    /// What tether has logged so far (with `capture_log`), colours removed.
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.root.join("tether.log")).unwrap_or_default();
+        strip_ansi(&text)
+    }
+
+    /// Waits until the log has a line containing every one of `needles`; returns it.
+    pub fn expect_log(&self, needles: &[&str]) -> String {
+        wait_for(&format!("a log line with {needles:?}"), || {
+            self.log()
+                .lines()
+                .find(|line| needles.iter().all(|needle| line.contains(needle)))
+                .map(str::to_string)
+        })
     }
 
     pub fn connect(&self) -> Client {
