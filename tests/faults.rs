@@ -110,7 +110,10 @@ fn a_panicking_command_is_caught_and_the_game_carries_on() {
 
     assert_eq!(tether.core_pid(), core, "the core kept running");
     let logged = tether.expect_log(&["a command panicked", "Faulty", "fault panic"]);
-    assert!(logged.contains("injected fault"), "the panic message: {logged}");
+    assert!(
+        logged.contains("injected fault"),
+        "the panic message: {logged}"
+    );
 }
 
 /// A fault the core cannot catch: the first death runs the line again, the second
@@ -133,10 +136,18 @@ fn poison_is_quarantined(fault: &str, hang_timeout: &str) {
     crowd.chatter("after");
     crowd.check_nothing_lost();
 
-    tether.expect_log(&["twice in a row", "quarantined", "Poisoner", &format!("fault {fault}")]);
+    tether.expect_log(&[
+        "twice in a row",
+        "quarantined",
+        "Poisoner",
+        &format!("fault {fault}"),
+    ]);
     tether.expect_log(&["not run again", "Poisoner", &format!("fault {fault}")]);
     let status = status(&tether);
-    assert!(status.contains("restarts 2"), "two deaths, two restarts:\n{status}");
+    assert!(
+        status.contains("restarts 2"),
+        "two deaths, two restarts:\n{status}"
+    );
     assert_ne!(tether.core_pid(), first_core);
 
     // The game is healthy again: no third death.
@@ -176,7 +187,10 @@ fn a_stopped_core_is_reported_then_replaced_with_nothing_lost() {
         let text = status(&tether);
         text.contains("NOT LIVE").then_some(text)
     });
-    assert!(reported.contains(&format!("core: pid {core}")), "{reported}");
+    assert!(
+        reported.contains(&format!("core: pid {core}")),
+        "{reported}"
+    );
     // The batch in flight has waited 2 s (the notice threshold) before the 4 s hang timeout.
     wait_for("/health to say the core is not answering", || {
         let health = http_get(&tether, "/health");
@@ -238,7 +252,11 @@ fn a_slow_answer_tells_players_once_and_then_that_the_game_is_back() {
     other.expect("The game is back.");
     other.expect("You say, \"meanwhile\"");
     let transcript = other.transcript.join("\n");
-    assert_eq!(transcript.matches("not answering").count(), 1, "{transcript}");
+    assert_eq!(
+        transcript.matches("not answering").count(),
+        1,
+        "{transcript}"
+    );
 }
 
 /// A plain HTTP/1.1 GET on the proxy's web port; the whole answer.

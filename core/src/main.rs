@@ -29,12 +29,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    let _log = tether_log::init();
     let args = Args::parse();
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -43,7 +38,8 @@ fn main() -> std::process::ExitCode {
             tracing::error!("{reason}");
             // The supervisor reads stdout: the reason reaches `tether reload` and `@reload`.
             let mut stdout = std::io::stdout();
-            let _ = writeln!(stdout, "{}", process::failed_line(&reason)).and_then(|()| stdout.flush());
+            let _ =
+                writeln!(stdout, "{}", process::failed_line(&reason)).and_then(|()| stdout.flush());
             std::process::ExitCode::FAILURE
         }
     }

@@ -27,8 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::mailbox;
 use crate::relay::{
-    ClientInfo, CoreHealth, Delivered, DisplayPrefs, Refused, Relay, SessionInfo, Submit,
-    ToSession,
+    ClientInfo, CoreHealth, Delivered, DisplayPrefs, Refused, Relay, SessionInfo, Submit, ToSession,
 };
 
 /// Messages a player's session sends to the link.

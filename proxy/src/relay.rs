@@ -149,7 +149,10 @@ enum LinkState {
         waiting_since: Option<Instant>,
         noticed: bool,
     },
-    Down { since: Instant, noticed: bool },
+    Down {
+        since: Instant,
+        noticed: bool,
+    },
 }
 
 /// How the core looks from here, for `/health`.
@@ -738,7 +741,10 @@ mod tests {
         relay.submitted(start);
         assert_eq!(relay.health(start), CoreHealth::Answering);
         relay.tick(start + Duration::from_millis(1500));
-        assert!(relay.take_for_sessions().is_empty(), "a short wait is silent");
+        assert!(
+            relay.take_for_sessions().is_empty(),
+            "a short wait is silent"
+        );
 
         relay.tick(start + NOTICE_AFTER);
         relay.tick(start + NOTICE_AFTER * 2);
@@ -765,7 +771,10 @@ mod tests {
             relay.take_for_sessions(),
             vec![(1, ToSession::Notice(BACK.into()))]
         );
-        assert_eq!(line_texts(&relay.take_submits()), vec![(1, "fault hang".into())]);
+        assert_eq!(
+            line_texts(&relay.take_submits()),
+            vec![(1, "fault hang".into())]
+        );
     }
 
     #[test]

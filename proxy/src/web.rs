@@ -59,7 +59,9 @@ async fn index() -> Html<&'static str> {
 
 async fn health(State(web): State<Web>) -> Response {
     match web.context.link.core_health() {
-        CoreHealth::Answering => (StatusCode::OK, "ok: the game core is attached\n").into_response(),
+        CoreHealth::Answering => {
+            (StatusCode::OK, "ok: the game core is attached\n").into_response()
+        }
         CoreHealth::NotAnswering(waited) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

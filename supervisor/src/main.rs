@@ -1,6 +1,6 @@
 //! The `tether` command; the work is done in the `tether_supervisor` library.
 
-use std::io::IsTerminal;
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -8,11 +8,10 @@ use clap::Parser;
 use tether_supervisor::cli::{Cli, Command};
 use tether_supervisor::control::{ClientError, Request};
 use tether_supervisor::{AskError, ask, up};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let _log = tether_log::init();
     match cli.subcommand() {
         Command::Up => match up(&cli.options).context("tether could not run") {
             Ok(()) => ExitCode::SUCCESS,
@@ -33,24 +32,19 @@ fn client(cli: &Cli, request: Request) -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         // The message is the whole story; no "caused by" chain needed.
         Err(AskError::Client(err @ ClientError::NotRunning { .. })) => {
-            eprintln!("error: {err}");
+            say_error(&err.to_string());
             ExitCode::FAILURE
         }
         Err(err) => {
             let err = anyhow::Error::new(err).context(format!("tether {}", request.as_str()));
-            eprintln!("error: {err:#}");
+            say_error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs go to stderr, where systemd's journal and runit's svlogd collect them; colours
-/// only for a human at a terminal.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+/// The command's error for the person who ran it; a stderr that fails must not turn into a
+/// panic (`eprintln!` would).
+fn say_error(message: &str) {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
 }

@@ -21,9 +21,9 @@ use tether_protocol::witness::{WITNESS_FD, WITNESS_FD_VAR, Witness};
 
 use crate::child::{self, ChildId, EventKind, Exit, Handle, Role, Spec};
 use crate::config::Settings;
-use crate::liveness::{Blame, Liveness, Suspects, Verdict};
 use crate::control::{self, Incoming, Replier, Request, ServeError};
 use crate::error_chain;
+use crate::liveness::{Blame, Liveness, Suspects, Verdict};
 use crate::shutdown;
 use crate::sockets::Sockets;
 use crate::watch::{self, WatchError};
@@ -527,7 +527,11 @@ impl Supervisor {
     /// replaces.
     fn install_core(&mut self, handle: Handle) -> Option<Handle> {
         self.core_liveness = handle.witness.as_ref().map(|witness| {
-            Liveness::new(witness.progress(), Instant::now(), self.settings.hang_timeout)
+            Liveness::new(
+                witness.progress(),
+                Instant::now(),
+                self.settings.hang_timeout,
+            )
         });
         self.core_hung = None;
         self.core.replace(handle)
@@ -552,7 +556,11 @@ impl Supervisor {
                     h.line.seq,
                     h.line.key.proxy,
                     h.line.key.session,
-                    if h.character.is_empty() { "not logged in" } else { &h.character },
+                    if h.character.is_empty() {
+                        "not logged in"
+                    } else {
+                        &h.character
+                    },
                     h.text
                 ),
                 None => String::new(),
@@ -898,7 +906,11 @@ impl Supervisor {
                 silent.as_secs_f64()
             );
         }
-        match self.core_liveness.as_ref().map(|l| l.verdict(Instant::now())) {
+        match self
+            .core_liveness
+            .as_ref()
+            .map(|l| l.verdict(Instant::now()))
+        {
             Some(Verdict::Silent(silent) | Verdict::Hung(silent)) => format!(
                 "NOT LIVE: no progress for {:.1} s (replaced at {:.1} s)",
                 silent.as_secs_f64(),

@@ -97,6 +97,11 @@ pub struct Options {
     /// Write tether's log (all three processes) to `tether.log` in the root, for
     /// [`Tether::log`], instead of the test's stderr.
     pub capture_log: bool,
+    /// Where tether's stderr goes instead: a path such as `/dev/full`, or `None` for the
+    /// default. Ignored with `capture_log`.
+    pub stderr_to: Option<PathBuf>,
+    /// Give tether a pipe for stderr that nobody reads (until [`Tether::take_stderr`]).
+    pub stderr_unread: bool,
 }
 
 impl Tether {
@@ -147,6 +152,14 @@ impl Tether {
         if options.capture_log {
             std::fs::create_dir_all(&root).expect("root dir");
             command.stderr(std::fs::File::create(&log).expect("log file"));
+        } else if let Some(path) = &options.stderr_to {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .expect("stderr destination");
+            command.stderr(file);
+        } else if options.stderr_unread {
+            command.stderr(Stdio::piped());
         }
         // Under `cargo test` these point at the test package; the supervisor must not think
         // it was started by `cargo run` and try to build anything.
@@ -194,6 +207,16 @@ impl Tether {
         wait_for("the telnet port to accept", || {
             TcpStream::connect(addr).ok().map(Client::new)
         })
+    }
+
+    /// The supervisor is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.supervisor.try_wait(), Ok(None))
+    }
+
+    /// The read end of tether's stderr, with `stderr_unread`.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.supervisor.stderr.take()
     }
 
     /// Runs `tether <args> --data <dir>` and returns (success, output).
