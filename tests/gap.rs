@@ -120,3 +120,50 @@ fn a_broken_build_never_takes_the_game_down() {
     admin.send("say still in business");
     admin.expect("You say, \"still in business\"");
 }
+
+#[test]
+fn a_failed_reload_says_why_everywhere() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let world = scratch.path().join("world.toml");
+    let good = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("world/default.toml"),
+    )
+    .expect("the built-in world");
+    std::fs::write(&world, &good).expect("writing the world");
+    let tether = Tether::start_with(Options {
+        world: Some(world.clone()),
+        capture_log: true,
+        ..Options::default()
+    });
+    let mut admin = tether.connect();
+    admin.create("Builder", "builder1");
+    let serving = tether.core_pid();
+
+    // A dangling exit: the reason names the room, the exit and where it leads.
+    let dangling = good.replacen("east = \"market\"", "east = \"nowhere\"", 1);
+    assert_ne!(dangling, good, "the world has an exit to break");
+    std::fs::write(&world, dangling).expect("breaking the world");
+    let (ok, text) = tether.ctl(&["reload"]);
+    assert!(!ok, "tether reload exits 1: {text}");
+    assert!(
+        text.contains("reload failed")
+            && text.contains("leads to \"nowhere\", which is not a room"),
+        "{text}"
+    );
+    admin.send("@reload");
+    let told = admin.expect("The reload did not happen");
+    assert!(
+        told.contains("leads to \"nowhere\", which is not a room"),
+        "{told}"
+    );
+    tether.expect_log(&["reload failed", "leads to \"nowhere\""]);
+
+    // A TOML syntax error: the reason has the line.
+    std::fs::write(&world, "[rooms.square\nname = \"x\"\n").expect("breaking the world");
+    let (ok, text) = tether.ctl(&["reload"]);
+    assert!(!ok && text.contains("line 1"), "{text}");
+
+    assert_eq!(tether.core_pid(), serving, "the old core keeps serving");
+    admin.send("say still standing");
+    admin.expect("You say, \"still standing\"");
+}
