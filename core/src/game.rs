@@ -438,6 +438,13 @@ impl Game {
         self.prompt_bystanders(mark, key, out);
     }
 
+    /// Shows the player count to the supervisor (see `tether_protocol::witness`).
+    fn note_players(&self) {
+        if let Some(witness) = &self.witness {
+            witness.set_players(self.present);
+        }
+    }
+
     fn line_inner(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
         let session = self.sessions.entry(key).or_insert_with(|| {
             tracing::warn!(
@@ -655,6 +662,7 @@ impl Game {
             session.closing = true;
             if session.player.is_some() {
                 self.present -= 1;
+                self.note_players();
             }
             out.push(key, Outgoing::Disconnect(reason.to_owned()));
         }
@@ -796,6 +804,7 @@ impl Game {
             self.roster.add(key, player.id, &player.room);
         }
         self.present += usize::from(session.is_present());
+        self.note_players();
         self.sessions.insert(key, session);
         old
     }
@@ -806,6 +815,7 @@ impl Game {
             self.roster.remove(key, player.id, &player.room);
         }
         self.present -= usize::from(session.is_present());
+        self.note_players();
         Some(session)
     }
 
@@ -823,6 +833,7 @@ impl Game {
         self.present -= usize::from(session.is_present());
         session.player = player;
         self.present += usize::from(session.is_present());
+        self.note_players();
     }
 
     fn move_player(&mut self, key: SessionKey, to: &str) {

@@ -1,5 +1,5 @@
-//! The contract between the supervisor and the core it starts: what the core inherits and
-//! what it says back. One definition, used by both sides.
+//! The contract between the supervisor and the processes it starts: what the core inherits
+//! and what the core and the proxy say back. One definition, used by every side.
 //!
 //! - fd [`LINK_FD`] (announced in [`LINK_FD_VAR`]) is the link socket's listener, bound once
 //!   by the supervisor so it never disappears while cores are swapped;
@@ -8,7 +8,9 @@
 //! - [`QUARANTINE_VAR`] lists lines the core must not run (see [`crate::witness`]);
 //! - on stdout the core prints [`READY_LINE`] once it accepts links, or, if it cannot start,
 //!   one [`FAILED_PREFIX`] line with the reason, so the supervisor can tell the operator why
-//!   without digging through the log.
+//!   without digging through the log;
+//! - the proxy prints [`READY_LINE`] once it listens and a core is attached (the game is
+//!   open: what systemd hears as `READY=1`).
 
 use std::os::fd::RawFd;
 

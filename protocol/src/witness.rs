@@ -42,7 +42,10 @@ const W_PROXY: usize = 4;
 const W_SESSION: usize = 5;
 const W_SEQ: usize = 6;
 const W_LENGTHS: usize = 7;
-const NAME_AT: usize = 64;
+/// Characters in the game, for the supervisor's status (and systemd's).
+const W_PLAYERS: usize = 8;
+const NAME_AT: usize = 128;
+const _: () = assert!(W_PLAYERS * 8 < NAME_AT);
 const TEXT_AT: usize = NAME_AT + MAX_NAME;
 const _: () = assert!(TEXT_AT + MAX_TEXT <= PAGE);
 
@@ -201,6 +204,16 @@ impl Witness {
         self.word(W_PROGRESS).load(Ordering::Relaxed)
     }
 
+    /// How many characters are in the game.
+    pub fn set_players(&self, players: usize) {
+        self.word(W_PLAYERS)
+            .store(players as u64, Ordering::Relaxed);
+    }
+
+    pub fn players(&self) -> u64 {
+        self.word(W_PLAYERS).load(Ordering::Relaxed)
+    }
+
     /// The core starts on `line`. `text` is `None` for a line that must not be recorded (it
     /// may be a password).
     pub fn begin(&self, line: LineId, character: &str, text: Option<&str>) {
@@ -321,6 +334,8 @@ mod tests {
         core.end();
         assert_eq!(supervisor.handling(), None);
         assert_eq!(supervisor.progress(), 3);
+        core.set_players(12);
+        assert_eq!(supervisor.players(), 12);
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct LinkHandle {
     shell: Arc<Mutex<Shell>>,
     /// Wakes the link task when there may be input to submit.
     submit_ready: Arc<Notify>,
+    /// Whether a core is attached right now.
+    attached: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for LinkHandle {
@@ -105,7 +107,15 @@ impl LinkHandle {
                 declined: false,
             })),
             submit_ready: Arc::new(Notify::new()),
+            attached: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Resolves once a core is attached (at once if one is).
+    pub async fn wait_attached(&self) {
+        let mut attached = self.attached.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we wait.
+        let _ = attached.wait_for(|&up| up).await;
     }
 
     /// How the core looks from here (for `/health`).
@@ -237,6 +247,7 @@ async fn run(config: LinkConfig, link: LinkHandle) {
                 let connected = Instant::now();
                 let outcome = run_connection(stream, &link, &config).await;
                 link.lock().connection_lost();
+                link.attached.send_replace(false);
                 match outcome {
                     Ok(()) => info!("link to the core closed; reconnecting"),
                     Err(LinkError::Broken(reason)) => {
@@ -305,6 +316,7 @@ async fn run_connection(
             "attached to the core"
         );
     }
+    link.attached.send_replace(true);
     link.submit_ready.notify_one();
     // One task, two halves: whichever woke it makes progress, and neither needs a thread.
     tokio::select! {

@@ -1,5 +1,6 @@
 //! Accepting telnet connections and running the proxy until it is told to stop.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -48,6 +49,15 @@ impl Proxy {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let game_status = self.link.game_status.clone();
         let link = link::start(self.link);
+        // The supervisor (and through it systemd) hears that the game is open once players
+        // can connect and a core is there to answer them.
+        let ready = link.clone();
+        tokio::spawn(async move {
+            ready.wait_attached().await;
+            let mut stdout = std::io::stdout();
+            let _ = writeln!(stdout, "{}", tether_protocol::process::READY_LINE)
+                .and_then(|()| stdout.flush());
+        });
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
         info!(addr = %self.telnet.local_addr()?, "listening for telnet");

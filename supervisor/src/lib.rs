@@ -25,6 +25,7 @@ pub mod config;
 pub mod control;
 pub mod dev;
 pub mod liveness;
+pub mod notify;
 pub mod shutdown;
 pub mod sockets;
 pub mod supervisor;

@@ -24,6 +24,7 @@ use crate::config::Settings;
 use crate::control::{self, Incoming, Replier, Request, ServeError};
 use crate::error_chain;
 use crate::liveness::{Blame, Liveness, Suspects, Verdict};
+use crate::notify::Notifier;
 use crate::shutdown;
 use crate::sockets::Sockets;
 use crate::watch::{self, WatchError};
@@ -105,6 +106,12 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
     );
     liveness_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sup = Supervisor::new(settings, timing, sockets.link.as_raw_fd(), events_tx);
+    // systemd's watchdog, if it watches: a tick that never fires otherwise.
+    let mut watchdog_ticks = tokio::time::interval(
+        sup.notifier
+            .watchdog_interval()
+            .unwrap_or(Duration::from_secs(86400)),
+    );
     sup.start_core(Purpose::Initial);
 
     while !sup.is_finished() {
@@ -132,6 +139,7 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
                 sup.start_proxy();
             }
             _ = liveness_ticks.tick() => sup.check_liveness(),
+            _ = watchdog_ticks.tick() => sup.pet_watchdog(),
         }
         sup.advance();
     }
@@ -239,6 +247,10 @@ struct Supervisor {
     shutdown: Option<ShuttingDown>,
     /// Why startup failed, once it has.
     fatal: Option<String>,
+    /// systemd, when it runs us (a no-op otherwise).
+    notifier: Notifier,
+    /// systemd was told READY=1 (the game first opened).
+    announced_ready: bool,
 }
 
 impl Supervisor {
@@ -274,6 +286,8 @@ impl Supervisor {
             last_reload: None,
             shutdown: None,
             fatal: None,
+            notifier: Notifier::from_env(),
+            announced_ready: false,
         }
     }
 
@@ -323,7 +337,8 @@ impl Supervisor {
             env: Vec::new(),
             link_fd: None,
             witness: None,
-            ready_within: None,
+            // The proxy says READY once it listens and a core is attached.
+            ready_within: Some(self.timing.ready_within),
         }
     }
 
@@ -453,7 +468,15 @@ impl Supervisor {
     }
 
     fn on_child_event(&mut self, event: child::Event) {
+        let from_proxy = self
+            .proxy
+            .as_ref()
+            .is_some_and(|proxy| proxy.id == event.id);
         match event.kind {
+            EventKind::Ready if from_proxy => self.on_proxy_ready(),
+            EventKind::NotReady if from_proxy => {
+                warn!("the proxy has not attached to a core yet; players are kept waiting")
+            }
             EventKind::Ready => self.on_core_ready(event.id),
             EventKind::NotReady => self.on_core_not_ready(event.id),
             EventKind::Failed(reason) => {
@@ -523,6 +546,65 @@ impl Supervisor {
         }
     }
 
+    fn on_proxy_ready(&mut self) {
+        if let Some(proxy) = &self.proxy {
+            info!(
+                "proxy (pid {}) is listening and attached to a core",
+                proxy.pid
+            );
+        }
+        if !self.announced_ready {
+            self.announced_ready = true;
+            self.notifier.ready();
+        }
+    }
+
+    /// Tells systemd's watchdog all is well: this loop turns, and the serving core (if any;
+    /// a core being replaced is this loop's business) makes progress.
+    fn pet_watchdog(&mut self) {
+        let core_live = match &self.core_liveness {
+            Some(liveness) => liveness.verdict(Instant::now()) == Verdict::Live,
+            None => true,
+        };
+        if core_live && self.core_hung.is_none() {
+            self.notifier.watchdog();
+        }
+    }
+
+    /// One line for systemd's STATUS: players online and the core's state.
+    fn status_summary(&self) -> String {
+        let players = self
+            .core
+            .as_ref()
+            .and_then(|core| core.witness.as_ref())
+            .map(Witness::players);
+        let verdict = self
+            .core_liveness
+            .as_ref()
+            .map(|liveness| liveness.verdict(Instant::now()));
+        let core = match (&self.core, &self.candidate) {
+            (Some(core), _) if self.core_hung.is_some() => {
+                format!("core pid {} hung, being replaced", core.pid)
+            }
+            (Some(core), _) => match verdict {
+                Some(Verdict::Silent(silent) | Verdict::Hung(silent)) => format!(
+                    "core pid {} not live (no progress for {} s)",
+                    core.pid,
+                    silent.as_secs()
+                ),
+                _ => format!("core pid {} live", core.pid),
+            },
+            (None, Some(_)) => "core starting".to_string(),
+            (None, None) if self.core_restart_at.is_some() => "core restarting".to_string(),
+            (None, None) => "no core".to_string(),
+        };
+        match players {
+            Some(1) => format!("1 player online; {core}"),
+            Some(n) => format!("{n} players online; {core}"),
+            None => core,
+        }
+    }
+
     /// Makes `handle` the serving core and starts watching its progress; returns the one it
     /// replaces.
     fn install_core(&mut self, handle: Handle) -> Option<Handle> {
@@ -538,8 +620,14 @@ impl Supervisor {
     }
 
     /// Kills the serving core if it has made no progress for the hang timeout. It is then
-    /// replaced like a crashed one when its exit arrives.
+    /// replaced like a crashed one when its exit arrives. Also keeps systemd's STATUS up to date (it is a no-op outside systemd).
     fn check_liveness(&mut self) {
+        self.judge_core();
+        let summary = self.status_summary();
+        self.notifier.status(summary);
+    }
+
+    fn judge_core(&mut self) {
         let (Some(core), Some(liveness)) = (&self.core, &mut self.core_liveness) else {
             return;
         };
@@ -646,6 +734,8 @@ impl Supervisor {
             self.core_start_failed(purpose, reason);
         } else if let Some(core) = self.core.take_if(|core| core.id == id) {
             self.core_liveness = None;
+            let summary = self.status_summary();
+            self.notifier.status(summary);
             let uptime = core.uptime();
             let what = match self.core_hung.take() {
                 Some(silent) => format!(
@@ -771,6 +861,7 @@ impl Supervisor {
         if self.core.is_some() && self.candidate.is_none() {
             if let Some(job) = self.pending_reload.take() {
                 info!("reloading: starting a new core");
+                self.notifier.reloading();
                 self.start_core(Purpose::Reload(job));
             }
         } else if self.core.is_none() && self.candidate.is_none() && self.core_restart_at.is_some()
@@ -798,6 +889,10 @@ impl Supervisor {
             waiter.line(line.clone());
         }
         self.last_reload = Some((Instant::now(), line));
+        if self.announced_ready && self.shutdown.is_none() {
+            // Ends the RELOADING=1 of `advance`, whatever the outcome: the game is open.
+            self.notifier.ready();
+        }
     }
 
     fn begin_shutdown(&mut self, waiter: Option<Replier>, why: &str) {
@@ -809,6 +904,7 @@ impl Supervisor {
             return;
         }
         info!("{why}: stopping the proxy, then the core");
+        self.notifier.stopping();
         self.shutdown = Some(ShuttingDown {
             started: Instant::now(),
             core_phase: false,
