@@ -4,7 +4,17 @@
 //! player after the write returns, so a core that is killed at any moment never leaves a
 //! player believing in a change that was lost. `synchronous=FULL` makes "committed" mean
 //! "on disk" in WAL mode as well.
+//!
+//! **Watched.** SQLite keeps writing to a database file that was deleted or replaced under
+//! it: every change would be confirmed and then gone at the next start. So before each write
+//! the file at the database's path is checked to still be the one that was opened (device and
+//! inode); if it is not, that write and every later one fail with [`DbError::Lost`], which
+//! the game tells players and the operator. And a data directory that ever had a database
+//! (a marker file beside it records that) never gets a new, empty one by itself: a missing
+//! database is an error to fix, not a fresh world.
 
+use std::cell::Cell;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -55,12 +65,87 @@ pub enum DbError {
     TooNew { found: i64, supported: usize },
     #[error("the name {0} is already taken")]
     NameTaken(String),
+    #[error(
+        "the database {} is missing, but this data directory had one (see {}); restore it \
+         from a backup, or delete {} to start an empty world",
+        path.display(), marker.display(), marker.display()
+    )]
+    Missing { path: PathBuf, marker: PathBuf },
+    #[error("the database file {} was {what} while the game ran; no change is saved until \
+             it is restored and the core restarted", path.display())]
+    Lost { path: PathBuf, what: Loss },
+    #[error("cannot use {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("database error while {context}")]
     Sqlite {
         context: &'static str,
         #[source]
         source: rusqlite::Error,
     },
+}
+
+/// What happened to a database file under a running core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    Deleted,
+    Replaced,
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Loss::Deleted => "deleted",
+            Loss::Replaced => "replaced by another file",
+        })
+    }
+}
+
+/// The file a database was opened from, to notice it going away.
+#[derive(Debug)]
+struct Watched {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    /// Set at the first write that found the file gone; stays set.
+    lost: Cell<Option<Loss>>,
+}
+
+impl Watched {
+    fn check(&self) -> Result<(), DbError> {
+        if self.lost.get().is_none() {
+            let loss = match std::fs::metadata(&self.path) {
+                Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => return Ok(()),
+                Ok(_) => Loss::Replaced,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Loss::Deleted,
+                // Cannot tell (a permission change?): the write itself will say if it fails.
+                Err(_) => return Ok(()),
+            };
+            tracing::error!(
+                path = %self.path.display(),
+                "the database file was {loss} while the game ran: no change is saved from now \
+                 on; restore it and restart the core"
+            );
+            self.lost.set(Some(loss));
+        }
+        match self.lost.get() {
+            Some(what) => Err(DbError::Lost {
+                path: self.path.clone(),
+                what,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The marker beside a database that says this data directory has had one.
+pub fn marker_for(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".created");
+    path.with_file_name(name)
 }
 
 trait Context<T> {
@@ -107,14 +192,24 @@ impl std::fmt::Debug for Credentials {
 
 pub struct Db {
     conn: Connection,
+    /// `None` in memory.
+    file: Option<Watched>,
 }
 
 impl Db {
+    /// Opens the database at `path`, creating it only if this data directory never had one.
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let open_error = |source| DbError::Open {
             path: path.to_owned(),
             source,
         };
+        let marker = marker_for(path);
+        if !path.exists() && marker.exists() {
+            return Err(DbError::Missing {
+                path: path.to_owned(),
+                marker,
+            });
+        }
         let conn = Connection::open(path).map_err(open_error)?;
         // A core that is being replaced may still hold the write lock for a moment.
         conn.busy_timeout(Duration::from_secs(5))
@@ -125,21 +220,59 @@ impl Db {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "database did not switch to WAL mode");
         }
-        Db::prepare(conn)
+        let conn = Db::prepare(conn)?;
+        if !marker.exists() {
+            std::fs::write(
+                &marker,
+                "tether's database lives beside this file; while it exists, a missing database \
+                 is an error, not a new world\n",
+            )
+            .map_err(|source| DbError::Io {
+                path: marker.clone(),
+                source,
+            })?;
+        }
+        let meta = std::fs::metadata(path).map_err(|source| DbError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Db {
+            conn,
+            file: Some(Watched {
+                path: path.to_owned(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                lost: Cell::new(None),
+            }),
+        })
     }
 
     pub fn open_in_memory() -> Result<Db, DbError> {
         let conn = Connection::open_in_memory().context("opening an in-memory database")?;
-        Db::prepare(conn)
+        Ok(Db {
+            conn: Db::prepare(conn)?,
+            file: None,
+        })
     }
 
-    fn prepare(mut conn: Connection) -> Result<Db, DbError> {
+    /// Whether the file was found deleted or replaced (see the module doc).
+    pub fn lost(&self) -> Option<Loss> {
+        self.file.as_ref().and_then(|file| file.lost.get())
+    }
+
+    /// After a write, before the game confirms it: the file is still the one we opened, so
+    /// the write landed where the next core will find it.
+    fn check_file(&self) -> Result<(), DbError> {
+        self.file.as_ref().map_or(Ok(()), Watched::check)
+    }
+
+    fn prepare(mut conn: Connection) -> Result<Connection, DbError> {
         conn.pragma_update(None, "synchronous", "FULL")
             .context("setting synchronous=FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .context("enabling foreign keys")?;
         migrate(&mut conn)?;
-        Ok(Db { conn })
+        Ok(conn)
     }
 
     /// Looks an account up by name, case-insensitively.
@@ -212,6 +345,7 @@ impl Db {
         .context("inserting a character")?;
         let id = tx.last_insert_rowid();
         tx.commit().context("committing a new account")?;
+        self.check_file()?;
         Ok(CharacterRecord {
             id,
             account_id,
@@ -255,7 +389,7 @@ impl Db {
                 params![character_id, room],
             )
             .context("saving a character's room")?;
-        Ok(())
+        self.check_file()
     }
 
     pub fn set_title(&self, character_id: i64, title: &str) -> Result<(), DbError> {
@@ -265,7 +399,7 @@ impl Db {
                 params![character_id, title],
             )
             .context("saving a character's title")?;
-        Ok(())
+        self.check_file()
     }
 
     pub fn set_display(&self, character_id: i64, wrap: bool, color: &str) -> Result<(), DbError> {
@@ -275,7 +409,7 @@ impl Db {
                 params![character_id, wrap, color],
             )
             .context("saving a character's display settings")?;
-        Ok(())
+        self.check_file()
     }
 }
 
@@ -349,6 +483,79 @@ mod tests {
         );
         assert_eq!((loaded.wrap, loaded.color.as_str()), (false, "256"));
         assert!(db.character(999).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_deleted_or_replaced_file_refuses_every_later_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.db");
+        let mut db = Db::open(&path).unwrap();
+        let alice = db.create_account("Alice", "hash", "square").unwrap();
+        db.set_title(alice.id, "the First").unwrap();
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            db.set_title(alice.id, "the Lost"),
+            Err(DbError::Lost {
+                what: Loss::Deleted,
+                ..
+            })
+        ));
+        assert_eq!(db.lost(), Some(Loss::Deleted));
+        // A file put back is not ours: still refused.
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(
+            db.create_account("Bob", "hash", "square"),
+            Err(DbError::Lost { .. })
+        ));
+
+        let other = tempfile::tempdir().unwrap();
+        let path = other.path().join("tether.db");
+        let db = Db::open(&path).unwrap();
+        std::fs::rename(&path, other.path().join("aside.db")).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(
+            db.set_room(1, "square"),
+            Err(DbError::Lost {
+                what: Loss::Replaced,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_missing_database_is_not_replaced_by_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.db");
+        drop(Db::open(&path).unwrap());
+        assert!(marker_for(&path).exists());
+        std::fs::remove_file(&path).unwrap();
+        let error = Db::open(&path).err().expect("refused");
+        assert!(matches!(error, DbError::Missing { .. }));
+        assert!(
+            error.to_string().contains("restore it from a backup"),
+            "{error}"
+        );
+        assert!(!path.exists(), "no empty database was made");
+
+        // The operator decides to start over.
+        std::fs::remove_file(marker_for(&path)).unwrap();
+        assert!(Db::open(&path).is_ok());
+    }
+
+    #[test]
+    fn a_corrupt_database_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let error = Db::open(&path).err().expect("refused");
+        let mut chain = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            chain.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert!(chain.contains("not a database"), "{chain}");
     }
 
     #[test]

@@ -438,6 +438,19 @@ impl Game {
         self.prompt_bystanders(mark, key, out);
     }
 
+    /// What to tell a player whose change could not be saved; also flags a lost database
+    /// file to the supervisor, once the database has noticed it.
+    fn not_saved(&self, error: &crate::db::DbError) -> String {
+        if matches!(error, crate::db::DbError::Lost { .. }) {
+            if let Some(witness) = &self.witness {
+                witness.set_database_lost();
+            }
+            msg::database_lost()
+        } else {
+            msg::not_saved()
+        }
+    }
+
     /// Shows the player count to the supervisor (see `tether_protocol::witness`).
     fn note_players(&self) {
         if let Some(witness) = &self.witness {

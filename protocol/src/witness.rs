@@ -44,8 +44,10 @@ const W_SEQ: usize = 6;
 const W_LENGTHS: usize = 7;
 /// Characters in the game, for the supervisor's status (and systemd's).
 const W_PLAYERS: usize = 8;
+/// Set once the core found its database file deleted or replaced (it refuses changes).
+const W_DATABASE_LOST: usize = 9;
 const NAME_AT: usize = 128;
-const _: () = assert!(W_PLAYERS * 8 < NAME_AT);
+const _: () = assert!(W_DATABASE_LOST * 8 < NAME_AT);
 const TEXT_AT: usize = NAME_AT + MAX_NAME;
 const _: () = assert!(TEXT_AT + MAX_TEXT <= PAGE);
 
@@ -212,6 +214,15 @@ impl Witness {
 
     pub fn players(&self) -> u64 {
         self.word(W_PLAYERS).load(Ordering::Relaxed)
+    }
+
+    /// The core's database file was deleted or replaced under it: it confirms no changes.
+    pub fn set_database_lost(&self) {
+        self.word(W_DATABASE_LOST).store(1, Ordering::Relaxed);
+    }
+
+    pub fn database_lost(&self) -> bool {
+        self.word(W_DATABASE_LOST).load(Ordering::Relaxed) != 0
     }
 
     /// The core starts on `line`. `text` is `None` for a line that must not be recorded (it

@@ -228,6 +228,8 @@ struct Supervisor {
     core_hung: Option<Duration>,
     /// The lines recent core deaths were blamed on.
     suspects: Suspects,
+    /// No core runs, and the last one to start said why it cannot: waiting for a reload.
+    core_blocked: Option<String>,
     candidate: Option<Candidate>,
     core_restart_at: Option<Instant>,
     core_backoff: Backoff,
@@ -271,6 +273,7 @@ impl Supervisor {
             core_liveness: None,
             core_hung: None,
             suspects: Suspects::default(),
+            core_blocked: None,
             candidate: None,
             core_restart_at: None,
             core_backoff: Backoff::standard(),
@@ -359,7 +362,7 @@ impl Supervisor {
             }
             Err(err) => {
                 let reason = format!("cannot make the core's witness page: {err}");
-                return self.core_start_failed(purpose, reason);
+                return self.core_start_failed(purpose, reason, false);
             }
         }
         let id = self.next_id();
@@ -376,7 +379,7 @@ impl Supervisor {
                     failure: None,
                 });
             }
-            Err(err) => self.core_start_failed(purpose, error_chain(&err)),
+            Err(err) => self.core_start_failed(purpose, error_chain(&err), false),
         }
     }
 
@@ -405,9 +408,12 @@ impl Supervisor {
         self.begin_shutdown(None, "startup failed");
     }
 
-    fn core_start_failed(&mut self, purpose: Purpose, reason: String) {
+    /// `said_why`: the core itself said why it cannot start (a broken world file, a missing or
+    /// corrupt database): starting it again will fail the same way until someone fixes it.
+    fn core_start_failed(&mut self, purpose: Purpose, reason: String, said_why: bool) {
         match purpose {
             Purpose::Initial => self.fail_startup(format!("the core failed to start: {reason}")),
+            Purpose::Restart if said_why => self.block_core(reason),
             // A core that never became ready has no uptime to earn forgiveness with.
             Purpose::Restart => {
                 self.schedule_core_restart(format!("new core failed: {reason}"), Duration::ZERO)
@@ -421,10 +427,31 @@ impl Supervisor {
                 self.finish_reload(job, Err(message));
                 if self.core.is_none() && self.shutdown.is_none() {
                     // The old core died while the new one was starting.
-                    self.schedule_core_restart("no core is running".to_string(), Duration::ZERO);
+                    if said_why {
+                        self.block_core(reason);
+                    } else {
+                        self.schedule_core_restart(
+                            "no core is running".to_string(),
+                            Duration::ZERO,
+                        );
+                    }
                 }
             }
         }
+    }
+
+    /// Stops restarting a core that cannot start until someone asks for a reload: retrying
+    /// blindly would only fill the log. Players stay connected meanwhile.
+    fn block_core(&mut self, reason: String) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        error!(
+            "the core cannot start: {reason}. Players stay connected and what they type is \
+             kept; fix the cause, then run `tether reload` (or send SIGHUP) to start it"
+        );
+        self.core_restarts += 1;
+        self.core_blocked = Some(reason);
     }
 
     fn schedule_core_restart(&mut self, what: String, uptime: Duration) {
@@ -592,10 +619,19 @@ impl Supervisor {
                     core.pid,
                     silent.as_secs()
                 ),
+                _ if self.core_database_lost() => {
+                    format!(
+                        "core pid {} live, DATABASE LOST (no change is saved)",
+                        core.pid
+                    )
+                }
                 _ => format!("core pid {} live", core.pid),
             },
             (None, Some(_)) => "core starting".to_string(),
             (None, None) if self.core_restart_at.is_some() => "core restarting".to_string(),
+            (None, None) if self.core_blocked.is_some() => {
+                "core cannot start (see the log); waiting for a reload".to_string()
+            }
             (None, None) => "no core".to_string(),
         };
         match players {
@@ -616,6 +652,7 @@ impl Supervisor {
             )
         });
         self.core_hung = None;
+        self.core_blocked = None;
         self.core.replace(handle)
     }
 
@@ -714,7 +751,7 @@ impl Supervisor {
             handle,
             reload: None,
         });
-        self.core_start_failed(purpose, reason);
+        self.core_start_failed(purpose, reason, false);
     }
 
     fn on_exit(&mut self, id: ChildId, exit: Exit) {
@@ -724,6 +761,7 @@ impl Supervisor {
             failure,
         }) = self.take_candidate(id)
         {
+            let said_why = failure.is_some();
             let reason = match failure {
                 Some(why) => format!("the new core (pid {}) could not start: {why}", handle.pid),
                 None => format!(
@@ -731,7 +769,7 @@ impl Supervisor {
                     handle.pid
                 ),
             };
-            self.core_start_failed(purpose, reason);
+            self.core_start_failed(purpose, reason, said_why);
         } else if let Some(core) = self.core.take_if(|core| core.id == id) {
             self.core_liveness = None;
             let summary = self.status_summary();
@@ -864,11 +902,15 @@ impl Supervisor {
                 self.notifier.reloading();
                 self.start_core(Purpose::Reload(job));
             }
-        } else if self.core.is_none() && self.candidate.is_none() && self.core_restart_at.is_some()
+        } else if self.core.is_none()
+            && self.candidate.is_none()
+            && (self.core_restart_at.is_some() || self.core_blocked.is_some())
         {
-            // The new binary may well be the fix for whatever kept the core dying.
-            info!("reload requested while the core is down: restarting it now");
+            // The new binary (or the repaired world or database) may well be the fix for
+            // whatever kept the core from running.
+            info!("reload requested while the core is down: starting it now");
             self.core_restart_at = None;
+            self.core_blocked = None;
             self.start_core(Purpose::Restart);
         }
         // Otherwise a core is starting; the reload waits for it.
@@ -1012,9 +1054,20 @@ impl Supervisor {
                 silent.as_secs_f64(),
                 self.settings.hang_timeout.as_secs_f64()
             ),
+            Some(Verdict::Live) if self.core_database_lost() => {
+                "live, but DATABASE LOST: its file was deleted or replaced, no change is saved"
+                    .to_string()
+            }
             Some(Verdict::Live) => "live".to_string(),
             None => "liveness unknown".to_string(),
         }
+    }
+
+    fn core_database_lost(&self) -> bool {
+        self.core
+            .as_ref()
+            .and_then(|core| core.witness.as_ref())
+            .is_some_and(Witness::database_lost)
     }
 
     fn status_lines(&self) -> Vec<String> {
@@ -1061,12 +1114,15 @@ impl Supervisor {
                 self.core_health()
             ),
             None => {
-                let why = match (&self.candidate, self.core_restart_at) {
-                    (Some(candidate), _) => {
+                let why = match (&self.candidate, self.core_restart_at, &self.core_blocked) {
+                    (Some(candidate), _, _) => {
                         format!("new core process {} starting", candidate.handle.pid)
                     }
-                    (None, Some(at)) => format!("restarting in {} ms", millis_until(at)),
-                    (None, None) => "stopped".to_string(),
+                    (None, Some(at), _) => format!("restarting in {} ms", millis_until(at)),
+                    (None, None, Some(reason)) => {
+                        format!("CANNOT START: {reason}; `tether reload` tries again")
+                    }
+                    (None, None, None) => "stopped".to_string(),
                 };
                 format!(
                     "core: not running ({why}), restarts {}, reloads {}",

@@ -191,7 +191,7 @@ fn go(game: &mut Game, key: SessionKey, word: &str, out: &mut Outbox) {
     let (id, name, from) = (me.id, me.name.clone(), me.room.clone());
     if let Err(error) = game.db.set_room(id, &to) {
         tracing::error!(?key, error = %chain(&error), "cannot save a move");
-        return out.text(key, msg::not_saved());
+        return out.text(key, game.not_saved(&error));
     }
     game.tell_room(&from, key, &msg::leaves(&name, &exit), out);
     game.move_player(key, &to);
@@ -209,7 +209,7 @@ fn title(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     };
     if let Err(error) = game.db.set_title(me.id, &title) {
         tracing::error!(?key, error = %chain(&error), "cannot save a title");
-        return out.text(key, msg::not_saved());
+        return out.text(key, game.not_saved(&error));
     }
     let speaks_gmcp = game.speaks_gmcp(key);
     let Some(me) = game.player_mut(key) else {
@@ -265,7 +265,7 @@ fn config(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     // must not look as if it took.
     if let Err(error) = game.db.set_display(id, prefs.wrap, prefs.color.word()) {
         tracing::error!(?key, error = %chain(&error), "cannot save display settings");
-        return out.text(key, msg::not_saved());
+        return out.text(key, game.not_saved(&error));
     }
     if let Some(me) = game.player_mut(key) {
         me.display = prefs;

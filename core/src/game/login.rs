@@ -218,6 +218,10 @@ pub(super) fn finish(
                     enter(game, key, record, greeting, out);
                 }
                 Err(DbError::NameTaken(_)) => out.text(key, msg::name_taken(&name)),
+                Err(error @ DbError::Lost { .. }) => {
+                    tracing::error!(?key, error = %chain(&error), "cannot create an account");
+                    out.text(key, game.not_saved(&error));
+                }
                 Err(error) => {
                     tracing::error!(?key, error = %chain(&error), "cannot create an account");
                     out.text(key, msg::internal_error());

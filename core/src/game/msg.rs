@@ -361,6 +361,15 @@ pub(super) fn not_saved() -> String {
     )
 }
 
+/// The database file went away under the game: nothing can be saved.
+pub(super) fn database_lost() -> String {
+    paint(
+        TROUBLE,
+        "[tether] The game cannot save anything right now (its database is missing), so \
+         nothing was changed. The operators have been told; please try again later.",
+    )
+}
+
 // ---- Titles ----
 
 pub(super) fn title_too_long() -> String {

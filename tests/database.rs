@@ -1,0 +1,108 @@
+//! The database is watched: a file deleted under a running game is noticed before the next
+//! change is confirmed, no empty world is made in its place, and a core that cannot open its
+//! database says why once and waits for the operator instead of retrying forever.
+
+use nix::sys::signal::Signal;
+use tether_tests::{Options, Tether, wait_for};
+
+fn status(tether: &Tether) -> String {
+    let (ok, text) = tether.ctl(&["status"]);
+    assert!(ok, "tether status failed: {text}");
+    text
+}
+
+#[test]
+fn a_deleted_database_refuses_changes_and_is_not_replaced_by_an_empty_one() {
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        ..Options::default()
+    });
+    let mut player = tether.connect();
+    player.create("Keeper", "records1");
+    player.send("title the Careful");
+    player.expect("Keeper the Careful");
+
+    std::fs::remove_file(tether.data_dir().join("tether.db")).expect("deleting the database");
+    player.send("title the Forgotten");
+    player.expect("[tether] The game cannot save anything right now (its database is missing)");
+    player.send("look me");
+    player.send("who");
+    let who = player.expect("Keeper");
+    assert!(
+        who.contains("the Careful"),
+        "the change was not made: {who}"
+    );
+
+    let text = status(&tether);
+    assert!(text.contains("DATABASE LOST"), "{text}");
+    tether.expect_log(&["the database file was deleted while the game ran"]);
+
+    // A new core would find no database: it refuses to make an empty one, and the old core
+    // keeps the game going.
+    let serving = tether.core_pid();
+    let (ok, text) = tether.ctl(&["reload"]);
+    assert!(!ok && text.contains("restore it from a backup"), "{text}");
+    assert!(!tether.data_dir().join("tether.db").exists());
+    assert_eq!(tether.core_pid(), serving);
+    player.send("say still talking");
+    player.expect("You say, \"still talking\"");
+}
+
+#[test]
+fn a_core_that_cannot_open_its_database_waits_for_the_operator() {
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        ..Options::default()
+    });
+    let mut player = tether.connect();
+    player.create("Patient", "restore1");
+    let data = tether.data_dir();
+    let core = tether.core_pid();
+
+    // Freeze the core, keep a copy of its files, ruin them, then kill it.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(core), Signal::SIGSTOP).expect("stop");
+    let backup = tempfile::tempdir().expect("temp dir");
+    for name in ["tether.db", "tether.db-wal", "tether.db-shm"] {
+        if data.join(name).exists() {
+            std::fs::copy(data.join(name), backup.path().join(name)).expect("backup");
+        }
+    }
+    std::fs::write(data.join("tether.db"), vec![0x5a; 8192]).expect("corrupt");
+    let _ = std::fs::remove_file(data.join("tether.db-wal"));
+    let _ = std::fs::remove_file(data.join("tether.db-shm"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(core), Signal::SIGKILL).expect("kill");
+
+    player.send("say waiting for the operator");
+    let blocked = wait_for("status to say the core cannot start", || {
+        let text = status(&tether);
+        text.contains("CANNOT START").then_some(text)
+    });
+    assert!(blocked.contains("not a database"), "{blocked}");
+    assert!(
+        !blocked.contains("restarting in"),
+        "no blind restarts: {blocked}"
+    );
+    tether.expect_log(&["the core cannot start", "not a database", "tether reload"]);
+    assert!(!player.is_closed());
+
+    // The operator restores the backup and asks for a core.
+    for name in ["tether.db", "tether.db-wal", "tether.db-shm"] {
+        let _ = std::fs::remove_file(data.join(name));
+        if backup.path().join(name).exists() {
+            std::fs::copy(backup.path().join(name), data.join(name)).expect("restore");
+        }
+    }
+    let (ok, text) = tether.ctl(&["reload"]);
+    assert!(ok, "{text}");
+    player.expect("You say, \"waiting for the operator\"");
+    player.send("who");
+    player.expect("Patient");
+    assert_eq!(
+        tether
+            .log()
+            .matches("the core cannot start: the new core")
+            .count(),
+        1,
+        "said once"
+    );
+}
