@@ -20,6 +20,11 @@ Scenarios (names for --only):
   capacity   tether with players spread over rooms of about 20, each typing every 5 s,
              at growing session counts; proxy and core memory (from /proc) while the
              sessions are idle and while they play
+  faults     tether under 1,000 active sessions in rooms of 20: a core that hangs
+             (kill -STOP, replaced after the hang timeout) and a poison command (one player's
+             `fault abort` or `fault hang`, which kills two cores before it is quarantined);
+             the poison needs the core's test-only fault injection, so this scenario builds
+             `tether-core` with the `faults` profile (release code with debug assertions)
 
 The report goes to target/bench/report.md, every run's raw tether-bots JSON to
 target/bench/runs/. Nothing here asserts a time: the figures are for people to read.
@@ -45,6 +50,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = ROOT / "target" / "release"
+# A core whose fault injection can be switched on (TETHER_FAULTS=1): see Cargo.toml.
+FAULTS_CORE = ROOT / "target" / "faults" / "tether-core"
 OUT = ROOT / "target" / "bench"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -180,10 +187,11 @@ class TwoProcessFloor:
 class Tether:
     name = "tether"
 
-    def __init__(self, work: Path, port: int, world: Path | None = None):
+    def __init__(self, work: Path, port: int, world: Path | None = None, faults: bool = False):
         self.work = work
         self.port = port
         self.world = world
+        self.faults = faults
         self.process = None
 
     def command(self, *args: str) -> list[str]:
@@ -196,8 +204,14 @@ class Tether:
         args.append("--no-watch")
         if self.world:
             args += ["--world", str(self.world)]
+        env = dict(os.environ)
+        if self.faults:
+            args += ["--core-bin", str(FAULTS_CORE)]
+            env["TETHER_FAULTS"] = "1"
         self.log = open(self.work / "tether.log", "w")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+        )
         wait_for_port(self.port, f"tether (log: {self.work / 'tether.log'})", self.process)
 
     def pids(self) -> dict[str, int]:
@@ -209,6 +223,20 @@ class Tether:
 
     def kill_core(self) -> None:
         os.kill(self.pids()["core"], signal.SIGKILL)
+
+    def hang_core(self) -> None:
+        """kill -STOP of the core: a hang as the supervisor sees it. Returns once a new core
+        serves."""
+        old = self.pids()["core"]
+        os.kill(old, signal.SIGSTOP)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = subprocess.run(self.command("status"), capture_output=True, text=True)
+            found = re.search(r"^core: pid (\d+)", status.stdout, re.M)
+            if found and int(found[1]) != old:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the stopped core was not replaced")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -388,15 +416,53 @@ def roundtrip(servers) -> dict:
     return results
 
 
+class Poisoner:
+    """One more player, logged in before the bots, who types a command that kills the core
+    (the core's test-only fault injection) and waits to be told it was quarantined."""
+
+    def __init__(self, port: int, fault: str):
+        self.fault = fault
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.seen = b""
+        self.send("create Poisoner poison123")
+        self.expect(b"Your character has been created")
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def expect(self, needle: bytes) -> None:
+        while needle not in self.seen:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise RuntimeError(f"the poisoner was disconnected waiting for {needle!r}")
+            self.seen += chunk
+        self.seen = self.seen[self.seen.index(needle) + len(needle):]
+
+    def poison(self) -> None:
+        self.send(f"fault {self.fault}")
+        self.expect(b"stopped the game twice, so it was not run again")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def disruption(server, mode: str, sessions: int, rate: float) -> dict:
     """One run of `sessions` active sessions with one disruption a third into the window."""
     fired = threading.Event()
     seen = {}
+    poisoner = None
+    actions = {
+        "reload": lambda: server.reload(),
+        "kill": lambda: server.kill_core(),
+        "hang": lambda: server.hang_core(),
+        "poison-abort": lambda: poisoner.poison(),
+        "poison-hang": lambda: poisoner.poison(),
+    }
 
     def disrupt() -> None:
         started = time.monotonic()
         try:
-            (server.reload if mode == "reload" else server.kill_core)()
+            actions[mode]()
             seen["back_s"] = time.monotonic() - started
             log(f"  {mode}: back after {seen['back_s']:.2f} s")
         except Exception as error:  # reported, and the run goes on: the bots count the damage
@@ -412,6 +478,8 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
 
     server.start()
     try:
+        if mode.startswith("poison-"):
+            poisoner = Poisoner(server.port, mode.removeprefix("poison-"))
         label = f"{mode} {server.name} {sessions} every {rate:g}s"
         bots = Bots(
             label, server.port, sessions, rate, ramp=50, login_timeout=120, drain=30,
@@ -421,10 +489,24 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
         # A reload still under way would start a game process after the stop below.
         if fired.is_set():
             disruptor.join(timeout=300)
+        if poisoner:
+            poisoner.close()
         server.stop()
     result["disrupted"] = fired.is_set()
     result.update(seen)
     return result
+
+
+def faults(sessions: int, rate: float) -> dict:
+    results = {}
+    for mode in ("hang", "poison-abort", "poison-hang"):
+        server = Tether(OUT / "tether", free_port(), ring(sessions), faults=mode.startswith("poison"))
+        try:
+            results[mode] = disruption(server, mode, sessions, rate)
+        except Exception as error:  # one broken run must not lose the others
+            log(f"  {mode} run failed: {error}")
+            server.stop()
+    return results
 
 
 def ring(sessions: int) -> Path:
@@ -544,6 +626,32 @@ def report_disruption(results: dict) -> list[str]:
     return lines + [""]
 
 
+def report_faults(results: dict, sessions: int, rate: float) -> list[str]:
+    lines = [
+        "## A hung core and a poison command under load",
+        "",
+        f"{sessions:,} sessions in rooms of about {ROOM_SIZE}, each typing one command every "
+        f"{rate:g} s; a third into the window: `hang` stops the core (kill -STOP), which the "
+        "supervisor replaces once it has made no progress for the hang timeout (5 s, the "
+        "default); `poison-abort` and `poison-hang` have one more player type `fault abort` "
+        "or `fault hang`, which kills the core (an abort; a hang the supervisor ends), is "
+        "run once more by the next core, which dies the same way, and is then quarantined. "
+        "`max` is the longest any bot waited; back is when the stopped core was replaced, or "
+        "when the poisoner was told its command was quarantined.",
+        "",
+        "| event | logged in | p50 | p99 | max (longest wait) | lost | out of order | dropped "
+        "| back |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, r in results.items():
+        back = f"{r['back_s']:.2f} s" if "back_s" in r else r.get("error", "-")
+        lines.append(
+            f"| {mode} | {r['logged_in']:,} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} "
+            f"| {r['lost']} of {r['sent']} | {r['order']} | {r['dropped']} | {back} |"
+        )
+    return lines + [""]
+
+
 def report_capacity(results: dict) -> list[str]:
     lines = [
         "## Capacity and memory (scenarios 2 and 4)",
@@ -598,8 +706,8 @@ def report_capacity(results: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="roundtrip,reload,capacity",
-                        help="comma-separated scenarios: roundtrip, reload, capacity")
+    parser.add_argument("--only", default="roundtrip,reload,capacity,faults",
+                        help="comma-separated scenarios: roundtrip, reload, capacity, faults")
     parser.add_argument("--no-evennia", action="store_true", help="leave Evennia out")
     parser.add_argument("--quick", action="store_true",
                         help="a tenth of the sessions and 10 s windows: checks the setup only")
@@ -615,6 +723,11 @@ def main() -> int:
 
     log("building release binaries")
     subprocess.run(["cargo", "build", "--release", "--workspace", "--bins"], cwd=ROOT, check=True)
+    if "faults" in wanted:
+        log("building the core with fault injection (the faults profile)")
+        subprocess.run(
+            ["cargo", "build", "--profile", "faults", "-p", "tether-core"], cwd=ROOT, check=True,
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = loadavg()
@@ -652,6 +765,9 @@ def main() -> int:
                         continue
                     results[(server.name, sessions, rate, spread, mode)] = result
         sections += report_disruption(results)
+    if "faults" in wanted:
+        sessions, rate, _ = DISRUPTIONS[-1]
+        sections += report_faults(faults(sessions, rate), sessions, rate)
     if "capacity" in wanted:
         steps = [int(n) for n in args.capacity_steps.split(",")]
         sections += report_capacity(capacity(steps, OUT / "tether"))
