@@ -530,7 +530,6 @@ impl Game {
             if let Some(witness) = &self.witness {
                 witness.begin(line, character, shown);
             }
-            let character = character.to_owned();
             // A bug in one command must not take the game down for everyone: a panic is
             // caught here, the player told, the line acknowledged, and the game goes on.
             let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -540,6 +539,7 @@ impl Game {
                 witness.end();
             }
             if let Err(panic) = handled {
+                let character = self.player(key).map_or("", |p| p.name.as_str());
                 tracing::error!(
                     session = %line,
                     character,

@@ -4,6 +4,11 @@
 //! finished password jobs) and answers with an [`game::Outbox`]; the shell around it owns the
 //! link to the proxies, the threads and the clock. Everything durable is in the [`db::Db`] or
 //! in the state blob each proxy keeps per session, so the core can be restarted at any time.
+//!
+//! Each line runs isolated: a panic in a command is caught and the game carries on; what
+//! cannot be caught is survived by the supervisor, which learns from the core's witness page
+//! (`tether_protocol::witness`) which line was being handled. [`fault`] injects such bugs for
+//! the tests, in debug builds only.
 
 pub mod db;
 pub mod fault;

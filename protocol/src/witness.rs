@@ -94,7 +94,7 @@ pub struct Handling {
 }
 
 /// A mapping of a witness page. Cheap to clone; both processes write and read it only through
-/// atomics and byte copies, never through references to the shared bytes.
+/// atomics and raw byte copies, never through references to the shared bytes.
 #[derive(Clone)]
 pub struct Witness {
     inner: Arc<Mapping>,
@@ -105,7 +105,7 @@ struct Mapping {
     file: File,
 }
 
-// SAFETY: the mapping is only accessed through atomics (words) and volatile byte copies, and
+// SAFETY: the mapping is only accessed through atomics (words) and raw byte copies, and
 // within one process only the owning thread writes the record.
 unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
@@ -284,18 +284,25 @@ impl Witness {
     }
 
     fn copy_in(&self, at: usize, bytes: &[u8]) {
-        for (i, &byte) in bytes.iter().enumerate() {
-            // SAFETY: in bounds (lengths are cut to the field sizes checked above); volatile
-            // because another process reads these bytes.
-            unsafe { self.inner.base.as_ptr().add(at + i).write_volatile(byte) };
-        }
+        // SAFETY: in bounds (lengths are cut to the field sizes checked above), and the
+        // source is ours, so the two cannot overlap. The release store that marks the record
+        // complete orders these bytes before it for the reader.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.inner.base.as_ptr().add(at),
+                bytes.len(),
+            )
+        };
     }
 
     fn copy_out(&self, at: usize, len: usize) -> Vec<u8> {
-        (0..len)
-            // SAFETY: in bounds, as in `copy_in`.
-            .map(|i| unsafe { self.inner.base.as_ptr().add(at + i).read_volatile() })
-            .collect()
+        let mut bytes = vec![0; len];
+        // SAFETY: in bounds, as in `copy_in`; read after the acquire load of the record.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.inner.base.as_ptr().add(at), bytes.as_mut_ptr(), len)
+        };
+        bytes
     }
 }
 

@@ -71,9 +71,13 @@ async fn health(State(web): State<Web>) -> Response {
             ),
         )
             .into_response(),
-        CoreHealth::Detached(_) => (
+        CoreHealth::Detached(for_how_long) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "waiting: no game core is attached; players are kept and their input queued\n",
+            format!(
+                "waiting: no game core has been attached for {:.1} s; players are kept and \
+                 their input queued (`tether status` says why)\n",
+                for_how_long.as_secs_f64()
+            ),
         )
             .into_response(),
     }

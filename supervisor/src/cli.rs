@@ -81,7 +81,7 @@ pub struct Options {
     pub core_bin: Option<PathBuf>,
 
     /// Seconds a running core may make no progress (a command that never returns, a
-    /// deadlock) before it is killed and replaced [default: 5]
+    /// deadlock) before it is killed and replaced; at least 0.5 [default: 5]
     #[arg(long, global = true, value_name = "SECS")]
     pub hang_timeout: Option<f64>,
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::cli::Options;
-use crate::liveness::DEFAULT_HANG_TIMEOUT;
+use crate::liveness::{DEFAULT_HANG_TIMEOUT, MIN_HANG_TIMEOUT};
 
 pub const DEFAULT_TELNET: &str = "127.0.0.1:4000";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:4080";
@@ -155,7 +155,9 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
             .hang_timeout
             .or(file.hang_timeout)
             .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-            .filter(|timeout| !timeout.is_zero())
+            // The core shows progress at least every 100 ms; less than half a second would
+            // take a busy moment for a hang.
+            .map(|timeout| timeout.max(MIN_HANG_TIMEOUT))
             .unwrap_or(DEFAULT_HANG_TIMEOUT),
     }
 }
@@ -254,6 +256,14 @@ mod tests {
         assert!(!settings.watch);
         assert_eq!(settings.core_bin, PathBuf::from("/x/core"));
         assert_eq!(settings.hang_timeout, Duration::from_millis(1500));
+        let hasty = Options {
+            hang_timeout: Some(0.0),
+            ..Options::default()
+        };
+        assert_eq!(
+            merge(&hasty, &file, defaults()).hang_timeout,
+            MIN_HANG_TIMEOUT
+        );
         assert_eq!(
             settings.proxy_bin,
             PathBuf::from("/opt/tether/tether-proxy")

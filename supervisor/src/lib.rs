@@ -9,8 +9,11 @@
 //! - [`config`]: settings, merged command line > config file > defaults.
 //! - [`dev`]: under `cargo run`, building the proxy and the core first.
 //! - [`sockets`]: the data directory's lock, link socket and control socket.
-//! - [`child`]: starting one process (the fd-3 hand-over, READY) and the task that owns it.
+//! - [`child`]: starting one process (the fd-3 link and fd-4 witness hand-over, READY or
+//!   FAILED) and the task that owns it.
 //! - [`backoff`]: the crash-loop restart policy, pure.
+//! - [`liveness`]: a hung core told from a busy one, and the poison-line quarantine, pure.
+//! - [`notify`]: the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG).
 //! - [`supervisor`]: the single task that owns the children and makes every decision.
 //! - [`control`]: the control socket protocol, its server and its client.
 //! - [`watch`]: reloading when the core binary is rebuilt.

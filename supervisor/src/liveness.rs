@@ -12,7 +12,9 @@
 //!
 //! **Poison lines.** After each unplanned death the supervisor reads which line the dead core
 //! was handling. [`Suspects`] remembers it; a line found in the hands of two dying cores in a
-//! row is quarantined: every later core is told never to run it.
+//! row is quarantined: every later core is told never to run it. A core found stuck in the
+//! suspect line itself gets [`SUSPECT_HANG_TIMEOUT`] instead of the whole hang timeout: that
+//! line has had one already, and every player is waiting on it a second time.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -21,8 +23,13 @@ use tether_protocol::witness::{Handling, LineId};
 
 /// How long a core may make no progress before it is killed, unless configured.
 pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(5);
+/// The shortest hang timeout allowed: a few of the core's 100 ms progress ticks.
+pub const MIN_HANG_TIMEOUT: Duration = Duration::from_millis(500);
 /// A core silent this long is reported as not answering (status, watchdog), not killed yet.
 pub const SILENT_AFTER: Duration = Duration::from_secs(1);
+/// How long a core may be stuck in the very line the last dead core was stuck in: that line
+/// already had a whole hang timeout, and everyone is waiting on it a second time.
+pub const SUSPECT_HANG_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -61,8 +68,13 @@ impl Liveness {
     }
 
     pub fn verdict(&self, now: Instant) -> Verdict {
+        self.verdict_within(self.timeout, now)
+    }
+
+    /// The verdict with a shorter timeout (for a core stuck in a suspect line).
+    pub fn verdict_within(&self, timeout: Duration, now: Instant) -> Verdict {
         let silent = now.saturating_duration_since(self.since);
-        if silent >= self.timeout {
+        if silent >= timeout.min(self.timeout) {
             Verdict::Hung(silent)
         } else if silent >= SILENT_AFTER {
             Verdict::Silent(silent)
@@ -114,6 +126,11 @@ impl Suspects {
         }
     }
 
+    /// The line the last death was blamed on, which one more core is running again.
+    pub fn suspect(&self) -> Option<LineId> {
+        self.last_death
+    }
+
     /// A core ran and stopped as planned: deaths around it are not in a row.
     pub fn core_stopped_cleanly(&mut self) {
         self.last_death = None;
@@ -151,6 +168,11 @@ mod tests {
             liveness.observe(100, stuck_at + timeout),
             Verdict::Hung(timeout)
         );
+        // A suspect line gets a shorter timeout.
+        assert_eq!(
+            liveness.verdict_within(SUSPECT_HANG_TIMEOUT, stuck_at + Duration::from_millis(1500)),
+            Verdict::Hung(Duration::from_millis(1500))
+        );
         // Progress again (a long command finished) makes it live again.
         assert_eq!(
             liveness.observe(101, stuck_at + timeout + Duration::from_millis(1)),
@@ -178,12 +200,14 @@ mod tests {
         let mut suspects = Suspects::default();
         let line = handling(5).line;
         assert_eq!(suspects.core_died(Some(&handling(5))), Blame::Suspect(line));
+        assert_eq!(suspects.suspect(), Some(line));
         assert_eq!(suspects.quarantine_list(), "");
         assert_eq!(
             suspects.core_died(Some(&handling(5))),
             Blame::Quarantined(line)
         );
         assert_eq!(suspects.quarantine_list(), "1:2:5");
+        assert_eq!(suspects.suspect(), None);
         // A third death is a new story.
         assert_eq!(suspects.core_died(Some(&handling(5))), Blame::Suspect(line));
     }

@@ -23,7 +23,7 @@ use crate::child::{self, ChildId, EventKind, Exit, Handle, Role, Spec};
 use crate::config::Settings;
 use crate::control::{self, Incoming, Replier, Request, ServeError};
 use crate::error_chain;
-use crate::liveness::{Blame, Liveness, Suspects, Verdict};
+use crate::liveness::{Blame, Liveness, SUSPECT_HANG_TIMEOUT, Suspects, Verdict};
 use crate::notify::Notifier;
 use crate::shutdown;
 use crate::sockets::Sockets;
@@ -674,10 +674,21 @@ impl Supervisor {
         let Some(witness) = &core.witness else {
             return;
         };
-        if let Verdict::Hung(silent) = liveness.observe(witness.progress(), Instant::now()) {
-            let doing = match witness.handling() {
+        let now = Instant::now();
+        liveness.observe(witness.progress(), now);
+        let handling = witness.handling();
+        let in_suspect = handling
+            .as_ref()
+            .is_some_and(|h| Some(h.line) == self.suspects.suspect());
+        let timeout = if in_suspect {
+            SUSPECT_HANG_TIMEOUT
+        } else {
+            self.settings.hang_timeout
+        };
+        if let Verdict::Hung(silent) = liveness.verdict_within(timeout, now) {
+            let doing = match &handling {
                 Some(h) => format!(
-                    " while handling line {} of session {}:{} ({}): {:?}",
+                    " while handling line {} of session {}:{} ({}): {:?}{}",
                     h.line.seq,
                     h.line.key.proxy,
                     h.line.key.session,
@@ -686,7 +697,12 @@ impl Supervisor {
                     } else {
                         &h.character
                     },
-                    h.text
+                    h.text,
+                    if in_suspect {
+                        ", the line the last core died in"
+                    } else {
+                        ""
+                    }
                 ),
                 None => String::new(),
             };
