@@ -22,7 +22,8 @@ Scenarios (names for --only):
              sessions are idle and while they play
   faults     tether under 1,000 active sessions in rooms of 20: a core that hangs
              (kill -STOP, replaced after the hang timeout) and a poison command (one player's
-             `fault abort` or `fault hang`, which kills two cores before it is quarantined);
+             `fault panic`, caught, or `fault abort` or `fault hang`, which kill two cores
+             before the line is quarantined);
              the poison needs the core's test-only fault injection, so this scenario builds
              `tether-core` with the `faults` profile (release code with debug assertions)
 
@@ -440,7 +441,11 @@ class Poisoner:
 
     def poison(self) -> None:
         self.send(f"fault {self.fault}")
-        self.expect(b"stopped the game twice, so it was not run again")
+        if self.fault == "panic":
+            # Caught in the core: the game never stops.
+            self.expect(b"That command failed because of an error in the game")
+        else:
+            self.expect(b"stopped the game twice, so it was not run again")
 
     def close(self) -> None:
         self.sock.close()
@@ -455,6 +460,7 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
         "reload": lambda: server.reload(),
         "kill": lambda: server.kill_core(),
         "hang": lambda: server.hang_core(),
+        "poison-panic": lambda: poisoner.poison(),
         "poison-abort": lambda: poisoner.poison(),
         "poison-hang": lambda: poisoner.poison(),
     }
@@ -499,7 +505,7 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
 
 def faults(sessions: int, rate: float) -> dict:
     results = {}
-    for mode in ("hang", "poison-abort", "poison-hang"):
+    for mode in ("hang", "poison-panic", "poison-abort", "poison-hang"):
         server = Tether(OUT / "tether", free_port(), ring(sessions), faults=mode.startswith("poison"))
         try:
             results[mode] = disruption(server, mode, sessions, rate)
@@ -633,11 +639,13 @@ def report_faults(results: dict, sessions: int, rate: float) -> list[str]:
         f"{sessions:,} sessions in rooms of about {ROOM_SIZE}, each typing one command every "
         f"{rate:g} s; a third into the window: `hang` stops the core (kill -STOP), which the "
         "supervisor replaces once it has made no progress for the hang timeout (5 s, the "
-        "default); `poison-abort` and `poison-hang` have one more player type `fault abort` "
+        "default); `poison-panic` has one more player type `fault panic`, which the core "
+        "catches; `poison-abort` and `poison-hang` have that player type `fault abort` "
         "or `fault hang`, which kills the core (an abort; a hang the supervisor ends), is "
-        "run once more by the next core, which dies the same way, and is then quarantined. "
+        "run once more by the next core, which dies the same way (a core stuck in that same "
+        "line gets 1 s, not the whole hang timeout again), and is then quarantined. "
         "`max` is the longest any bot waited; back is when the stopped core was replaced, or "
-        "when the poisoner was told its command was quarantined.",
+        "when the poisoner was told its command failed or was quarantined.",
         "",
         "| event | logged in | p50 | p99 | max (longest wait) | lost | out of order | dropped "
         "| back |",
