@@ -5,12 +5,6 @@
 use nix::sys::signal::Signal;
 use tether_tests::{Options, Tether, wait_for};
 
-fn status(tether: &Tether) -> String {
-    let (ok, text) = tether.ctl(&["status"]);
-    assert!(ok, "tether status failed: {text}");
-    text
-}
-
 #[test]
 fn a_deleted_database_refuses_changes_and_is_not_replaced_by_an_empty_one() {
     let tether = Tether::start_with(Options {
@@ -33,7 +27,7 @@ fn a_deleted_database_refuses_changes_and_is_not_replaced_by_an_empty_one() {
         "the change was not made: {who}"
     );
 
-    let text = status(&tether);
+    let text = tether.status();
     assert!(text.contains("DATABASE LOST"), "{text}");
     tether.expect_log(&["the database file was deleted while the game ran"]);
 
@@ -74,7 +68,7 @@ fn a_core_that_cannot_open_its_database_waits_for_the_operator() {
 
     player.send("say waiting for the operator");
     let blocked = wait_for("status to say the core cannot start", || {
-        let text = status(&tether);
+        let text = tether.status();
         text.contains("CANNOT START").then_some(text)
     });
     assert!(blocked.contains("not a database"), "{blocked}");

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use nix::sys::signal::Signal;
-use tether_tests::{Client, Options, Tether, wait_for};
+use tether_tests::{Client, Options, Tether, http_get, wait_for};
 
 const BYSTANDERS: usize = 20;
 
@@ -86,12 +86,6 @@ fn logged_in(tether: &Tether, name: &str) -> Client {
     player
 }
 
-fn status(tether: &Tether) -> String {
-    let (ok, text) = tether.ctl(&["status"]);
-    assert!(ok, "tether status failed: {text}");
-    text
-}
-
 #[test]
 fn a_panicking_command_is_caught_and_the_game_carries_on() {
     let tether = faulty_tether("5");
@@ -143,7 +137,7 @@ fn poison_is_quarantined(fault: &str, hang_timeout: &str) -> Tether {
         &format!("fault {fault}"),
     ]);
     tether.expect_log(&["not run again", "Poisoner", &format!("fault {fault}")]);
-    let status = status(&tether);
+    let status = tether.status();
     assert!(
         status.contains("restarts 2"),
         "two deaths, two restarts:\n{status}"
@@ -153,7 +147,7 @@ fn poison_is_quarantined(fault: &str, hang_timeout: &str) -> Tether {
     // The game is healthy again: no third death.
     faulty.send("say all good");
     faulty.expect("You say, \"all good\"");
-    let status = self::status(&tether);
+    let status = tether.status();
     assert!(status.contains("restarts 2"), "no third death:\n{status}");
     tether
 }
@@ -188,7 +182,7 @@ fn a_stopped_core_is_reported_then_replaced_with_nothing_lost() {
         .expect("kill -STOP the core");
     crowd.chatter("while stopped");
     let reported = wait_for("status to say the core is not live", || {
-        let text = status(&tether);
+        let text = tether.status();
         text.contains("NOT LIVE").then_some(text)
     });
     assert!(
@@ -197,7 +191,7 @@ fn a_stopped_core_is_reported_then_replaced_with_nothing_lost() {
     );
     // The batch in flight has waited 2 s (the notice threshold) before the 4 s hang timeout.
     wait_for("/health to say the core is not answering", || {
-        let health = http_get(&tether, "/health");
+        let health = http_get(tether.http, "/health");
         (health.starts_with("HTTP/1.1 503") && health.contains("not answering")).then_some(())
     });
 
@@ -237,7 +231,7 @@ fn a_busy_core_is_not_killed() {
     crowd.chatter("after the slow ones");
     crowd.check_nothing_lost();
 
-    let status = status(&tether);
+    let status = tether.status();
     assert!(
         status.contains(&format!("core: pid {core}")) && status.contains("restarts 0"),
         "the busy core was kept:\n{status}"
@@ -261,18 +255,4 @@ fn a_slow_answer_tells_players_once_and_then_that_the_game_is_back() {
         1,
         "{transcript}"
     );
-}
-
-/// A plain HTTP/1.1 GET on the proxy's web port; the whole answer.
-fn http_get(tether: &Tether, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(tether.http).expect("connect to http");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("answer");
-    answer
 }

@@ -1,11 +1,10 @@
 //! The web front door through the real binaries: WebSocket sessions (both mudstandards.org
 //! subprotocols), the page, `/health`, and bad input.
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use tether_tests::{DEADLINE, Tether};
+use tether_tests::{DEADLINE, Tether, http_get};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -195,18 +194,6 @@ async fn invalid_utf8_in_a_frame_gets_a_notice_and_the_line_is_still_played() {
         .expect("send");
     expect(&mut web, "not valid UTF-8").await;
     expect(&mut web, "You say, &quot;caf\u{fffd}&quot;").await;
-}
-
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response
 }
 
 #[test]

@@ -235,6 +235,13 @@ impl Tether {
         (output.status.success(), text)
     }
 
+    /// `tether status`, which must succeed.
+    pub fn status(&self) -> String {
+        let (ok, text) = self.ctl(&["status"]);
+        assert!(ok, "tether status failed: {text}");
+        text
+    }
+
     pub fn reload(&self) -> String {
         let (ok, text) = self.ctl(&["reload"]);
         assert!(ok, "tether reload failed: {text}");
@@ -308,6 +315,19 @@ impl Drop for Tether {
             let _ = self.supervisor.wait();
         }
     }
+}
+
+/// A plain HTTP/1.1 GET; the whole answer, status line first.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
 }
 
 /// Finds a line like `core: pid 1234 ...` (the first number after `<role>` and `pid`).
