@@ -110,6 +110,28 @@ fn a_panicking_command_is_caught_and_the_game_carries_on() {
     );
 }
 
+#[test]
+fn a_panic_outside_any_command_is_a_crash_and_the_game_goes_on() {
+    let tether = faulty_tether("5");
+    let core = tether.core_pid();
+    let mut crowd = Crowd::log_in(&tether, "Eng");
+    let mut faulty = logged_in(&tether, "Engineer");
+
+    crowd.chatter("before");
+    faulty.send("fault engine-panic");
+    crowd.chatter("during");
+    let replacement = tether.wait_for_new_core(core);
+    assert_ne!(replacement, core);
+    crowd.chatter("after");
+    crowd.check_nothing_lost();
+    faulty.send("say carrying on");
+    faulty.expect("You say, \"carrying on\"");
+
+    // Not a task quietly gone (a link that reads nothing more), not a hang: a crash.
+    tether.expect_log(&["injected fault: the engine panicked outside any command"]);
+    tether.expect_log(&["core exited (signal 6)"]);
+}
+
 /// A fault the core cannot catch: the first death runs the line again, the second
 /// quarantines it, and everyone else's lines (and the faulty player's later ones) go on.
 fn poison_is_quarantined(fault: &str, hang_timeout: &str) -> Tether {

@@ -1,7 +1,8 @@
 //! Faults on demand, for the tests that prove a bad command cannot take the game down.
 //!
 //! A line `fault <kind>` makes the core misbehave the way a buggy command would: `panic`,
-//! `abort`, `overflow` (the stack), `hang` (never returns) or `sleep <ms>` (slow, then fine).
+//! `abort`, `overflow` (the stack), `hang` (never returns) or `sleep <ms>` (slow, then fine);
+//! `engine-panic` makes the engine itself panic outside any command, a moment later.
 //! It works only in a debug build (`debug_assertions`, which the test suite's binaries have and
 //! `--release` ones do not: there `enabled` is a constant `false`) *and* with
 //! `TETHER_FAULTS=1` in the core's environment, so neither a release build nor a debug
@@ -20,7 +21,11 @@ pub enum Fault {
     Overflow,
     Hang,
     Sleep(Duration),
+    EnginePanic,
 }
+
+/// Set by `fault engine-panic`, taken by the core's ticker (`main.rs`).
+static ENGINE_PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The fault this line asks for, if fault injection is on.
 pub fn requested(line: &str) -> Option<Fault> {
@@ -36,12 +41,13 @@ pub fn requested(line: &str) -> Option<Fault> {
         ("abort", None) => Some(Fault::Abort),
         ("overflow", None) => Some(Fault::Overflow),
         ("hang", None) => Some(Fault::Hang),
+        ("engine-panic", None) => Some(Fault::EnginePanic),
         ("sleep", Some(ms)) => Some(Fault::Sleep(Duration::from_millis(ms.parse().ok()?))),
         _ => None,
     }
 }
 
-/// Behaves as the fault says; returns only for `Sleep`.
+/// Behaves as the fault says; returns only for `Sleep` and `EnginePanic`.
 pub fn trigger(fault: Fault) {
     tracing::warn!(?fault, "injecting a fault (TETHER_FAULTS is on)");
     match fault {
@@ -54,7 +60,13 @@ pub fn trigger(fault: Fault) {
             std::thread::park();
         },
         Fault::Sleep(duration) => std::thread::sleep(duration),
+        Fault::EnginePanic => ENGINE_PANIC.store(true, std::sync::atomic::Ordering::SeqCst),
     }
+}
+
+/// Whether the engine should panic now, outside any command (`fault engine-panic`).
+pub fn engine_panic_due() -> bool {
+    ENGINE_PANIC.swap(false, std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Sleeps as a slow world load would, if asked to.

@@ -16,6 +16,7 @@ mod roster;
 #[cfg(test)]
 mod tests;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 
@@ -28,6 +29,18 @@ use crate::password::Work;
 pub use crate::password::{PasswordDone, PasswordJob};
 use crate::world::World;
 use roster::Roster;
+
+thread_local! {
+    /// Set while a command runs inside `catch_unwind`: a panic then is that command's, and the
+    /// game survives it.
+    static IN_COMMAND: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a panic on this thread, now, would be caught by a command's isolation. Any other
+/// panic is the engine's own bug (see the core's panic hook in `main.rs`).
+pub fn panic_is_isolated() -> bool {
+    IN_COMMAND.with(Cell::get)
+}
 
 /// Lines a session may send while its password job runs; past that it is disconnected rather
 /// than letting one client grow the game's memory without bound.
@@ -532,9 +545,11 @@ impl Game {
             }
             // A bug in one command must not take the game down for everyone: a panic is
             // caught here, the player told, the line acknowledged, and the game goes on.
+            IN_COMMAND.with(|flag| flag.set(true));
             let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 self.dispatch_line(key, seq, text, out)
             }));
+            IN_COMMAND.with(|flag| flag.set(false));
             if let Some(witness) = &self.witness {
                 witness.end();
             }

@@ -30,6 +30,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let _log = tether_log::init();
+    die_on_engine_panics();
     let args = Args::parse();
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -80,6 +81,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                 loop {
                     ticks.tick().await;
                     witness.progressed();
+                    if tether_core::fault::engine_panic_due() {
+                        panic!("injected fault: the engine panicked outside any command");
+                    }
                 }
             });
         }
@@ -98,6 +102,22 @@ fn run(args: Args) -> anyhow::Result<()> {
         .await;
         Ok(())
     })
+}
+
+/// A panic inside a command is caught and survived (see `Game`). Any other panic is the
+/// engine's own bug: tokio would end just the task it hit, leaving, say, a link that reads
+/// nothing more and a core that still looks alive. Dying instead is a crash like any other:
+/// the supervisor restarts the core, the proxy resubmits what was not acknowledged, and the
+/// witness says which line (if any) was in hand.
+fn die_on_engine_panics() {
+    let log_it = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log_it(info);
+        if !tether_core::game::panic_is_isolated() {
+            tether_log::flush(std::time::Duration::from_millis(200));
+            std::process::abort();
+        }
+    }));
 }
 
 /// The supervisor owns the link socket and hands it to each core as an inherited descriptor,

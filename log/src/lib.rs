@@ -32,6 +32,7 @@ const FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
 /// panic hook. Keep the guard until the process ends: dropping it writes what is queued.
 pub fn init() -> Guard {
     let sink = Sink::start(std::io::stderr());
+    let _ = INSTALLED.set(sink.clone());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -45,6 +46,17 @@ pub fn init() -> Guard {
         }));
     }
     Guard { sink }
+}
+
+/// The sink `init` installed, for [`flush`].
+static INSTALLED: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// Waits (at most `limit`) until the log lines queued so far are written: for a process
+/// about to die on purpose, whose last words should not be lost.
+pub fn flush(limit: Duration) {
+    if let Some(sink) = INSTALLED.get() {
+        sink.flush(limit);
+    }
 }
 
 /// Writes what is queued when dropped (for at most a second).
