@@ -451,6 +451,10 @@ impl Supervisor {
              kept; fix the cause, then run `tether reload` (or send SIGHUP) to start it"
         );
         self.core_restarts += 1;
+        // A reload asked for while the core was down was this very attempt: it failed.
+        if let Some(job) = self.pending_reload.take() {
+            self.finish_reload(job, Err(format!("reload failed: {reason}")));
+        }
         self.core_blocked = Some(reason);
     }
 
