@@ -545,11 +545,11 @@ impl Game {
             }
             // A bug in one command must not take the game down for everyone: a panic is
             // caught here, the player told, the line acknowledged, and the game goes on.
-            IN_COMMAND.with(|flag| flag.set(true));
+            let outer = IN_COMMAND.with(|flag| flag.replace(true));
             let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 self.dispatch_line(key, seq, text, out)
             }));
-            IN_COMMAND.with(|flag| flag.set(false));
+            IN_COMMAND.with(|flag| flag.set(outer));
             if let Some(witness) = &self.witness {
                 witness.end();
             }
