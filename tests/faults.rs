@@ -258,6 +258,10 @@ fn a_busy_core_is_not_killed() {
         status.contains(&format!("core: pid {core}")) && status.contains("restarts 0"),
         "the busy core was kept:\n{status}"
     );
+    assert!(
+        status.contains(&format!("players online {BYSTANDERS}")),
+        "{status}"
+    );
     assert!(!tether.log().contains("has made no progress"));
 }
 

@@ -1126,12 +1126,15 @@ impl Supervisor {
         // No "pid" in the not-running form: scripts take "core: pid N" as the serving core.
         lines.push(match &self.core {
             Some(core) => format!(
-                "core: pid {}, up {}, restarts {}, reloads {}, {}",
+                "core: pid {}, up {}, restarts {}, reloads {}, {}, players online {}",
                 core.pid,
                 human(core.uptime()),
                 self.core_restarts,
                 self.core_reloads,
-                self.core_health()
+                self.core_health(),
+                core.witness
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_string(), |w| w.players().to_string())
             ),
             None => {
                 let why = match (&self.candidate, self.core_restart_at, &self.core_blocked) {
