@@ -3,7 +3,7 @@
 //! database says why once and waits for the operator instead of retrying forever.
 
 use nix::sys::signal::Signal;
-use tether_tests::{Options, Tether, wait_for};
+use tether_tests::{Options, Tether, http_get, wait_for};
 
 #[test]
 fn a_deleted_database_refuses_changes_and_is_not_replaced_by_an_empty_one() {
@@ -78,6 +78,13 @@ fn a_core_that_cannot_open_its_database_waits_for_the_operator() {
     );
     tether.expect_log(&["the core cannot start", "not a database", "tether reload"]);
     assert!(!player.is_closed());
+    wait_for("/health to say why the core cannot start", || {
+        let health = http_get(tether.http, "/health");
+        (health.starts_with("HTTP/1.1 503")
+            && health.contains("cannot start")
+            && health.contains("not a database"))
+        .then_some(())
+    });
     // Asking again before anything is fixed fails with the same reason (and returns).
     let (ok, text) = tether.ctl(&["reload"]);
     assert!(!ok && text.contains("not a database"), "{text}");
@@ -94,6 +101,11 @@ fn a_core_that_cannot_open_its_database_waits_for_the_operator() {
     player.expect("You say, \"waiting for the operator\"");
     player.send("who");
     player.expect("Patient");
+    wait_for("/health to say the core is back", || {
+        http_get(tether.http, "/health")
+            .starts_with("HTTP/1.1 200")
+            .then_some(())
+    });
     assert_eq!(
         tether
             .log()

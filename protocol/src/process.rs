@@ -10,7 +10,10 @@
 //!   one [`FAILED_PREFIX`] line with the reason, so the supervisor can tell the operator why
 //!   without digging through the log;
 //! - the proxy prints [`READY_LINE`] once it listens and a core is attached (the game is
-//!   open: what systemd hears as `READY=1`).
+//!   open: what systemd hears as `READY=1`);
+//! - the supervisor tells the proxy, as [`CoreNews`] lines on the proxy's stdin (when it
+//!   is started with [`CORE_NEWS_FLAG`]), when no core can start and why, so that `/health`
+//!   can say it.
 
 use std::os::fd::RawFd;
 
@@ -27,6 +30,42 @@ pub const QUARANTINE_VAR: &str = "TETHER_QUARANTINE";
 pub const READY_LINE: &str = "READY";
 /// Starts the line a core prints on stdout when it cannot start; the reason follows.
 pub const FAILED_PREFIX: &str = "FAILED ";
+
+/// The proxy's flag: read [`CoreNews`] from stdin.
+pub const CORE_NEWS_FLAG: &str = "--core-news-on-stdin";
+
+/// What the supervisor tells the proxy about the core, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreNews {
+    /// No core runs and none will until the operator acts; the core said why.
+    CannotStart(String),
+    /// A core serves again.
+    Running,
+}
+
+impl CoreNews {
+    /// The line to write, newline included.
+    pub fn line(&self) -> String {
+        match self {
+            CoreNews::CannotStart(reason) => {
+                let one_line: Vec<&str> = reason.lines().collect();
+                format!("core-cannot-start {}\n", one_line.join(" / "))
+            }
+            CoreNews::Running => "core-running\n".to_string(),
+        }
+    }
+
+    /// `None` for a line this side does not know (newer supervisors may say more).
+    pub fn parse(line: &str) -> Option<CoreNews> {
+        let line = line.trim_end();
+        if line == "core-running" {
+            Some(CoreNews::Running)
+        } else {
+            line.strip_prefix("core-cannot-start ")
+                .map(|reason| CoreNews::CannotStart(reason.to_string()))
+        }
+    }
+}
 
 /// What a line of a core's stdout means to the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +98,17 @@ pub fn failed_line(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn core_news_reads_back() {
+        for news in [
+            CoreNews::CannotStart("file is not a database".into()),
+            CoreNews::Running,
+        ] {
+            assert_eq!(CoreNews::parse(&news.line()), Some(news));
+        }
+        assert_eq!(CoreNews::parse("something newer"), None);
+    }
 
     #[test]
     fn a_failure_reads_back_as_one_line() {

@@ -19,6 +19,7 @@ use tether_protocol::link_capnp::{
     ColorChoice, client_info, core_event, core_message, proxy_event, proxy_message,
 };
 use tether_protocol::markup::ColorDepth;
+use tether_protocol::process::CoreNews;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -105,6 +106,7 @@ impl LinkHandle {
                 game_status: config.game_status.clone(),
                 in_flight: None,
                 declined: false,
+                cannot_start: None,
             })),
             submit_ready: Arc::new(Notify::new()),
             attached: Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -121,6 +123,19 @@ impl LinkHandle {
     /// How the core looks from here (for `/health`).
     pub fn core_health(&self) -> CoreHealth {
         self.lock().relay.health(Instant::now())
+    }
+
+    /// Why no core can start, as the supervisor last said (for `/health`).
+    pub fn core_cannot_start(&self) -> Option<String> {
+        self.lock().cannot_start.clone()
+    }
+
+    /// What the supervisor says about the core.
+    pub fn core_news(&self, news: CoreNews) {
+        self.lock().cannot_start = match news {
+            CoreNews::CannotStart(reason) => Some(reason),
+            CoreNews::Running => None,
+        };
     }
 
     /// Takes one event from a session.
@@ -165,6 +180,8 @@ struct Shell {
     in_flight: Option<Vec<Submit>>,
     /// The core declined input on this connection: submit nothing more to it.
     declined: bool,
+    /// The supervisor said no core can start, and why.
+    cannot_start: Option<String>,
 }
 
 impl Shell {

@@ -27,6 +27,9 @@ struct Args {
     /// Lines a player may have waiting while the core is away.
     #[arg(long, default_value_t = DEFAULT_MAX_QUEUED_LINES)]
     max_queued_lines: usize,
+    /// Read the supervisor's news about the core from stdin (tether passes this).
+    #[arg(long = "core-news-on-stdin")]
+    core_news_on_stdin: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,7 +51,8 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("--http {addr} is not an address"))?,
             ),
         };
-        let proxy = Proxy::bind(args.telnet, http, link).await?;
+        let mut proxy = Proxy::bind(args.telnet, http, link).await?;
+        proxy.core_news_on_stdin = args.core_news_on_stdin;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         proxy

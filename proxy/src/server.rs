@@ -23,6 +23,8 @@ pub struct Proxy {
     /// The web front door, if enabled.
     pub http: Option<TcpListener>,
     pub link: LinkConfig,
+    /// Read what the supervisor says about the core from stdin (`CoreNews`).
+    pub core_news_on_stdin: bool,
 }
 
 impl Proxy {
@@ -42,7 +44,12 @@ impl Proxy {
             ),
             None => None,
         };
-        Ok(Proxy { telnet, http, link })
+        Ok(Proxy {
+            telnet,
+            http,
+            link,
+            core_news_on_stdin: false,
+        })
     }
 
     /// Serves until `stop` resolves, then tells every player goodbye and returns.
@@ -58,6 +65,9 @@ impl Proxy {
             let _ = writeln!(stdout, "{}", tether_protocol::process::READY_LINE)
                 .and_then(|()| stdout.flush());
         });
+        if self.core_news_on_stdin {
+            tokio::spawn(read_core_news(link.clone()));
+        }
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
         info!(addr = %self.telnet.local_addr()?, "listening for telnet");
@@ -101,6 +111,18 @@ impl Proxy {
             warn!("some sessions did not close in time");
         }
         Ok(())
+    }
+}
+
+/// Hands the supervisor's news about the core to the link, until stdin closes.
+async fn read_core_news(link: link::LinkHandle) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match tether_protocol::process::CoreNews::parse(&line) {
+            Some(news) => link.core_news(news),
+            None => warn!(%line, "unknown news from the supervisor"),
+        }
     }
 }
 

@@ -71,6 +71,14 @@ async fn health(State(web): State<Web>) -> Response {
             ),
         )
             .into_response(),
+        CoreHealth::Detached(_) if let Some(reason) = web.context.link.core_cannot_start() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "down: the game core cannot start: {reason}; players are kept and their input \
+                 queued until an operator fixes it and runs `tether reload`\n"
+            ),
+        )
+            .into_response(),
         CoreHealth::Detached(for_how_long) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tether_protocol::process::{CoreSays, LINK_FD};
+use tether_protocol::process::{CoreNews, CoreSays, LINK_FD};
 use tether_protocol::witness::{WITNESS_FD, Witness};
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
@@ -54,6 +54,8 @@ pub struct Spec {
     pub link_fd: Option<RawFd>,
     /// A witness page to hand over as [`WITNESS_FD`]; the handle keeps it to read.
     pub witness: Option<Witness>,
+    /// A pipe on the child's stdin for [`Handle::tell`] (the proxy's `CoreNews`).
+    pub news_pipe: bool,
     /// When set, stdout is piped and the child must print [`READY_LINE`](tether_protocol::process::READY_LINE) within this time.
     pub ready_within: Option<Duration>,
 }
@@ -136,6 +138,8 @@ pub struct Handle {
     pub started: Instant,
     /// What the child shows of its progress (cores only).
     pub witness: Option<Witness>,
+    /// The write end of the child's stdin, non-blocking (see [`Spec::news_pipe`]).
+    news: Option<std::fs::File>,
     orders: mpsc::UnboundedSender<Order>,
 }
 
@@ -151,6 +155,21 @@ impl Handle {
 
     pub fn kill(&self) {
         let _ = self.orders.send(Order::Kill);
+    }
+
+    /// Tells the child what happened to the core. Never waits: the lines are tiny and the
+    /// proxy reads them at once; one that does not fit the pipe now is dropped (and logged).
+    pub fn tell(&self, news: &CoreNews) {
+        use std::io::Write;
+        let Some(mut pipe) = self.news.as_ref() else {
+            return;
+        };
+        if let Err(err) = pipe.write_all(news.line().as_bytes()) {
+            warn!(
+                "cannot tell the {} (pid {}) {news:?}: {err}",
+                self.role, self.pid
+            );
+        }
     }
 }
 
@@ -180,7 +199,11 @@ pub fn spawn(
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(if spec.news_pipe {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(if spec.ready_within.is_some() {
             Stdio::piped()
         } else {
@@ -222,6 +245,10 @@ pub fn spawn(
         .ok_or_else(|| spawn_error(std::io::Error::other("exited before it could be tracked")))?;
     let started = Instant::now();
     let stdout = child.stdout.take();
+    let news = match child.stdin.take() {
+        Some(stdin) => Some(news_pipe(stdin).map_err(spawn_error)?),
+        None => None,
+    };
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
     let task = Owner {
         id,
@@ -240,8 +267,18 @@ pub fn spawn(
         pid,
         started,
         witness: spec.witness.clone(),
+        news,
         orders: orders_tx,
     })
+}
+
+/// The child's stdin as a plain non-blocking file, writable from outside the runtime.
+fn news_pipe(stdin: tokio::process::ChildStdin) -> std::io::Result<std::fs::File> {
+    let fd = stdin.into_owned_fd()?;
+    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// Runs in the child after fork. Everything here must be async-signal-safe.
@@ -539,6 +576,7 @@ mod tests {
             env: Vec::new(),
             link_fd: None,
             witness: None,
+            news_pipe: false,
             ready_within: Some(Duration::from_secs(5)),
         }
     }

@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use tether_protocol::process::{CONTROL_VAR, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR, READY_LINE};
+use tether_protocol::process::{
+    CONTROL_VAR, CORE_NEWS_FLAG, CoreNews, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR, READY_LINE,
+};
 use tether_protocol::witness::{WITNESS_FD, WITNESS_FD_VAR, Witness};
 
 use crate::child::{self, ChildId, EventKind, Exit, Handle, Role, Spec};
@@ -321,6 +323,7 @@ impl Supervisor {
             env,
             link_fd: Some(self.link_fd),
             witness: None,
+            news_pipe: false,
             ready_within: Some(self.timing.ready_within),
         }
     }
@@ -336,10 +339,12 @@ impl Supervisor {
                 self.settings.http.clone().into(),
                 "--link".into(),
                 self.settings.link_socket().into(),
+                CORE_NEWS_FLAG.into(),
             ],
             env: Vec::new(),
             link_fd: None,
             witness: None,
+            news_pipe: true,
             // The proxy says READY once it listens and a core is attached.
             ready_within: Some(self.timing.ready_within),
         }
@@ -392,6 +397,9 @@ impl Supervisor {
                     "proxy started (pid {}) on {}",
                     handle.pid, self.settings.telnet
                 );
+                if let Some(reason) = &self.core_blocked {
+                    handle.tell(&CoreNews::CannotStart(reason.clone()));
+                }
                 self.proxy = Some(handle);
                 self.proxy_ever_started = true;
             }
@@ -454,6 +462,9 @@ impl Supervisor {
         // A reload asked for while the core was down was this very attempt: it failed.
         if let Some(job) = self.pending_reload.take() {
             self.finish_reload(job, Err(format!("reload failed: {reason}")));
+        }
+        if let Some(proxy) = &self.proxy {
+            proxy.tell(&CoreNews::CannotStart(reason.clone()));
         }
         self.core_blocked = Some(reason);
     }
@@ -657,6 +668,9 @@ impl Supervisor {
         });
         self.core_hung = None;
         self.core_blocked = None;
+        if let Some(proxy) = &self.proxy {
+            proxy.tell(&CoreNews::Running);
+        }
         self.core.replace(handle)
     }
 
@@ -930,7 +944,6 @@ impl Supervisor {
             // whatever kept the core from running.
             info!("reload requested while the core is down: starting it now");
             self.core_restart_at = None;
-            self.core_blocked = None;
             self.start_core(Purpose::Restart);
         }
         // Otherwise a core is starting; the reload waits for it.
