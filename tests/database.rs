@@ -40,6 +40,13 @@ fn a_deleted_database_refuses_changes_and_is_not_replaced_by_an_empty_one() {
     assert_eq!(tether.core_pid(), serving);
     player.send("say still talking");
     player.expect("You say, \"still talking\"");
+
+    // Stopping is clean: every child exits on its own, none has to be killed.
+    let mut tether = tether;
+    assert!(tether.stop_in_place().success());
+    let log = tether.log();
+    assert!(log.contains("stopped in"), "{log}");
+    assert!(!log.contains("did not exit within"), "{log}");
 }
 
 #[test]

@@ -66,7 +66,7 @@ impl Proxy {
                 .and_then(|()| stdout.flush());
         });
         if self.core_news_on_stdin {
-            tokio::spawn(read_core_news(link.clone()));
+            read_core_news(link.clone());
         }
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
@@ -114,15 +114,25 @@ impl Proxy {
     }
 }
 
-/// Hands the supervisor's news about the core to the link, until stdin closes.
-async fn read_core_news(link: link::LinkHandle) {
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        match tether_protocol::process::CoreNews::parse(&line) {
-            Some(news) => link.core_news(news),
-            None => warn!(%line, "unknown news from the supervisor"),
-        }
+/// Hands the supervisor's news about the core to the link, until stdin closes. A thread of
+/// its own, not tokio's stdin: that reads on the blocking pool, and a runtime waits for its
+/// blocking reads to end before the process may exit, which they never do while the
+/// supervisor holds the pipe open.
+fn read_core_news(link: link::LinkHandle) {
+    use std::io::BufRead;
+    let spawned = std::thread::Builder::new()
+        .name("core news".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                match tether_protocol::process::CoreNews::parse(&line) {
+                    Some(news) => link.core_news(news),
+                    None => warn!(%line, "unknown news from the supervisor"),
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        warn!(%error, "cannot read the supervisor's news; /health will not say why a core is down");
     }
 }
 

@@ -290,6 +290,14 @@ impl Tether {
         nix::sys::signal::kill(pid, signal).expect("signalling the supervisor");
     }
 
+    /// Stops tether with SIGTERM and waits for it to exit, keeping its directory (and log).
+    pub fn stop_in_place(&mut self) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        wait_for("the supervisor to exit", || {
+            self.supervisor.try_wait().expect("waiting for tether")
+        })
+    }
+
     /// Sends `signal` to the supervisor and waits for it to exit.
     pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         self.signal(signal);
