@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_protocol::SessionKey;
+use tether_protocol::control;
 use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::link_capnp::{
     self as link_capnp, attach, client_info, core_event, core_message, proxy_event, proxy_message,
@@ -352,8 +353,8 @@ fn dispatch(shared: &Shared, outbox: Outbox) {
     }
     for (requester, request) in requests {
         let command = match request {
-            AdminRequest::Reload => "reload",
-            AdminRequest::Shutdown => "shutdown",
+            AdminRequest::Reload => control::Request::Reload,
+            AdminRequest::Shutdown => control::Request::Shutdown,
         };
         tokio::task::spawn_local(ask_supervisor(
             shared.clone(),
@@ -370,11 +371,15 @@ async fn ask_supervisor(
     shared: Shared,
     requester: SessionKey,
     socket: Option<PathBuf>,
-    command: &'static str,
+    request: control::Request,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let command = request.as_str();
     let reply = match socket {
-        None => Err("this core runs without a supervisor (TETHER_CONTROL is not set)".to_string()),
+        None => Err(format!(
+            "this core runs without a supervisor ({} is not set)",
+            tether_protocol::process::CONTROL_VAR
+        )),
         Some(socket) => async {
             let mut stream = UnixStream::connect(&socket).await?;
             stream.write_all(format!("{command}\n").as_bytes()).await?;
@@ -393,11 +398,7 @@ async fn ask_supervisor(
     let failure = match reply {
         Ok(reply) => {
             info!(command, reply = reply.trim(), "supervisor answered");
-            reply
-                .lines()
-                .rev()
-                .find_map(|line| line.strip_prefix("error: "))
-                .map(str::to_string)
+            control::failure(&reply).map(str::to_string)
         }
         Err(error) => Some(error),
     };

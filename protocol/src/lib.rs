@@ -11,6 +11,7 @@ pub mod link_capnp {
     include!(concat!(env!("OUT_DIR"), "/link_capnp.rs"));
 }
 
+pub mod control;
 pub mod framing;
 pub mod markup;
 pub mod process;
