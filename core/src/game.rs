@@ -12,6 +12,7 @@ mod commands;
 mod gmcp;
 mod login;
 mod msg;
+mod names;
 mod roster;
 #[cfg(test)]
 mod tests;

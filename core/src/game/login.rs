@@ -8,30 +8,10 @@ use super::{
 use crate::db::{CharacterRecord, DbError};
 use crate::password::{Outcome, Password, Work};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NameError {
-    NotLetters,
-    TooShort,
-    TooLong,
-}
+use super::names::normalize_name;
 
 // `quit` at a password prompt leaves rather than being taken for a password.
 const _: () = assert!(msg::MIN_PASSWORD > "quit".len());
-
-/// Checks a character name and returns it the way it is stored: `aLIce` becomes `Alice`.
-pub(super) fn normalize_name(raw: &str) -> Result<String, NameError> {
-    if !raw.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(NameError::NotLetters);
-    }
-    match raw.len() {
-        0..3 => Err(NameError::TooShort),
-        3..=20 => {
-            let lower = raw.to_ascii_lowercase();
-            Ok(lower[..1].to_ascii_uppercase() + &lower[1..])
-        }
-        _ => Err(NameError::TooLong),
-    }
-}
 
 pub(super) fn guest(game: &mut Game, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
     let (verb, rest) = split_word(text);
@@ -309,21 +289,4 @@ fn enter(
     }
     // Also sends Char.Status and Room.Info.
     super::commands::arrive(game, key, out);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_checked_and_capitalised() {
-        assert_eq!(normalize_name("aLIce").unwrap(), "Alice");
-        assert_eq!(normalize_name("bob").unwrap(), "Bob");
-        assert_eq!(normalize_name("Al"), Err(NameError::TooShort));
-        assert_eq!(normalize_name(&"a".repeat(21)), Err(NameError::TooLong));
-        assert!(normalize_name(&"a".repeat(20)).is_ok());
-        for bad in ["al1ce", "al-ice", "Zoë", "a\x1bb", "ab_c"] {
-            assert_eq!(normalize_name(bad), Err(NameError::NotLetters), "{bad}");
-        }
-    }
 }

@@ -11,7 +11,7 @@ use tether_protocol::markup::escape;
 
 use crate::world::Room;
 
-use super::login::NameError;
+use super::names::NameError;
 use super::{ClientInfo, ColorChoice, DisplayPrefs, Vitals};
 
 /// More than 4, so that `quit` at a password prompt can never be a real password.
