@@ -158,6 +158,12 @@ impl Witness {
         // SAFETY: the supervisor passes this descriptor for us alone; nothing else in this
         // process owns it.
         let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // Mapped bytes past the end of a shorter file would fault (SIGBUS) when touched.
+        if file.metadata()?.len() < PAGE as u64 {
+            return Err(std::io::Error::other(format!(
+                "{WITNESS_FD_VAR}={fd} is not a witness page (too short)"
+            )));
+        }
         let witness = Witness::map(file)?;
         if witness.word(W_MAGIC).load(Ordering::Acquire) != MAGIC {
             return Err(std::io::Error::other(format!(
