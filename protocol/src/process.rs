@@ -47,10 +47,7 @@ impl CoreNews {
     /// The line to write, newline included.
     pub fn line(&self) -> String {
         match self {
-            CoreNews::CannotStart(reason) => {
-                let one_line: Vec<&str> = reason.lines().collect();
-                format!("core-cannot-start {}\n", one_line.join(" / "))
-            }
+            CoreNews::CannotStart(reason) => format!("core-cannot-start {}\n", one_line(reason)),
             CoreNews::Running => "core-running\n".to_string(),
         }
     }
@@ -91,8 +88,13 @@ impl<'a> CoreSays<'a> {
 
 /// The line a core prints when it cannot start: one line, whatever the reason holds.
 pub fn failed_line(reason: &str) -> String {
-    let one_line: Vec<&str> = reason.lines().map(str::trim).collect();
-    format!("{FAILED_PREFIX}{}", one_line.join(" / "))
+    format!("{FAILED_PREFIX}{}", one_line(reason))
+}
+
+/// A reason that may span lines (a TOML error with its excerpt) as one line of a line protocol.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines.join(" / ")
 }
 
 #[cfg(test)]

@@ -93,6 +93,22 @@ pub struct Handling {
     pub torn: bool,
 }
 
+impl std::fmt::Display for Handling {
+    /// `line 3 of session 77:12 (Bob): "say hi"`, for the operator's log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let character = if self.character.is_empty() {
+            "not logged in"
+        } else {
+            &self.character
+        };
+        write!(
+            f,
+            "line {} of session {}:{} ({character}): {:?}",
+            self.line.seq, self.line.key.proxy, self.line.key.session, self.text
+        )
+    }
+}
+
 /// A mapping of a witness page. Cheap to clone; both processes write and read it only through
 /// atomics and raw byte copies, never through references to the shared bytes.
 #[derive(Clone)]
@@ -259,6 +275,20 @@ impl Witness {
         self.progressed();
     }
 
+    /// Which line is in the core's hands, if any, without copying out its text.
+    pub fn line_in_hand(&self) -> Option<LineId> {
+        if self.word(W_HANDLING).load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        Some(LineId {
+            key: SessionKey {
+                proxy: self.word(W_PROXY).load(Ordering::Relaxed),
+                session: self.word(W_SESSION).load(Ordering::Relaxed),
+            },
+            seq: self.word(W_SEQ).load(Ordering::Relaxed),
+        })
+    }
+
     /// The line in the core's hands, if any (read after its death, or while it is stuck).
     pub fn handling(&self) -> Option<Handling> {
         if self.word(W_HANDLING).load(Ordering::Acquire) == 0 {
@@ -276,13 +306,7 @@ impl Witness {
             String::from_utf8_lossy(&self.copy_out(TEXT_AT, text_len)).into_owned()
         };
         Some(Handling {
-            line: LineId {
-                key: SessionKey {
-                    proxy: self.word(W_PROXY).load(Ordering::Relaxed),
-                    session: self.word(W_SESSION).load(Ordering::Relaxed),
-                },
-                seq: self.word(W_SEQ).load(Ordering::Relaxed),
-            },
+            line: self.line_in_hand()?,
             character,
             text,
             torn,
@@ -351,6 +375,11 @@ mod tests {
         assert_eq!(supervisor.progress(), 2);
         let handling = supervisor.handling().expect("a line in hand");
         assert_eq!(handling.line, line(12));
+        assert_eq!(supervisor.line_in_hand(), Some(line(12)));
+        assert_eq!(
+            handling.to_string(),
+            "line 12 of session 7:3 (Alice): \"say hello\""
+        );
         assert_eq!(handling.character, "Alice");
         assert_eq!(handling.text, "say hello");
         assert!(!handling.torn);

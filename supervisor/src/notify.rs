@@ -49,6 +49,11 @@ impl Notifier {
         }
     }
 
+    /// Whether anyone listens (tether runs under systemd's notify protocol).
+    pub fn is_listening(&self) -> bool {
+        self.target.is_some()
+    }
+
     /// How often to send `WATCHDOG=1`, if systemd watches us.
     pub fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog.map(|timeout| timeout / 2)

@@ -678,8 +678,14 @@ impl Supervisor {
     /// replaced like a crashed one when its exit arrives. Also keeps systemd's STATUS up to date (it is a no-op outside systemd).
     fn check_liveness(&mut self) {
         self.judge_core();
-        let summary = self.status_summary();
-        self.notifier.status(summary);
+        self.update_systemd_status();
+    }
+
+    fn update_systemd_status(&mut self) {
+        if self.notifier.is_listening() {
+            let summary = self.status_summary();
+            self.notifier.status(summary);
+        }
     }
 
     fn judge_core(&mut self) {
@@ -694,34 +700,22 @@ impl Supervisor {
         };
         let now = Instant::now();
         liveness.observe(witness.progress(), now);
-        let handling = witness.handling();
-        let in_suspect = handling
-            .as_ref()
-            .is_some_and(|h| Some(h.line) == self.suspects.suspect());
+        // Only the line's id is read on every look; its text only for the log of a kill.
+        let in_suspect = self
+            .suspects
+            .suspect()
+            .is_some_and(|suspect| witness.line_in_hand() == Some(suspect));
         let timeout = if in_suspect {
             SUSPECT_HANG_TIMEOUT
         } else {
             self.settings.hang_timeout
         };
         if let Verdict::Hung(silent) = liveness.verdict_within(timeout, now) {
-            let doing = match &handling {
-                Some(h) => format!(
-                    " while handling line {} of session {}:{} ({}): {:?}{}",
-                    h.line.seq,
-                    h.line.key.proxy,
-                    h.line.key.session,
-                    if h.character.is_empty() {
-                        "not logged in"
-                    } else {
-                        &h.character
-                    },
-                    h.text,
-                    if in_suspect {
-                        ", the line the last core died in"
-                    } else {
-                        ""
-                    }
-                ),
+            let doing = match witness.handling() {
+                Some(h) if in_suspect => {
+                    format!(" while handling {h}, the line the last core died in")
+                }
+                Some(h) => format!(" while handling {h}"),
                 None => String::new(),
             };
             error!(
@@ -737,30 +731,21 @@ impl Supervisor {
     /// What the serving core's death says about the line it was handling.
     fn blame_death(&mut self, core: &Handle) {
         let handling = core.witness.as_ref().and_then(Witness::handling);
-        match self.suspects.core_died(handling.as_ref()) {
+        let blame = self.suspects.core_died(handling.as_ref());
+        // A blamed line is one the witness recorded, so `handling` is there to describe it.
+        let Some(h) = handling else {
+            return;
+        };
+        match blame {
             Blame::None => {}
-            Blame::Suspect(line) => {
-                let h = handling.as_ref();
-                warn!(
-                    "the core died handling line {} of session {}:{} ({}): {:?}; it is run \
-                     once more, and quarantined if it does this again",
-                    line.seq,
-                    line.key.proxy,
-                    line.key.session,
-                    h.map_or("", |h| h.character.as_str()),
-                    h.map_or("", |h| h.text.as_str()),
-                );
-            }
-            Blame::Quarantined(line) => {
-                let h = handling.as_ref();
+            Blame::Suspect(_) => warn!(
+                "the core died handling {h}; it is run once more, and quarantined if it does \
+                 this again"
+            ),
+            Blame::Quarantined(_) => {
                 error!(
-                    "the core died twice in a row handling line {} of session {}:{} ({}): {:?}; \
-                     that line is quarantined and will not be run again",
-                    line.seq,
-                    line.key.proxy,
-                    line.key.session,
-                    h.map_or("", |h| h.character.as_str()),
-                    h.map_or("", |h| h.text.as_str()),
+                    "the core died twice in a row handling {h}; that line is quarantined and \
+                     will not be run again"
                 );
                 // The cause of the crash loop is gone: restart at once, not after a backoff.
                 self.core_backoff = Backoff::standard();
@@ -806,8 +791,7 @@ impl Supervisor {
             self.core_start_failed(purpose, reason, said_why);
         } else if let Some(core) = self.core.take_if(|core| core.id == id) {
             self.core_liveness = None;
-            let summary = self.status_summary();
-            self.notifier.status(summary);
+            self.update_systemd_status();
             let uptime = core.uptime();
             let what = match self.core_hung.take() {
                 Some(silent) => format!(
