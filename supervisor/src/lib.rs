@@ -126,20 +126,16 @@ pub fn up(options: &Options) -> Result<(), UpError> {
         })?;
     // The proxy binds it for real; checking here turns a busy port into one clear error
     // instead of a proxy crash loop.
-    std::net::TcpListener::bind(settings.telnet.as_str()).map_err(|source| {
-        UpError::AddressInUse {
-            what: "telnet",
-            addr: settings.telnet.clone(),
-            source,
-        }
+    check_bindable(&settings.telnet).map_err(|source| UpError::AddressInUse {
+        what: "telnet",
+        addr: settings.telnet.clone(),
+        source,
     })?;
     if settings.http != "off" {
-        std::net::TcpListener::bind(settings.http.as_str()).map_err(|source| {
-            UpError::AddressInUse {
-                what: "HTTP",
-                addr: settings.http.clone(),
-                source,
-            }
+        check_bindable(&settings.http).map_err(|source| UpError::AddressInUse {
+            what: "HTTP",
+            addr: settings.http.clone(),
+            source,
         })?;
     }
     let sockets = Sockets::open(
@@ -195,4 +191,43 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Fails as the proxy's bind would if `addr` is taken, without listening on it: a player
+/// connecting at that moment is refused (and a client retries) rather than accepted into a
+/// backlog that is thrown away when the check ends.
+fn check_bindable(addr: &str) -> std::io::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, setsockopt};
+    use std::net::ToSocketAddrs;
+    use std::os::fd::AsRawFd;
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{addr} names no address")))?;
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let socket = nix::sys::socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    // As the proxy's listener does (tokio and std set it): a port in TIME_WAIT is free.
+    setsockopt(&socket, nix::sys::socket::sockopt::ReuseAddr, &true)?;
+    nix::sys::socket::bind(socket.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_found_taken_and_a_free_one_free() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr").to_string();
+        let err = check_bindable(&addr).expect_err("the port is taken");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        drop(taken);
+        check_bindable(&addr).expect("the port is free again");
+        assert!(check_bindable("not an address").is_err());
+    }
 }
