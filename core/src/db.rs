@@ -43,7 +43,7 @@ const MIGRATIONS: &[&str] = &[
     );
 "#,
     // 2: display settings. The defaults are what every character had before: wrapped text,
-    // colours as the client allows. `color` holds `ColorChoice::word`.
+    // colours as the client allows. `color` holds `game::color_word`.
     r#"
     ALTER TABLE characters ADD COLUMN wrap  INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE characters ADD COLUMN color TEXT    NOT NULL DEFAULT 'auto';

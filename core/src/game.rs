@@ -5,7 +5,7 @@
 //! as a [`PasswordJob`] and comes back through [`Game::password_done`].
 //!
 //! Durable state lives in the database and in the per-session blob the proxy keeps for us
-//! ([`Outgoing::State`]); everything in a `Game` can be rebuilt from those two, which is what
+//! ([`Delivery::State`]); everything in a `Game` can be rebuilt from those two, which is what
 //! makes a core restart invisible to players.
 
 mod commands;
@@ -23,6 +23,8 @@ use std::panic::AssertUnwindSafe;
 
 use serde::{Deserialize, Serialize};
 use tether_protocol::SessionKey;
+use tether_protocol::markup::ColorDepth;
+use tether_protocol::message::{ClientInfo, Delivery, DisplayPrefs, MsspVariable};
 use tether_protocol::witness::{LineId, Witness};
 
 use crate::db::{CharacterRecord, Db};
@@ -47,100 +49,29 @@ pub fn panic_is_isolated() -> bool {
 /// than letting one client grow the game's memory without bound.
 const MAX_QUEUED_LINES: usize = 256;
 
-/// Something to deliver to one session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outgoing {
-    /// Colour markup ([`tether_protocol::markup`]) for the player; lines are separated by
-    /// `\n`, the last one has no line end.
-    Text(String),
-    /// Markup shown without a line end, where the player's typing goes; the proxy ends it the
-    /// way the client understands (IAC EOR or GA). Every handled line gets one, just before
-    /// its [`Outgoing::Ack`].
-    Prompt(String),
-    /// `true`: the client should stop echoing what the player types (a password follows);
-    /// `false`: echo again. Every `true` is followed by a `false`, and neither is repeated.
-    HideInput(bool),
-    /// A GMCP message for clients that asked for its package; others never see it.
-    Gmcp { package: String, json: String },
-    /// How the player wants text shown, sent at login and when they change it.
-    Display(DisplayPrefs),
-    /// An opaque blob for the proxy to keep and hand back with the session after a restart.
-    State(Vec<u8>),
-    /// Every line up to and including this sequence number has been handled.
-    Ack(u64),
-    /// Close the connection after showing this reason (plain text, no markup).
-    Disconnect(String),
-}
-
-/// A player's display settings, kept with their character.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DisplayPrefs {
-    /// Whether the proxy wraps text to the client's width.
-    pub wrap: bool,
-    pub color: ColorChoice,
-}
-
-impl Default for DisplayPrefs {
-    fn default() -> DisplayPrefs {
-        DisplayPrefs {
-            wrap: true,
-            color: ColorChoice::Auto,
-        }
+/// The word players type in `config color <word>` for a colour choice (`None`: what the
+/// client says it can show), also how the database stores it.
+pub fn color_word(color: Option<ColorDepth>) -> &'static str {
+    match color {
+        None => "auto",
+        Some(ColorDepth::None) => "none",
+        Some(ColorDepth::Ansi16) => "16",
+        Some(ColorDepth::Ansi256) => "256",
+        Some(ColorDepth::TrueColor) => "truecolor",
     }
 }
 
-/// How much colour the proxy should send a player.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ColorChoice {
-    /// Whatever the client says it can show.
-    #[default]
-    Auto,
-    None,
-    Ansi16,
-    Ansi256,
-    TrueColor,
-}
-
-impl ColorChoice {
-    /// The word players type in `config color <word>`, also how the database stores it.
-    pub fn word(self) -> &'static str {
-        match self {
-            ColorChoice::Auto => "auto",
-            ColorChoice::None => "none",
-            ColorChoice::Ansi16 => "16",
-            ColorChoice::Ansi256 => "256",
-            ColorChoice::TrueColor => "truecolor",
-        }
-    }
-
-    /// Reads [`ColorChoice::word`] and a few spellings players are likely to try.
-    pub fn from_word(word: &str) -> Option<ColorChoice> {
-        Some(match word.to_ascii_lowercase().as_str() {
-            "auto" => ColorChoice::Auto,
-            "none" | "off" => ColorChoice::None,
-            "16" | "ansi" | "ansi16" => ColorChoice::Ansi16,
-            "256" | "ansi256" | "xterm256" => ColorChoice::Ansi256,
-            "truecolor" | "truecolour" | "24bit" | "rgb" => ColorChoice::TrueColor,
-            _ => return None,
-        })
-    }
-}
-
-/// What the proxy learned about a session's client through telnet negotiation. Every field
-/// came from the client, so none of it is trusted or shown unescaped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    pub client_name: Option<String>,
-    pub client_version: Option<String>,
-    pub terminal_type: Option<String>,
-    /// The MTTS capability bits, as the client announced them.
-    pub mtts: Option<u32>,
-    pub width: Option<u16>,
-    pub height: Option<u16>,
-    /// Empty if unknown.
-    pub charset: String,
-    pub screen_reader: bool,
-    pub gmcp: bool,
+/// Reads [`color_word`] and a few spellings players are likely to try: the colour choice, or
+/// `None` when the word is not one.
+pub fn parse_color_word(word: &str) -> Option<Option<ColorDepth>> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "auto" => None,
+        "none" | "off" => Some(ColorDepth::None),
+        "16" | "ansi" | "ansi16" => Some(ColorDepth::Ansi16),
+        "256" | "ansi256" | "xterm256" => Some(ColorDepth::Ansi256),
+        "truecolor" | "truecolour" | "24bit" | "rgb" => Some(ColorDepth::TrueColor),
+        _ => return None,
+    })
 }
 
 /// Something only the shell can do, asked for by an administrator.
@@ -153,7 +84,7 @@ pub enum AdminRequest {
 /// What handling one event produced, in order per session.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    pub events: Vec<(SessionKey, Outgoing)>,
+    pub events: Vec<(SessionKey, Delivery)>,
     pub jobs: Vec<PasswordJob>,
     /// With the session that asked, so the shell can tell it how the request went.
     pub requests: Vec<(SessionKey, AdminRequest)>,
@@ -168,15 +99,15 @@ impl Outbox {
         self.events.is_empty() && self.jobs.is_empty() && self.requests.is_empty()
     }
 
-    fn push(&mut self, key: SessionKey, event: Outgoing) {
+    fn push(&mut self, key: SessionKey, event: Delivery) {
         self.events.push((key, event));
     }
 
     fn text(&mut self, key: SessionKey, text: impl Into<String>) {
-        self.push(key, Outgoing::Text(text.into()));
+        self.push(key, Delivery::Output(text.into()));
     }
 
-    fn gmcp(&mut self, key: SessionKey, message: Option<Outgoing>) {
+    fn gmcp(&mut self, key: SessionKey, message: Option<Delivery>) {
         if let Some(message) = message {
             self.push(key, message);
         }
@@ -357,7 +288,7 @@ impl Game {
 
     /// What the proxy answers MSSP requests with, apart from what only it knows (uptime,
     /// ports, protocols).
-    pub fn mssp(&self) -> Vec<(String, String)> {
+    pub fn mssp(&self) -> Vec<MsspVariable> {
         let world = tether_protocol::markup::plain(self.world.name());
         [
             ("NAME", world),
@@ -376,7 +307,10 @@ impl Game {
             ("RACES", "0".to_owned()),
         ]
         .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
+        .map(|(name, value)| MsspVariable {
+            name: name.to_owned(),
+            value,
+        })
         .collect()
     }
 
@@ -600,7 +534,7 @@ impl Game {
             self.forget_secret_blob(key, out);
         }
         self.prompt(key, out);
-        out.push(key, Outgoing::Ack(seq));
+        out.push(key, Delivery::Ack(seq));
     }
 
     /// Shows the session the prompt that fits where it is; nothing if it is closing.
@@ -617,7 +551,7 @@ impl Game {
             (None, Some(player)) => msg::prompt(&player.vitals),
             (None, None) => msg::login_prompt(),
         };
-        out.push(key, Outgoing::Prompt(prompt));
+        out.push(key, Delivery::Prompt(prompt));
     }
 
     /// Gives a fresh prompt to everyone other than `except` who was shown text since
@@ -625,7 +559,7 @@ impl Game {
     fn prompt_bystanders(&self, mark: usize, except: SessionKey, out: &mut Outbox) {
         let shown: BTreeSet<SessionKey> = out.events[mark.min(out.events.len())..]
             .iter()
-            .filter(|(k, e)| *k != except && matches!(e, Outgoing::Text(_)))
+            .filter(|(k, e)| *k != except && matches!(e, Delivery::Output(_)))
             .map(|(k, _)| *k)
             .collect();
         for key in shown {
@@ -639,7 +573,7 @@ impl Game {
             && !session.input_hidden
         {
             session.input_hidden = true;
-            out.push(key, Outgoing::HideInput(true));
+            out.push(key, Delivery::HideInput(true));
         }
     }
 
@@ -649,7 +583,7 @@ impl Game {
             && session.input_hidden
         {
             session.input_hidden = false;
-            out.push(key, Outgoing::HideInput(false));
+            out.push(key, Delivery::HideInput(false));
         }
     }
 
@@ -660,7 +594,7 @@ impl Game {
         {
             session.secret_in_blob = false;
             if session.player.is_none() && !session.closing {
-                out.push(key, Outgoing::State(StateBlob::default().encode()));
+                out.push(key, Delivery::State(StateBlob::default().encode()));
             }
         }
     }
@@ -676,7 +610,7 @@ impl Game {
         };
         session.secret = Some(secret);
         session.secret_in_blob = true;
-        out.push(key, Outgoing::State(blob.encode()));
+        out.push(key, Delivery::State(blob.encode()));
         self.hide_input(key, out);
     }
 
@@ -693,7 +627,7 @@ impl Game {
                 self.present -= 1;
                 self.note_players();
             }
-            out.push(key, Outgoing::Disconnect(reason.to_owned()));
+            out.push(key, Delivery::Disconnect(reason.to_owned()));
         }
     }
 
@@ -777,9 +711,9 @@ impl Game {
             }
             room = start;
         }
-        let color = ColorChoice::from_word(&record.color).unwrap_or_else(|| {
+        let color = parse_color_word(&record.color).unwrap_or_else(|| {
             tracing::warn!(name = %record.name, color = %record.color, "unknown colour setting");
-            ColorChoice::Auto
+            None
         });
         Player {
             id: record.id,

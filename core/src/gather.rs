@@ -12,32 +12,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tether_protocol::SessionKey;
+use tether_protocol::message::SessionEvent;
 
-use crate::game::ClientInfo;
+/// One event from a proxy, owned so it can wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub key: SessionKey,
+    pub event: SessionEvent<'static>,
+}
 
 /// How long input may wait for a proxy that does not come back.
 pub const GRACE: Duration = Duration::from_millis(500);
-
-/// One event from a proxy, decoded and owned so it can wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    Opened {
-        key: SessionKey,
-        remote_addr: String,
-    },
-    Line {
-        key: SessionKey,
-        seq: u64,
-        text: String,
-    },
-    Closed {
-        key: SessionKey,
-    },
-    Client {
-        key: SessionKey,
-        info: ClientInfo,
-    },
-}
 
 #[derive(Debug)]
 pub struct Gathering {
@@ -103,10 +88,12 @@ mod tests {
     use super::*;
 
     fn line(proxy: u64, seq: u64) -> Input {
-        Input::Line {
+        Input {
             key: SessionKey { proxy, session: 1 },
-            seq,
-            text: format!("say {seq}"),
+            event: SessionEvent::Line {
+                seq,
+                text: format!("say {seq}").into(),
+            },
         }
     }
 

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use tether_protocol::SessionKey;
 use tether_protocol::control;
 use tether_protocol::framing::{self, MessageReader};
-use tether_protocol::link_capnp::{
-    self as link_capnp, attach, client_info, core_event, core_message, proxy_event, proxy_message,
-    session_snapshot,
+use tether_protocol::message::{
+    self, CoreMessage, DecodeError, Delivery, ProxyEvent, ProxyMessage, SessionEvent,
+    SessionSnapshot, Welcome,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
@@ -32,7 +32,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 use tracing::{debug, info, warn};
 
-use crate::game::{AdminRequest, ClientInfo, ColorChoice, Game, Outbox, Outgoing};
+use crate::game::{AdminRequest, Game, Outbox};
 use crate::gather::{self, Gathering, Input};
 use crate::outbound::Outbound;
 
@@ -62,8 +62,8 @@ struct Port {
 /// (which writes).
 #[derive(Default)]
 struct Connection {
-    /// Answers to write before any output, in order.
-    answers: RefCell<Vec<Answer>>,
+    /// Answers (welcome, refused, accepted, declined) to write before any output, in order.
+    answers: RefCell<Vec<CoreMessage>>,
     /// Wakes the pump when there is something to write.
     wake: Notify,
     /// The proxy closed its side: the pump writes what is left and ends.
@@ -71,18 +71,10 @@ struct Connection {
 }
 
 impl Connection {
-    fn answer(&self, answer: Answer) {
+    fn answer(&self, answer: CoreMessage) {
         self.answers.borrow_mut().push(answer);
         self.wake.notify_one();
     }
-}
-
-#[derive(Debug)]
-enum Answer {
-    Welcome { core_name: String },
-    Refused(String),
-    Accepted,
-    Declined(String),
 }
 
 struct CoreState {
@@ -110,21 +102,19 @@ impl CoreState {
         }
     }
 
-    fn handle(&mut self, input: Input, outbox: &mut Outbox) {
-        match input {
-            Input::Opened { key, remote_addr } => {
-                self.game.session_opened(key, &remote_addr, outbox)
-            }
-            Input::Line { key, seq, text } => self.game.line(key, seq, &text, outbox),
-            Input::Closed { key } => self.game.session_closed(key, outbox),
-            Input::Client { key, info } => self.game.session_client(key, info),
+    fn handle(&mut self, key: SessionKey, event: SessionEvent<'_>, outbox: &mut Outbox) {
+        match event {
+            SessionEvent::Opened(info) => self.game.session_opened(key, &info.remote_addr, outbox),
+            SessionEvent::Line { seq, text } => self.game.line(key, seq, &text, outbox),
+            SessionEvent::Closed(_) => self.game.session_closed(key, outbox),
+            SessionEvent::Client(info) => self.game.session_client(key, info),
         }
     }
 
     /// Queues an event for the proxy holding `key`; its pump sends it in the next batch.
-    fn send(&mut self, key: SessionKey, outgoing: Outgoing) {
+    fn send(&mut self, key: SessionKey, delivery: Delivery) {
         if let Some(port) = self.proxies.get_mut(&key.proxy) {
-            port.outbound.push(key.session, outgoing);
+            port.outbound.push(key.session, delivery);
             port.connection.wake.notify_one();
         }
     }
@@ -240,7 +230,7 @@ fn end_gathering(shared: &Shared) {
             "every proxy is back (or given up on); play resumes"
         );
         for input in held {
-            state.handle(input, &mut outbox);
+            state.handle(input.key, input.event, &mut outbox);
         }
         // Proxies that did not come back are forgotten.
         state.save_roster();
@@ -255,7 +245,7 @@ async fn serve_connection(stream: UnixStream, shared: Shared) {
     let attached = match reader.next().await {
         Ok(Some(message)) => attach(&shared, &connection, &message),
         Ok(None) => return,
-        Err(error) => Err(Answer::Refused(format!("unreadable attach: {error}"))),
+        Err(error) => Err(CoreMessage::Refused(format!("unreadable attach: {error}"))),
     };
     let pump_task = tokio::task::spawn_local(pump(
         shared.clone(),
@@ -280,16 +270,16 @@ async fn serve_connection(stream: UnixStream, shared: Shared) {
         generation,
     };
     loop {
-        let inputs = match reader.next().await {
-            Ok(Some(message)) => read_submit(proxy_id, &message),
+        let message = match reader.next().await {
+            Ok(Some(message)) => message,
             Ok(None) => break,
             Err(error) => {
                 debug!(%error, proxy = proxy_id, "link connection ended with an error");
                 break;
             }
         };
-        match inputs {
-            Ok(inputs) => link.submit(inputs).await,
+        match read_submit(&message) {
+            Ok(events) => link.submit(events).await,
             Err(error) => {
                 warn!(%error, proxy = proxy_id, "closing a link that sent a bad message");
                 break;
@@ -406,7 +396,7 @@ async fn ask_supervisor(
         warn!(command, %failure, "admin request failed");
         shared.borrow_mut().send(
             requester,
-            Outgoing::Text(format!(
+            Delivery::Output(format!(
                 "The {command} did not happen: {}",
                 tether_protocol::markup::escape(&failure)
             )),
@@ -430,7 +420,7 @@ async fn pump(
             connection.wake.notified().await;
         }
         for answer in connection.answers.borrow_mut().drain(..) {
-            write_answer(&answer, &mut bytes);
+            answer.encode(&mut bytes);
         }
         let port_gone = match attached {
             Some((proxy_id, generation)) => !take_output(&shared, proxy_id, generation, &mut bytes),
@@ -485,11 +475,11 @@ fn take_output(shared: &Shared, proxy_id: u64, generation: u64, bytes: &mut Vec<
     }
     // MSSP facts (player count...) travel only when they changed.
     if port.mssp_sent != Some(players) {
-        write_game_status(&state.game.mssp(), bytes);
+        CoreMessage::GameStatus(state.game.mssp()).encode(bytes);
         port.mssp_sent = Some(players);
     }
     while !port.outbound.is_empty() && bytes.len() < WRITE_CHUNK {
-        write_deliver(&port.outbound.next_batch(), bytes);
+        message::encode_deliver(&port.outbound.next_batch(), bytes);
     }
     if !port.outbound.is_backed_up() {
         port.caught_up.notify_one();
@@ -498,105 +488,30 @@ fn take_output(shared: &Shared, proxy_id: u64, generation: u64, bytes: &mut Vec<
     true
 }
 
-fn write_answer(answer: &Answer, bytes: &mut Vec<u8>) {
-    let mut message = framing::builder();
-    let mut root = message.init_root::<core_message::Builder>();
-    match answer {
-        Answer::Welcome { core_name } => {
-            let mut welcome = root.init_welcome();
-            welcome.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
-            welcome.set_core_name(core_name.as_str());
-        }
-        Answer::Refused(reason) => root.set_refused(reason.as_str()),
-        Answer::Accepted => root.set_accepted(()),
-        Answer::Declined(reason) => root.set_declined(reason.as_str()),
-    }
-    framing::append(&message, bytes);
-}
-
-fn write_deliver(batch: &[(u64, Outgoing)], bytes: &mut Vec<u8>) {
-    let mut message = framing::builder();
-    let root = message.init_root::<core_message::Builder>();
-    let mut events = root.init_deliver(batch.len() as u32);
-    for (i, (session, outgoing)) in batch.iter().enumerate() {
-        write_event(events.reborrow().get(i as u32), *session, outgoing);
-    }
-    framing::append(&message, bytes);
-}
-
-fn write_event(mut event: core_event::Builder, session: u64, outgoing: &Outgoing) {
-    event.set_session(session);
-    match outgoing {
-        Outgoing::Text(text) => event.set_output(text.as_str()),
-        Outgoing::Prompt(text) => event.set_prompt(text.as_str()),
-        Outgoing::HideInput(hide) => event.set_hide_input(*hide),
-        Outgoing::Gmcp { package, json } => {
-            let mut gmcp = event.init_gmcp();
-            gmcp.set_package(package.as_str());
-            gmcp.set_json(json.as_str());
-        }
-        Outgoing::Display(prefs) => {
-            let mut display = event.init_display();
-            display.set_wrap(prefs.wrap);
-            display.set_color(match prefs.color {
-                ColorChoice::Auto => link_capnp::ColorChoice::Auto,
-                ColorChoice::None => link_capnp::ColorChoice::None,
-                ColorChoice::Ansi16 => link_capnp::ColorChoice::Ansi16,
-                ColorChoice::Ansi256 => link_capnp::ColorChoice::Ansi256,
-                ColorChoice::TrueColor => link_capnp::ColorChoice::TrueColor,
-            });
-        }
-        Outgoing::Ack(seq) => event.set_ack(*seq),
-        Outgoing::State(blob) => event.set_state(blob),
-        Outgoing::Disconnect(reason) => event.set_disconnect(reason.as_str()),
-    }
-}
-
-fn write_game_status(mssp: &[(String, String)], bytes: &mut Vec<u8>) {
-    let mut message = framing::builder();
-    let root = message.init_root::<core_message::Builder>();
-    let mut vars = root.init_game_status(mssp.len() as u32);
-    for (i, (name, value)) in mssp.iter().enumerate() {
-        let mut var = vars.reborrow().get(i as u32);
-        var.set_name(name.as_str());
-        var.set_value(value.as_str());
-    }
-    framing::append(&message, bytes);
-}
-
 /// Takes a proxy's opening message: on success the port is in place and this is its key.
 fn attach(
     shared: &Shared,
     connection: &Rc<Connection>,
     message: &framing::Message<'_>,
-) -> Result<(u64, u64), Answer> {
-    let unreadable = |error: capnp::Error| Answer::Refused(format!("unreadable attach: {error}"));
-    let root = message
-        .get_root::<proxy_message::Reader>()
-        .map_err(unreadable)?;
-    let Ok(proxy_message::Attach(params)) = root.which() else {
-        return Err(Answer::Refused(
+) -> Result<(u64, u64), CoreMessage> {
+    let unreadable =
+        |error: DecodeError| CoreMessage::Refused(format!("unreadable attach: {error}"));
+    let ProxyMessage::Attach(attach) = ProxyMessage::decode(message).map_err(unreadable)? else {
+        return Err(CoreMessage::Refused(
             "the first message on a link must be an attach".into(),
         ));
     };
-    let params: attach::Reader = params.map_err(unreadable)?;
-    let hello = params.get_hello().map_err(unreadable)?;
-    tether_protocol::check_version("proxy", hello.get_protocol_version())
-        .map_err(Answer::Refused)?;
-    let proxy_id = hello.get_proxy_id();
-    let proxy_name = hello
-        .get_proxy_name()
-        .map_err(unreadable)?
-        .to_string()
-        .map_err(|error| unreadable(error.into()))?;
-    let snapshots = params.get_sessions().map_err(unreadable)?;
+    tether_protocol::check_version("proxy", attach.hello.protocol_version)
+        .map_err(CoreMessage::Refused)?;
+    let proxy_id = attach.hello.proxy_id;
+    let sessions = attach.sessions.len();
 
     let mut outbox = Outbox::default();
     let generation = {
         let mut state = shared.borrow_mut();
         if state.draining {
             // Declined, not refused: the proxy should retry at once and find the next core.
-            return Err(Answer::Declined("this core is shutting down".into()));
+            return Err(CoreMessage::Declined("this core is shutting down".into()));
         }
         if let Some(port) = state.proxies.remove(&proxy_id) {
             port.caught_up.notify_one();
@@ -605,14 +520,15 @@ fn attach(
             port.connection.wake.notify_one();
             state.game.proxy_detached(proxy_id);
         }
-        for snapshot in snapshots.iter() {
-            restore(&mut state.game, proxy_id, snapshot, &mut outbox).map_err(unreadable)?;
+        for snapshot in attach.sessions {
+            restore(&mut state.game, proxy_id, snapshot, &mut outbox);
         }
         let generation = state.next_generation;
         state.next_generation += 1;
-        connection.answer(Answer::Welcome {
+        connection.answer(CoreMessage::Welcome(Welcome {
+            protocol_version: tether_protocol::PROTOCOL_VERSION,
             core_name: state.name.clone(),
-        });
+        }));
         state.proxies.insert(
             proxy_id,
             Port {
@@ -632,48 +548,17 @@ fn attach(
     };
     dispatch(shared, outbox);
     end_gathering(shared);
-    info!(
-        proxy = %proxy_name,
-        sessions = snapshots.len(),
-        "proxy attached"
-    );
+    info!(proxy = %attach.hello.proxy_name, sessions, "proxy attached");
     Ok((proxy_id, generation))
 }
 
-fn restore(
-    game: &mut Game,
-    proxy_id: u64,
-    snapshot: session_snapshot::Reader,
-    outbox: &mut Outbox,
-) -> Result<(), capnp::Error> {
+fn restore(game: &mut Game, proxy_id: u64, snapshot: SessionSnapshot, outbox: &mut Outbox) {
     let key = SessionKey {
         proxy: proxy_id,
-        session: snapshot.get_session(),
+        session: snapshot.session,
     };
-    game.session_restored(key, snapshot.get_state()?, outbox);
-    if snapshot.has_client() {
-        game.session_client(key, read_client(snapshot.get_client()?)?);
-    }
-    Ok(())
-}
-
-fn read_client(info: client_info::Reader) -> Result<ClientInfo, capnp::Error> {
-    let text = |t: capnp::text::Reader| -> Result<Option<String>, capnp::Error> {
-        let t = t.to_str()?;
-        Ok((!t.is_empty()).then(|| t.to_string()))
-    };
-    let nonzero = |n: u16| (n != 0).then_some(n);
-    Ok(ClientInfo {
-        client_name: text(info.get_client_name()?)?,
-        client_version: text(info.get_client_version()?)?,
-        terminal_type: text(info.get_terminal_type()?)?,
-        mtts: (info.get_mtts() != 0).then_some(info.get_mtts()),
-        width: nonzero(info.get_width()),
-        height: nonzero(info.get_height()),
-        charset: info.get_charset()?.to_string()?,
-        screen_reader: info.get_screen_reader(),
-        gmcp: info.get_gmcp(),
-    })
+    game.session_restored(key, &snapshot.state, outbox);
+    game.session_client(key, snapshot.client);
 }
 
 /// Where one proxy's input is taken, one batch at a time.
@@ -687,13 +572,13 @@ struct Submissions {
 }
 
 impl Submissions {
-    async fn submit(&self, inputs: Vec<Input>) {
+    async fn submit(&self, events: Vec<ProxyEvent<'_>>) {
         // Answering later holds the proxy's next batch back: its sessions' input waits in
         // their bounded queues instead of growing ours.
         self.wait_until_caught_up().await;
-        let answer = match self.handle(inputs) {
-            Ok(()) => Answer::Accepted,
-            Err(reason) => Answer::Declined(reason.into()),
+        let answer = match self.handle(events) {
+            Ok(()) => CoreMessage::Accepted,
+            Err(reason) => CoreMessage::Declined(reason.into()),
         };
         // The pump was woken by what this input produced and writes the answer with it.
         self.connection.answer(answer);
@@ -717,7 +602,7 @@ impl Submissions {
         }
     }
 
-    fn handle(&self, inputs: Vec<Input>) -> Result<(), &'static str> {
+    fn handle(&self, events: Vec<ProxyEvent<'_>>) -> Result<(), &'static str> {
         let mut outbox = Outbox::default();
         {
             let mut state = self.shared.borrow_mut();
@@ -732,12 +617,20 @@ impl Submissions {
             if !current {
                 return Err("this link was replaced by a newer attach");
             }
+            let proxy = self.proxy_id;
+            let key = |session| SessionKey { proxy, session };
             if let Some(gathering) = &mut state.gathering {
-                inputs.into_iter().for_each(|input| gathering.hold(input));
+                for event in events {
+                    let event = event.into_owned();
+                    gathering.hold(Input {
+                        key: key(event.session),
+                        event: event.event,
+                    });
+                }
                 return Ok(());
             }
-            for input in inputs {
-                state.handle(input, &mut outbox);
+            for event in events {
+                state.handle(key(event.session), event.event, &mut outbox);
             }
         }
         dispatch(&self.shared, outbox);
@@ -745,52 +638,19 @@ impl Submissions {
     }
 }
 
-/// The events of a `submit`; anything else after the attach is a broken peer.
-fn read_submit(proxy: u64, message: &framing::Message<'_>) -> Result<Vec<Input>, capnp::Error> {
-    match message.get_root::<proxy_message::Reader>()?.which() {
-        Ok(proxy_message::Submit(events)) => decode_inputs(proxy, events?),
-        Ok(proxy_message::Attach(_)) => Err(capnp::Error::failed(
-            "a second attach on one connection".into(),
-        )),
-        Err(capnp::NotInSchema(which)) => Err(capnp::Error::failed(format!(
-            "an unknown message ({which}) from a proxy"
-        ))),
-    }
+/// Why a proxy's connection is closed after its attach.
+#[derive(Debug, thiserror::Error)]
+enum BadSubmit {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("a second attach on one connection")]
+    SecondAttach,
 }
 
-fn decode_inputs(
-    proxy: u64,
-    events: capnp::struct_list::Reader<proxy_event::Owned>,
-) -> Result<Vec<Input>, capnp::Error> {
-    let mut inputs = Vec::with_capacity(events.len() as usize);
-    for event in events.iter() {
-        let key = SessionKey {
-            proxy,
-            session: event.get_session(),
-        };
-        inputs.push(match event.which() {
-            Ok(proxy_event::Opened(info)) => Input::Opened {
-                key,
-                remote_addr: info?.get_remote_addr()?.to_string()?,
-            },
-            Ok(proxy_event::Line(line)) => {
-                let line = line?;
-                Input::Line {
-                    key,
-                    seq: line.get_seq(),
-                    text: line.get_text()?.to_string()?,
-                }
-            }
-            Ok(proxy_event::Closed(_)) => Input::Closed { key },
-            Ok(proxy_event::Client(info)) => Input::Client {
-                key,
-                info: read_client(info?)?,
-            },
-            Err(capnp::NotInSchema(which)) => {
-                debug!(which, "ignoring a proxy event this core does not know");
-                continue;
-            }
-        });
+/// The events of a `submit`; anything else after the attach is a broken peer.
+fn read_submit<'m>(message: &'m framing::Message<'_>) -> Result<Vec<ProxyEvent<'m>>, BadSubmit> {
+    match ProxyMessage::decode(message)? {
+        ProxyMessage::Submit(events) => Ok(events),
+        ProxyMessage::Attach(_) => Err(BadSubmit::SecondAttach),
     }
-    Ok(inputs)
 }

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use crate::game::Outgoing;
+use tether_protocol::message::{CoreEvent, Delivery};
 
 /// Events in one deliver batch: a few MB at most.
 pub const MAX_BATCH: usize = 8192;
@@ -23,16 +23,16 @@ pub const HIGH_WATER: usize = 8 * MAX_BATCH;
 /// Events for one proxy's sessions, in the order the game produced them.
 #[derive(Debug, Default)]
 pub struct Outbound {
-    queue: VecDeque<(u64, Outgoing)>,
+    queue: VecDeque<CoreEvent>,
 }
 
 impl Outbound {
-    pub fn push(&mut self, session: u64, event: Outgoing) {
-        self.queue.push_back((session, event));
+    pub fn push(&mut self, session: u64, delivery: Delivery) {
+        self.queue.push_back(CoreEvent { session, delivery });
     }
 
     /// The next deliver batch, oldest first; empty when nothing is queued.
-    pub fn next_batch(&mut self) -> Vec<(u64, Outgoing)> {
+    pub fn next_batch(&mut self) -> Vec<CoreEvent> {
         let take = self.queue.len().min(MAX_BATCH);
         self.queue.drain(..take).collect()
     }
@@ -55,8 +55,8 @@ impl Outbound {
 mod tests {
     use super::*;
 
-    fn ack(seq: u64) -> Outgoing {
-        Outgoing::Ack(seq)
+    fn ack(seq: u64) -> Delivery {
+        Delivery::Ack(seq)
     }
 
     #[test]
@@ -77,7 +77,12 @@ mod tests {
             seen.extend(batch);
         }
         assert_eq!(sizes, [MAX_BATCH, MAX_BATCH, 100]);
-        let expected: Vec<_> = (0..total as u64).map(|seq| (seq % 7, ack(seq))).collect();
+        let expected: Vec<_> = (0..total as u64)
+            .map(|seq| CoreEvent {
+                session: seq % 7,
+                delivery: ack(seq),
+            })
+            .collect();
         assert_eq!(seen, expected, "nothing lost, nothing reordered");
         assert!(outbound.is_empty());
     }

@@ -14,6 +14,7 @@ pub mod link_capnp {
 pub mod control;
 pub mod framing;
 pub mod markup;
+pub mod message;
 pub mod process;
 pub mod witness;
 

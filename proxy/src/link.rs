@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tether_protocol::framing::{self, MessageReader};
-use tether_protocol::link_capnp::{
-    ColorChoice, client_info, core_event, core_message, proxy_event, proxy_message,
+use tether_protocol::message::{
+    self, Attach, ClientInfo, CoreMessage, DecodeError, Hello, ProxyEvent, ProxyMessage,
+    SessionInfo,
 };
-use tether_protocol::markup::ColorDepth;
 use tether_protocol::process::CoreNews;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -27,9 +27,7 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::mailbox;
-use crate::relay::{
-    ClientInfo, CoreHealth, Delivered, DisplayPrefs, Refused, Relay, SessionInfo, Submit, ToSession,
-};
+use crate::relay::{CoreHealth, Refused, Relay, ToSession};
 
 /// Messages a player's session sends to the link.
 #[derive(Debug)]
@@ -177,7 +175,7 @@ struct Shell {
     sessions: HashMap<u64, SessionHandle>,
     game_status: GameStatus,
     /// The batch the core has not answered yet.
-    in_flight: Option<Vec<Submit>>,
+    in_flight: Option<Vec<ProxyEvent<'static>>>,
     /// The core declined input on this connection: submit nothing more to it.
     declined: bool,
     /// The supervisor said no core can start, and why.
@@ -231,7 +229,7 @@ impl Shell {
     }
 
     /// The next batch to submit, unless one is in flight or the core declines input.
-    fn next_batch(&mut self) -> Option<&[Submit]> {
+    fn next_batch(&mut self) -> Option<&[ProxyEvent<'static>]> {
         if self.in_flight.is_some() || self.declined {
             return None;
         }
@@ -314,7 +312,16 @@ async fn run_connection(
     let (reader, mut writer) = stream.into_split();
     let mut reader = MessageReader::new(reader);
     let mut bytes = Vec::new();
-    write_attach(&link.lock().relay, config, &mut bytes);
+    let attach = ProxyMessage::Attach(Attach {
+        hello: Hello {
+            protocol_version: tether_protocol::PROTOCOL_VERSION,
+            proxy_id: config.proxy_id,
+            proxy_name: config.proxy_name.clone(),
+        },
+        sessions: link.lock().relay.snapshots(),
+    });
+    attach.encode(&mut bytes);
+    drop(attach);
     let started = Instant::now();
     writer.write_all(&bytes).await.map_err(broken)?;
     let core_name = match reader.next().await.map_err(broken)? {
@@ -352,7 +359,7 @@ async fn submit(mut writer: OwnedWriteHalf, link: &LinkHandle) -> Result<(), Lin
             let Some(batch) = shell.next_batch() else {
                 continue;
             };
-            write_submit(batch, &mut bytes);
+            message::encode_submit(batch, &mut bytes);
         }
         writer.write_all(&bytes).await.map_err(broken)?;
         bytes.clear();
@@ -378,19 +385,23 @@ async fn read_core(
         let Some(message) = next.map_err(broken)? else {
             return Ok(());
         };
-        let root = message.get_root::<core_message::Reader>().map_err(broken)?;
-        match root.which() {
-            Ok(core_message::Deliver(events)) => {
-                let events = events.map_err(broken)?;
+        let decoded = match CoreMessage::decode(&message) {
+            Ok(decoded) => decoded,
+            Err(DecodeError::UnknownMessage { which, .. }) => {
+                debug!(which, "ignoring a core message this proxy does not know");
+                continue;
+            }
+            Err(error) => return Err(broken(error)),
+        };
+        match decoded {
+            CoreMessage::Deliver(events) => {
                 let mut shell = link.lock();
-                for event in events.iter() {
-                    if let Some(delivered) = read_core_event(event).map_err(broken)? {
-                        shell.relay.delivered(delivered);
-                    }
+                for event in events {
+                    shell.relay.delivered(event);
                 }
                 shell.flush();
             }
-            Ok(core_message::Accepted(())) => {
+            CoreMessage::Accepted => {
                 let mut shell = link.lock();
                 shell.in_flight = None;
                 shell.relay.answered();
@@ -398,8 +409,7 @@ async fn read_core(
                 drop(shell);
                 link.submit_ready.notify_one();
             }
-            Ok(core_message::Declined(reason)) => {
-                let reason = read_text(reason);
+            CoreMessage::Declined(reason) => {
                 let mut shell = link.lock();
                 if let Some(batch) = shell.in_flight.take() {
                     shell.relay.not_delivered(&batch);
@@ -410,177 +420,36 @@ async fn read_core(
                 info!(%reason, "the core declined input; waiting for it to close the link");
                 stopping_deadline = Some(tokio::time::Instant::now() + STOPPING_CORE_GRACE);
             }
-            Ok(core_message::GameStatus(vars)) => {
-                let vars = read_game_status(vars).map_err(broken)?;
+            CoreMessage::GameStatus(vars) => {
+                let vars = vars.into_iter().map(|var| (var.name, var.value)).collect();
                 let shell = link.lock();
                 *shell
                     .game_status
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = vars;
             }
-            Ok(core_message::Welcome(_) | core_message::Refused(_)) => {
+            CoreMessage::Welcome(_) | CoreMessage::Refused(_) => {
                 return Err(LinkError::Broken(
                     "the core answered an attach twice".into(),
                 ));
             }
-            Err(capnp::NotInSchema(which)) => {
-                debug!(which, "ignoring a core message this proxy does not know");
-            }
         }
     }
-}
-
-fn read_text(text: capnp::Result<capnp::text::Reader>) -> String {
-    text.ok()
-        .and_then(|text| text.to_str().ok())
-        .unwrap_or("no reason given")
-        .to_string()
-}
-
-fn read_game_status(
-    vars: capnp::Result<
-        capnp::struct_list::Reader<tether_protocol::link_capnp::mssp_variable::Owned>,
-    >,
-) -> Result<Vec<(String, String)>, capnp::Error> {
-    let mut read = Vec::new();
-    for var in vars?.iter() {
-        read.push((var.get_name()?.to_string()?, var.get_value()?.to_string()?));
-    }
-    Ok(read)
-}
-
-fn write_attach(relay: &Relay, config: &LinkConfig, bytes: &mut Vec<u8>) {
-    let mut message = framing::builder();
-    let mut params = message.init_root::<proxy_message::Builder>().init_attach();
-    let mut hello = params.reborrow().init_hello();
-    hello.set_protocol_version(tether_protocol::PROTOCOL_VERSION);
-    hello.set_proxy_id(config.proxy_id);
-    hello.set_proxy_name(config.proxy_name.as_str());
-    let snapshots = relay.snapshots();
-    let mut list = params.init_sessions(snapshots.len() as u32);
-    for (i, snapshot) in snapshots.iter().enumerate() {
-        let mut entry = list.reborrow().get(i as u32);
-        entry.set_session(snapshot.session);
-        entry.set_acked_seq(snapshot.acked_seq);
-        entry.set_state(&snapshot.state);
-        write_client(entry.reborrow().init_client(), &snapshot.client);
-        let mut info = entry.init_info();
-        info.set_transport(snapshot.info.transport.as_str());
-        info.set_remote_addr(snapshot.info.remote_addr.as_str());
-    }
-    framing::append(&message, bytes);
 }
 
 /// The core's answer to `attach`: its name, or why it will not have us.
 fn read_welcome(message: &framing::Message<'_>) -> Result<String, LinkError> {
-    let root = message.get_root::<core_message::Reader>().map_err(broken)?;
-    match root.which() {
-        Ok(core_message::Welcome(welcome)) => {
-            let welcome = welcome.map_err(broken)?;
-            tether_protocol::check_version("core", welcome.get_protocol_version())
+    match CoreMessage::decode(message).map_err(broken)? {
+        CoreMessage::Welcome(welcome) => {
+            tether_protocol::check_version("core", welcome.protocol_version)
                 .map_err(LinkError::Refused)?;
-            Ok(welcome
-                .get_core_name()
-                .ok()
-                .and_then(|name| name.to_str().ok())
-                .unwrap_or("a core")
-                .to_string())
+            Ok(welcome.core_name)
         }
-        Ok(core_message::Refused(reason)) => Err(LinkError::Refused(read_text(reason))),
+        CoreMessage::Refused(reason) => Err(LinkError::Refused(reason)),
         // A stopping core: the next one is moments away.
-        Ok(core_message::Declined(reason)) => Err(LinkError::Broken(read_text(reason))),
+        CoreMessage::Declined(reason) => Err(LinkError::Broken(reason)),
         _ => Err(LinkError::Broken(
             "the core did not answer the attach".into(),
         )),
     }
-}
-
-fn write_submit(batch: &[Submit], bytes: &mut Vec<u8>) {
-    let mut message = framing::builder();
-    let list = message
-        .init_root::<proxy_message::Builder>()
-        .init_submit(batch.len() as u32);
-    write_submits(list, batch);
-    framing::append(&message, bytes);
-}
-
-fn write_submits(mut list: capnp::struct_list::Builder<proxy_event::Owned>, batch: &[Submit]) {
-    for (i, submit) in batch.iter().enumerate() {
-        let mut event = list.reborrow().get(i as u32);
-        match submit {
-            Submit::Opened { session, info } => {
-                event.set_session(*session);
-                let mut opened = event.init_opened();
-                opened.set_transport(info.transport.as_str());
-                opened.set_remote_addr(info.remote_addr.as_str());
-            }
-            Submit::Line { session, seq, text } => {
-                event.set_session(*session);
-                let mut line = event.init_line();
-                line.set_seq(*seq);
-                line.set_text(text.as_str());
-            }
-            Submit::Closed { session, reason } => {
-                event.set_session(*session);
-                event.set_closed(reason.as_str());
-            }
-            Submit::Client { session, client } => {
-                event.set_session(*session);
-                write_client(event.init_client(), client);
-            }
-        }
-    }
-}
-
-fn read_core_event(event: core_event::Reader) -> Result<Option<Delivered>, capnp::Error> {
-    let session = event.get_session();
-    let show = |message| Ok(Some(Delivered::Show { session, message }));
-    match event.which() {
-        Ok(core_event::Ack(seq)) => Ok(Some(Delivered::Ack { session, seq })),
-        Ok(core_event::State(state)) => Ok(Some(Delivered::State {
-            session,
-            state: state?.to_vec(),
-        })),
-        Ok(core_event::Output(text)) => show(ToSession::Output(text?.to_string()?)),
-        Ok(core_event::Prompt(text)) => show(ToSession::Prompt(text?.to_string()?)),
-        Ok(core_event::HideInput(hide)) => show(ToSession::HideInput(hide)),
-        Ok(core_event::Gmcp(message)) => {
-            let message = message?;
-            show(ToSession::Gmcp {
-                package: message.get_package()?.to_string()?,
-                json: message.get_json()?.to_string()?,
-            })
-        }
-        Ok(core_event::Display(prefs)) => {
-            let prefs = prefs?;
-            let color = match prefs.get_color() {
-                Ok(ColorChoice::Auto) | Err(_) => None,
-                Ok(ColorChoice::None) => Some(ColorDepth::None),
-                Ok(ColorChoice::Ansi16) => Some(ColorDepth::Ansi16),
-                Ok(ColorChoice::Ansi256) => Some(ColorDepth::Ansi256),
-                Ok(ColorChoice::TrueColor) => Some(ColorDepth::TrueColor),
-            };
-            show(ToSession::Display(DisplayPrefs {
-                wrap: prefs.get_wrap(),
-                color,
-            }))
-        }
-        Ok(core_event::Disconnect(reason)) => show(ToSession::Disconnect(reason?.to_string()?)),
-        Err(capnp::NotInSchema(which)) => {
-            debug!(which, "ignoring a core event this proxy does not know");
-            Ok(None)
-        }
-    }
-}
-
-fn write_client(mut builder: client_info::Builder, client: &ClientInfo) {
-    builder.set_client_name(client.client_name.as_str());
-    builder.set_client_version(client.client_version.as_str());
-    builder.set_terminal_type(client.terminal_type.as_str());
-    builder.set_mtts(client.mtts);
-    builder.set_width(client.width);
-    builder.set_height(client.height);
-    builder.set_charset(client.charset.as_str());
-    builder.set_screen_reader(client.screen_reader);
-    builder.set_gmcp(client.gmcp);
 }

@@ -12,6 +12,9 @@
 
 use std::collections::BTreeMap;
 
+use tether_protocol::markup::ColorDepth;
+use tether_protocol::message::{Charset, ClientInfo};
+
 use crate::telnet::{self, DO, DONT, IAC, TelnetEvent, WILL, WONT, option};
 
 /// TTYPE and NEW-ENVIRON subcommands.
@@ -73,115 +76,75 @@ pub enum ClientEvent {
     CharsetDecided(Charset),
 }
 
-/// Encoding of the text part of the telnet stream (GMCP is always UTF-8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Charset {
-    /// The default, kept when a client refuses CHARSET altogether: a client
-    /// that cannot negotiate today is far more likely UTF-8 (the default of
-    /// current terminals and MUD clients) or plain ASCII (a subset) than
-    /// Latin-1, and a Latin-1 client that knows CHARSET answers REJECTED.
-    /// A wrong guess costs little: Latin-1 accents in input become U+FFFD.
-    #[default]
-    Utf8,
-    /// ISO-8859-1, for clients that rejected UTF-8.
-    Latin1,
+/// Decodes client text. Stateless: for Latin-1 every byte is a whole character, so each Data
+/// chunk can be transcoded (to UTF-8, before the line assembler) on its own. For UTF-8 a chunk
+/// may end inside a character: pass raw bytes to the line assembler instead, which decodes
+/// whole lines.
+pub fn decode_text(charset: Charset, bytes: &[u8]) -> String {
+    match charset {
+        Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+        Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
-impl Charset {
-    /// Decodes client text. Stateless: for Latin-1 every byte is a whole
-    /// character, so each Data chunk can be transcoded (to UTF-8, before the
-    /// line assembler) on its own. For UTF-8 a chunk may end inside a
-    /// character: pass raw bytes to the line assembler instead, which decodes
-    /// whole lines.
-    pub fn decode(&self, bytes: &[u8]) -> String {
-        match self {
-            Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-            Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
-        }
-    }
-
-    /// Appends `text` ready for the wire, like [`telnet::encode_text`]:
-    /// newlines become CRLF, lone CRs are dropped and 0xFF is doubled (in
-    /// Latin-1 that is a real character, ÿ). Characters Latin-1 lacks become
-    /// `?`.
-    pub fn encode(&self, text: &str, out: &mut Vec<u8>) {
-        match self {
-            Charset::Utf8 => telnet::encode_text(text, out),
-            Charset::Latin1 => {
-                out.reserve(text.len());
-                for c in text.chars() {
-                    match c {
-                        '\n' => out.extend_from_slice(b"\r\n"),
-                        '\r' => {}
-                        _ => match u8::try_from(u32::from(c)) {
-                            Ok(IAC) => out.extend_from_slice(&[IAC, IAC]),
-                            Ok(byte) => out.push(byte),
-                            Err(_) => out.push(b'?'),
-                        },
-                    }
+/// Appends `text` ready for the wire, like [`telnet::encode_text`]: newlines become CRLF, lone
+/// CRs are dropped and 0xFF is doubled (in Latin-1 that is a real character, ÿ). Characters
+/// Latin-1 lacks become `?`.
+pub fn encode_text(charset: Charset, text: &str, out: &mut Vec<u8>) {
+    match charset {
+        Charset::Utf8 => telnet::encode_text(text, out),
+        Charset::Latin1 => {
+            out.reserve(text.len());
+            for c in text.chars() {
+                match c {
+                    '\n' => out.extend_from_slice(b"\r\n"),
+                    '\r' => {}
+                    _ => match u8::try_from(u32::from(c)) {
+                        Ok(IAC) => out.extend_from_slice(&[IAC, IAC]),
+                        Ok(byte) => out.push(byte),
+                        Err(_) => out.push(b'?'),
+                    },
                 }
             }
         }
     }
 }
 
-/// How many colours to send, best guess. Ordered: more is greater.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ColorDepthHint {
-    None,
-    Ansi16,
-    Ansi256,
-    TrueColor,
-}
-
 /// What we learned about the client. Read-only for the session: only the
 /// negotiation writes it, so it cannot drift from what was agreed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Capabilities {
-    /// From NEW-ENVIRON CLIENT_NAME or GMCP Core.Hello, else the first TTYPE reply.
-    pub client_name: Option<String>,
-    pub client_version: Option<String>,
-    pub terminal_type: Option<String>,
-    pub mtts: Option<u32>,
-    /// From NAWS; `None` until reported, or reported as 0 (unknown).
-    pub width: Option<u16>,
-    pub height: Option<u16>,
-    pub charset: Charset,
-    /// MTTS bit 64: drop colour and decoration.
-    pub screen_reader: bool,
-    /// The client agreed to GMCP (DO GMCP).
-    pub gmcp: bool,
+    /// What the core hears about the client too.
+    pub client: ClientInfo,
     /// GMCP packages from Core.Supports.Set/Add minus Remove, with versions.
     pub gmcp_supports: BTreeMap<String, u32>,
     /// The client agreed to EOR: prompts end with IAC EOR.
     pub eor: bool,
-    /// MCCP2 is on (between StartCompression and StopCompression).
-    pub compressing: bool,
 }
 
 impl Capabilities {
-    pub fn color_depth(&self) -> ColorDepthHint {
-        let mtts = self.mtts.unwrap_or(0);
-        if self.screen_reader || mtts & MTTS_SCREEN_READER != 0 {
-            return ColorDepthHint::None;
+    pub fn color_depth(&self) -> ColorDepth {
+        let mtts = self.client.mtts.unwrap_or(0);
+        if self.client.screen_reader || mtts & MTTS_SCREEN_READER != 0 {
+            return ColorDepth::None;
         }
         // MTTS is the client's own declaration; names are only guesses.
-        if self.mtts.is_some() {
+        if self.client.mtts.is_some() {
             return if mtts & MTTS_TRUECOLOR != 0 {
-                ColorDepthHint::TrueColor
+                ColorDepth::TrueColor
             } else if mtts & MTTS_256_COLORS != 0 {
-                ColorDepthHint::Ansi256
+                ColorDepth::Ansi256
             } else if mtts & MTTS_ANSI != 0 {
-                ColorDepthHint::Ansi16
+                ColorDepth::Ansi16
             } else {
-                ColorDepthHint::None
+                ColorDepth::None
             };
         }
-        let names = [&self.terminal_type, &self.client_name];
+        let names = [&self.client.terminal_type, &self.client.client_name];
         if names.iter().all(|name| name.is_none()) {
             // Nothing answered TTYPE: more likely a bot or netcat than a
             // terminal, and escape codes would be noise there.
-            return ColorDepthHint::None;
+            return ColorDepth::None;
         }
         names
             .iter()
@@ -189,30 +152,30 @@ impl Capabilities {
             .max()
             // Anything that answers TTYPE with a name we do not know is
             // still a terminal, and those all do basic ANSI.
-            .unwrap_or(ColorDepthHint::Ansi16)
+            .unwrap_or(ColorDepth::Ansi16)
     }
 }
 
 /// Colour depth implied by a terminal type or client name, if it implies one.
-fn name_color_hint(name: &str) -> Option<ColorDepthHint> {
+fn name_color_hint(name: &str) -> Option<ColorDepth> {
     let name = name.to_ascii_lowercase();
     let hint = if matches!(name.as_str(), "mudlet" | "tintin++" | "blightmud")
         || name.contains("truecolor")
         || name.contains("24bit")
         || name.ends_with("-direct")
     {
-        ColorDepthHint::TrueColor
+        ColorDepth::TrueColor
     } else if name.contains("256") || matches!(name.as_str(), "mushclient" | "cmud") {
-        ColorDepthHint::Ansi256
+        ColorDepth::Ansi256
     } else if name == "dumb" {
-        ColorDepthHint::None
+        ColorDepth::None
     } else if [
         "ansi", "xterm", "color", "linux", "screen", "tmux", "rxvt", "vt100",
     ]
     .iter()
     .any(|known| name.contains(known))
     {
-        ColorDepthHint::Ansi16
+        ColorDepth::Ansi16
     } else {
         return None;
     };
@@ -379,7 +342,7 @@ impl Negotiation {
             }
             TelnetEvent::Data(_) | TelnetEvent::Command(_) => {}
         }
-        self.caps.gmcp = self.local_enabled(option::GMCP);
+        self.caps.client.gmcp = self.local_enabled(option::GMCP);
         self.caps.eor = self.local_enabled(option::EOR);
         if self.caps != before {
             events.push(ClientEvent::CapabilitiesChanged);
@@ -450,7 +413,7 @@ impl Negotiation {
     }
 
     /// The plain-text MSSP answer to [`MSSP_REQUEST`], with `\n` line ends
-    /// (send it through [`Charset::encode`], which makes them CRLF). Tabs and
+    /// (send it through [`encode_text`], which makes them CRLF). Tabs and
     /// line breaks inside names and values become spaces, as they would
     /// split the field or the line.
     pub fn mssp_plain(vars: &[(String, String)]) -> String {
@@ -614,14 +577,8 @@ impl Negotiation {
         events: &mut Vec<ClientEvent>,
     ) {
         match (opt, change) {
-            (option::MCCP2, Change::Enabled) => {
-                self.caps.compressing = true;
-                events.push(ClientEvent::StartCompression);
-            }
-            (option::MCCP2, Change::Disabled) => {
-                self.caps.compressing = false;
-                events.push(ClientEvent::StopCompression);
-            }
+            (option::MCCP2, Change::Enabled) => events.push(ClientEvent::StartCompression),
+            (option::MCCP2, Change::Disabled) => events.push(ClientEvent::StopCompression),
             (option::MSSP, Change::Enabled) => events.push(ClientEvent::MsspRequested),
             // A (re)started GMCP session announces its packages afresh.
             (option::GMCP, Change::Enabled) => self.caps.gmcp_supports.clear(),
@@ -717,16 +674,16 @@ impl Negotiation {
         // time (telnetlib3).
         let terminal = names.next().unwrap_or(first);
         if !self.explicit_name {
-            self.caps.client_name = Some(first.clone());
+            self.caps.client.client_name = Some(first.clone());
         }
         if !self.explicit_terminal {
-            self.caps.terminal_type = Some(terminal.clone());
+            self.caps.client.terminal_type = Some(terminal.clone());
         }
     }
 
     fn set_mtts(&mut self, mtts: u32) {
-        self.caps.mtts = Some(mtts);
-        self.caps.screen_reader = mtts & MTTS_SCREEN_READER != 0;
+        self.caps.client.mtts = Some(mtts);
+        self.caps.client.screen_reader = mtts & MTTS_SCREEN_READER != 0;
     }
 
     fn naws(&mut self, data: &[u8]) {
@@ -736,8 +693,8 @@ impl Negotiation {
         };
         // 0 means "unknown" (RFC 1073).
         let size = |hi, lo| Some(u16::from_be_bytes([hi, lo])).filter(|&v| v > 0);
-        self.caps.width = size(w0, w1);
-        self.caps.height = size(h0, h1);
+        self.caps.client.width = size(w0, w1);
+        self.caps.client.height = size(h0, h1);
     }
 
     fn environ(&mut self, data: &[u8], events: &mut Vec<ClientEvent>) {
@@ -755,12 +712,14 @@ impl Negotiation {
             let value = value.trim().to_string();
             match name.to_ascii_uppercase().as_str() {
                 "CLIENT_NAME" if !value.is_empty() => {
-                    self.caps.client_name = Some(value);
+                    self.caps.client.client_name = Some(value);
                     self.explicit_name = true;
                 }
-                "CLIENT_VERSION" if !value.is_empty() => self.caps.client_version = Some(value),
+                "CLIENT_VERSION" if !value.is_empty() => {
+                    self.caps.client.client_version = Some(value)
+                }
                 "TERMINAL_TYPE" if !value.is_empty() => {
-                    self.caps.terminal_type = Some(value);
+                    self.caps.client.terminal_type = Some(value);
                     self.explicit_terminal = true;
                 }
                 "MTTS" => match value.parse() {
@@ -771,7 +730,7 @@ impl Negotiation {
                 "CHARSET"
                     if !self.charset_settled
                         && is_latin1_name(value.as_bytes())
-                        && self.caps.charset != Charset::Latin1 =>
+                        && self.caps.client.charset != Charset::Latin1 =>
                 {
                     self.decide_charset(Charset::Latin1, events);
                 }
@@ -845,7 +804,7 @@ impl Negotiation {
     }
 
     fn decide_charset(&mut self, charset: Charset, events: &mut Vec<ClientEvent>) {
-        self.caps.charset = charset;
+        self.caps.client.charset = charset;
         events.push(ClientEvent::CharsetDecided(charset));
     }
 
@@ -903,10 +862,10 @@ impl Negotiation {
                 continue;
             }
             if key.eq_ignore_ascii_case("client") {
-                self.caps.client_name = Some(text);
+                self.caps.client.client_name = Some(text);
                 self.explicit_name = true;
             } else if key.eq_ignore_ascii_case("version") {
-                self.caps.client_version = Some(text);
+                self.caps.client.client_version = Some(text);
             }
         }
     }
@@ -1381,11 +1340,11 @@ mod tests {
         }
         assert_eq!(sends, 3);
         let caps = neg.capabilities();
-        assert_eq!(caps.client_name.as_deref(), Some("TINTIN++"));
-        assert_eq!(caps.terminal_type.as_deref(), Some("tmux-256color"));
-        assert_eq!(caps.mtts, Some(271));
-        assert!(!caps.screen_reader);
-        assert_eq!(caps.color_depth(), ColorDepthHint::TrueColor);
+        assert_eq!(caps.client.client_name.as_deref(), Some("TINTIN++"));
+        assert_eq!(caps.client.terminal_type.as_deref(), Some("tmux-256color"));
+        assert_eq!(caps.client.mtts, Some(271));
+        assert!(!caps.client.screen_reader);
+        assert_eq!(caps.color_depth(), ColorDepth::TrueColor);
     }
 
     #[test]
@@ -1399,8 +1358,14 @@ mod tests {
             sends += count(&out, TTYPE_SEND);
         }
         assert_eq!(sends, 3);
-        assert_eq!(neg.capabilities().client_name.as_deref(), Some("FOO"));
-        assert_eq!(neg.capabilities().terminal_type.as_deref(), Some("VT100"));
+        assert_eq!(
+            neg.capabilities().client.client_name.as_deref(),
+            Some("FOO")
+        );
+        assert_eq!(
+            neg.capabilities().client.terminal_type.as_deref(),
+            Some("VT100")
+        );
         // Later unrequested replies change nothing.
         let (out, events) = feed(&mut neg, &ttype_is("OTHER"));
         assert!(out.is_empty() && events.is_empty());
@@ -1416,24 +1381,28 @@ mod tests {
             feed(&mut neg, &ttype_is(reply));
             assert_eq!(
                 neg.capabilities().color_depth(),
-                ColorDepthHint::None,
+                ColorDepth::None,
                 "after {reply}"
             );
-            assert_eq!(neg.capabilities().terminal_type, None, "after {reply}");
+            assert_eq!(
+                neg.capabilities().client.terminal_type,
+                None,
+                "after {reply}"
+            );
         }
         feed(&mut neg, &ttype_is("MTTS 65"));
         let caps = neg.capabilities();
-        assert_eq!(caps.client_name.as_deref(), Some("READER"));
-        assert_eq!(caps.terminal_type.as_deref(), Some("XTERM"));
-        assert!(caps.screen_reader);
-        assert_eq!(caps.color_depth(), ColorDepthHint::None);
+        assert_eq!(caps.client.client_name.as_deref(), Some("READER"));
+        assert_eq!(caps.client.terminal_type.as_deref(), Some("XTERM"));
+        assert!(caps.client.screen_reader);
+        assert_eq!(caps.color_depth(), ColorDepth::None);
 
         // A client that refuses TTYPE half way still gets a guess from what it said.
         let mut neg = started();
         feed(&mut neg, &cmd(WILL, TTYPE));
         feed(&mut neg, &ttype_is("xterm-256color"));
         feed(&mut neg, &cmd(WONT, TTYPE));
-        assert_eq!(neg.capabilities().color_depth(), ColorDepthHint::Ansi256);
+        assert_eq!(neg.capabilities().color_depth(), ColorDepth::Ansi256);
     }
 
     #[test]
@@ -1452,9 +1421,9 @@ mod tests {
         }
         assert_eq!(sends, 3);
         let caps = neg.capabilities();
-        assert_eq!(caps.client_name.as_deref(), Some("MUDLET"));
-        assert_eq!(caps.terminal_type.as_deref(), Some("ANSI-TRUECOLOR"));
-        assert_eq!(caps.mtts, Some(2349));
+        assert_eq!(caps.client.client_name.as_deref(), Some("MUDLET"));
+        assert_eq!(caps.client.terminal_type.as_deref(), Some("ANSI-TRUECOLOR"));
+        assert_eq!(caps.client.mtts, Some(2349));
 
         // Even without an MTTS entry, coming back to the first name ends it.
         let cycle = ["MUDLET", "ANSI-TRUECOLOR"];
@@ -1480,9 +1449,9 @@ mod tests {
         }
         assert_eq!(sends, 2);
         let caps = neg.capabilities();
-        assert_eq!(caps.terminal_type.as_deref(), Some("xterm-256color"));
-        assert_eq!(caps.mtts, None);
-        assert_eq!(caps.color_depth(), ColorDepthHint::Ansi256);
+        assert_eq!(caps.client.terminal_type.as_deref(), Some("xterm-256color"));
+        assert_eq!(caps.client.mtts, None);
+        assert_eq!(caps.color_depth(), ColorDepth::Ansi256);
     }
 
     #[test]
@@ -1520,7 +1489,7 @@ mod tests {
         // SEND instead of IS, and an empty SB: ignored without a panic.
         assert_eq!(feed(&mut neg, &sb(TTYPE, &[0x01])), (vec![], vec![]));
         assert_eq!(feed(&mut neg, &sb(TTYPE, &[])), (vec![], vec![]));
-        assert_eq!(neg.capabilities().client_name, None);
+        assert_eq!(neg.capabilities().client.client_name, None);
     }
 
     #[test]
@@ -1530,8 +1499,8 @@ mod tests {
         for reply in ["MUDLET", "ANSI-TRUECOLOR", "MTTS 333"] {
             feed(&mut neg, &ttype_is(reply));
         }
-        assert!(neg.capabilities().screen_reader);
-        assert_eq!(neg.capabilities().color_depth(), ColorDepthHint::None);
+        assert!(neg.capabilities().client.screen_reader);
+        assert_eq!(neg.capabilities().color_depth(), ColorDepth::None);
     }
 
     // ---- NAWS ----
@@ -1543,21 +1512,21 @@ mod tests {
         let (out, events) = feed(&mut neg, &sb(NAWS, &[0, 80, 0, 24]));
         assert!(out.is_empty());
         assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
-        assert_eq!(neg.capabilities().width, Some(80));
-        assert_eq!(neg.capabilities().height, Some(24));
+        assert_eq!(neg.capabilities().client.width, Some(80));
+        assert_eq!(neg.capabilities().client.height, Some(24));
 
         // Width 255: the client doubles the byte, the parser undoes it.
         let (_, events) = feed(&mut neg, &[IAC, SB, NAWS, 0, IAC, IAC, 0, 0xF0, IAC, SE]);
         assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
-        assert_eq!(neg.capabilities().width, Some(255));
-        assert_eq!(neg.capabilities().height, Some(240));
+        assert_eq!(neg.capabilities().client.width, Some(255));
+        assert_eq!(neg.capabilities().client.height, Some(240));
 
         // 0xFFFF and an old client that does not double 255.
         feed(&mut neg, &sb(NAWS, &[0xFF, 0xFF, 0x01, 0x00]));
-        assert_eq!(neg.capabilities().width, Some(0xFFFF));
+        assert_eq!(neg.capabilities().client.width, Some(0xFFFF));
         feed(&mut neg, &[IAC, SB, NAWS, 0, IAC, 0, 50, IAC, SE]);
-        assert_eq!(neg.capabilities().width, Some(255));
-        assert_eq!(neg.capabilities().height, Some(50));
+        assert_eq!(neg.capabilities().client.width, Some(255));
+        assert_eq!(neg.capabilities().client.height, Some(50));
 
         // Same size again: nothing changed, no event.
         assert!(
@@ -1567,19 +1536,19 @@ mod tests {
         );
         // Zero is "unknown".
         feed(&mut neg, &sb(NAWS, &[0, 0, 0, 0]));
-        assert_eq!(neg.capabilities().width, None);
-        assert_eq!(neg.capabilities().height, None);
+        assert_eq!(neg.capabilities().client.width, None);
+        assert_eq!(neg.capabilities().client.height, None);
     }
 
     #[test]
     fn naws_malformed_or_unagreed_is_ignored() {
         let mut neg = started();
         assert!(feed(&mut neg, &sb(NAWS, &[0, 80, 0, 24])).1.is_empty());
-        assert_eq!(neg.capabilities().width, None);
+        assert_eq!(neg.capabilities().client.width, None);
         feed(&mut neg, &cmd(WILL, NAWS));
         assert!(feed(&mut neg, &sb(NAWS, &[0, 80, 0])).1.is_empty());
         assert!(feed(&mut neg, &sb(NAWS, &[0, 80, 0, 24, 0])).1.is_empty());
-        assert_eq!(neg.capabilities().width, None);
+        assert_eq!(neg.capabilities().client.width, None);
     }
 
     // ---- NEW-ENVIRON / MNES ----
@@ -1639,11 +1608,11 @@ mod tests {
             feed(&mut neg, &sb(NEW_ENVIRON, &data));
         }
         let caps = neg.capabilities();
-        assert_eq!(caps.client_name.as_deref(), Some("TINTIN++"));
-        assert_eq!(caps.client_version.as_deref(), Some("2.02.20"));
-        assert_eq!(caps.terminal_type.as_deref(), Some("tmux-256color"));
-        assert_eq!(caps.mtts, Some(271));
-        assert_eq!(caps.charset, Charset::Utf8);
+        assert_eq!(caps.client.client_name.as_deref(), Some("TINTIN++"));
+        assert_eq!(caps.client.client_version.as_deref(), Some("2.02.20"));
+        assert_eq!(caps.client.terminal_type.as_deref(), Some("tmux-256color"));
+        assert_eq!(caps.client.mtts, Some(271));
+        assert_eq!(caps.client.charset, Charset::Utf8);
     }
 
     #[test]
@@ -1660,10 +1629,10 @@ mod tests {
         let (_, events) = feed(&mut neg, &sb(NEW_ENVIRON, &data));
         assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
         let caps = neg.capabilities();
-        assert_eq!(caps.client_name.as_deref(), Some("Mudlet"));
-        assert_eq!(caps.client_version.as_deref(), Some("4.19.1"));
-        assert_eq!(caps.terminal_type, None);
-        assert_eq!(caps.mtts, None);
+        assert_eq!(caps.client.client_name.as_deref(), Some("Mudlet"));
+        assert_eq!(caps.client.client_version.as_deref(), Some("4.19.1"));
+        assert_eq!(caps.client.terminal_type, None);
+        assert_eq!(caps.client.mtts, None);
         assert_eq!(
             parse_environ(b"\x00USER\x01a\x02\x01b\x00X"),
             vec![
@@ -1688,12 +1657,15 @@ mod tests {
         feed(&mut neg, &sb(NEW_ENVIRON, &data));
         // TTYPE's first reply is only a guess at the name.
         feed(&mut neg, &ttype_is("BLIGHTMUD"));
-        assert_eq!(neg.capabilities().client_name.as_deref(), Some("Blightmud"));
+        assert_eq!(
+            neg.capabilities().client.client_name.as_deref(),
+            Some("Blightmud")
+        );
 
         let mut info = vec![0x02];
         info.extend(env_var("MTTS", "2831"));
         feed(&mut neg, &sb(NEW_ENVIRON, &info));
-        assert_eq!(neg.capabilities().mtts, Some(2831));
+        assert_eq!(neg.capabilities().client.mtts, Some(2831));
         // A SEND from the client is not an answer.
         assert!(feed(&mut neg, &sb(NEW_ENVIRON, &[0x01])).1.is_empty());
     }
@@ -1715,9 +1687,9 @@ mod tests {
         // The CHARSET exchange is authoritative.
         feed(&mut neg, &cmd(WILL, CHARSET));
         feed(&mut neg, &sb(CHARSET, b"\x02UTF-8"));
-        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        assert_eq!(neg.capabilities().client.charset, Charset::Utf8);
         assert!(feed(&mut neg, &sb(NEW_ENVIRON, &data)).1.is_empty());
-        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        assert_eq!(neg.capabilities().client.charset, Charset::Utf8);
     }
 
     // ---- CHARSET ----
@@ -1750,10 +1722,10 @@ mod tests {
         );
         assert!(out.is_empty());
         assert_eq!(events, vec![ClientEvent::CharsetDecided(Charset::Utf8)]);
-        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        assert_eq!(neg.capabilities().client.charset, Charset::Utf8);
         // A second answer to the same request is ignored.
         assert!(feed(&mut neg, &sb(CHARSET, &[0x03])).1.is_empty());
-        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        assert_eq!(neg.capabilities().client.charset, Charset::Utf8);
     }
 
     #[test]
@@ -1769,7 +1741,7 @@ mod tests {
                 ClientEvent::CapabilitiesChanged
             ]
         );
-        assert_eq!(neg.capabilities().charset, Charset::Latin1);
+        assert_eq!(neg.capabilities().client.charset, Charset::Latin1);
     }
 
     #[test]
@@ -1777,10 +1749,10 @@ mod tests {
         let mut neg = started();
         let (out, events) = feed(&mut neg, &cmd(WONT, CHARSET));
         assert!(out.is_empty() && events.is_empty());
-        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        assert_eq!(neg.capabilities().client.charset, Charset::Utf8);
         // And answers to a request never made are ignored.
         assert!(feed(&mut neg, &sb(CHARSET, &[0x03])).1.is_empty());
-        assert_eq!(neg.capabilities().charset, Charset::Utf8);
+        assert_eq!(neg.capabilities().client.charset, Charset::Utf8);
     }
 
     #[test]
@@ -1798,7 +1770,7 @@ mod tests {
                 .is_empty()
         );
         feed(&mut neg, &sb(CHARSET, b"\x03"));
-        assert_eq!(neg.capabilities().charset, Charset::Latin1);
+        assert_eq!(neg.capabilities().client.charset, Charset::Latin1);
 
         // Now nothing is outstanding: a request is answered.
         let (out, events) = feed(&mut neg, &sb(CHARSET, b"\x01;ISO-8859-1;utf-8"));
@@ -1817,15 +1789,25 @@ mod tests {
     #[test]
     fn charset_encode_and_decode() {
         let mut out = Vec::new();
-        Charset::Latin1.encode("caf\u{e9} \u{20ac}5 \u{ff}\nok\r\n", &mut out);
+        encode_text(
+            Charset::Latin1,
+            "caf\u{e9} \u{20ac}5 \u{ff}\nok\r\n",
+            &mut out,
+        );
         assert_eq!(out, b"caf\xE9 ?5 \xFF\xFF\r\nok\r\n");
-        assert_eq!(Charset::Latin1.decode(b"caf\xE9 \xFF"), "caf\u{e9} \u{ff}");
+        assert_eq!(
+            decode_text(Charset::Latin1, b"caf\xE9 \xFF"),
+            "caf\u{e9} \u{ff}"
+        );
 
         let mut out = Vec::new();
-        Charset::Utf8.encode("caf\u{e9}\n", &mut out);
+        encode_text(Charset::Utf8, "caf\u{e9}\n", &mut out);
         assert_eq!(out, "caf\u{e9}\r\n".as_bytes());
-        assert_eq!(Charset::Utf8.decode("caf\u{e9}".as_bytes()), "caf\u{e9}");
-        assert_eq!(Charset::Utf8.decode(b"caf\xE9"), "caf\u{fffd}");
+        assert_eq!(
+            decode_text(Charset::Utf8, "caf\u{e9}".as_bytes()),
+            "caf\u{e9}"
+        );
+        assert_eq!(decode_text(Charset::Utf8, b"caf\xE9"), "caf\u{fffd}");
     }
 
     // ---- EOR / GA / SGA ----
@@ -1959,8 +1941,14 @@ mod tests {
         );
         assert!(out.is_empty());
         assert_eq!(events, vec![ClientEvent::CapabilitiesChanged]);
-        assert_eq!(neg.capabilities().client_name.as_deref(), Some("Mudlet"));
-        assert_eq!(neg.capabilities().client_version.as_deref(), Some("4.19.1"));
+        assert_eq!(
+            neg.capabilities().client.client_name.as_deref(),
+            Some("Mudlet")
+        );
+        assert_eq!(
+            neg.capabilities().client.client_version.as_deref(),
+            Some("4.19.1")
+        );
 
         let mut neg = with_gmcp();
         feed(
@@ -1968,10 +1956,13 @@ mod tests {
             &gmcp(r#"Core.Hello { "Client": "MUSHclient", "Version": 5.07 }"#),
         );
         assert_eq!(
-            neg.capabilities().client_name.as_deref(),
+            neg.capabilities().client.client_name.as_deref(),
             Some("MUSHclient")
         );
-        assert_eq!(neg.capabilities().client_version.as_deref(), Some("5.07"));
+        assert_eq!(
+            neg.capabilities().client.client_version.as_deref(),
+            Some("5.07")
+        );
     }
 
     #[test]
@@ -2052,7 +2043,7 @@ mod tests {
         feed(&mut neg, &gmcp(r#"Core.Supports.Set ["Char 1"]"#));
         assert!(neg.gmcp_message("Char.Vitals", "{}", &mut out));
         feed(&mut neg, &cmd(DONT, GMCP));
-        assert!(!neg.capabilities().gmcp);
+        assert!(!neg.capabilities().client.gmcp);
         assert!(!neg.gmcp_message("Char.Vitals", "{}", &mut out));
         // Re-enabled GMCP starts without the old package list.
         feed(&mut neg, &cmd(DO, GMCP));
@@ -2180,7 +2171,7 @@ mod tests {
             "MSSP-REPLY-START\nNAME\ttether\nPLAYERS\t3\nUPTIME\t1700000000\nCODEBASE\ta b c\nMSSP-REPLY-END\n"
         );
         let mut wire = Vec::new();
-        Charset::Utf8.encode(&text, &mut wire);
+        encode_text(Charset::Utf8, &text, &mut wire);
         assert!(wire.starts_with(b"MSSP-REPLY-START\r\nNAME\ttether\r\n"));
         assert_eq!(MSSP_REQUEST, "MSSP-REQUEST");
     }
@@ -2192,14 +2183,8 @@ mod tests {
         let mut neg = started();
         let (out, events) = feed(&mut neg, &cmd(DO, MCCP2));
         assert!(out.is_empty());
-        assert_eq!(
-            events,
-            vec![
-                ClientEvent::StartCompression,
-                ClientEvent::CapabilitiesChanged
-            ]
-        );
-        assert!(neg.capabilities().compressing);
+        assert_eq!(events, vec![ClientEvent::StartCompression]);
+        assert!(neg.local_enabled(MCCP2));
         // The session's start: the whole marker in one buffer, then zlib.
         let mut write = out;
         let mut compressor = crate::mccp::Compressor::start(&mut write);
@@ -2212,14 +2197,8 @@ mod tests {
 
         let (out, events) = feed(&mut neg, &cmd(DONT, MCCP2));
         assert_eq!(out, cmd(WONT, MCCP2));
-        assert_eq!(
-            events,
-            vec![
-                ClientEvent::StopCompression,
-                ClientEvent::CapabilitiesChanged
-            ]
-        );
-        assert!(!neg.capabilities().compressing);
+        assert_eq!(events, vec![ClientEvent::StopCompression]);
+        assert!(!neg.local_enabled(MCCP2));
         let mut tail = Vec::new();
         compressor.finish(&mut tail);
         assert!(!tail.is_empty());
@@ -2241,12 +2220,15 @@ mod tests {
     #[test]
     fn color_depth_hints() {
         let caps = |mtts: Option<u32>, terminal: Option<&str>, client: Option<&str>| Capabilities {
-            mtts,
-            terminal_type: terminal.map(str::to_string),
-            client_name: client.map(str::to_string),
+            client: ClientInfo {
+                mtts,
+                terminal_type: terminal.map(str::to_string),
+                client_name: client.map(str::to_string),
+                ..ClientInfo::default()
+            },
             ..Capabilities::default()
         };
-        use ColorDepthHint as C;
+        use ColorDepth as C;
         for (c, expected) in [
             (caps(None, None, None), C::None),
             (caps(Some(1), None, None), C::Ansi16),
@@ -2269,10 +2251,8 @@ mod tests {
         ] {
             assert_eq!(c.color_depth(), expected, "{c:?}");
         }
-        let reader = Capabilities {
-            screen_reader: true,
-            ..caps(None, Some("xterm-256color"), None)
-        };
+        let mut reader = caps(None, Some("xterm-256color"), None);
+        reader.client.screen_reader = true;
         assert_eq!(reader.color_depth(), C::None);
     }
 
@@ -2304,11 +2284,10 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                // eor, then compressing, then the window size.
+                // eor, then the window size.
                 ClientEvent::CapabilitiesChanged,
                 ClientEvent::MsspRequested,
                 ClientEvent::StartCompression,
-                ClientEvent::CapabilitiesChanged,
                 ClientEvent::CapabilitiesChanged,
             ]
         );
@@ -2319,9 +2298,12 @@ mod tests {
             feed(&mut neg, &ttype_is(reply));
         }
         let caps = neg.capabilities();
-        assert!(caps.eor && !caps.gmcp && caps.compressing);
-        assert_eq!((caps.width, caps.height), (Some(200), Some(50)));
-        assert_eq!(caps.client_name.as_deref(), Some("TINTIN++"));
+        assert!(caps.eor && !caps.client.gmcp && neg.local_enabled(MCCP2));
+        assert_eq!(
+            (caps.client.width, caps.client.height),
+            (Some(200), Some(50))
+        );
+        assert_eq!(caps.client.client_name.as_deref(), Some("TINTIN++"));
         assert_eq!(neg.prompt_end(), [IAC, 0xEF]);
     }
 }

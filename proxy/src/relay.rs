@@ -9,111 +9,26 @@
 //! order, to the next core, before anything typed later. While no core is attached lines
 //! queue up to a per-session bound; past it the player is told the line was not accepted.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use tether_protocol::message::{
+    ClientInfo, CoreEvent, Delivery, ProxyEvent, SessionEvent, SessionInfo, SessionSnapshot,
+};
 
 /// How long a core may be away before players are told; shorter gaps print nothing.
 pub const NOTICE_AFTER: Duration = Duration::from_secs(2);
 /// Lines one session may have waiting for a core (sent but unacknowledged, or queued).
 pub const DEFAULT_MAX_QUEUED_LINES: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
-    pub transport: String,
-    pub remote_addr: String,
-}
-
-/// What negotiation learned about a player's client; the core gets it and every new core
-/// gets it again at attach. Unknown text is empty, unknown numbers are 0.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    pub client_name: String,
-    pub client_version: String,
-    pub terminal_type: String,
-    pub mtts: u32,
-    pub width: u16,
-    pub height: u16,
-    pub charset: String,
-    pub screen_reader: bool,
-    pub gmcp: bool,
-}
-
-/// A player's display settings, chosen in game and kept by the proxy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DisplayPrefs {
-    pub wrap: bool,
-    /// `None`: what the client announced.
-    pub color: Option<tether_protocol::markup::ColorDepth>,
-}
-
-/// An event for the core, in a `submit` batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Submit {
-    Opened {
-        session: u64,
-        info: SessionInfo,
-    },
-    Line {
-        session: u64,
-        seq: u64,
-        text: String,
-    },
-    Closed {
-        session: u64,
-        reason: String,
-    },
-    Client {
-        session: u64,
-        client: ClientInfo,
-    },
-}
-
-/// A session as handed to a newly attached core.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    pub session: u64,
-    pub info: SessionInfo,
-    pub state: Vec<u8>,
-    pub acked_seq: u64,
-    pub client: ClientInfo,
-}
-
-/// An event from the core, in a `deliver` batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivered {
-    Ack {
-        session: u64,
-        seq: u64,
-    },
-    State {
-        session: u64,
-        state: Vec<u8>,
-    },
-    /// Something for the player's connection.
-    Show {
-        session: u64,
-        message: ToSession,
-    },
-}
-
 /// What the shell must do to a player's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToSession {
-    /// Game text from the core, in markup.
-    Output(String),
-    /// A prompt in markup: no line end, then EOR or GA.
-    Prompt(String),
+    /// What the core delivered for the player (never `Ack` or `State`: those are the relay's).
+    Core(Delivery),
     /// A message from tether itself (shown as such, never from a player).
     Notice(String),
-    /// Stop (true) or resume (false) the client's local echo.
-    HideInput(bool),
-    Gmcp {
-        package: String,
-        json: String,
-    },
-    Display(DisplayPrefs),
-    /// Show the reason and close.
-    Disconnect(String),
 }
 
 /// Why a line was not accepted.
@@ -172,11 +87,16 @@ const RESTARTING: &str =
     "The game is restarting; what you type is kept and will be answered shortly.";
 const BACK: &str = "The game is back.";
 
+/// One event for the core's next batch.
+fn event(session: u64, event: SessionEvent<'static>) -> ProxyEvent<'static> {
+    ProxyEvent { session, event }
+}
+
 #[derive(Debug)]
 pub struct Relay {
     sessions: BTreeMap<u64, Slot>,
     link: LinkState,
-    outbox: Vec<Submit>,
+    outbox: Vec<ProxyEvent<'static>>,
     to_sessions: Vec<(u64, ToSession)>,
     max_queued_lines: usize,
 }
@@ -256,10 +176,8 @@ impl Relay {
     pub fn opened(&mut self, session: u64, info: SessionInfo) {
         let announced = self.is_up();
         if announced {
-            self.outbox.push(Submit::Opened {
-                session,
-                info: info.clone(),
-            });
+            self.outbox
+                .push(event(session, SessionEvent::Opened(info.clone())));
         }
         self.sessions.insert(
             session,
@@ -293,11 +211,13 @@ impl Relay {
         let seq = slot.next_seq;
         slot.next_seq += 1;
         if up {
-            self.outbox.push(Submit::Line {
+            self.outbox.push(event(
                 session,
-                seq,
-                text: text.clone(),
-            });
+                SessionEvent::Line {
+                    seq,
+                    text: Cow::Owned(text.clone()),
+                },
+            ));
             slot.sent_seq = seq;
         }
         slot.unacked.push_back((seq, text));
@@ -310,7 +230,8 @@ impl Relay {
             return;
         };
         if up {
-            self.outbox.push(Submit::Closed { session, reason });
+            self.outbox
+                .push(event(session, SessionEvent::Closed(reason)));
             self.sessions.remove(&session);
         } else if slot.unacked.is_empty() && !slot.announced {
             // No core ever heard of it and it left nothing to deliver.
@@ -328,21 +249,19 @@ impl Relay {
             return;
         };
         if up && slot.announced {
-            self.outbox.push(Submit::Client {
-                session,
-                client: client.clone(),
-            });
+            self.outbox
+                .push(event(session, SessionEvent::Client(client.clone())));
         }
         slot.client = client;
     }
 
     /// The link is attached: the snapshot to hand to the core at `attach`. Call `attached`
     /// once the core has accepted it.
-    pub fn snapshots(&self) -> Vec<Snapshot> {
+    pub fn snapshots(&self) -> Vec<SessionSnapshot> {
         self.sessions
             .iter()
             .filter(|(_, slot)| slot.announced)
-            .map(|(&session, slot)| Snapshot {
+            .map(|(&session, slot)| SessionSnapshot {
                 session,
                 info: slot.info.clone(),
                 state: slot.state.clone(),
@@ -365,30 +284,29 @@ impl Relay {
         let mut finished = Vec::new();
         for (&session, slot) in &mut self.sessions {
             if !slot.announced {
-                self.outbox.push(Submit::Opened {
-                    session,
-                    info: slot.info.clone(),
-                });
+                self.outbox
+                    .push(event(session, SessionEvent::Opened(slot.info.clone())));
                 if slot.client != ClientInfo::default() {
-                    self.outbox.push(Submit::Client {
-                        session,
-                        client: slot.client.clone(),
-                    });
+                    self.outbox
+                        .push(event(session, SessionEvent::Client(slot.client.clone())));
                 }
                 slot.announced = true;
             }
             for (seq, text) in &slot.unacked {
                 if *seq > slot.sent_seq {
-                    self.outbox.push(Submit::Line {
+                    self.outbox.push(event(
                         session,
-                        seq: *seq,
-                        text: text.clone(),
-                    });
+                        SessionEvent::Line {
+                            seq: *seq,
+                            text: Cow::Owned(text.clone()),
+                        },
+                    ));
                 }
             }
             slot.sent_seq = slot.next_seq - 1;
             if let Some(reason) = slot.closed.take() {
-                self.outbox.push(Submit::Closed { session, reason });
+                self.outbox
+                    .push(event(session, SessionEvent::Closed(reason)));
                 finished.push(session);
             }
         }
@@ -421,10 +339,10 @@ impl Relay {
     /// A submitted batch may not have been taken (declined, or the link broke). Lines need nothing
     /// here (unacknowledged lines are resent anyway), but a session whose `Opened` was lost
     /// must be announced to the next core, or its player would never see the welcome.
-    pub fn not_delivered(&mut self, batch: &[Submit]) {
-        for submit in batch {
-            if let Submit::Opened { session, .. } = submit
-                && let Some(slot) = self.sessions.get_mut(session)
+    pub fn not_delivered(&mut self, batch: &[ProxyEvent<'_>]) {
+        for submitted in batch {
+            if let SessionEvent::Opened(_) = submitted.event
+                && let Some(slot) = self.sessions.get_mut(&submitted.session)
             {
                 slot.announced = false;
             }
@@ -432,9 +350,9 @@ impl Relay {
     }
 
     /// Events from the core, in order.
-    pub fn delivered(&mut self, event: Delivered) {
-        match event {
-            Delivered::Ack { session, seq } => {
+    pub fn delivered(&mut self, CoreEvent { session, delivery }: CoreEvent) {
+        match delivery {
+            Delivery::Ack(seq) => {
                 if let Some(slot) = self.sessions.get_mut(&session) {
                     while slot.unacked.front().is_some_and(|(s, _)| *s <= seq) {
                         slot.unacked.pop_front();
@@ -443,14 +361,14 @@ impl Relay {
                     slot.sent_seq = slot.sent_seq.max(slot.acked_seq);
                 }
             }
-            Delivered::State { session, state } => {
+            Delivery::State(state) => {
                 if let Some(slot) = self.sessions.get_mut(&session) {
                     slot.state = state;
                 }
             }
-            Delivered::Show { session, message } => {
+            show => {
                 if self.is_live(session) {
-                    self.to_sessions.push((session, message));
+                    self.to_sessions.push((session, ToSession::Core(show)));
                 }
             }
         }
@@ -485,7 +403,7 @@ impl Relay {
     }
 
     /// The next `submit` batch (empty: nothing to send).
-    pub fn take_submits(&mut self) -> Vec<Submit> {
+    pub fn take_submits(&mut self) -> Vec<ProxyEvent<'static>> {
         std::mem::take(&mut self.outbox)
     }
 
@@ -507,7 +425,7 @@ mod tests {
 
     fn info() -> SessionInfo {
         SessionInfo {
-            transport: "telnet".into(),
+            transport: tether_protocol::message::Transport::Telnet,
             remote_addr: "127.0.0.1:5000".into(),
         }
     }
@@ -519,11 +437,11 @@ mod tests {
         relay
     }
 
-    fn line_texts(submits: &[Submit]) -> Vec<(u64, String)> {
+    fn line_texts(submits: &[ProxyEvent<'_>]) -> Vec<(u64, String)> {
         submits
             .iter()
-            .filter_map(|s| match s {
-                Submit::Line { seq, text, .. } => Some((*seq, text.clone())),
+            .filter_map(|s| match &s.event {
+                SessionEvent::Line { seq, text } => Some((*seq, text.to_string())),
                 _ => None,
             })
             .collect()
@@ -537,13 +455,7 @@ mod tests {
         assert_eq!(relay.line(1, "look".into()), Ok(1));
         assert_eq!(relay.line(1, "say hi".into()), Ok(2));
         let submits = relay.take_submits();
-        assert_eq!(
-            submits[0],
-            Submit::Opened {
-                session: 1,
-                info: info()
-            }
-        );
+        assert_eq!(submits[0], event(1, SessionEvent::Opened(info())));
         assert_eq!(
             line_texts(&submits),
             vec![(1, "look".into()), (2, "say hi".into())]
@@ -559,7 +471,10 @@ mod tests {
         relay.line(1, "one".into()).unwrap();
         relay.line(1, "two".into()).unwrap();
         relay.take_submits();
-        relay.delivered(Delivered::Ack { session: 1, seq: 1 });
+        relay.delivered(CoreEvent {
+            session: 1,
+            delivery: Delivery::Ack(1),
+        });
         relay.detached(now);
         relay.line(1, "three".into()).unwrap();
         assert!(
@@ -583,9 +498,9 @@ mod tests {
         let mut relay = up_relay(now);
         relay.opened(7, info());
         relay.take_submits();
-        relay.delivered(Delivered::State {
+        relay.delivered(CoreEvent {
             session: 7,
-            state: b"char=3".to_vec(),
+            delivery: Delivery::State(b"char=3".to_vec()),
         });
         relay.detached(now);
         assert_eq!(relay.snapshots()[0].state, b"char=3".to_vec());
@@ -617,13 +532,7 @@ mod tests {
         assert!(relay.snapshots().is_empty());
         relay.attached();
         let submits = relay.take_submits();
-        assert_eq!(
-            submits[0],
-            Submit::Opened {
-                session: 4,
-                info: info()
-            }
-        );
+        assert_eq!(submits[0], event(4, SessionEvent::Opened(info())));
         assert_eq!(line_texts(&submits), vec![(1, "create bob secret1".into())]);
     }
 
@@ -639,10 +548,7 @@ mod tests {
         relay.attached();
         assert_eq!(
             relay.take_submits(),
-            vec![Submit::Opened {
-                session: 2,
-                info: info()
-            }]
+            vec![event(2, SessionEvent::Opened(info()))]
         );
     }
 
@@ -655,10 +561,7 @@ mod tests {
         relay.attached();
         assert_eq!(
             relay.take_submits(),
-            vec![Submit::Opened {
-                session: 3,
-                info: info()
-            }]
+            vec![event(3, SessionEvent::Opened(info()))]
         );
     }
 
@@ -669,17 +572,14 @@ mod tests {
         relay.opened(1, info());
         relay.take_submits();
         let client = ClientInfo {
-            client_name: "TINTIN++".into(),
-            width: 120,
+            client_name: Some("TINTIN++".into()),
+            width: Some(120),
             ..ClientInfo::default()
         };
         relay.client(1, client.clone());
         assert_eq!(
             relay.take_submits(),
-            vec![Submit::Client {
-                session: 1,
-                client: client.clone()
-            }]
+            vec![event(1, SessionEvent::Client(client.clone()))]
         );
         relay.detached(now);
         assert_eq!(relay.snapshots()[0].client, client);
@@ -699,10 +599,7 @@ mod tests {
         assert_eq!(line_texts(&submits), vec![(1, "say bye".into())]);
         assert_eq!(
             submits.last(),
-            Some(&Submit::Closed {
-                session: 1,
-                reason: "eof".into()
-            })
+            Some(&event(1, SessionEvent::Closed("eof".into())))
         );
         assert_eq!(relay.session_count(), 0);
     }
@@ -804,23 +701,23 @@ mod tests {
         let now = Instant::now();
         let mut relay = up_relay(now);
         relay.opened(1, info());
-        relay.delivered(Delivered::Show {
+        relay.delivered(CoreEvent {
             session: 1,
-            message: ToSession::Output("hello".into()),
+            delivery: Delivery::Output("hello".into()),
         });
-        relay.delivered(Delivered::Show {
+        relay.delivered(CoreEvent {
             session: 99,
-            message: ToSession::Output("nobody".into()),
+            delivery: Delivery::Output("nobody".into()),
         });
-        relay.delivered(Delivered::Show {
+        relay.delivered(CoreEvent {
             session: 1,
-            message: ToSession::Disconnect("Goodbye.".into()),
+            delivery: Delivery::Disconnect("Goodbye.".into()),
         });
         assert_eq!(
             relay.take_for_sessions(),
             vec![
-                (1, ToSession::Output("hello".into())),
-                (1, ToSession::Disconnect("Goodbye.".into()))
+                (1, ToSession::Core(Delivery::Output("hello".into()))),
+                (1, ToSession::Core(Delivery::Disconnect("Goodbye.".into())))
             ]
         );
     }
@@ -833,7 +730,10 @@ mod tests {
         relay.line(1, "a".into()).unwrap();
         relay.line(1, "b".into()).unwrap();
         relay.take_submits();
-        relay.delivered(Delivered::Ack { session: 1, seq: 2 });
+        relay.delivered(CoreEvent {
+            session: 1,
+            delivery: Delivery::Ack(2),
+        });
         relay.detached(now);
         relay.attached();
         assert!(line_texts(&relay.take_submits()).is_empty());

@@ -14,9 +14,11 @@ use tracing::{debug, info};
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::link::{GameStatus, LinkHandle, SessionHandle, ToLink};
-use crate::mailbox::{self, Delivery};
-use crate::negotiation::{Capabilities, Charset, ClientEvent, MSSP_REQUEST, Negotiation};
-use crate::relay::{ClientInfo, DisplayPrefs, SessionInfo, ToSession};
+use crate::mailbox;
+use tether_protocol::message::{self, Charset, ClientInfo, Delivery, DisplayPrefs, SessionInfo};
+
+use crate::negotiation::{self, Capabilities, ClientEvent, MSSP_REQUEST, Negotiation};
+use crate::relay::ToSession;
 use crate::shutdown::Shutdown;
 use crate::telnet::{TelnetEvent, TelnetParser};
 use crate::wire::Wire;
@@ -107,7 +109,7 @@ pub async fn run<S, T>(
         messages: messages_tx,
     };
     let peer = info.remote_addr.clone();
-    let transport_name = info.transport.clone();
+    let transport_name = info.transport;
     let link = context.link.clone();
     link.send(ToLink::Opened {
         session,
@@ -129,15 +131,15 @@ pub async fn run<S, T>(
                 Err(error) => Err(error),
             },
             delivery = messages.recv() => match delivery {
-                Delivery::Closed => Err("link gone".to_string()),
-                Delivery::Messages(queued) => {
+                mailbox::Delivery::Closed => Err("link gone".to_string()),
+                mailbox::Delivery::Messages(queued) => {
                     // Everything already queued goes into the same write.
                     queued
                         .into_iter()
                         .try_for_each(|message| speaker.message(message))
                         .map(|()| Vec::new())
                 }
-                Delivery::Overflowed => {
+                mailbox::Delivery::Overflowed => {
                     let reason =
                         "Disconnected: output was not being read fast enough.".to_string();
                     speaker.notice(&reason);
@@ -177,7 +179,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, session: u64, contex
         debug!(session, %error, "cannot disable Nagle");
     }
     let info = SessionInfo {
-        transport: "telnet".into(),
+        transport: message::Transport::Telnet,
         remote_addr: peer.to_string(),
     };
     let speaker = Box::new(TelnetSpeaker::new(session, context.clone()));
@@ -283,10 +285,7 @@ impl TelnetSpeaker {
             lines: LineAssembler::new(MAX_LINE_BYTES),
             flood: FloodGuard::new(FloodLimits::default(), Instant::now()),
             wire: Wire::default(),
-            prefs: DisplayPrefs {
-                wrap: true,
-                color: None,
-            },
+            prefs: DisplayPrefs::default(),
             input_hidden: false,
             client_changed: None,
         }
@@ -324,11 +323,11 @@ impl TelnetSpeaker {
                 ClientEvent::StartCompression => self.wire.start_compression(),
                 ClientEvent::StopCompression => {}
                 ClientEvent::CapabilitiesChanged => {
-                    self.client_changed = Some(client_info(self.caps()));
+                    self.client_changed = Some(self.caps().client.clone());
                 }
                 ClientEvent::CharsetDecided(charset) => {
                     self.lines.set_latin1(charset == Charset::Latin1);
-                    self.client_changed = Some(client_info(self.caps()));
+                    self.client_changed = Some(self.caps().client.clone());
                 }
                 ClientEvent::MsspRequested => {
                     let vars = self.mssp();
@@ -354,8 +353,8 @@ impl TelnetSpeaker {
                         Verdict::Accept if line.text == MSSP_REQUEST => {
                             // The plain-text MSSP fallback is answered here, not by the game.
                             let reply = Negotiation::mssp_plain(&self.mssp());
-                            let charset = self.caps().charset;
-                            charset.encode(&reply, self.wire.pending());
+                            let charset = self.caps().client.charset;
+                            negotiation::encode_text(charset, &reply, self.wire.pending());
                         }
                         Verdict::Accept => accepted.push(line.text),
                         Verdict::Refuse { first } => {
@@ -384,13 +383,13 @@ impl TelnetSpeaker {
         // Disjoint fields: the capabilities are read while the wire is written, no copy.
         let caps = self.negotiation.capabilities();
         match message {
-            ToSession::Output(text) => self.wire.text(&text, caps, &self.prefs),
-            ToSession::Prompt(text) => {
+            ToSession::Core(Delivery::Output(text)) => self.wire.text(&text, caps, &self.prefs),
+            ToSession::Core(Delivery::Prompt(text)) => {
                 let end = self.negotiation.prompt_end();
                 self.wire.prompt(&text, caps, &self.prefs, end);
             }
             ToSession::Notice(text) => self.wire.notice(&text, caps),
-            ToSession::HideInput(hide) => {
+            ToSession::Core(Delivery::HideInput(hide)) => {
                 self.negotiation.hide_input(hide, self.wire.pending());
                 if !hide && std::mem::replace(&mut self.input_hidden, false) {
                     // The client did not echo the Enter that ended the password either.
@@ -398,18 +397,20 @@ impl TelnetSpeaker {
                 }
                 self.input_hidden |= hide;
             }
-            ToSession::Gmcp { package, json } => {
+            ToSession::Core(Delivery::Gmcp { package, json }) => {
                 self.negotiation
                     .gmcp_message(&package, &json, self.wire.pending());
             }
-            ToSession::Display(prefs) => self.prefs = prefs,
-            ToSession::Disconnect(reason) => {
+            ToSession::Core(Delivery::Display(prefs)) => self.prefs = prefs,
+            ToSession::Core(Delivery::Disconnect(reason)) => {
                 // Never leave the client masking input after we are gone.
                 self.negotiation.hide_input(false, self.wire.pending());
-                let charset = self.negotiation.capabilities().charset;
-                charset.encode(&format!("{reason}\n"), self.wire.pending());
+                let charset = self.negotiation.capabilities().client.charset;
+                negotiation::encode_text(charset, &format!("{reason}\n"), self.wire.pending());
                 return Err(reason);
             }
+            // The relay's own business; never routed to a session.
+            ToSession::Core(Delivery::Ack(_) | Delivery::State(_)) => {}
         }
         Ok(())
     }
@@ -469,23 +470,6 @@ impl Speaker for TelnetSpeaker {
 
     fn client_changed(&mut self) -> Option<ClientInfo> {
         self.client_changed.take()
-    }
-}
-
-pub(crate) fn client_info(caps: &Capabilities) -> ClientInfo {
-    ClientInfo {
-        client_name: caps.client_name.clone().unwrap_or_default(),
-        client_version: caps.client_version.clone().unwrap_or_default(),
-        terminal_type: caps.terminal_type.clone().unwrap_or_default(),
-        mtts: caps.mtts.unwrap_or(0),
-        width: caps.width.unwrap_or(0),
-        height: caps.height.unwrap_or(0),
-        charset: match caps.charset {
-            Charset::Utf8 => "UTF-8".into(),
-            Charset::Latin1 => "ISO-8859-1".into(),
-        },
-        screen_reader: caps.screen_reader,
-        gmcp: caps.gmcp,
     }
 }
 

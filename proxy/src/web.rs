@@ -27,7 +27,9 @@ use tokio_util::task::TaskTracker;
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
 use crate::negotiation::{covers, parse_supports_entry};
-use crate::relay::{ClientInfo, CoreHealth, SessionInfo, ToSession};
+use tether_protocol::message::{self, Charset, ClientInfo, Delivery, SessionInfo};
+
+use crate::relay::{CoreHealth, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
 
 /// The browser client, shipped inside the binary: no build step, nothing to install.
@@ -154,7 +156,7 @@ async fn websocket(
             match protocol {
                 Subprotocol::Gmcp => {
                     let info = SessionInfo {
-                        transport: "websocket".into(),
+                        transport: message::Transport::WebSocket,
                         remote_addr: peer.to_string(),
                     };
                     let speaker = Box::new(WebSpeaker::new());
@@ -162,7 +164,7 @@ async fn websocket(
                 }
                 Subprotocol::Telnet => {
                     let info = SessionInfo {
-                        transport: "websocket-telnet".into(),
+                        transport: message::Transport::WebSocketTelnet,
                         remote_addr: peer.to_string(),
                     };
                     let speaker = Box::new(TelnetSpeaker::new(session, context.clone()));
@@ -310,11 +312,11 @@ impl WebSpeaker {
             out: Vec::new(),
             supports: None,
             client: ClientInfo {
-                client_name: "tether web".into(),
-                terminal_type: "html".into(),
+                client_name: Some("tether web".into()),
+                terminal_type: Some("html".into()),
                 // ANSI, UTF-8, 256 colours, truecolor: HTML shows them all.
-                mtts: 1 | 4 | 8 | 256,
-                charset: "UTF-8".into(),
+                mtts: Some(1 | 4 | 8 | 256),
+                charset: Charset::Utf8,
                 gmcp: true,
                 ..ClientInfo::default()
             },
@@ -405,10 +407,10 @@ impl WebSpeaker {
                         .map(str::to_string)
                 };
                 if let Some(name) = field("client") {
-                    self.client.client_name = name;
+                    self.client.client_name = Some(name);
                 }
                 if let Some(version) = field("version") {
-                    self.client.client_version = version;
+                    self.client.client_version = Some(version);
                 }
                 self.client_changed = true;
             }
@@ -440,31 +442,33 @@ impl Speaker for WebSpeaker {
 
     fn message(&mut self, message: ToSession) -> Result<(), String> {
         match message {
-            ToSession::Output(text) => {
+            ToSession::Core(Delivery::Output(text)) => {
                 let mut html = markup::render_html(&text);
                 html.push('\n');
                 self.out.push(Frame::Binary(html.into_bytes()));
             }
-            ToSession::Prompt(text) => {
+            ToSession::Core(Delivery::Prompt(text)) => {
                 let html = markup::render_html(&text);
                 self.gmcp("Tether.Prompt", &serde_json::json!({ "html": html }));
             }
             ToSession::Notice(text) => self.notice(&text),
-            ToSession::HideInput(hidden) => {
+            ToSession::Core(Delivery::HideInput(hidden)) => {
                 self.gmcp("Tether.Input", &serde_json::json!({ "hidden": hidden }));
             }
-            ToSession::Gmcp { package, json } => {
+            ToSession::Core(Delivery::Gmcp { package, json }) => {
                 if self.supported(&package) {
                     self.out.push(Frame::Text(format!("{package} {json}")));
                 }
             }
             // Browsers wrap and colour by themselves.
-            ToSession::Display(_) => {}
-            ToSession::Disconnect(reason) => {
+            ToSession::Core(Delivery::Display(_)) => {}
+            ToSession::Core(Delivery::Disconnect(reason)) => {
                 self.gmcp("Tether.Input", &serde_json::json!({ "hidden": false }));
                 self.notice(&reason);
                 return Err(reason);
             }
+            // The relay's own business; never routed to a session.
+            ToSession::Core(Delivery::Ack(_) | Delivery::State(_)) => {}
         }
         Ok(())
     }
@@ -520,7 +524,9 @@ mod tests {
     fn game_text_becomes_escaped_html_in_binary_frames() {
         let mut speaker = WebSpeaker::new();
         speaker
-            .message(ToSession::Output("{red}<b>hi</b>{/}".into()))
+            .message(ToSession::Core(Delivery::Output(
+                "{red}<b>hi</b>{/}".into(),
+            )))
             .unwrap();
         let frames = speaker.take_output();
         let Frame::Binary(html) = &frames[0] else {
@@ -556,9 +562,11 @@ mod tests {
     #[test]
     fn gmcp_is_filtered_by_what_the_client_supports() {
         let mut speaker = WebSpeaker::new();
-        let room = || ToSession::Gmcp {
-            package: "Room.Info".into(),
-            json: "{}".into(),
+        let room = || {
+            ToSession::Core(Delivery::Gmcp {
+                package: "Room.Info".into(),
+                json: "{}".into(),
+            })
         };
         speaker.message(room()).unwrap();
         assert_eq!(texts(&speaker.take_output()), ["Room.Info {}"]);
@@ -581,9 +589,11 @@ mod tests {
     fn prompts_notices_and_password_masking_are_tether_packages() {
         let mut speaker = WebSpeaker::new();
         speaker
-            .message(ToSession::Prompt("{bold}>{/} ".into()))
+            .message(ToSession::Core(Delivery::Prompt("{bold}>{/} ".into())))
             .unwrap();
-        speaker.message(ToSession::HideInput(true)).unwrap();
+        speaker
+            .message(ToSession::Core(Delivery::HideInput(true)))
+            .unwrap();
         speaker
             .message(ToSession::Notice("The game is back.".into()))
             .unwrap();
@@ -595,7 +605,7 @@ mod tests {
         );
         assert_eq!(shown[1], r#"Tether.Input {"hidden":true}"#);
         assert_eq!(shown[2], r#"Tether.Notice {"text":"The game is back."}"#);
-        let closing = speaker.message(ToSession::Disconnect("Goodbye.".into()));
+        let closing = speaker.message(ToSession::Core(Delivery::Disconnect("Goodbye.".into())));
         assert_eq!(closing, Err("Goodbye.".to_string()));
         assert_eq!(
             texts(&speaker.take_output())[0],

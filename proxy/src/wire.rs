@@ -5,11 +5,12 @@
 //! compression starts nothing can slip past the zlib stream, and the MCCP2 start sequence is
 //! always written whole in one write (split start sequences broke Mudlet).
 
-use tether_protocol::markup::{self, ColorDepth};
+use tether_protocol::markup;
 
 use crate::mccp::Compressor;
-use crate::negotiation::{Capabilities, ColorDepthHint};
-use crate::relay::DisplayPrefs;
+use tether_protocol::message::DisplayPrefs;
+
+use crate::negotiation::{self, Capabilities};
 
 #[derive(Default)]
 pub struct Wire {
@@ -40,22 +41,28 @@ impl Wire {
 
     /// A line from tether itself: plain, marked, never coloured.
     pub fn notice(&mut self, text: &str, caps: &Capabilities) {
-        caps.charset
-            .encode(&format!("[tether] {text}\n"), &mut self.pending);
+        negotiation::encode_text(
+            caps.client.charset,
+            &format!("[tether] {text}\n"),
+            &mut self.pending,
+        );
     }
 
     fn render(&mut self, text: &str, caps: &Capabilities, prefs: &DisplayPrefs) {
-        let depth = prefs.color.unwrap_or_else(|| depth_for(caps));
+        let depth = prefs.color.unwrap_or_else(|| caps.color_depth());
         let wrapped;
-        let text = match caps.width {
+        let text = match caps.client.width {
             Some(width) if prefs.wrap && width > 0 => {
                 wrapped = markup::wrap(text, usize::from(width));
                 wrapped.as_str()
             }
             _ => text,
         };
-        caps.charset
-            .encode(&markup::render_ansi(text, depth), &mut self.pending);
+        negotiation::encode_text(
+            caps.client.charset,
+            &markup::render_ansi(text, depth),
+            &mut self.pending,
+        );
     }
 
     pub fn is_compressing(&self) -> bool {
@@ -102,20 +109,12 @@ impl Wire {
     }
 }
 
-/// What the client announced, as a markup colour depth; screen readers get plain text.
-pub fn depth_for(caps: &Capabilities) -> ColorDepth {
-    match caps.color_depth() {
-        ColorDepthHint::None => ColorDepth::None,
-        ColorDepthHint::Ansi16 => ColorDepth::Ansi16,
-        ColorDepthHint::Ansi256 => ColorDepth::Ansi256,
-        ColorDepthHint::TrueColor => ColorDepth::TrueColor,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+    use tether_protocol::markup::ColorDepth;
+    use tether_protocol::message::{Charset, ClientInfo};
 
     fn inflate(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -130,7 +129,10 @@ mod tests {
     fn text_is_rendered_for_the_client_and_ends_with_crlf() {
         let mut wire = Wire::default();
         let caps = Capabilities {
-            mtts: Some(1 | 8),
+            client: ClientInfo {
+                mtts: Some(1 | 8),
+                ..ClientInfo::default()
+            },
             ..Capabilities::default()
         };
         wire.text("{red}hi{/}", &caps, &DisplayPrefs::default());
@@ -140,7 +142,10 @@ mod tests {
     #[test]
     fn a_screen_reader_gets_plain_text_and_a_player_choice_wins_over_the_client() {
         let caps = Capabilities {
-            mtts: Some(1 | 64),
+            client: ClientInfo {
+                mtts: Some(1 | 64),
+                ..ClientInfo::default()
+            },
             ..Capabilities::default()
         };
         let mut wire = Wire::default();
@@ -157,7 +162,10 @@ mod tests {
     #[test]
     fn text_wraps_to_the_window_when_the_player_wants_it() {
         let caps = Capabilities {
-            width: Some(10),
+            client: ClientInfo {
+                width: Some(10),
+                ..ClientInfo::default()
+            },
             ..Capabilities::default()
         };
         let prefs = DisplayPrefs {
@@ -199,7 +207,10 @@ mod tests {
     #[test]
     fn latin1_clients_get_latin1_bytes() {
         let caps = Capabilities {
-            charset: crate::negotiation::Charset::Latin1,
+            client: ClientInfo {
+                charset: Charset::Latin1,
+                ..ClientInfo::default()
+            },
             ..Capabilities::default()
         };
         let prefs = DisplayPrefs {

@@ -2,9 +2,7 @@
 
 use tether_protocol::SessionKey;
 
-use super::{
-    AdminRequest, ColorChoice, Game, Outbox, Outgoing, Vitals, chain, gmcp, msg, split_word,
-};
+use super::{AdminRequest, Delivery, Game, Outbox, Vitals, chain, gmcp, msg, split_word};
 use crate::text::sanitize_player_text;
 
 pub(super) fn play(game: &mut Game, key: SessionKey, line: &str, out: &mut Outbox) {
@@ -252,7 +250,7 @@ fn config(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
             prefs.wrap = word == "on";
             msg::wrap_set(prefs.wrap)
         }
-        ("color" | "colour", word) => match ColorChoice::from_word(word) {
+        ("color" | "colour", word) => match super::parse_color_word(word) {
             Some(color) => {
                 prefs.color = color;
                 msg::color_set(color)
@@ -263,7 +261,10 @@ fn config(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
     };
     // Saved before it is confirmed or applied: a setting that would be gone after a restart
     // must not look as if it took.
-    if let Err(error) = game.db.set_display(id, prefs.wrap, prefs.color.word()) {
+    if let Err(error) = game
+        .db
+        .set_display(id, prefs.wrap, super::color_word(prefs.color))
+    {
         tracing::error!(?key, error = %chain(&error), "cannot save display settings");
         return out.text(key, game.not_saved(&error));
     }
@@ -271,7 +272,7 @@ fn config(game: &mut Game, key: SessionKey, rest: &str, out: &mut Outbox) {
         me.display = prefs;
     }
     // Before the confirmation, so that the confirmation already shows the new settings.
-    out.push(key, Outgoing::Display(prefs));
+    out.push(key, Delivery::Display(prefs));
     out.text(key, confirmation);
 }
 

@@ -14,14 +14,14 @@ use tether_protocol::markup::plain;
 
 use crate::world::{Room, World};
 
-use super::{Outgoing, Player};
+use super::{Delivery, Player};
 
 /// Characters have no levels yet; clients that show one get a constant.
 const LEVEL: u32 = 1;
 
-fn message(package: &str, body: &impl Serialize) -> Option<Outgoing> {
+fn message(package: &str, body: &impl Serialize) -> Option<Delivery> {
     match serde_json::to_string(body) {
-        Ok(json) => Some(Outgoing::Gmcp {
+        Ok(json) => Some(Delivery::Gmcp {
             package: package.to_owned(),
             json,
         }),
@@ -33,7 +33,7 @@ fn message(package: &str, body: &impl Serialize) -> Option<Outgoing> {
 }
 
 /// `Char.Name {"name":"Alice","fullname":"Alice the Brave"}`
-pub(super) fn char_name(player: &Player) -> Option<Outgoing> {
+pub(super) fn char_name(player: &Player) -> Option<Delivery> {
     #[derive(Serialize)]
     struct Body<'a> {
         name: &'a str,
@@ -54,7 +54,7 @@ pub(super) fn char_name(player: &Player) -> Option<Outgoing> {
 }
 
 /// `Char.Status {"level":1,"room":"Great Hall"}`
-pub(super) fn char_status(world: &World, player: &Player) -> Option<Outgoing> {
+pub(super) fn char_status(world: &World, player: &Player) -> Option<Delivery> {
     #[derive(Serialize)]
     struct Body {
         level: u32,
@@ -68,7 +68,7 @@ pub(super) fn char_status(world: &World, player: &Player) -> Option<Outgoing> {
 }
 
 /// `Char.Vitals {"hp":100,"maxhp":100,"mp":100,"maxmp":100}`
-pub(super) fn char_vitals(player: &Player) -> Option<Outgoing> {
+pub(super) fn char_vitals(player: &Player) -> Option<Delivery> {
     #[derive(Serialize)]
     struct Body {
         hp: u32,
@@ -90,7 +90,7 @@ pub(super) fn char_vitals(player: &Player) -> Option<Outgoing> {
 
 /// `Room.Info {"num":1,"name":"Town Square","area":"Tether Town","environment":"urban",
 /// "exits":{"north":2}}`
-pub(super) fn room_info(world: &World, room: &Room) -> Option<Outgoing> {
+pub(super) fn room_info(world: &World, room: &Room) -> Option<Delivery> {
     #[derive(Serialize)]
     struct Body<'a> {
         num: u32,
@@ -119,7 +119,7 @@ pub(super) fn room_info(world: &World, room: &Room) -> Option<Outgoing> {
 /// `Comm.Channel.Text {"channel":"say","talker":"Alice","text":"Alice says, \"hi\""}`:
 /// `line` is the markup the recipient was shown, sent as plain text so that a chat window
 /// shows the same words.
-pub(super) fn channel_text(channel: &str, talker: &str, line: &str) -> Option<Outgoing> {
+pub(super) fn channel_text(channel: &str, talker: &str, line: &str) -> Option<Delivery> {
     #[derive(Serialize)]
     struct Body<'a> {
         channel: &'a str,

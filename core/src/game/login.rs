@@ -3,7 +3,7 @@
 use tether_protocol::SessionKey;
 
 use super::{
-    Game, Outbox, Outgoing, Player, Purpose, SecretFor, StateBlob, chain, gmcp, msg, split_word,
+    Delivery, Game, Outbox, Player, Purpose, SecretFor, StateBlob, chain, gmcp, msg, split_word,
 };
 use crate::db::{CharacterRecord, DbError};
 use crate::password::{Outcome, Password, Work};
@@ -148,7 +148,7 @@ pub(super) fn secret_line(
     // Until the check is done the line is not acknowledged, so a restarted core gets it again:
     // it must still read it as this password, but know that input is already showing.
     if game.sessions.get(&key).is_some_and(|s| s.pending.is_some()) {
-        out.push(key, Outgoing::State(blob.encode()));
+        out.push(key, Delivery::State(blob.encode()));
     }
 }
 
@@ -267,8 +267,8 @@ fn enter(
     };
     // The proxy records the state before anything the player sees, so a restart right after
     // this point still finds them logged in.
-    out.push(key, Outgoing::State(blob.encode()));
-    out.push(key, Outgoing::Display(player.display));
+    out.push(key, Delivery::State(blob.encode()));
+    out.push(key, Delivery::Display(player.display));
     if game.speaks_gmcp(key) {
         out.gmcp(key, gmcp::char_name(&player));
         out.gmcp(key, gmcp::char_vitals(&player));

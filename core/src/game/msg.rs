@@ -12,7 +12,9 @@ use tether_protocol::markup::escape;
 use crate::world::Room;
 
 use super::names::NameError;
-use super::{ClientInfo, ColorChoice, DisplayPrefs, Vitals};
+use tether_protocol::markup::ColorDepth;
+
+use super::{ClientInfo, DisplayPrefs, Vitals};
 
 /// More than 4, so that `quit` at a password prompt can never be a real password.
 pub(super) const MIN_PASSWORD: usize = 6;
@@ -400,7 +402,7 @@ pub(super) fn config(prefs: &DisplayPrefs) -> String {
          \"auto\" uses what your client says it can show.",
         paint(HEADING, "Your display settings:"),
         on_off(prefs.wrap),
-        prefs.color.word(),
+        super::color_word(prefs.color),
     )
 }
 
@@ -412,13 +414,13 @@ pub(super) fn wrap_set(wrap: bool) -> String {
     paint(DONE, &format!("Line wrapping is now {}.", on_off(wrap)))
 }
 
-pub(super) fn color_set(color: ColorChoice) -> String {
+pub(super) fn color_set(color: Option<ColorDepth>) -> String {
     let text = match color {
-        ColorChoice::Auto => "Colours now follow what your client says it can show.",
-        ColorChoice::None => "Colours are now off.",
-        ColorChoice::Ansi16 => "Colours now use the 16 basic colours.",
-        ColorChoice::Ansi256 => "Colours now use the 256-colour palette.",
-        ColorChoice::TrueColor => "Colours now use full 24-bit colour.",
+        None => "Colours now follow what your client says it can show.",
+        Some(ColorDepth::None) => "Colours are now off.",
+        Some(ColorDepth::Ansi16) => "Colours now use the 16 basic colours.",
+        Some(ColorDepth::Ansi256) => "Colours now use the 256-colour palette.",
+        Some(ColorDepth::TrueColor) => "Colours now use full 24-bit colour.",
     };
     paint(DONE, text)
 }
@@ -454,10 +456,7 @@ pub(super) fn client_info(info: &ClientInfo) -> String {
         (None, Some(height)) => parts.push(format!("{height} rows")),
         (None, None) => {}
     }
-    let charset = clean(&info.charset);
-    if !charset.is_empty() {
-        parts.push(charset);
-    }
+    parts.push(info.charset.name().to_owned());
     if let Some(mtts) = info.mtts {
         parts.push(format!("MTTS {mtts}"));
     }
@@ -580,7 +579,7 @@ mod tests {
             who(&[("Alice", "the Brave")]),
             config(&DisplayPrefs::default()),
             wrap_set(false),
-            color_set(ColorChoice::TrueColor),
+            color_set(Some(ColorDepth::TrueColor)),
             client_info(&info),
             game_help(true),
             not_saved(),
@@ -623,7 +622,7 @@ mod tests {
             mtts: Some(271),
             width: Some(120),
             height: Some(40),
-            charset: "UTF-8".into(),
+            charset: tether_protocol::message::Charset::Utf8,
             screen_reader: false,
             gmcp: true,
         };
@@ -638,11 +637,11 @@ mod tests {
         };
         assert_eq!(
             plain(&client_info(&sneaky)),
-            "Client: {red}Evil client, screen reader, GMCP off"
+            "Client: {red}Evil client, UTF-8, screen reader, GMCP off"
         );
         assert_eq!(
             plain(&client_info(&ClientInfo::default())),
-            "Client: unknown, GMCP off"
+            "Client: unknown, UTF-8, GMCP off"
         );
     }
 }

@@ -106,7 +106,7 @@ fn markups(out: &Outbox, n: u64) -> Vec<&str> {
         .iter()
         .filter(|(k, _)| *k == key(n))
         .filter_map(|(_, e)| match e {
-            Outgoing::Text(t) => Some(t.as_str()),
+            Delivery::Output(t) => Some(t.as_str()),
             _ => None,
         })
         .collect()
@@ -125,7 +125,7 @@ fn acks(out: &Outbox, n: u64) -> Vec<u64> {
     out.events
         .iter()
         .filter_map(|(k, e)| match e {
-            Outgoing::Ack(seq) if *k == key(n) => Some(*seq),
+            Delivery::Ack(seq) if *k == key(n) => Some(*seq),
             _ => None,
         })
         .collect()
@@ -134,14 +134,14 @@ fn acks(out: &Outbox, n: u64) -> Vec<u64> {
 /// The blob the proxy is left holding for session `n`.
 fn state_of(out: &Outbox, n: u64) -> Option<Vec<u8>> {
     out.events.iter().rev().find_map(|(k, e)| match e {
-        Outgoing::State(blob) if *k == key(n) => Some(blob.clone()),
+        Delivery::State(blob) if *k == key(n) => Some(blob.clone()),
         _ => None,
     })
 }
 
 fn disconnect_of(out: &Outbox, n: u64) -> Option<&str> {
     out.events.iter().find_map(|(k, e)| match e {
-        Outgoing::Disconnect(reason) if *k == key(n) => Some(reason.as_str()),
+        Delivery::Disconnect(reason) if *k == key(n) => Some(reason.as_str()),
         _ => None,
     })
 }
@@ -166,8 +166,8 @@ fn banner_then_create_then_connect() {
     assert!(shown.contains("Great Hall\nA draughty hall.\nExits: north."));
     assert_eq!(acks(&out, 1), [1]);
     // State comes before the text, the ack comes last.
-    assert!(matches!(out.events.first(), Some((_, Outgoing::State(_)))));
-    assert!(matches!(out.events.last(), Some((_, Outgoing::Ack(1)))));
+    assert!(matches!(out.events.first(), Some((_, Delivery::State(_)))));
+    assert!(matches!(out.events.last(), Some((_, Delivery::Ack(1)))));
 
     h.send(1, "quit");
     h.game.session_closed(key(1), &mut Outbox::new());
@@ -400,18 +400,18 @@ fn lines_during_a_password_job_wait_their_turn() {
         ]
     );
     let welcome = out.events.iter().position(
-        |e| matches!(e, (k, Outgoing::Text(t)) if *k == key(2) && t.starts_with("Welcome")),
+        |e| matches!(e, (k, Delivery::Output(t)) if *k == key(2) && t.starts_with("Welcome")),
     );
     let ack1 = out
         .events
         .iter()
-        .position(|e| *e == (key(2), Outgoing::Ack(1)));
+        .position(|e| *e == (key(2), Delivery::Ack(1)));
     assert!(welcome < ack1);
     assert_eq!(
         h.send(2, "").events,
         [
-            (key(2), Outgoing::Prompt(msg::prompt(&Vitals::full()))),
-            (key(2), Outgoing::Ack(5))
+            (key(2), Delivery::Prompt(msg::prompt(&Vitals::full()))),
+            (key(2), Delivery::Ack(5))
         ]
     );
 }
@@ -431,7 +431,7 @@ fn flooding_during_a_password_job_disconnects() {
         h.game.password_done(job.run(), &mut done);
     }
     // The pending line is still acknowledged; the account is not created for a dying session.
-    assert_eq!(done.events, [(key(1), Outgoing::Ack(1))]);
+    assert_eq!(done.events, [(key(1), Delivery::Ack(1))]);
 }
 
 #[test]
@@ -504,7 +504,7 @@ fn quit_and_close_tell_the_room() {
     assert_eq!(acks(&out, 2), [2]);
     // Lines already in flight after quit are acknowledged and ignored.
     let late = h.send(2, "say too late");
-    assert_eq!(late.events, [(key(2), Outgoing::Ack(3))]);
+    assert_eq!(late.events, [(key(2), Delivery::Ack(3))]);
     let mut out = Outbox::new();
     h.game.session_closed(key(2), &mut out);
     assert_eq!(texts(&out, 1), ["Bob has left the game."]);
@@ -557,16 +557,16 @@ fn empty_lines_and_unknown_commands() {
     assert_eq!(
         h.send(1, "   ").events,
         [
-            (key(1), Outgoing::Prompt(msg::login_prompt())),
-            (key(1), Outgoing::Ack(1))
+            (key(1), Delivery::Prompt(msg::login_prompt())),
+            (key(1), Delivery::Ack(1))
         ]
     );
     h.send(1, "create alice secret1");
     assert_eq!(
         h.send(1, "").events,
         [
-            (key(1), Outgoing::Prompt(msg::prompt(&Vitals::full()))),
-            (key(1), Outgoing::Ack(3))
+            (key(1), Delivery::Prompt(msg::prompt(&Vitals::full()))),
+            (key(1), Delivery::Ack(3))
         ]
     );
     assert_eq!(
@@ -631,7 +631,7 @@ fn prompts(out: &Outbox, n: u64) -> Vec<String> {
     out.events
         .iter()
         .filter_map(|(k, e)| match e {
-            Outgoing::Prompt(p) if *k == key(n) => Some(plain(p)),
+            Delivery::Prompt(p) if *k == key(n) => Some(plain(p)),
             _ => None,
         })
         .collect()
@@ -644,21 +644,21 @@ fn every_handled_line_ends_with_a_prompt_then_its_ack() {
     assert_eq!(prompts(&opened, 1), ["login> "]);
     assert!(matches!(
         opened.events.last(),
-        Some((_, Outgoing::Prompt(_)))
+        Some((_, Delivery::Prompt(_)))
     ));
 
     let out = h.send(1, "help");
     let tail: Vec<_> = out.events.iter().rev().take(2).map(|(_, e)| e).collect();
     assert!(
-        matches!(tail[..], [Outgoing::Ack(1), Outgoing::Prompt(_)]),
+        matches!(tail[..], [Delivery::Ack(1), Delivery::Prompt(_)]),
         "{tail:?}"
     );
 
     let out = h.send(1, "create alice secret1");
     assert_eq!(prompts(&out, 1), ["100/100hp 100/100mp > "]);
     let n = out.events.len();
-    assert!(matches!(out.events[n - 2].1, Outgoing::Prompt(_)));
-    assert!(matches!(out.events[n - 1].1, Outgoing::Ack(2)));
+    assert!(matches!(out.events[n - 2].1, Delivery::Prompt(_)));
+    assert!(matches!(out.events[n - 1].1, Delivery::Ack(2)));
 
     // Bystanders who were shown something get a fresh prompt; others get nothing.
     h.create(2, "bob");
@@ -669,7 +669,7 @@ fn every_handled_line_ends_with_a_prompt_then_its_ack() {
     assert_eq!(prompts(&out, 2).len(), 1);
     assert!(out.events.iter().all(|(k, _)| *k != key(3)));
     let bob: Vec<_> = out.events.iter().filter(|(k, _)| *k == key(2)).collect();
-    assert!(matches!(bob.last(), Some((_, Outgoing::Prompt(_)))));
+    assert!(matches!(bob.last(), Some((_, Delivery::Prompt(_)))));
 
     // A session that is leaving gets no prompt.
     let out = h.send(2, "quit");
@@ -685,7 +685,7 @@ fn hides(out: &Outbox, n: u64) -> Vec<bool> {
     out.events
         .iter()
         .filter_map(|(k, e)| match e {
-            Outgoing::HideInput(hide) if *k == key(n) => Some(*hide),
+            Delivery::HideInput(hide) if *k == key(n) => Some(*hide),
             _ => None,
         })
         .collect()
@@ -711,11 +711,11 @@ fn connect_asks_for_the_password_with_input_hidden() {
         [
             (
                 key(2),
-                Outgoing::State(br#"{"password_for":{"connect":"Alice"}}"#.to_vec())
+                Delivery::State(br#"{"password_for":{"connect":"Alice"}}"#.to_vec())
             ),
-            (key(2), Outgoing::HideInput(true)),
-            (key(2), Outgoing::Prompt("Password: ".into())),
-            (key(2), Outgoing::Ack(1)),
+            (key(2), Delivery::HideInput(true)),
+            (key(2), Delivery::Prompt("Password: ".into())),
+            (key(2), Delivery::Ack(1)),
         ]
     );
 
@@ -724,10 +724,10 @@ fn connect_asks_for_the_password_with_input_hidden() {
     assert_eq!(
         out.events,
         [
-            (key(2), Outgoing::HideInput(false)),
+            (key(2), Delivery::HideInput(false)),
             (
                 key(2),
-                Outgoing::State(
+                Delivery::State(
                     br#"{"password_for":{"connect":"Alice"},"checking":true}"#.to_vec()
                 )
             ),
@@ -750,7 +750,7 @@ fn failed_and_cancelled_password_prompts_show_input_again() {
     let mut h = Harness::in_memory();
     h.create(1, "alice");
     h.open(2);
-    let cleared = (key(2), Outgoing::State(Vec::new()));
+    let cleared = (key(2), Delivery::State(Vec::new()));
 
     // Unknown names are asked for a password like known ones, and fail the same way.
     for (name, password) in [("alice", "wrong12"), ("zed", "secret1")] {
@@ -791,10 +791,10 @@ fn failed_and_cancelled_password_prompts_show_input_again() {
     let events: Vec<_> = out.events.iter().map(|(_, e)| e).collect();
     let shown = events
         .iter()
-        .position(|e| **e == Outgoing::HideInput(false));
+        .position(|e| **e == Delivery::HideInput(false));
     let gone = events
         .iter()
-        .position(|e| matches!(e, Outgoing::Disconnect(_)));
+        .position(|e| matches!(e, Delivery::Disconnect(_)));
     assert!(shown < gone);
 }
 
@@ -915,7 +915,7 @@ fn flooding_a_hidden_login_still_shows_input_again() {
     let toggles: Vec<_> = all
         .iter()
         .filter_map(|(_, e)| match e {
-            Outgoing::HideInput(hide) => Some(*hide),
+            Delivery::HideInput(hide) => Some(*hide),
             _ => None,
         })
         .collect();
@@ -928,7 +928,7 @@ fn gmcp_of(out: &Outbox, n: u64, package: &str) -> Vec<serde_json::Value> {
     out.events
         .iter()
         .filter_map(|(k, e)| match e {
-            Outgoing::Gmcp { package: p, json } if *k == key(n) && p == package => {
+            Delivery::Gmcp { package: p, json } if *k == key(n) && p == package => {
                 Some(serde_json::from_str(json).expect("valid JSON"))
             }
             _ => None,
@@ -1001,7 +1001,7 @@ fn say_and_tell_go_to_chat_windows() {
     assert!(
         out.events
             .iter()
-            .all(|(k, e)| *k != key(4) || !matches!(e, Outgoing::Gmcp { .. }))
+            .all(|(k, e)| *k != key(4) || !matches!(e, Delivery::Gmcp { .. }))
     );
     assert_eq!(
         gmcp_of(&out, 1, "Comm.Channel.Text"),
@@ -1044,7 +1044,7 @@ fn client_shows_what_the_proxy_reported() {
             mtts: Some(271),
             width: Some(120),
             height: Some(40),
-            charset: "UTF-8".into(),
+            charset: tether_protocol::message::Charset::Utf8,
             screen_reader: false,
             gmcp: true,
         },
@@ -1062,7 +1062,7 @@ fn client_shows_what_the_proxy_reported() {
             ..ClientInfo::default()
         },
     );
-    assert_eq!(texts(&h.send(1, "client"), 1), ["Client: Mudlet, GMCP off"]);
+    assert_eq!(texts(&h.send(1, "client"), 1), ["Client: Mudlet, UTF-8, GMCP off"]);
     h.game.session_closed(key(1), &mut Outbox::new());
     assert!(h.game.clients.is_empty());
 }
@@ -1073,7 +1073,7 @@ fn displays(out: &Outbox, n: u64) -> Vec<DisplayPrefs> {
     out.events
         .iter()
         .filter_map(|(k, e)| match e {
-            Outgoing::Display(prefs) if *k == key(n) => Some(*prefs),
+            Delivery::Display(prefs) if *k == key(n) => Some(*prefs),
             _ => None,
         })
         .collect()
@@ -1096,7 +1096,7 @@ fn display_settings_are_saved_and_sent() {
     let out = h.send(1, "config wrap off");
     let off = DisplayPrefs {
         wrap: false,
-        color: ColorChoice::Auto,
+        color: None,
     };
     assert_eq!(displays(&out, 1), [off]);
     assert_eq!(texts(&out, 1), ["Line wrapping is now off."]);
@@ -1104,17 +1104,17 @@ fn display_settings_are_saved_and_sent() {
     let display = out
         .events
         .iter()
-        .position(|(_, e)| matches!(e, Outgoing::Display(_)));
+        .position(|(_, e)| matches!(e, Delivery::Display(_)));
     let confirm = out
         .events
         .iter()
-        .position(|(_, e)| matches!(e, Outgoing::Text(_)));
+        .position(|(_, e)| matches!(e, Delivery::Output(_)));
     assert!(display < confirm);
 
     let out = h.send(1, "config COLOR 256");
     let both = DisplayPrefs {
         wrap: false,
-        color: ColorChoice::Ansi256,
+        color: Some(ColorDepth::Ansi256),
     };
     assert_eq!(displays(&out, 1), [both]);
     for bad in ["config color purple", "config wrap maybe", "config size 3"] {
@@ -1138,31 +1138,31 @@ fn display_settings_are_saved_and_sent() {
     let display = out
         .events
         .iter()
-        .position(|(_, e)| matches!(e, Outgoing::Display(_)));
+        .position(|(_, e)| matches!(e, Delivery::Display(_)));
     let state = out
         .events
         .iter()
-        .position(|(_, e)| matches!(e, Outgoing::State(_)));
+        .position(|(_, e)| matches!(e, Delivery::State(_)));
     let welcome = out
         .events
         .iter()
-        .position(|(_, e)| matches!(e, Outgoing::Text(_)));
+        .position(|(_, e)| matches!(e, Delivery::Output(_)));
     assert!(state < display && display < welcome);
 }
 
 #[test]
 fn color_words() {
     for choice in [
-        ColorChoice::Auto,
-        ColorChoice::None,
-        ColorChoice::Ansi16,
-        ColorChoice::Ansi256,
-        ColorChoice::TrueColor,
+        None,
+        Some(ColorDepth::None),
+        Some(ColorDepth::Ansi16),
+        Some(ColorDepth::Ansi256),
+        Some(ColorDepth::TrueColor),
     ] {
-        assert_eq!(ColorChoice::from_word(choice.word()), Some(choice));
+        assert_eq!(parse_color_word(color_word(choice)), Some(choice));
     }
-    assert_eq!(ColorChoice::from_word("OFF"), Some(ColorChoice::None));
-    assert_eq!(ColorChoice::from_word("purple"), None);
+    assert_eq!(parse_color_word("OFF"), Some(Some(ColorDepth::None)));
+    assert_eq!(parse_color_word("purple"), None);
 }
 
 // ---- MSSP ----
@@ -1174,7 +1174,12 @@ fn mssp_counts_players() {
     h.create(2, "bob");
     h.open(3);
     assert_eq!(h.game.players_online(), 2);
-    let mssp: HashMap<String, String> = h.game.mssp().into_iter().collect();
+    let mssp: HashMap<String, String> = h
+        .game
+        .mssp()
+        .into_iter()
+        .map(|var| (var.name, var.value))
+        .collect();
     assert_eq!(mssp["NAME"], "Testville");
     assert_eq!(mssp["PLAYERS"], "2");
     assert_eq!(mssp["CODEBASE"], "tether");
@@ -1185,9 +1190,9 @@ fn mssp_counts_players() {
         h.game
             .mssp()
             .iter()
-            .find(|(k, _)| k == "PLAYERS")
+            .find(|var| var.name == "PLAYERS")
             .unwrap()
-            .1,
+            .value,
         "1"
     );
 }

@@ -8,8 +8,11 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use tether_protocol::framing::{self, MessageReader};
-use tether_protocol::link_capnp::{core_event, core_message, proxy_message};
+use tether_protocol::framing::MessageReader;
+use tether_protocol::message::{
+    self, Attach, CoreMessage, Delivery, Hello, ProxyEvent, ProxyMessage, SessionEvent,
+    SessionInfo, Transport,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -90,47 +93,49 @@ impl TestProxy {
 
     /// Attaches as `proxy_id` with no sessions; the core's first answer.
     pub async fn attach(&mut self, version: u32, proxy_id: u64) -> FromCore {
-        let mut message = framing::builder();
-        let mut attach = message.init_root::<proxy_message::Builder>().init_attach();
-        let mut hello = attach.reborrow().init_hello();
-        hello.set_protocol_version(version);
-        hello.set_proxy_id(proxy_id);
-        hello.set_proxy_name("test");
-        attach.init_sessions(0);
-        self.write(&message).await;
+        let mut bytes = Vec::new();
+        ProxyMessage::Attach(Attach {
+            hello: Hello {
+                protocol_version: version,
+                proxy_id,
+                proxy_name: "test".into(),
+            },
+            sessions: Vec::new(),
+        })
+        .encode(&mut bytes);
+        self.write(&bytes).await;
         self.next().await.expect("an answer to attach")
     }
 
     /// Submits lines `seqs` of session 1, announcing the session first if `open`.
     pub async fn submit(&mut self, open: bool, seqs: std::ops::RangeInclusive<u64>) {
-        let mut message = framing::builder();
-        let count = seqs.clone().count() + usize::from(open);
-        let mut events = message
-            .init_root::<proxy_message::Builder>()
-            .init_submit(count as u32);
-        let mut i = 0;
+        let mut events = Vec::new();
         if open {
-            let mut event = events.reborrow().get(0);
-            event.set_session(1);
-            event.init_opened().set_remote_addr("127.0.0.1:5000");
-            i = 1;
+            events.push(ProxyEvent {
+                session: 1,
+                event: SessionEvent::Opened(SessionInfo {
+                    transport: Transport::Telnet,
+                    remote_addr: "127.0.0.1:5000".into(),
+                }),
+            });
         }
         for seq in seqs {
-            let mut event = events.reborrow().get(i);
-            event.set_session(1);
-            let mut line = event.init_line();
-            line.set_seq(seq);
-            line.set_text("xyzzy");
-            i += 1;
+            events.push(ProxyEvent {
+                session: 1,
+                event: SessionEvent::Line {
+                    seq,
+                    text: "xyzzy".into(),
+                },
+            });
         }
-        self.write(&message).await;
+        let mut bytes = Vec::new();
+        message::encode_submit(&events, &mut bytes);
+        self.write(&bytes).await;
     }
 
-    async fn write(&mut self, message: &capnp::message::Builder<capnp::message::HeapAllocator>) {
-        let mut bytes = Vec::new();
-        framing::append(message, &mut bytes);
+    async fn write(&mut self, bytes: &[u8]) {
         self.writer
-            .write_all(&bytes)
+            .write_all(bytes)
             .await
             .expect("write to the core");
     }
@@ -138,34 +143,25 @@ impl TestProxy {
     /// The next message; `None` once the core has closed the connection.
     pub async fn next(&mut self) -> Option<FromCore> {
         let message = self.reader.next().await.expect("a readable stream")?;
-        let root = message
-            .get_root::<core_message::Reader>()
-            .expect("a core message");
-        let text =
-            |t: capnp::Result<capnp::text::Reader>| t.expect("text").to_string().expect("utf-8");
-        Some(match root.which().expect("a known message") {
-            core_message::Welcome(welcome) => {
-                FromCore::Welcome(text(welcome.expect("welcome").get_core_name()))
-            }
-            core_message::Refused(reason) => FromCore::Refused(text(reason)),
-            core_message::Accepted(()) => FromCore::Accepted,
-            core_message::Declined(reason) => FromCore::Declined(text(reason)),
-            core_message::Deliver(events) => {
-                let events = events.expect("events");
-                let last_ack = events
-                    .iter()
-                    .filter_map(|event| match event.which() {
-                        Ok(core_event::Ack(seq)) => Some(seq),
-                        _ => None,
-                    })
-                    .max();
-                FromCore::Deliver {
-                    events: events.len() as usize,
-                    last_ack,
-                }
-            }
-            core_message::GameStatus(_) => FromCore::GameStatus,
-        })
+        Some(
+            match CoreMessage::decode(&message).expect("a known core message") {
+                CoreMessage::Welcome(welcome) => FromCore::Welcome(welcome.core_name),
+                CoreMessage::Refused(reason) => FromCore::Refused(reason),
+                CoreMessage::Accepted => FromCore::Accepted,
+                CoreMessage::Declined(reason) => FromCore::Declined(reason),
+                CoreMessage::Deliver(events) => FromCore::Deliver {
+                    last_ack: events
+                        .iter()
+                        .filter_map(|event| match event.delivery {
+                            Delivery::Ack(seq) => Some(seq),
+                            _ => None,
+                        })
+                        .max(),
+                    events: events.len(),
+                },
+                CoreMessage::GameStatus(_) => FromCore::GameStatus,
+            },
+        )
     }
 }
 
