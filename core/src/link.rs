@@ -107,7 +107,7 @@ impl CoreState {
             SessionEvent::Opened(info) => self.game.session_opened(key, &info.remote_addr, outbox),
             SessionEvent::Line { seq, text } => self.game.line(key, seq, &text, outbox),
             SessionEvent::Closed(_) => self.game.session_closed(key, outbox),
-            SessionEvent::Client(info) => self.game.session_client(key, info),
+            SessionEvent::Client(info) => self.game.session_client(key, *info),
         }
     }
 

@@ -249,8 +249,10 @@ impl Relay {
             return;
         };
         if up && slot.announced {
-            self.outbox
-                .push(event(session, SessionEvent::Client(client.clone())));
+            self.outbox.push(event(
+                session,
+                SessionEvent::Client(Box::new(client.clone())),
+            ));
         }
         slot.client = client;
     }
@@ -287,8 +289,10 @@ impl Relay {
                 self.outbox
                     .push(event(session, SessionEvent::Opened(slot.info.clone())));
                 if slot.client != ClientInfo::default() {
-                    self.outbox
-                        .push(event(session, SessionEvent::Client(slot.client.clone())));
+                    self.outbox.push(event(
+                        session,
+                        SessionEvent::Client(Box::new(slot.client.clone())),
+                    ));
                 }
                 slot.announced = true;
             }
@@ -579,7 +583,7 @@ mod tests {
         relay.client(1, client.clone());
         assert_eq!(
             relay.take_submits(),
-            vec![event(1, SessionEvent::Client(client.clone()))]
+            vec![event(1, SessionEvent::Client(Box::new(client.clone())))]
         );
         relay.detached(now);
         assert_eq!(relay.snapshots()[0].client, client);

@@ -1062,7 +1062,10 @@ fn client_shows_what_the_proxy_reported() {
             ..ClientInfo::default()
         },
     );
-    assert_eq!(texts(&h.send(1, "client"), 1), ["Client: Mudlet, UTF-8, GMCP off"]);
+    assert_eq!(
+        texts(&h.send(1, "client"), 1),
+        ["Client: Mudlet, UTF-8, GMCP off"]
+    );
     h.game.session_closed(key(1), &mut Outbox::new());
     assert!(h.game.clients.is_empty());
 }

@@ -166,8 +166,9 @@ pub enum SessionEvent<'a> {
     Line { seq: u64, text: Cow<'a, str> },
     /// The connection ended; why.
     Closed(String),
-    /// Negotiation learned something new about the client.
-    Client(ClientInfo),
+    /// Negotiation learned something new about the client. (Boxed: it is rare and large, and
+    /// every line in a batch would otherwise be as large as it.)
+    Client(Box<ClientInfo>),
 }
 
 impl ProxyEvent<'_> {

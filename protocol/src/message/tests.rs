@@ -105,11 +105,11 @@ fn every_session_event_round_trips() {
         },
         ProxyEvent {
             session: 3,
-            event: SessionEvent::Client(full_client()),
+            event: SessionEvent::Client(Box::new(full_client())),
         },
         ProxyEvent {
             session: 3,
-            event: SessionEvent::Client(ClientInfo::default()),
+            event: SessionEvent::Client(Box::default()),
         },
         ProxyEvent {
             session: 3,

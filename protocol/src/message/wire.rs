@@ -85,9 +85,25 @@ impl<'m> ProxyMessage<'m> {
                 let events = events?;
                 let mut decoded = Vec::with_capacity(events.len() as usize);
                 for event in events {
-                    if let Some(event) = read_proxy_event(event)? {
-                        decoded.push(event);
-                    }
+                    let session = event.get_session();
+                    // Read in place, pushed once: this loop is the core's per-command cost.
+                    let event = match event.which() {
+                        Ok(proxy_event::Line(line)) => {
+                            let line = line?;
+                            SessionEvent::Line {
+                                seq: line.get_seq(),
+                                text: Cow::Borrowed(line.get_text()?.to_str()?),
+                            }
+                        }
+                        Ok(proxy_event::Opened(info)) => SessionEvent::Opened(read_info(info?)?),
+                        Ok(proxy_event::Closed(reason)) => SessionEvent::Closed(owned(reason)?),
+                        Ok(proxy_event::Client(client)) => {
+                            SessionEvent::Client(Box::new(read_client(client?)?))
+                        }
+                        // From a newer proxy: what this core does not know, it cannot act on.
+                        Err(capnp::NotInSchema(_)) => continue,
+                    };
+                    decoded.push(ProxyEvent { session, event });
                 }
                 Ok(ProxyMessage::Submit(decoded))
             }
@@ -225,25 +241,6 @@ fn write_proxy_event(mut builder: proxy_event::Builder, event: &ProxyEvent<'_>) 
         SessionEvent::Closed(reason) => builder.set_closed(reason.as_str()),
         SessionEvent::Client(client) => write_client(builder.init_client(), client),
     }
-}
-
-fn read_proxy_event(event: proxy_event::Reader<'_>) -> Result<Option<ProxyEvent<'_>>, DecodeError> {
-    let session = event.get_session();
-    let event = match event.which() {
-        Ok(proxy_event::Opened(info)) => SessionEvent::Opened(read_info(info?)?),
-        Ok(proxy_event::Line(line)) => {
-            let line = line?;
-            SessionEvent::Line {
-                seq: line.get_seq(),
-                text: Cow::Borrowed(line.get_text()?.to_str()?),
-            }
-        }
-        Ok(proxy_event::Closed(reason)) => SessionEvent::Closed(owned(reason)?),
-        Ok(proxy_event::Client(client)) => SessionEvent::Client(read_client(client?)?),
-        // From a newer proxy: what this core does not know, it cannot act on.
-        Err(capnp::NotInSchema(_)) => return Ok(None),
-    };
-    Ok(Some(ProxyEvent { session, event }))
 }
 
 fn write_core_event(mut builder: core_event::Builder, event: &CoreEvent) {
