@@ -363,34 +363,32 @@ async fn ask_supervisor(
     socket: Option<PathBuf>,
     request: control::Request,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let command = request.as_str();
-    let reply = match socket {
-        None => Err(format!(
+    let failure = match socket {
+        None => Some(format!(
             "this core runs without a supervisor ({} is not set)",
             tether_protocol::process::CONTROL_VAR
         )),
-        Some(socket) => async {
-            let mut stream = UnixStream::connect(&socket).await?;
-            stream.write_all(format!("{command}\n").as_bytes()).await?;
-            let mut reply = String::new();
-            stream.read_to_string(&mut reply).await?;
-            Ok::<_, std::io::Error>(reply)
+        Some(socket) => {
+            let asked = tokio::task::spawn_blocking(move || {
+                let mut reply = Vec::new();
+                let ok = control::request(&socket, request, |line| reply.push(line.to_owned()));
+                (ok, reply)
+            })
+            .await;
+            match asked {
+                Ok((Ok(true), reply)) => {
+                    info!(command, reply = %reply.join(" / "), "supervisor answered");
+                    None
+                }
+                Ok((Ok(false), reply)) => control::failure(&reply.join("\n")).map(str::to_owned),
+                // The supervisor stops a core that asked for its own replacement before it
+                // answers: no outcome is not a failure.
+                Ok((Err(control::ClientError::NoAnswer { .. }), _)) => None,
+                Ok((Err(error), _)) => Some(error.to_string()),
+                Err(error) => Some(format!("the request was lost: {error}")),
+            }
         }
-        .await
-        .map_err(|error| {
-            format!(
-                "cannot reach the supervisor at {}: {error}",
-                socket.display()
-            )
-        }),
-    };
-    let failure = match reply {
-        Ok(reply) => {
-            info!(command, reply = reply.trim(), "supervisor answered");
-            control::failure(&reply).map(str::to_string)
-        }
-        Err(error) => Some(error),
     };
     if let Some(failure) = failure {
         warn!(command, %failure, "admin request failed");

@@ -1,11 +1,14 @@
 //! The supervisor's control socket, as both ends speak it: the requests (`reload`, `status`,
-//! `shutdown`) and how a reply says how it went. The supervisor serves it; `tether
-//! reload|status|stop` and the core's `@reload`/`@shutdown` are its clients.
+//! `shutdown`), how a reply says how it went, and the client ([`request`]). The supervisor
+//! serves it; `tether reload|status|stop` and the core's `@reload`/`@shutdown` are its clients.
 //!
 //! A client writes one request line; the supervisor answers with lines and closes. Reply lines
 //! that start with `ok: ` or `error: ` are outcomes, other lines are details; the last outcome
 //! line decides ([`failure`]).
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -83,9 +86,103 @@ pub fn failure(reply: &str) -> Option<&str> {
     last.strip_prefix("error:").map(str::trim_start)
 }
 
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("no tether supervisor is running at {}", path.display())]
+    NotRunning { path: PathBuf },
+    #[error("cannot talk to the tether supervisor at {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no reply from the tether supervisor at {} within {} s", path.display(), timeout.as_secs())]
+    Timeout { path: PathBuf, timeout: Duration },
+    #[error("the tether supervisor at {} closed the connection without an answer", path.display())]
+    NoAnswer { path: PathBuf },
+}
+
+/// Asks the supervisor at `path`; hands each reply line to `on_line` as it arrives. Returns
+/// whether the outcome was `ok`. Blocking: an async caller runs it on a blocking thread.
+pub fn request(
+    path: &Path,
+    request: Request,
+    mut on_line: impl FnMut(&str),
+) -> Result<bool, ClientError> {
+    let io = |source| ClientError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut stream = match UnixStream::connect(path) {
+        Ok(stream) => stream,
+        Err(err) if is_nobody_home(&err) => {
+            return Err(ClientError::NotRunning {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(err) => return Err(io(err)),
+    };
+    let timeout = request.client_timeout();
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream
+        .write_all(format!("{}\n", request.as_str()).as_bytes())
+        .map_err(io)?;
+    let mut outcome_seen = None;
+    for line in BufReader::new(stream).lines() {
+        let line = match line {
+            Ok(line) => line,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ClientError::Timeout {
+                    path: path.to_path_buf(),
+                    timeout,
+                });
+            }
+            Err(err) => return Err(io(err)),
+        };
+        on_line(&line);
+        if let Some(ok) = outcome(&line) {
+            outcome_seen = Some(ok);
+        }
+    }
+    outcome_seen.ok_or_else(|| ClientError::NoAnswer {
+        path: path.to_path_buf(),
+    })
+}
+
+/// A missing socket file, or one nobody listens on (a supervisor that died without
+/// cleaning up), both mean there is no supervisor.
+pub fn is_nobody_home(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nobody_home_is_reported_clearly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("control.sock");
+        let err = request(&path, Request::Status, |_| {}).expect_err("nothing runs");
+        assert!(matches!(err, ClientError::NotRunning { .. }));
+        assert_eq!(
+            err.to_string(),
+            format!("no tether supervisor is running at {}", path.display())
+        );
+
+        // A stale socket file from a supervisor that was killed.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        let err = request(&path, Request::Status, |_| {}).expect_err("nothing listens");
+        assert!(matches!(err, ClientError::NotRunning { .. }));
+    }
 
     #[test]
     fn requests_parse_leniently_but_not_loosely() {

@@ -1,7 +1,6 @@
 //! The control socket `<data>/control.sock`: how `tether reload|status|stop` and the core's
-//! @reload / @shutdown talk to a running supervisor. The requests and the reply rule are
-//! defined once, in `tether_protocol::control`; this module serves them, and has the CLI's
-//! client.
+//! @reload / @shutdown talk to a running supervisor. The requests, the reply rule and the
+//! client are defined once, in `tether_protocol::control`; this module serves them.
 //!
 //! Protocol: the client connects and writes one line, `reload`, `status` or `shutdown`
 //! (`stop` is accepted too). The supervisor answers with lines and closes the connection.
@@ -15,9 +14,6 @@
 //! - `shutdown`: `ok: shutting down` at once, then `ok: stopped in <N> ms` just before the
 //!   supervisor exits, so a client that reads to the end knows everything has stopped.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream as StdUnixStream;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -34,7 +30,9 @@ const MAX_REQUEST: u64 = 256;
 /// A client that connects and says nothing must not hold a task forever.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub use tether_protocol::control::{ParseError, Request, outcome};
+pub use tether_protocol::control::{
+    ClientError, ParseError, Request, is_nobody_home, outcome, request,
+};
 
 /// Sends reply lines to one waiting client; dropping it ends the reply.
 #[derive(Debug, Clone)]
@@ -149,103 +147,12 @@ async fn answer(stream: UnixStream, requests: mpsc::Sender<Incoming>) {
     let _ = write.shutdown().await;
 }
 
-#[derive(Debug, Error)]
-pub enum ClientError {
-    #[error("no tether supervisor is running at {}", path.display())]
-    NotRunning { path: PathBuf },
-    #[error("cannot talk to the tether supervisor at {}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("no reply from the tether supervisor at {} within {} s", path.display(), timeout.as_secs())]
-    Timeout { path: PathBuf, timeout: Duration },
-    #[error("the tether supervisor at {} closed the connection without an answer", path.display())]
-    NoAnswer { path: PathBuf },
-}
-
-/// Asks the supervisor at `path`; hands each reply line to `on_line` as it arrives.
-/// Returns whether the outcome was `ok`.
-pub fn request(
-    path: &Path,
-    request: Request,
-    mut on_line: impl FnMut(&str),
-) -> Result<bool, ClientError> {
-    let io = |source| ClientError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut stream = match StdUnixStream::connect(path) {
-        Ok(stream) => stream,
-        Err(err) if is_nobody_home(&err) => {
-            return Err(ClientError::NotRunning {
-                path: path.to_path_buf(),
-            });
-        }
-        Err(err) => return Err(io(err)),
-    };
-    let timeout = request.client_timeout();
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream
-        .write_all(format!("{}\n", request.as_str()).as_bytes())
-        .map_err(io)?;
-    let mut outcome_seen = None;
-    for line in BufReader::new(stream).lines() {
-        let line = match line {
-            Ok(line) => line,
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(ClientError::Timeout {
-                    path: path.to_path_buf(),
-                    timeout,
-                });
-            }
-            Err(err) => return Err(io(err)),
-        };
-        on_line(&line);
-        if let Some(ok) = outcome(&line) {
-            outcome_seen = Some(ok);
-        }
-    }
-    outcome_seen.ok_or_else(|| ClientError::NoAnswer {
-        path: path.to_path_buf(),
-    })
-}
-
-/// A missing socket file, or one nobody listens on (a supervisor that died without
-/// cleaning up), both mean there is no supervisor.
-pub fn is_nobody_home(err: &std::io::Error) -> bool {
-    matches!(
-        err.kind(),
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn nobody_home_is_reported_clearly() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("control.sock");
-        let err = request(&path, Request::Status, |_| {}).expect_err("nothing runs");
-        assert!(matches!(err, ClientError::NotRunning { .. }));
-        assert_eq!(
-            err.to_string(),
-            format!("no tether supervisor is running at {}", path.display())
-        );
-
-        // A stale socket file from a supervisor that was killed.
-        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
-        let err = request(&path, Request::Status, |_| {}).expect_err("nothing listens");
-        assert!(matches!(err, ClientError::NotRunning { .. }));
-    }
+    use std::io::Write;
+    use std::os::unix::net::UnixStream as StdUnixStream;
 
     #[tokio::test]
     async fn a_round_trip_through_the_server() {
