@@ -17,13 +17,18 @@
 //! - `link`: the link to the core, a task on the runtime like the sessions, driving `relay`.
 //! - `server`: the accept loops and graceful shutdown; `shutdown`: the signal it passes down.
 
+pub mod admission;
+pub mod close;
 pub mod flood;
+pub mod gmcp;
 pub mod line;
 pub mod link;
 pub mod mailbox;
 pub mod mccp;
 pub mod negotiation;
 pub mod relay;
+#[cfg(test)]
+mod same_rules;
 pub mod server;
 pub mod session;
 pub mod shutdown;

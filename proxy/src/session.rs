@@ -11,16 +11,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use crate::flood::{FloodGuard, FloodLimits, Verdict};
-use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
+use crate::admission::{Admission, Admitted};
+use crate::close::{CloseReason, OVERFLOW_NOTICE};
 use crate::link::{GameStatus, LinkHandle, SessionHandle, ToLink};
 use crate::mailbox;
-use tether_protocol::message::{self, Charset, ClientInfo, Delivery, DisplayPrefs, SessionInfo};
+use tether_protocol::message::{self, ClientInfo, Delivery, DisplayPrefs, SessionInfo};
 
 use crate::negotiation::{self, Capabilities, ClientEvent, MSSP_REQUEST, Negotiation};
 use crate::relay::ToSession;
 use crate::shutdown::Shutdown;
-use crate::telnet::{TelnetEvent, TelnetParser};
+use crate::telnet::{TelnetEvent, TelnetParser, option};
 use crate::wire::Wire;
 
 /// Messages the link may queue for one session before it is considered stuck.
@@ -60,9 +60,9 @@ pub trait Speaker {
     /// What to send as soon as the connection opens (negotiation offers).
     fn greet(&mut self);
     /// Input from the client: lines for the core, or the reason to close.
-    fn input(&mut self, input: Self::In) -> Result<Vec<String>, String>;
+    fn input(&mut self, input: Self::In) -> Result<Vec<String>, CloseReason>;
     /// A message routed by the link; `Err` closes the connection with that reason.
-    fn message(&mut self, message: ToSession) -> Result<(), String>;
+    fn message(&mut self, message: ToSession) -> Result<(), CloseReason>;
     /// A line from tether itself.
     fn notice(&mut self, text: &str);
     /// The connection is about to close: last words (finish a compression stream...).
@@ -80,12 +80,12 @@ pub trait Transport {
     /// The next input; `Ok(None)` when the client closed.
     fn recv(
         &mut self,
-    ) -> impl std::future::Future<Output = Result<Option<Self::In>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<Option<Self::In>, CloseReason>> + Send;
     fn send(
         &mut self,
         output: Vec<Self::Out>,
     ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
-    fn close(&mut self, reason: &str) -> impl std::future::Future<Output = ()> + Send;
+    fn close(&mut self, reason: &CloseReason) -> impl std::future::Future<Output = ()> + Send;
 }
 
 /// Runs one session until it closes: registers it with the link, feeds input through the
@@ -122,16 +122,16 @@ pub async fn run<S, T>(
     let mut sent = transport.send(speaker.take_output()).await;
     let reason = loop {
         if let Err(error) = sent {
-            break format!("write error: {error}");
+            break CloseReason::WriteFailed(error.to_string());
         }
         let outcome = tokio::select! {
             input = transport.recv() => match input {
-                Ok(None) => Err("connection closed by client".to_string()),
+                Ok(None) => Err(CloseReason::ClientClosed),
                 Ok(Some(input)) => speaker.input(input),
                 Err(error) => Err(error),
             },
             delivery = messages.recv() => match delivery {
-                mailbox::Delivery::Closed => Err("link gone".to_string()),
+                mailbox::Delivery::Closed => Err(CloseReason::LinkGone),
                 mailbox::Delivery::Messages(queued) => {
                     // Everything already queued goes into the same write.
                     queued
@@ -140,15 +140,13 @@ pub async fn run<S, T>(
                         .map(|()| Vec::new())
                 }
                 mailbox::Delivery::Overflowed => {
-                    let reason =
-                        "Disconnected: output was not being read fast enough.".to_string();
-                    speaker.notice(&reason);
-                    Err(reason)
+                    speaker.notice(OVERFLOW_NOTICE);
+                    Err(CloseReason::OutputOverflow)
                 }
             },
             _ = context.shutdown.wait() => {
                 speaker.notice(SHUTDOWN_MESSAGE);
-                Err("proxy shutting down".to_string())
+                Err(CloseReason::Shutdown)
             }
         };
         match outcome {
@@ -170,7 +168,10 @@ pub async fn run<S, T>(
     };
     transport.close(&reason).await;
     info!(session, %peer, %reason, "disconnected");
-    link.send(ToLink::Closed { session, reason });
+    link.send(ToLink::Closed {
+        session,
+        reason: reason.to_string(),
+    });
 }
 
 /// Plain telnet over TCP.
@@ -212,11 +213,11 @@ impl Transport for TcpTransport {
     type In = Vec<u8>;
     type Out = Vec<u8>;
 
-    async fn recv(&mut self) -> Result<Option<Vec<u8>>, String> {
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
         loop {
             // Cancel safe, as `select!` in `run` needs: nothing is read until it is ready.
             if let Err(error) = self.reader.readable().await {
-                return Err(format!("read error: {error}"));
+                return Err(CloseReason::ReadFailed(error.to_string()));
             }
             match try_read(&self.reader) {
                 Ok(bytes) if bytes.is_empty() => return Ok(None),
@@ -227,7 +228,7 @@ impl Transport for TcpTransport {
                         error.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
                     ) => {}
-                Err(error) => return Err(format!("read error: {error}")),
+                Err(error) => return Err(CloseReason::ReadFailed(error.to_string())),
             }
         }
     }
@@ -239,7 +240,7 @@ impl Transport for TcpTransport {
         Ok(())
     }
 
-    async fn close(&mut self, _reason: &str) {
+    async fn close(&mut self, _reason: &CloseReason) {
         let _ = self.writer.shutdown().await;
     }
 }
@@ -265,8 +266,7 @@ pub struct TelnetSpeaker {
     context: Context,
     parser: TelnetParser,
     negotiation: Negotiation,
-    lines: LineAssembler,
-    flood: FloodGuard,
+    admission: Admission,
     wire: Wire,
     prefs: DisplayPrefs,
     /// The client was asked to stop echoing (a password is being typed).
@@ -282,8 +282,7 @@ impl TelnetSpeaker {
             context,
             parser: TelnetParser::new(),
             negotiation: Negotiation::new(),
-            lines: LineAssembler::new(MAX_LINE_BYTES),
-            flood: FloodGuard::new(FloodLimits::default(), Instant::now()),
+            admission: Admission::new(Instant::now()),
             wire: Wire::default(),
             prefs: DisplayPrefs::default(),
             input_hidden: false,
@@ -296,18 +295,47 @@ impl TelnetSpeaker {
     }
 
     /// Bytes from the client.
-    fn bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, String> {
+    fn bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, CloseReason> {
         // Fresh vectors per read rather than kept ones: an idle session holds no capacity.
         let mut telnet_events = Vec::new();
         self.parser.feed(bytes, &mut telnet_events);
-        let mut line_events = Vec::new();
+        let mut admitted = Admitted::default();
+        let now = Instant::now();
+        let mut closing = Ok(());
         for event in &telnet_events {
             match event {
-                TelnetEvent::Data(data) => self.lines.push(data, &mut line_events),
+                TelnetEvent::Data(data) if closing.is_ok() => {
+                    closing = self.admission.typed(data, now, &mut admitted);
+                }
+                TelnetEvent::Data(_) => {}
+                // GMCP from the client spends from the same budget as lines, as on the web.
+                TelnetEvent::Subnegotiation {
+                    option: option::GMCP,
+                    ..
+                } if closing.is_ok() => match self.admission.message(now, &mut admitted.notices) {
+                    Ok(true) => self.negotiate(event),
+                    Ok(false) => {}
+                    Err(reason) => closing = Err(reason),
+                },
                 other => self.negotiate(other),
             }
         }
-        self.take_lines(line_events)
+        for notice in &admitted.notices {
+            self.notice(notice);
+        }
+        closing?;
+        let mut lines = admitted.lines;
+        lines.retain(|line| {
+            if line != MSSP_REQUEST {
+                return true;
+            }
+            // The plain-text MSSP fallback is answered here, not by the game.
+            let reply = Negotiation::mssp_plain(&self.mssp());
+            let charset = self.caps().client.charset;
+            negotiation::encode_text(charset, &reply, self.wire.pending());
+            false
+        });
+        Ok(lines)
     }
 
     fn negotiate(&mut self, event: &TelnetEvent) {
@@ -326,7 +354,7 @@ impl TelnetSpeaker {
                     self.client_changed = Some(self.caps().client.clone());
                 }
                 ClientEvent::CharsetDecided(charset) => {
-                    self.lines.set_latin1(charset == Charset::Latin1);
+                    self.admission.set_charset(charset);
                     self.client_changed = Some(self.caps().client.clone());
                 }
                 ClientEvent::MsspRequested => {
@@ -340,46 +368,8 @@ impl TelnetSpeaker {
         }
     }
 
-    fn take_lines(&mut self, line_events: Vec<LineEvent>) -> Result<Vec<String>, String> {
-        let mut accepted = Vec::new();
-        for event in line_events {
-            match event {
-                LineEvent::Overlong { limit } => self.notice(&line::overlong_notice(limit)),
-                LineEvent::Line(line) => {
-                    if line.had_invalid_utf8 {
-                        self.notice(line::INVALID_UTF8_NOTICE);
-                    }
-                    match self.flood.check(Instant::now()) {
-                        Verdict::Accept if line.text == MSSP_REQUEST => {
-                            // The plain-text MSSP fallback is answered here, not by the game.
-                            let reply = Negotiation::mssp_plain(&self.mssp());
-                            let charset = self.caps().client.charset;
-                            negotiation::encode_text(charset, &reply, self.wire.pending());
-                        }
-                        Verdict::Accept => accepted.push(line.text),
-                        Verdict::Refuse { first } => {
-                            if first {
-                                let wait = self.flood.wait_hint().as_millis();
-                                self.notice(&format!(
-                                    "You are sending too fast; lines are refused until you \
-                                     slow down (try again in {wait} ms)."
-                                ));
-                            }
-                        }
-                        Verdict::Disconnect => {
-                            let reason = "Disconnected: too much input (flood).".to_string();
-                            self.notice(&reason);
-                            return Err(reason);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(accepted)
-    }
-
     /// A message routed by the link.
-    fn handle_message(&mut self, message: ToSession) -> Result<(), String> {
+    fn handle_message(&mut self, message: ToSession) -> Result<(), CloseReason> {
         // Disjoint fields: the capabilities are read while the wire is written, no copy.
         let caps = self.negotiation.capabilities();
         match message {
@@ -407,7 +397,7 @@ impl TelnetSpeaker {
                 self.negotiation.hide_input(false, self.wire.pending());
                 let charset = self.negotiation.capabilities().client.charset;
                 negotiation::encode_text(charset, &format!("{reason}\n"), self.wire.pending());
-                return Err(reason);
+                return Err(CloseReason::Game(reason));
             }
             // The relay's own business; never routed to a session.
             ToSession::Core(Delivery::Ack(_) | Delivery::State(_)) => {}
@@ -442,11 +432,11 @@ impl Speaker for TelnetSpeaker {
         self.negotiation.start(self.wire.pending());
     }
 
-    fn input(&mut self, input: Vec<u8>) -> Result<Vec<String>, String> {
+    fn input(&mut self, input: Vec<u8>) -> Result<Vec<String>, CloseReason> {
         self.bytes(&input)
     }
 
-    fn message(&mut self, message: ToSession) -> Result<(), String> {
+    fn message(&mut self, message: ToSession) -> Result<(), CloseReason> {
         self.handle_message(message)
     }
 

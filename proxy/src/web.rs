@@ -11,12 +11,11 @@
 //! - `telnet.mudstandards.org`: the raw telnet stream in binary frames, spoken by exactly the
 //!   same `TelnetSpeaker` as a TCP connection, for existing telnet-over-WebSocket clients.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -24,11 +23,11 @@ use axum::routing::get;
 use tether_protocol::markup;
 use tokio_util::task::TaskTracker;
 
-use crate::flood::{FloodGuard, FloodLimits, Verdict};
-use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
-use crate::negotiation::{covers, parse_supports_entry};
 use tether_protocol::message::{self, Charset, ClientInfo, Delivery, SessionInfo};
 
+use crate::admission::{Admission, Admitted};
+use crate::close::CloseReason;
+use crate::gmcp::{self, Gmcp, Received};
 use crate::relay::{CoreHealth, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
 
@@ -186,15 +185,23 @@ pub enum Frame {
 
 struct WsTransport {
     socket: WebSocket,
-    close_code: u16,
 }
 
 impl WsTransport {
     fn new(socket: WebSocket) -> WsTransport {
-        WsTransport {
-            socket,
-            close_code: close_code::NORMAL,
-        }
+        WsTransport { socket }
+    }
+}
+
+/// What a broken WebSocket read means, from the library's error type.
+fn read_failure(error: axum::Error) -> CloseReason {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(error) => match *error {
+            tungstenite::Error::Capacity(_) => CloseReason::FrameTooLarge(MAX_MESSAGE),
+            tungstenite::Error::Io(error) => CloseReason::ReadFailed(error.to_string()),
+            other => CloseReason::WebSocketError(other.to_string()),
+        },
+        Err(other) => CloseReason::WebSocketError(other.to_string()),
     }
 }
 
@@ -202,7 +209,7 @@ impl Transport for WsTransport {
     type In = Frame;
     type Out = Frame;
 
-    async fn recv(&mut self) -> Result<Option<Frame>, String> {
+    async fn recv(&mut self) -> Result<Option<Frame>, CloseReason> {
         loop {
             return match self.socket.recv().await {
                 None | Some(Ok(Message::Close(_))) => Ok(None),
@@ -210,16 +217,7 @@ impl Transport for WsTransport {
                 Some(Ok(Message::Binary(bytes))) => Ok(Some(Frame::Binary(bytes.to_vec()))),
                 // Pings are answered by the library.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Err(error)) => {
-                    let text = error.to_string();
-                    if text.contains("too long") || text.contains("Space limit") {
-                        self.close_code = close_code::SIZE;
-                        Err(format!("frame larger than {MAX_MESSAGE} bytes"))
-                    } else {
-                        self.close_code = close_code::PROTOCOL;
-                        Err(format!("websocket error: {text}"))
-                    }
-                }
+                Some(Err(error)) => Err(read_failure(error)),
             };
         }
     }
@@ -241,12 +239,8 @@ impl Transport for WsTransport {
         Ok(())
     }
 
-    async fn close(&mut self, reason: &str) {
-        let code = if reason == "proxy shutting down" {
-            close_code::AWAY
-        } else {
-            self.close_code
-        };
+    async fn close(&mut self, reason: &CloseReason) {
+        let code = reason.websocket_code();
         // Close reasons are limited to 123 bytes.
         let mut reason = reason.to_string();
         while reason.len() > 120 {
@@ -269,7 +263,7 @@ impl Transport for TelnetFrames {
     type In = Vec<u8>;
     type Out = Vec<u8>;
 
-    async fn recv(&mut self) -> Result<Option<Vec<u8>>, String> {
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
         Ok(self.0.recv().await?.map(|frame| match frame {
             Frame::Binary(bytes) => bytes,
             Frame::Text(text) => text.into_bytes(),
@@ -282,18 +276,17 @@ impl Transport for TelnetFrames {
             .await
     }
 
-    async fn close(&mut self, reason: &str) {
+    async fn close(&mut self, reason: &CloseReason) {
         self.0.close(reason).await;
     }
 }
 
 /// `gmcp.mudstandards.org` for tether's browser client, sans-IO.
 pub struct WebSpeaker {
-    lines: LineAssembler,
-    flood: FloodGuard,
+    admission: Admission,
     out: Vec<Frame>,
-    /// GMCP packages the client asked for; `None` until it says: everything.
-    supports: Option<BTreeMap<String, u32>>,
+    /// The browser client takes every package until it lists some.
+    gmcp: Gmcp,
     client: ClientInfo,
     client_changed: bool,
 }
@@ -307,10 +300,9 @@ impl Default for WebSpeaker {
 impl WebSpeaker {
     pub fn new() -> WebSpeaker {
         WebSpeaker {
-            lines: LineAssembler::new(MAX_LINE_BYTES),
-            flood: FloodGuard::new(FloodLimits::default(), Instant::now()),
+            admission: Admission::new(Instant::now()),
             out: Vec::new(),
-            supports: None,
+            gmcp: Gmcp::everything(),
             client: ClientInfo {
                 client_name: Some("tether web".into()),
                 terminal_type: Some("html".into()),
@@ -324,106 +316,43 @@ impl WebSpeaker {
         }
     }
 
-    fn gmcp(&mut self, package: &str, json: &serde_json::Value) {
-        self.out.push(Frame::Text(format!("{package} {json}")));
+    fn tether_gmcp(&mut self, package: &str, json: &serde_json::Value) {
+        self.out
+            .push(Frame::Text(gmcp::message_text(package, &json.to_string())));
     }
 
-    fn typed(&mut self, bytes: &[u8]) -> Result<Vec<String>, String> {
-        let mut events = Vec::new();
-        self.lines.push(bytes, &mut events);
-        // A frame is a line: end it, whether or not the client sent a line end.
-        if !bytes.ends_with(b"\n") {
-            self.lines.push(b"\n", &mut events);
+    /// A binary frame: one typed line.
+    fn typed(&mut self, bytes: &[u8]) -> Result<Vec<String>, CloseReason> {
+        let mut admitted = Admitted::default();
+        let closing = self
+            .admission
+            .typed_line(bytes, Instant::now(), &mut admitted);
+        for notice in &admitted.notices {
+            self.notice(notice);
         }
-        let mut accepted = Vec::new();
-        for event in events {
-            match event {
-                LineEvent::Overlong { limit } => self.notice(&line::overlong_notice(limit)),
-                LineEvent::Line(line) => {
-                    if line.had_invalid_utf8 {
-                        self.notice(line::INVALID_UTF8_NOTICE);
-                    }
-                    if self.admit()? {
-                        accepted.push(line.text);
-                    }
-                }
-            }
-        }
-        Ok(accepted)
+        closing.map(|()| admitted.lines)
     }
 
-    /// The flood guard counts every frame, GMCP included.
-    fn admit(&mut self) -> Result<bool, String> {
-        match self.flood.check(Instant::now()) {
-            Verdict::Accept => Ok(true),
-            Verdict::Refuse { first } => {
-                if first {
-                    self.notice("You are sending too fast; input is refused until you slow down.");
-                }
-                Ok(false)
-            }
-            Verdict::Disconnect => {
-                let reason = "Disconnected: too much input (flood).".to_string();
-                self.notice(&reason);
-                Err(reason)
-            }
+    /// A text frame: GMCP from the client.
+    fn client_gmcp(&mut self, text: &str) -> Result<(), CloseReason> {
+        let mut notices = Vec::new();
+        let admitted = self.admission.message(Instant::now(), &mut notices);
+        for notice in &notices {
+            self.notice(notice);
         }
-    }
-
-    fn client_gmcp(&mut self, text: &str) -> Result<(), String> {
-        if !self.admit()? {
+        if !admitted? {
             return Ok(());
         }
-        let (package, payload) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
-        let json: Option<serde_json::Value> = serde_json::from_str(payload.trim()).ok();
-        let entries = || {
-            json.as_ref()
-                .and_then(|value| value.as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|item| item.as_str())
-                .filter_map(parse_supports_entry)
-                .collect::<Vec<_>>()
-        };
-        match package.to_ascii_lowercase().as_str() {
-            "core.supports.set" => self.supports = Some(entries().into_iter().collect()),
-            "core.supports.add" => self.supports.get_or_insert_default().extend(entries()),
-            "core.supports.remove" => {
-                let supports = self.supports.get_or_insert_default();
-                for (name, _) in entries() {
-                    supports.remove(&name);
-                }
+        match self.gmcp.receive(text, &mut self.client) {
+            Ok(Received::Hello { .. }) => self.client_changed = true,
+            Ok(Received::Supports) => {}
+            Ok(Received::Ping) => self.out.push(Frame::Text("Core.Ping".into())),
+            Ok(Received::ForGame { package, .. }) => {
+                tracing::debug!(package, "GMCP from a web client is not used yet");
             }
-            "core.hello" => {
-                let field = |key: &str| {
-                    json.as_ref()
-                        .and_then(|value| value.as_object())
-                        .and_then(|object| {
-                            object
-                                .iter()
-                                .find(|(name, _)| name.eq_ignore_ascii_case(key))
-                        })
-                        .and_then(|(_, value)| value.as_str())
-                        .map(str::to_string)
-                };
-                if let Some(name) = field("client") {
-                    self.client.client_name = Some(name);
-                }
-                if let Some(version) = field("version") {
-                    self.client.client_version = Some(version);
-                }
-                self.client_changed = true;
-            }
-            "core.ping" => self.out.push(Frame::Text("Core.Ping".into())),
-            _ => tracing::debug!(package, "GMCP from a web client is not used"),
+            Err(ignored) => tracing::debug!(%ignored, "ignoring a GMCP message from a web client"),
         }
         Ok(())
-    }
-
-    fn supported(&self, package: &str) -> bool {
-        self.supports
-            .as_ref()
-            .is_none_or(|supports| covers(supports, package))
     }
 }
 
@@ -433,14 +362,14 @@ impl Speaker for WebSpeaker {
 
     fn greet(&mut self) {}
 
-    fn input(&mut self, input: Frame) -> Result<Vec<String>, String> {
+    fn input(&mut self, input: Frame) -> Result<Vec<String>, CloseReason> {
         match input {
             Frame::Binary(bytes) => self.typed(&bytes),
             Frame::Text(text) => self.client_gmcp(&text).map(|()| Vec::new()),
         }
     }
 
-    fn message(&mut self, message: ToSession) -> Result<(), String> {
+    fn message(&mut self, message: ToSession) -> Result<(), CloseReason> {
         match message {
             ToSession::Core(Delivery::Output(text)) => {
                 let mut html = markup::render_html(&text);
@@ -449,23 +378,24 @@ impl Speaker for WebSpeaker {
             }
             ToSession::Core(Delivery::Prompt(text)) => {
                 let html = markup::render_html(&text);
-                self.gmcp("Tether.Prompt", &serde_json::json!({ "html": html }));
+                self.tether_gmcp("Tether.Prompt", &serde_json::json!({ "html": html }));
             }
             ToSession::Notice(text) => self.notice(&text),
             ToSession::Core(Delivery::HideInput(hidden)) => {
-                self.gmcp("Tether.Input", &serde_json::json!({ "hidden": hidden }));
+                self.tether_gmcp("Tether.Input", &serde_json::json!({ "hidden": hidden }));
             }
             ToSession::Core(Delivery::Gmcp { package, json }) => {
-                if self.supported(&package) {
-                    self.out.push(Frame::Text(format!("{package} {json}")));
+                if self.gmcp.wants(&package) {
+                    self.out
+                        .push(Frame::Text(gmcp::message_text(&package, &json)));
                 }
             }
             // Browsers wrap and colour by themselves.
             ToSession::Core(Delivery::Display(_)) => {}
             ToSession::Core(Delivery::Disconnect(reason)) => {
-                self.gmcp("Tether.Input", &serde_json::json!({ "hidden": false }));
+                self.tether_gmcp("Tether.Input", &serde_json::json!({ "hidden": false }));
                 self.notice(&reason);
-                return Err(reason);
+                return Err(CloseReason::Game(reason));
             }
             // The relay's own business; never routed to a session.
             ToSession::Core(Delivery::Ack(_) | Delivery::State(_)) => {}
@@ -474,7 +404,7 @@ impl Speaker for WebSpeaker {
     }
 
     fn notice(&mut self, text: &str) {
-        self.gmcp("Tether.Notice", &serde_json::json!({ "text": text }));
+        self.tether_gmcp("Tether.Notice", &serde_json::json!({ "text": text }));
     }
 
     fn closing(&mut self) {}
@@ -556,7 +486,7 @@ mod tests {
                 break;
             }
         }
-        assert!(closed.is_some_and(|reason| reason.contains("flood")));
+        assert_eq!(closed, Some(CloseReason::Flood));
     }
 
     #[test]
@@ -606,7 +536,7 @@ mod tests {
         assert_eq!(shown[1], r#"Tether.Input {"hidden":true}"#);
         assert_eq!(shown[2], r#"Tether.Notice {"text":"The game is back."}"#);
         let closing = speaker.message(ToSession::Core(Delivery::Disconnect("Goodbye.".into())));
-        assert_eq!(closing, Err("Goodbye.".to_string()));
+        assert_eq!(closing, Err(CloseReason::Game("Goodbye.".into())));
         assert_eq!(
             texts(&speaker.take_output())[0],
             r#"Tether.Input {"hidden":false}"#

@@ -1,0 +1,125 @@
+//! What a player's typing must pass before it becomes a line for the core, the same on every
+//! transport: the line assembler (line ends, the length cap, UTF-8, control characters) and
+//! the flood guard, with the same words for every refusal. (The third bound, lines waiting for
+//! a core, is the relay's, which every transport shares too.)
+
+use std::time::Instant;
+
+use tether_protocol::message::Charset;
+
+use crate::close::{CloseReason, FLOOD_NOTICE};
+use crate::flood::{FloodGuard, FloodLimits, Verdict};
+use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
+
+/// Lines that passed, and what the player must be told, from one piece of input.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    pub lines: Vec<String>,
+    pub notices: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Admission {
+    lines: LineAssembler,
+    flood: FloodGuard,
+}
+
+impl Admission {
+    pub fn new(now: Instant) -> Admission {
+        Admission {
+            lines: LineAssembler::new(MAX_LINE_BYTES),
+            flood: FloodGuard::new(FloodLimits::default(), now),
+        }
+    }
+
+    /// The encoding typed lines arrive in (after CHARSET negotiation).
+    pub fn set_charset(&mut self, charset: Charset) {
+        self.lines.set_latin1(charset == Charset::Latin1);
+    }
+
+    /// Typed bytes from a stream: lines come out as their ends arrive.
+    pub fn typed(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        admitted: &mut Admitted,
+    ) -> Result<(), CloseReason> {
+        let mut events = Vec::new();
+        self.lines.push(bytes, &mut events);
+        self.admit(events, now, admitted)
+    }
+
+    /// Typed bytes that are one whole line (a WebSocket frame), with or without its end.
+    pub fn typed_line(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        admitted: &mut Admitted,
+    ) -> Result<(), CloseReason> {
+        let mut events = Vec::new();
+        self.lines.push(bytes, &mut events);
+        if !bytes.ends_with(b"\n") {
+            self.lines.push(b"\n", &mut events);
+        }
+        self.admit(events, now, admitted)
+    }
+
+    /// A message that is not a line (GMCP from the client) spends from the same budget:
+    /// `Ok(true)` take it, `Ok(false)` it was refused.
+    pub fn message(
+        &mut self,
+        now: Instant,
+        notices: &mut Vec<String>,
+    ) -> Result<bool, CloseReason> {
+        match self.flood.check(now) {
+            Verdict::Accept => Ok(true),
+            Verdict::Refuse { first } => {
+                if first {
+                    notices.push(self.too_fast());
+                }
+                Ok(false)
+            }
+            Verdict::Disconnect => {
+                notices.push(FLOOD_NOTICE.to_string());
+                Err(CloseReason::Flood)
+            }
+        }
+    }
+
+    /// Bytes of a line typed but not finished yet.
+    pub fn partial_bytes(&self) -> usize {
+        self.lines.buffered()
+    }
+
+    fn admit(
+        &mut self,
+        events: Vec<LineEvent>,
+        now: Instant,
+        admitted: &mut Admitted,
+    ) -> Result<(), CloseReason> {
+        for event in events {
+            match event {
+                LineEvent::Overlong { limit } => {
+                    admitted.notices.push(line::overlong_notice(limit));
+                }
+                LineEvent::Line(line) => {
+                    if line.had_invalid_utf8 {
+                        admitted.notices.push(line::INVALID_UTF8_NOTICE.to_string());
+                    }
+                    if self.message(now, &mut admitted.notices)? {
+                        admitted.lines.push(line.text);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn too_fast(&self) -> String {
+        let wait = self.flood.wait_hint().as_millis();
+        format!(
+            "You are sending too fast; lines are refused until you slow down (try again in \
+             {wait} ms)."
+        )
+    }
+}
