@@ -9,6 +9,7 @@
 //! disagree about what a piece of markup means. Nothing here can fail or panic: markup that is
 //! not a tag is text, which keeps a typo in a room description visible instead of fatal.
 
+use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
 
 /// How much colour a client has told us it can show.
@@ -20,7 +21,9 @@ use std::fmt::{self, Write as _};
 /// and so do screen-reader clients that speak MTTS.
 ///
 /// The variants are ordered by capability, so `depth.min(limit)` caps a session's depth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub enum ColorDepth {
     /// Plain text: screen readers, dumb terminals, logs.
     None,

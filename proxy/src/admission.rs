@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use tether_protocol::message::Charset;
 
 use crate::close::{CloseReason, FLOOD_NOTICE};
@@ -18,7 +19,7 @@ pub struct Admitted {
     pub notices: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Admission {
     lines: LineAssembler,
     flood: FloodGuard,

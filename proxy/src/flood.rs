@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FloodLimits {
     /// Lines accepted in one burst.
     pub burst: u32,
@@ -38,10 +40,13 @@ pub enum Verdict {
     Disconnect,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FloodGuard {
     limits: FloodLimits,
     tokens: f64,
+    /// Not carried to another process (an `Instant` means nothing there): a restored guard
+    /// refills from the moment it is restored.
+    #[serde(skip, default = "Instant::now")]
     last: Instant,
     refused: u32,
 }

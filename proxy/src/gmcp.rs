@@ -6,12 +6,13 @@
 //! telnetlib3 `"room 1"`); what the game sends keeps its canonical spelling, which Mudlet
 //! needs.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use tether_protocol::message::ClientInfo;
 
 /// Which packages a client receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gmcp {
     /// `None`: every package (until the client says otherwise). Otherwise the packages from
     /// Core.Supports.Set/Add minus Remove, lowercase, with versions.

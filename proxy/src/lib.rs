@@ -32,6 +32,7 @@ mod same_rules;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod state;
 pub mod telnet;
 pub mod web;
 pub mod wire;

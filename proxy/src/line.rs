@@ -4,6 +4,8 @@
 //! encodings, and players paste all sorts of things; the game core should
 //! only ever see bounded, valid, printable UTF-8 lines.
 
+use serde::{Deserialize, Serialize};
+
 /// Longest line kept, in raw bytes before decoding and cleanup.
 pub const MAX_LINE_BYTES: usize = 8192;
 /// Capacity an assembler keeps between lines for reuse; more is given back at the line's end.
@@ -39,14 +41,14 @@ pub struct InputLine {
 
 /// The line end just seen, so its partner byte (possibly in the next push)
 /// does not end a second, empty line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum LastEnd {
     None,
     Cr,
     Lf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LineAssembler {
     max_bytes: usize,
     buf: Vec<u8>,

@@ -9,6 +9,7 @@
 //! order, to the next core, before anything typed later. While no core is attached lines
 //! queue up to a per-session bound; past it the player is told the line was not accepted.
 
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ pub const NOTICE_AFTER: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_QUEUED_LINES: usize = 100;
 
 /// What the shell must do to a player's connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToSession {
     /// What the core delivered for the player (never `Ack` or `State`: those are the relay's).
     Core(Delivery),
@@ -38,8 +39,11 @@ pub enum Refused {
     UnknownSession,
 }
 
-#[derive(Debug)]
-struct Slot {
+/// What the relay keeps for one session: who it is, what the core asked to keep, and every
+/// line not yet acknowledged with its sequence number. Part of a session's whole state
+/// (`state::SessionState`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
     info: SessionInfo,
     client: ClientInfo,
     state: Vec<u8>,
@@ -404,6 +408,19 @@ impl Relay {
                     .push((session, ToSession::Notice(notice.to_string())));
             }
         }
+    }
+
+    /// What the relay keeps for `session`, to carry it elsewhere.
+    pub fn export(&self, session: u64) -> Option<Slot> {
+        self.sessions.get(&session).cloned()
+    }
+
+    /// Takes over a session exported by another relay. What was sent on the other relay's
+    /// link counts as not sent on this one: the lines after the acknowledged ones go to the
+    /// core again, in order.
+    pub fn import(&mut self, session: u64, mut slot: Slot) {
+        slot.sent_seq = slot.acked_seq;
+        self.sessions.insert(session, slot);
     }
 
     /// The next `submit` batch (empty: nothing to send).

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
@@ -21,7 +22,7 @@ use crate::negotiation::{self, Capabilities, ClientEvent, MSSP_REQUEST, Negotiat
 use crate::relay::ToSession;
 use crate::shutdown::Shutdown;
 use crate::telnet::{TelnetEvent, TelnetParser, option};
-use crate::wire::Wire;
+use crate::wire::{Wire, WireState};
 
 /// Messages the link may queue for one session before it is considered stuck.
 const OUTPUT_QUEUE: usize = 1024;
@@ -259,6 +260,20 @@ async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> st
         })
 }
 
+/// A telnet session's state ([`TelnetSpeaker::state`]): a telnet command cut in half, every
+/// option's negotiation and what it taught us, a partly typed line and the flood budget,
+/// unwritten output and whether MCCP2 is on, the player's display settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TelnetState {
+    parser: TelnetParser,
+    negotiation: Negotiation,
+    admission: Admission,
+    wire: WireState,
+    prefs: DisplayPrefs,
+    input_hidden: bool,
+    client_changed: Option<ClientInfo>,
+}
+
 /// The telnet protocol of one session, sans-IO: bytes in, lines for the core and bytes out.
 /// Also spoken over WebSocket (`telnet.mudstandards.org`).
 pub struct TelnetSpeaker {
@@ -288,6 +303,44 @@ impl TelnetSpeaker {
             input_hidden: false,
             client_changed: None,
         }
+    }
+
+    /// Everything this speaker knows about the session, to carry it to another process.
+    pub fn state(&self) -> TelnetState {
+        TelnetState {
+            parser: self.parser.clone(),
+            negotiation: self.negotiation.clone(),
+            admission: self.admission.clone(),
+            wire: self.wire.state(),
+            prefs: self.prefs,
+            input_hidden: self.input_hidden,
+            client_changed: self.client_changed.clone(),
+        }
+    }
+
+    /// A speaker that carries on from `state`.
+    pub fn restore(id: u64, context: Context, state: TelnetState) -> TelnetSpeaker {
+        TelnetSpeaker {
+            id,
+            context,
+            parser: state.parser,
+            negotiation: state.negotiation,
+            admission: state.admission,
+            wire: Wire::restore(state.wire),
+            prefs: state.prefs,
+            input_hidden: state.input_hidden,
+            client_changed: state.client_changed,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn client(&self) -> &ClientInfo {
+        &self.caps().client
+    }
+
+    #[cfg(test)]
+    pub(crate) fn wants_gmcp(&self, package: &str) -> bool {
+        self.negotiation.gmcp_message(package, "", &mut Vec::new())
     }
 
     fn caps(&self) -> &Capabilities {

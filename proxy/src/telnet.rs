@@ -8,6 +8,8 @@
 //! data. Here the parser knows nothing about option state; deciding what to
 //! agree to is [`OptionPolicy`]'s job (and later the connection's).
 
+use serde::{Deserialize, Serialize};
+
 /// Interpret As Command: starts every telnet command.
 pub const IAC: u8 = 0xFF;
 pub const DONT: u8 = 0xFE;
@@ -90,7 +92,7 @@ pub enum TelnetEvent {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum State {
     Data,
     Iac,
@@ -105,7 +107,7 @@ enum State {
 /// Incremental telnet parser. It keeps only the state needed to resume a
 /// sequence split across reads, so feeding input in any chunking yields the
 /// same events (modulo how Data runs are split between feeds).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TelnetParser {
     state: State,
     sb: Vec<u8>,

@@ -20,6 +20,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use serde::{Deserialize, Serialize};
 use tether_protocol::markup;
 use tokio_util::task::TaskTracker;
 
@@ -175,7 +176,7 @@ async fn websocket(
 }
 
 /// A frame as the web speaker sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
     /// GMCP: `Package.Name <json>`.
     Text(String),
@@ -281,7 +282,9 @@ impl Transport for TelnetFrames {
     }
 }
 
-/// `gmcp.mudstandards.org` for tether's browser client, sans-IO.
+/// `gmcp.mudstandards.org` for tether's browser client, sans-IO. All of it is the session's
+/// state: it serializes as itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebSpeaker {
     admission: Admission,
     out: Vec<Frame>,

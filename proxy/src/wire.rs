@@ -5,12 +5,21 @@
 //! compression starts nothing can slip past the zlib stream, and the MCCP2 start sequence is
 //! always written whole in one write (split start sequences broke Mudlet).
 
+use serde::{Deserialize, Serialize};
 use tether_protocol::markup;
 
 use crate::mccp::Compressor;
 use tether_protocol::message::DisplayPrefs;
 
 use crate::negotiation::{self, Capabilities};
+
+/// A [`Wire`]'s state, as [`Wire::state`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireState {
+    pending: Vec<u8>,
+    ready: Vec<u8>,
+    compressing: bool,
+}
 
 #[derive(Default)]
 pub struct Wire {
@@ -82,6 +91,31 @@ impl Wire {
         if let Some(compressor) = self.compressor.take() {
             compressor.finish(&mut self.ready);
         }
+    }
+
+    /// What this wire holds, to be carried to another process: unwritten bytes and whether
+    /// MCCP2 is on. A zlib stream cannot be carried, so a restored wire that was compressing
+    /// starts a new stream (the MCCP2 spec lets a server end one and start another at any
+    /// time); end the old one first with [`Wire::stop_compression`] and write what it left.
+    pub fn state(&self) -> WireState {
+        WireState {
+            pending: self.pending.clone(),
+            ready: self.ready.clone(),
+            compressing: self.compressor.is_some(),
+        }
+    }
+
+    pub fn restore(state: WireState) -> Wire {
+        let mut wire = Wire {
+            pending: Vec::new(),
+            ready: state.ready,
+            compressor: None,
+        };
+        if state.compressing {
+            wire.start_compression();
+        }
+        wire.pending = state.pending;
+        wire
     }
 
     /// Everything to write now, in order.

@@ -16,6 +16,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 pub use crate::markup::ColorDepth;
@@ -57,14 +58,14 @@ pub struct SessionSnapshot {
 }
 
 /// How a player is connected.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub transport: Transport,
     pub remote_addr: String,
 }
 
 /// The connection a session arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Transport {
     Telnet,
     /// The browser client: text frames of markup and GMCP.
@@ -102,7 +103,7 @@ impl std::fmt::Display for Transport {
 
 /// What the proxy learned about a player's client (TTYPE/MTTS, NAWS, CHARSET, NEW-ENVIRON,
 /// GMCP). Every field came from the client, so none of it is trusted or shown unescaped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientInfo {
     /// From NEW-ENVIRON CLIENT_NAME or GMCP Core.Hello, else the first TTYPE reply.
     pub client_name: Option<String>,
@@ -121,7 +122,7 @@ pub struct ClientInfo {
 }
 
 /// The encoding of a session's text (GMCP is always UTF-8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
 pub enum Charset {
     /// The default, kept when a client refuses CHARSET altogether: a client that cannot
     /// negotiate today is far more likely UTF-8 (the default of current terminals and MUD
@@ -221,7 +222,7 @@ pub struct CoreEvent {
     pub delivery: Delivery,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Delivery {
     /// Colour markup ([`crate::markup`]) for the player; lines are separated by `\n`, the
     /// last one has no line end.
@@ -245,7 +246,7 @@ pub enum Delivery {
 }
 
 /// A player's display settings, chosen in game and kept by the proxy for the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DisplayPrefs {
     /// Word-wrap output to the client's width (NAWS).
     pub wrap: bool,

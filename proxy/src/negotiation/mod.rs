@@ -22,6 +22,7 @@ mod ttype;
 pub use charset::{decode_text, encode_text};
 pub use mssp::MSSP_REQUEST;
 
+use serde::{Deserialize, Serialize};
 use tether_protocol::message::{Charset, ClientInfo};
 
 use crate::gmcp::Gmcp;
@@ -61,7 +62,7 @@ pub enum ClientEvent {
 
 /// What we learned about the client. Read-only for the session: only the
 /// negotiation writes it, so it cannot drift from what was agreed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Capabilities {
     /// What the core hears about the client too.
     pub client: ClientInfo,
@@ -70,7 +71,7 @@ pub struct Capabilities {
 }
 
 /// Option negotiation and client capabilities for one session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Negotiation {
     /// RFC 1143 state of the options that ever left the default (`No`), which are only those
     /// we request or accept: a dozen at most, where two full tables took 1 KiB per session.

@@ -5,6 +5,7 @@
 
 use super::Negotiation;
 use crate::telnet::{self, DO, DONT, WILL, WONT, option};
+use serde::{Deserialize, Serialize};
 
 impl Negotiation {
     /// Whether we perform `opt` (the client answered our WILL with DO).
@@ -144,7 +145,7 @@ impl Negotiation {
 }
 
 /// RFC 1143 state of one side of one option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub(super) enum Q {
     #[default]
     No,
@@ -153,7 +154,7 @@ pub(super) enum Q {
     WantYes,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub(super) struct OptionState {
     q: Q,
     /// The "opposite" queue bit: once the request in flight is answered,
@@ -169,7 +170,7 @@ impl OptionState {
 
 /// `Us`: options we perform (we send WILL/WONT). `Him`: options the client
 /// performs (we send DO/DONT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Side {
     Us,
     Him,

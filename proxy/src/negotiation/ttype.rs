@@ -3,6 +3,7 @@
 
 use super::{IS, Negotiation, SEND};
 use crate::telnet::{self, option};
+use serde::{Deserialize, Serialize};
 
 /// MTTS bits the proxy reads.
 pub(super) const MTTS_ANSI: u32 = 1;
@@ -92,7 +93,7 @@ impl Negotiation {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct TtypeCycle {
     /// A SEND is out and its reply not in: only then is a reply expected.
     awaiting: bool,
