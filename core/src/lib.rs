@@ -10,12 +10,18 @@
 //! (`tether_protocol::witness`) which line was being handled. [`fault`] injects such bugs for
 //! the tests, in debug builds only.
 
-pub mod db;
+mod db;
 pub mod fault;
-pub mod game;
-pub mod gather;
-pub mod link;
-pub mod outbound;
-pub mod password;
-pub mod text;
-pub mod world;
+mod game;
+mod gather;
+mod link;
+mod outbound;
+mod password;
+mod text;
+mod world;
+
+pub use db::Db;
+pub use game::{Game, panic_is_isolated};
+pub use link::serve;
+pub use outbound::{HIGH_WATER, MAX_BATCH};
+pub use world::{DEFAULT_WORLD, World};

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use tether_core::db::Db;
-use tether_core::game::Game;
-use tether_core::world::{DEFAULT_WORLD, World};
+use tether_core::Db;
+use tether_core::Game;
+use tether_core::{DEFAULT_WORLD, World};
 use tether_protocol::process;
 use tether_protocol::witness::{LineId, Witness};
 use tokio::signal::unix::{SignalKind, signal};
@@ -93,7 +93,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .context("writing READY")?;
         tracing::info!("ready");
         let roster = args.data.join("proxies");
-        tether_core::link::serve(listener, game, control, roster, async move {
+        tether_core::serve(listener, game, control, roster, async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
@@ -113,7 +113,7 @@ fn die_on_engine_panics() {
     let log_it = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         log_it(info);
-        if !tether_core::game::panic_is_isolated() {
+        if !tether_core::panic_is_isolated() {
             tether_log::flush(std::time::Duration::from_millis(200));
             std::process::abort();
         }

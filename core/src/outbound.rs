@@ -41,10 +41,6 @@ impl Outbound {
         self.queue.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
     /// Whether the proxy should wait before sending more input.
     pub fn is_backed_up(&self) -> bool {
         self.queue.len() > HIGH_WATER

@@ -33,10 +33,6 @@ impl Password {
     pub fn len(&self) -> usize {
         self.0.chars().count()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Debug for Password {

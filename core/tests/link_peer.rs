@@ -8,7 +8,7 @@
 mod common;
 
 use common::{FromCore, TestProxy, run_local, start_core};
-use tether_core::outbound::{HIGH_WATER, MAX_BATCH};
+use tether_core::{HIGH_WATER, MAX_BATCH};
 use tether_protocol::PROTOCOL_VERSION;
 
 /// Guest lines in the first batch. Each one answers with at least three events (a hint, a

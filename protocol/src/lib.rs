@@ -6,8 +6,15 @@
 //! and writes the link's messages on a stream; `witness` is the page through which a core shows
 //! the supervisor that it makes progress, and which line it is handling.
 
-#[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
-pub mod link_capnp {
+// Generated; only `message` reads and writes it, so whatever of it is unused is unused.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_docs,
+    unreachable_pub,
+    dead_code
+)]
+mod link_capnp {
     include!(concat!(env!("OUT_DIR"), "/link_capnp.rs"));
 }
 

@@ -87,11 +87,6 @@ impl Admission {
         }
     }
 
-    /// Bytes of a line typed but not finished yet.
-    pub fn partial_bytes(&self) -> usize {
-        self.lines.buffered()
-    }
-
     fn admit(
         &mut self,
         events: Vec<LineEvent>,

@@ -3,9 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use tether_proxy::link::LinkConfig;
-use tether_proxy::relay::DEFAULT_MAX_QUEUED_LINES;
-use tether_proxy::server::Proxy;
+use tether_proxy::{DEFAULT_MAX_QUEUED_LINES, LinkConfig, Proxy};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The tether proxy: owns player connections and keeps them across game core restarts.

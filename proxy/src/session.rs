@@ -306,6 +306,13 @@ impl TelnetSpeaker {
     }
 
     /// Everything this speaker knows about the session, to carry it to another process.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the proxy hand-over (issue 15) will use it; until then its tests do"
+        )
+    )]
     pub fn state(&self) -> TelnetState {
         TelnetState {
             parser: self.parser.clone(),
@@ -319,6 +326,13 @@ impl TelnetSpeaker {
     }
 
     /// A speaker that carries on from `state`.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the proxy hand-over (issue 15) will use it; until then its tests do"
+        )
+    )]
     pub fn restore(id: u64, context: Context, state: TelnetState) -> TelnetSpeaker {
         TelnetSpeaker {
             id,

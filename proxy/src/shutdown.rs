@@ -25,10 +25,6 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    pub fn is_triggered(&self) -> bool {
-        *self.receiver.borrow()
-    }
-
     /// Resolves once the shutdown has been triggered (at once if it already was).
     pub async fn wait(&mut self) {
         // An error means the trigger is gone: the process is ending either way.

@@ -6,7 +6,7 @@
 //! that are not "locally enabled" (so NAWS never arrives), swallow a client's
 //! DO after our own WILL, and lose everything after an escaped `FF FF` in
 //! data. Here the parser knows nothing about option state; deciding what to
-//! agree to is [`OptionPolicy`]'s job (and later the connection's).
+//! agree to is the session's negotiation (`negotiation`).
 
 use serde::{Deserialize, Serialize};
 
@@ -305,31 +305,6 @@ pub fn subnegotiation(option: u8, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[IAC, SB, option]);
     escape_iac(data, out);
     out.extend_from_slice(&[IAC, SE]);
-}
-
-/// Answers the client's option negotiation. For now it refuses everything,
-/// which under RFC 1143 needs no per-option state: every option stays off on
-/// both sides, so WILL gets DONT, DO gets WONT, and WONT/DONT (already off)
-/// get nothing, which is also what breaks negotiation loops.
-#[derive(Debug, Clone, Default)]
-pub struct OptionPolicy {
-    // Private so that adding per-option RFC 1143 state later is not a breaking change.
-    _state: (),
-}
-
-impl OptionPolicy {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The bytes to send back for `event`, if any.
-    pub fn answer(&mut self, event: &TelnetEvent) -> Option<[u8; 3]> {
-        match *event {
-            TelnetEvent::Will(option) => Some(negotiation(DONT, option)),
-            TelnetEvent::Do(option) => Some(negotiation(WONT, option)),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -719,53 +694,5 @@ mod tests {
         subnegotiation(NAWS, &[0, 0xFF, 0, 0xF0], &mut out);
         assert_eq!(out, vec![IAC, SB, NAWS, 0, IAC, IAC, 0, 0xF0, IAC, SE]);
         assert_eq!(negotiation(WILL, ECHO), [IAC, WILL, ECHO]);
-    }
-
-    #[test]
-    fn policy_refuses_everything_and_ignores_refusals() {
-        let mut policy = OptionPolicy::new();
-        for opt in [ECHO, NAWS, GMCP, 0x00, 0xFF] {
-            assert_eq!(
-                policy.answer(&TelnetEvent::Will(opt)),
-                Some([IAC, DONT, opt])
-            );
-            assert_eq!(policy.answer(&TelnetEvent::Do(opt)), Some([IAC, WONT, opt]));
-            assert_eq!(policy.answer(&TelnetEvent::Wont(opt)), None);
-            assert_eq!(policy.answer(&TelnetEvent::Dont(opt)), None);
-        }
-        assert_eq!(policy.answer(&TelnetEvent::Data(b"x".to_vec())), None);
-        assert_eq!(policy.answer(&TelnetEvent::Command(GA)), None);
-        assert_eq!(
-            policy.answer(&TelnetEvent::Subnegotiation {
-                option: NAWS,
-                data: vec![0, 80, 0, 24]
-            }),
-            None
-        );
-    }
-
-    #[test]
-    fn policy_answers_echoed_back_cause_no_loop() {
-        let mut policy = OptionPolicy::new();
-        let mut parser = TelnetParser::new();
-        for opt in 0..=u8::MAX {
-            for verb in [WILL, WONT, DO, DONT] {
-                let mut events = Vec::new();
-                parser.feed(&negotiation(verb, opt), &mut events);
-                // A broken client that echoes every answer back verbatim: the
-                // exchange must die out, never bounce forever.
-                let mut rounds = 0;
-                while let Some(event) = events.pop() {
-                    if let Some(reply) = policy.answer(&event) {
-                        rounds += 1;
-                        assert!(
-                            rounds <= 1,
-                            "negotiation loop for verb {verb:#x} option {opt:#x}"
-                        );
-                        parser.feed(&reply, &mut events);
-                    }
-                }
-            }
-        }
     }
 }

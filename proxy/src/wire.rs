@@ -74,10 +74,6 @@ impl Wire {
         );
     }
 
-    pub fn is_compressing(&self) -> bool {
-        self.compressor.is_some()
-    }
-
     pub fn start_compression(&mut self) {
         self.seal();
         if self.compressor.is_none() {

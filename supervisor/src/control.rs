@@ -30,9 +30,7 @@ const MAX_REQUEST: u64 = 256;
 /// A client that connects and says nothing must not hold a task forever.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub use tether_protocol::control::{
-    ClientError, ParseError, Request, is_nobody_home, outcome, request,
-};
+pub use tether_protocol::control::{ClientError, Request, is_nobody_home, request};
 
 /// Sends reply lines to one waiting client; dropping it ends the reply.
 #[derive(Debug, Clone)]

@@ -21,18 +21,21 @@
 //!
 //! This file holds the two entry points the binary calls: [`up`] and [`ask`].
 
-pub mod backoff;
-pub mod child;
-pub mod cli;
-pub mod config;
-pub mod control;
-pub mod dev;
-pub mod liveness;
-pub mod notify;
-pub mod shutdown;
-pub mod sockets;
-pub mod supervisor;
-pub mod watch;
+mod backoff;
+mod child;
+mod cli;
+mod config;
+mod control;
+mod dev;
+mod liveness;
+mod notify;
+mod shutdown;
+mod sockets;
+mod supervisor;
+mod watch;
+
+pub use cli::{Cli, Command};
+pub use control::{ClientError, Request};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,7 +46,6 @@ use tracing::info;
 use crate::child::Role;
 use crate::cli::Options;
 use crate::config::{ConfigError, Defaults, Settings};
-use crate::control::{ClientError, Request};
 use crate::dev::{BuildError, DevMode};
 use crate::sockets::{Sockets, SocketsError};
 use crate::supervisor::{RunError, Timing};

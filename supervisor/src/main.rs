@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tether_supervisor::cli::{Cli, Command};
-use tether_supervisor::control::{ClientError, Request};
-use tether_supervisor::{AskError, ask, up};
+use tether_supervisor::{AskError, Cli, ClientError, Command, Request, ask, up};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -28,7 +28,8 @@ impl Signal {
         let _ = self.0.wait_for(|fired| *fired).await;
     }
 
-    pub fn is_fired(&self) -> bool {
+    #[cfg(test)]
+    fn is_fired(&self) -> bool {
         *self.0.borrow() || self.0.has_changed().is_err()
     }
 }

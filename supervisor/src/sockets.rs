@@ -64,7 +64,6 @@ pub enum SocketsError {
 /// Owns the run-time files; dropping it removes the sockets.
 #[derive(Debug)]
 pub struct Sockets {
-    pub data: PathBuf,
     pub link_path: PathBuf,
     pub control_path: PathBuf,
     pub link: UnixListener,
@@ -137,7 +136,6 @@ impl Sockets {
         let control = bind_private(control_path)?;
         let link = bind_private(link_path)?;
         Ok(Sockets {
-            data: data.to_path_buf(),
             link_path: link_path.to_path_buf(),
             control_path: control_path.to_path_buf(),
             link,

@@ -101,17 +101,6 @@ impl Negotiation {
     }
 }
 
-/// Decodes client text. Stateless: for Latin-1 every byte is a whole character, so each Data
-/// chunk can be transcoded (to UTF-8, before the line assembler) on its own. For UTF-8 a chunk
-/// may end inside a character: pass raw bytes to the line assembler instead, which decodes
-/// whole lines.
-pub fn decode_text(charset: Charset, bytes: &[u8]) -> String {
-    match charset {
-        Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-        Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
-    }
-}
-
 /// Appends `text` ready for the wire, like [`telnet::encode_text`]: newlines become CRLF, lone
 /// CRs are dropped and 0xFF is doubled (in Latin-1 that is a real character, ÿ). Characters
 /// Latin-1 lacks become `?`.

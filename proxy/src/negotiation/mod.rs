@@ -19,7 +19,7 @@ mod options;
 mod tests;
 mod ttype;
 
-pub use charset::{decode_text, encode_text};
+pub use charset::encode_text;
 pub use mssp::MSSP_REQUEST;
 
 use serde::{Deserialize, Serialize};

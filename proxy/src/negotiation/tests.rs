@@ -782,7 +782,7 @@ fn charset_request_from_the_client() {
 }
 
 #[test]
-fn charset_encode_and_decode() {
+fn charset_encode() {
     let mut out = Vec::new();
     encode_text(
         Charset::Latin1,
@@ -790,19 +790,10 @@ fn charset_encode_and_decode() {
         &mut out,
     );
     assert_eq!(out, b"caf\xE9 ?5 \xFF\xFF\r\nok\r\n");
-    assert_eq!(
-        decode_text(Charset::Latin1, b"caf\xE9 \xFF"),
-        "caf\u{e9} \u{ff}"
-    );
 
     let mut out = Vec::new();
     encode_text(Charset::Utf8, "caf\u{e9}\n", &mut out);
     assert_eq!(out, "caf\u{e9}\r\n".as_bytes());
-    assert_eq!(
-        decode_text(Charset::Utf8, "caf\u{e9}".as_bytes()),
-        "caf\u{e9}"
-    );
-    assert_eq!(decode_text(Charset::Utf8, b"caf\xE9"), "caf\u{fffd}");
 }
 
 // ---- EOR / GA / SGA ----
