@@ -20,6 +20,8 @@
 mod admission;
 mod close;
 mod flood;
+#[doc(hidden)]
+pub mod fuzz;
 mod gmcp;
 pub mod line;
 mod link;

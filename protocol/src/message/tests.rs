@@ -281,3 +281,38 @@ fn names_round_trip() {
     }
     assert_eq!(Charset::from_name("utf-8"), Some(Charset::Utf8));
 }
+
+/// A submit whose event list is a million empty structs in no room at all: capnp's bounds
+/// checks allow it, decoding it would cost hundreds of megabytes. Found by fuzzing.
+fn empty_struct_flood(count: u64, discriminant: u64) -> Vec<u8> {
+    let words: [u64; 3] = [
+        // Root: a struct pointer to the next word, one data word and one pointer.
+        (1 << 32) | (1 << 48),
+        // The union's discriminant (submit, or deliver on the core side).
+        discriminant,
+        // A list pointer: offset 0, element size "void", `count` elements.
+        1 | (count << 35),
+    ];
+    let mut bytes = vec![0, 0, 0, 0, 3, 0, 0, 0];
+    for word in words {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn a_list_claiming_more_elements_than_the_message_holds_is_refused() {
+    for (discriminant, proxy_side) in [(1, true), (4, false)] {
+        let bytes = empty_struct_flood(1 << 20, discriminant);
+        let message = read(&bytes);
+        let decoded = if proxy_side {
+            ProxyMessage::decode(&message).map(|_| ())
+        } else {
+            CoreMessage::decode(&message).map(|_| ())
+        };
+        assert!(
+            matches!(decoded, Err(DecodeError::Oversized { count, .. }) if count == 1 << 20),
+            "{decoded:?}"
+        );
+    }
+}

@@ -36,6 +36,14 @@ pub enum DecodeError {
     /// A message this side does not know (a newer peer, or a broken one).
     #[error("unknown {side} message (union member {which})")]
     UnknownMessage { side: &'static str, which: u16 },
+    /// A list that claims more elements than the message has words (only a list of empty
+    /// structs can, and no side sends one): refused before it costs memory or time.
+    #[error("a link message claims {count} {what} in {words} words")]
+    Oversized {
+        what: &'static str,
+        count: u32,
+        words: usize,
+    },
     #[error("unknown charset {0:?}")]
     UnknownCharset(String),
     #[error("unknown transport {0:?}")]
@@ -64,12 +72,15 @@ impl<'m> ProxyMessage<'m> {
         message: &'m capnp::message::Reader<S>,
     ) -> Result<ProxyMessage<'m>, DecodeError> {
         let root = message.get_root::<proxy_message::Reader<'m>>()?;
+        let words = message.size_in_words();
         match root.which() {
             Ok(proxy_message::Attach(attach)) => {
                 let attach = attach?;
                 let hello = attach.get_hello()?;
-                let mut sessions = Vec::new();
-                for snapshot in attach.get_sessions()? {
+                let snapshots = attach.get_sessions()?;
+                let mut sessions =
+                    Vec::with_capacity(checked_len(snapshots.len(), words, "sessions")?);
+                for snapshot in snapshots {
                     sessions.push(read_snapshot(snapshot)?);
                 }
                 Ok(ProxyMessage::Attach(Attach {
@@ -83,7 +94,7 @@ impl<'m> ProxyMessage<'m> {
             }
             Ok(proxy_message::Submit(events)) => {
                 let events = events?;
-                let mut decoded = Vec::with_capacity(events.len() as usize);
+                let mut decoded = Vec::with_capacity(checked_len(events.len(), words, "events")?);
                 for event in events {
                     let session = event.get_session();
                     // Read in place, pushed once: this loop is the core's per-command cost.
@@ -150,6 +161,7 @@ impl CoreMessage {
         message: &capnp::message::Reader<S>,
     ) -> Result<CoreMessage, DecodeError> {
         let root = message.get_root::<core_message::Reader>()?;
+        let words = message.size_in_words();
         Ok(match root.which() {
             Ok(core_message::Welcome(welcome)) => {
                 let welcome = welcome?;
@@ -163,7 +175,7 @@ impl CoreMessage {
             Ok(core_message::Declined(reason)) => CoreMessage::Declined(owned(reason)?),
             Ok(core_message::Deliver(events)) => {
                 let events = events?;
-                let mut decoded = Vec::with_capacity(events.len() as usize);
+                let mut decoded = Vec::with_capacity(checked_len(events.len(), words, "events")?);
                 for event in events {
                     if let Some(event) = read_core_event(event)? {
                         decoded.push(event);
@@ -172,8 +184,9 @@ impl CoreMessage {
                 CoreMessage::Deliver(decoded)
             }
             Ok(core_message::GameStatus(vars)) => {
-                let mut decoded = Vec::new();
-                for var in vars? {
+                let vars = vars?;
+                let mut decoded = Vec::with_capacity(checked_len(vars.len(), words, "variables")?);
+                for var in vars {
                     decoded.push(MsspVariable {
                         name: owned(var.get_name())?,
                         value: owned(var.get_value())?,
@@ -383,6 +396,17 @@ fn read_client(client: client_info::Reader<'_>) -> Result<ClientInfo, DecodeErro
         screen_reader: client.get_screen_reader(),
         gmcp: client.get_gmcp(),
     })
+}
+
+/// The length of a list, if the message can hold it. Every element either side writes takes at
+/// least a word, but capnp lets a list of empty structs claim millions of elements in no room
+/// at all (its traversal limit allows 8 million): decoding those would make a small message
+/// cost hundreds of megabytes. Found by the `link` fuzz target.
+fn checked_len(count: u32, words: usize, what: &'static str) -> Result<usize, DecodeError> {
+    if count as usize > words {
+        return Err(DecodeError::Oversized { what, count, words });
+    }
+    Ok(count as usize)
 }
 
 fn owned(text: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, DecodeError> {
