@@ -10,8 +10,11 @@ use tether_protocol::framing;
 use tether_protocol::markup::{self, ColorDepth};
 use tether_protocol::message::{CoreMessage, ProxyMessage};
 
+/// What a target is: bytes in; it panics if an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name its corpus directory and libFuzzer binary have.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("telnet", telnet),
     ("link", link),
     ("markup", markup),
