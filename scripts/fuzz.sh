@@ -24,13 +24,16 @@ fuzz build
 for target in "${targets[@]}"; do
   mkdir -p "fuzzing/corpus/$target" "fuzzing/libfuzzer/artifacts/$target"
   echo "== $target: up to $seconds s"
+  log="fuzzing/libfuzzer/artifacts/$target.log"
+  status=0
   fuzz run "$target" "fuzzing/corpus/$target" -- \
     -max_total_time="$seconds" -runs=10000000 -print_final_stats=1 \
-    -artifact_prefix="fuzzing/libfuzzer/artifacts/$target/" 2>&1 |
-    grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==|SUMMARY|thread .* panicked|Test unit written)' || true
-  # A crash makes libFuzzer exit non-zero; pipefail alone would hide which target.
-  if [ -n "$(ls -A "fuzzing/libfuzzer/artifacts/$target" 2>/dev/null)" ]; then
-    echo "$target: crash inputs in fuzzing/libfuzzer/artifacts/$target" >&2
+    -artifact_prefix="fuzzing/libfuzzer/artifacts/$target/" >"$log" 2>&1 || status=$?
+  grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb)' "$log" || true
+  grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n 1 || true
+  if [ "$status" -ne 0 ]; then
+    tail -n 40 "$log" >&2
+    echo "$target: libFuzzer failed (exit $status); crash inputs, if any, in fuzzing/libfuzzer/artifacts/$target" >&2
     exit 1
   fi
 done
