@@ -2,9 +2,12 @@
 //!
 //! The schema, `schema/link.capnp`, is the protocol's documentation and ships with the crate
 //! so that cores can be written in other languages. This crate compiles it (see `build.rs`: no
-//! system `capnp` needed) and adds the few shared definitions both sides need: `framing` reads
-//! and writes the link's messages on a stream; `witness` is the page through which a core shows
-//! the supervisor that it makes progress, and which line it is handling.
+//! system `capnp` needed) and adds the shared definitions both sides need: `message` is the
+//! link's messages as Rust types with their one encoder and decoder; `framing` reads and writes
+//! them on a stream; `markup` is the colour markup; `process` and `control` are the
+//! supervisor's contracts with its children and its control socket's clients; `witness` is
+//! the page through which a core shows the supervisor that it makes progress, and which line
+//! it is handling.
 
 // Generated; only `message` reads and writes it, so whatever of it is unused is unused.
 #[allow(

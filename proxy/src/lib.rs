@@ -3,19 +3,24 @@
 //!
 //! Layout, from the wire inwards:
 //! - `telnet`: a sans-IO telnet codec (bytes in, events out).
-//! - `negotiation`: per-session option state (RFC 1143), MTTS, NAWS, CHARSET, GMCP, MSSP.
+//! - `negotiation/`: per-session option state (RFC 1143, `options`), a file per sub-protocol
+//!   (`ttype` with MTTS, `naws`, `environ`, `charset`, `gmcp`, `mssp`) and the colour policy.
 //! - `mccp`: the MCCP2 zlib stream; `wire`: markup rendered, encoded and compressed for one
 //!   telnet client.
-//! - `line`: turns client bytes into player lines (terminators, size cap, UTF-8, control bytes).
-//! - `flood`: a per-session token bucket for input.
+//! - `line`: turns client bytes into player lines (terminators, size cap, UTF-8, control bytes);
+//!   `flood`: a per-session token bucket; `admission`: the two together, the input rules every
+//!   transport shares; `gmcp`: GMCP's `Core.*` and package filter, shared the same way.
 //! - `session`: the lifecycle of one connection over any transport (`Speaker` + `Transport`),
-//!   and the telnet speaker over TCP.
+//!   and the telnet speaker over TCP; `close`: why a session ended, as a type.
 //! - `web`: the HTTP front door (axum): the browser client, WebSocket sessions, `/health`.
 //! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
 //!   what to resend after a core restart and what to tell players.
+//! - `state`: a session's whole state as one value, for handing it to another process.
 //! - `mailbox`: the queue from the link to one session, which an idle session holds empty.
-//! - `link`: the link to the core, a task on the runtime like the sessions, driving `relay`.
+//! - `link`: the link to the core, a task on the runtime like the sessions, driving `relay`;
+//!   the messages themselves are `tether_protocol::message`.
 //! - `server`: the accept loops and graceful shutdown; `shutdown`: the signal it passes down.
+//! - `fuzz`: entry points for the fuzz targets in `fuzzing/`, not an API.
 
 mod admission;
 mod close;

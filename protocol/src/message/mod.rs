@@ -1,6 +1,6 @@
 //! The link's messages as Rust values: one definition, used by the proxy, the core and the
 //! tests, so that a field added to the schema is added here once and read and written in one
-//! place ([`wire`]).
+//! place (`wire.rs`).
 //!
 //! Each type mirrors a struct of `schema/link.capnp` (the contract, and its documentation);
 //! where the schema carries text for something with a fixed set of values (a charset, a
