@@ -45,9 +45,7 @@ impl Admission {
         now: Instant,
         admitted: &mut Admitted,
     ) -> Result<(), CloseReason> {
-        let mut events = Vec::new();
-        self.lines.push(bytes, &mut events);
-        self.admit(events, now, admitted)
+        self.take(bytes, false, now, admitted)
     }
 
     /// Typed bytes that are one whole line (a WebSocket frame), with or without its end.
@@ -57,9 +55,19 @@ impl Admission {
         now: Instant,
         admitted: &mut Admitted,
     ) -> Result<(), CloseReason> {
+        self.take(bytes, true, now, admitted)
+    }
+
+    fn take(
+        &mut self,
+        bytes: &[u8],
+        whole_line: bool,
+        now: Instant,
+        admitted: &mut Admitted,
+    ) -> Result<(), CloseReason> {
         let mut events = Vec::new();
         self.lines.push(bytes, &mut events);
-        if !bytes.ends_with(b"\n") {
+        if whole_line && !bytes.ends_with(b"\n") {
             self.lines.push(b"\n", &mut events);
         }
         self.admit(events, now, admitted)

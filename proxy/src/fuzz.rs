@@ -4,28 +4,9 @@
 
 use tether_protocol::message::Delivery;
 
-use crate::link::{GameStatus, LinkConfig, LinkHandle};
 use crate::relay::ToSession;
 use crate::session::{Context, Speaker, TelnetSpeaker};
 use crate::web::{Frame, WebSpeaker};
-
-fn context() -> Context {
-    let link = LinkHandle::new(&LinkConfig {
-        socket: "nowhere".into(),
-        proxy_name: "fuzz".into(),
-        proxy_id: 1,
-        max_queued_lines: 100,
-        game_status: GameStatus::default(),
-    });
-    let (_trigger, shutdown) = crate::shutdown::channel();
-    Context {
-        link,
-        shutdown,
-        game_status: GameStatus::default(),
-        started: 0,
-        ids: std::sync::Arc::default(),
-    }
-}
 
 /// Splits `data` into the pieces a client's reads might deliver: each piece's length comes
 /// from the byte before it, so the fuzzer controls where reads end.
@@ -53,6 +34,20 @@ fn answers(line: &str) -> [ToSession; 3] {
     ]
 }
 
+/// Checks each line the core would receive and answers it as the game would; `false` once
+/// the session has closed.
+fn answer(speaker: &mut impl Speaker, lines: &[String]) -> bool {
+    for line in lines {
+        check_line(line);
+        for answer in answers(line) {
+            if speaker.message(answer).is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// A line the core may receive: bounded, and free of control characters.
 fn check_line(line: &str) {
     // The cap is on raw bytes; each invalid byte may become a 3-byte U+FFFD.
@@ -69,20 +64,15 @@ fn check_line(line: &str) {
 /// A telnet session (the codec, the whole negotiation, line assembly, the flood guard, the
 /// wire with MCCP2) fed `data` in pieces.
 pub fn telnet_session(data: &[u8]) {
-    let mut speaker = TelnetSpeaker::new(1, context());
+    let mut speaker = TelnetSpeaker::new(1, Context::unlinked());
     speaker.greet();
     let mut written = speaker.take_output().concat().len();
     for piece in pieces(data) {
         let Ok(lines) = speaker.input(piece.to_vec()) else {
             return;
         };
-        for line in &lines {
-            check_line(line);
-            for answer in answers(line) {
-                if speaker.message(answer).is_err() {
-                    return;
-                }
-            }
+        if !answer(&mut speaker, &lines) {
+            return;
         }
         written += speaker.take_output().concat().len();
     }
@@ -110,13 +100,8 @@ pub fn web_session(data: &[u8]) {
         let Ok(lines) = speaker.input(frame) else {
             return;
         };
-        for line in &lines {
-            check_line(line);
-            for answer in answers(line) {
-                if speaker.message(answer).is_err() {
-                    return;
-                }
-            }
+        if !answer(&mut speaker, &lines) {
+            return;
         }
         for frame in speaker.take_output() {
             if let Frame::Binary(html) = frame {

@@ -6,7 +6,6 @@ use tether_protocol::message::Delivery;
 
 use crate::close::CloseReason;
 use crate::line::MAX_LINE_BYTES;
-use crate::link::{GameStatus, LinkConfig, LinkHandle};
 use crate::relay::ToSession;
 use crate::session::{Context, Speaker, TelnetSpeaker};
 use crate::telnet::{IAC, TelnetEvent, TelnetParser, option};
@@ -26,22 +25,7 @@ struct Telnet(TelnetSpeaker, TelnetParser);
 
 impl Telnet {
     fn new() -> Telnet {
-        let link = LinkHandle::new(&LinkConfig {
-            socket: "nowhere".into(),
-            proxy_name: "test".into(),
-            proxy_id: 1,
-            max_queued_lines: 10,
-            game_status: GameStatus::default(),
-        });
-        let (_trigger, shutdown) = crate::shutdown::channel();
-        let context = Context {
-            link,
-            shutdown,
-            game_status: GameStatus::default(),
-            started: 0,
-            ids: std::sync::Arc::default(),
-        };
-        let mut speaker = TelnetSpeaker::new(1, context);
+        let mut speaker = TelnetSpeaker::new(1, Context::unlinked());
         speaker.greet();
         // A client that agrees to GMCP, as every GMCP client does.
         speaker

@@ -46,6 +46,27 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context whose link has no task behind it, for speakers run without I/O (unit tests,
+    /// fuzz targets): what they send the link is queued and goes nowhere.
+    pub(crate) fn unlinked() -> Context {
+        let link = LinkHandle::new(&crate::link::LinkConfig {
+            socket: "nowhere".into(),
+            proxy_name: "unlinked".into(),
+            proxy_id: 1,
+            max_queued_lines: crate::relay::DEFAULT_MAX_QUEUED_LINES,
+            game_status: GameStatus::default(),
+        });
+        // Dropping the trigger counts as never firing for these callers: nothing waits on it.
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        Context {
+            link,
+            shutdown,
+            game_status: GameStatus::default(),
+            started: 0,
+            ids: std::sync::Arc::default(),
+        }
+    }
+
     pub fn next_session_id(&self) -> u64 {
         self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
@@ -543,22 +564,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let stream = TcpStream::connect(addr).await?;
-        let link = LinkHandle::new(&crate::link::LinkConfig {
-            socket: "nowhere".into(),
-            proxy_name: "test".into(),
-            proxy_id: 1,
-            max_queued_lines: 10,
-            game_status: GameStatus::default(),
-        });
-        let (_trigger, shutdown) = crate::shutdown::channel();
-        let context = Context {
-            link,
-            shutdown,
-            game_status: GameStatus::default(),
-            started: 0,
-            ids: std::sync::Arc::default(),
-        };
-        let task = serve_tcp(stream, addr, 1, context);
+        let task = serve_tcp(stream, addr, 1, Context::unlinked());
         let task_size = std::mem::size_of_val(&task);
         let speaker_size = std::mem::size_of::<TelnetSpeaker>();
         assert!(task_size <= 2048, "session future: {task_size} bytes");

@@ -74,28 +74,9 @@ mod tests {
     };
 
     use super::*;
-    use crate::link::{GameStatus, LinkConfig, LinkHandle};
     use crate::relay::Relay;
     use crate::session::{Context, Speaker, TelnetSpeaker};
     use crate::telnet::{DO, IAC, SB, SE, WILL, option};
-
-    fn context() -> Context {
-        let link = LinkHandle::new(&LinkConfig {
-            socket: "nowhere".into(),
-            proxy_name: "test".into(),
-            proxy_id: 1,
-            max_queued_lines: 10,
-            game_status: GameStatus::default(),
-        });
-        let (_trigger, shutdown) = crate::shutdown::channel();
-        Context {
-            link,
-            shutdown,
-            game_status: GameStatus::default(),
-            started: 0,
-            ids: std::sync::Arc::default(),
-        }
-    }
 
     fn sb(option: u8, data: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -106,7 +87,7 @@ mod tests {
     /// A telnet session well into its life: negotiated, named, sized, compressing, with a
     /// half-typed line, output not yet written and lines the core has not acknowledged.
     fn lived_in() -> (TelnetSpeaker, Relay) {
-        let mut speaker = TelnetSpeaker::new(7, context());
+        let mut speaker = TelnetSpeaker::new(7, Context::unlinked());
         speaker.greet();
         let client = [
             vec![
@@ -199,7 +180,7 @@ mod tests {
         let SpeakerState::Telnet(telnet) = state.speaker else {
             panic!("a telnet session");
         };
-        let mut restored = TelnetSpeaker::restore(7, context(), *telnet);
+        let mut restored = TelnetSpeaker::restore(7, Context::unlinked(), *telnet);
         // The command and the line that were cut in half are finished by the next bytes.
         let lines = restored
             .input([&[crate::telnet::NOP][..], b"lo\r\n"].concat())
