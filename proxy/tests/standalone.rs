@@ -50,6 +50,9 @@ fn without_a_core_the_proxy_negotiates_and_says_goodbye_on_sigterm() {
     let proxy = Command::new(env!("CARGO_BIN_EXE_tether-proxy"))
         .arg("--telnet")
         .arg(&addr)
+        // Not the default HTTP port: a game or another test run may hold it.
+        .arg("--http")
+        .arg("off")
         .arg("--link")
         .arg(dir.path().join("nobody-here.sock"))
         .stdin(Stdio::null())
