@@ -78,6 +78,7 @@ pub fn parse_color_word(word: &str) -> Option<Option<ColorDepth>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminRequest {
     Reload,
+    UpgradeProxy,
     Shutdown,
 }
 

@@ -344,6 +344,7 @@ fn dispatch(shared: &Shared, outbox: Outbox) {
     for (requester, request) in requests {
         let command = match request {
             AdminRequest::Reload => control::Request::Reload,
+            AdminRequest::UpgradeProxy => control::Request::UpgradeProxy,
             AdminRequest::Shutdown => control::Request::Shutdown,
         };
         tokio::task::spawn_local(ask_supervisor(
@@ -379,6 +380,22 @@ async fn ask_supervisor(
             match asked {
                 Ok((Ok(true), reply)) => {
                     info!(command, reply = %reply.join(" / "), "supervisor answered");
+                    // A reload replaces this core before the answer; a proxy upgrade does
+                    // not, and the admin hears how it went.
+                    if request == control::Request::UpgradeProxy
+                        && let Some(outcome) = reply
+                            .iter()
+                            .rev()
+                            .find(|line| control::outcome(line).is_some())
+                    {
+                        let said = outcome.trim_start_matches("ok:").trim();
+                        shared.borrow_mut().send(
+                            requester,
+                            Delivery::Output(tether_protocol::markup::escape(&format!(
+                                "[tether] {said}"
+                            ))),
+                        );
+                    }
                     None
                 }
                 Ok((Ok(false), reply)) => control::failure(&reply.join("\n")).map(str::to_owned),

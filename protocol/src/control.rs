@@ -1,5 +1,5 @@
-//! The supervisor's control socket, as both ends speak it: the requests (`reload`, `status`,
-//! `shutdown`), how a reply says how it went, and the client ([`request`]). The supervisor
+//! The supervisor's control socket, as both ends speak it: the requests (`reload`,
+//! `upgrade-proxy`, `status`, `shutdown`), how a reply says how it went, and the client ([`request`]). The supervisor
 //! serves it; `tether reload|status|stop` and the core's `@reload`/`@shutdown` are its clients.
 //!
 //! A client writes one request line; the supervisor answers with lines and closes. Reply lines
@@ -17,6 +17,8 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     Reload,
+    /// Replace the proxy with a new one that takes every connection over.
+    UpgradeProxy,
     Status,
     Shutdown,
 }
@@ -25,6 +27,7 @@ impl Request {
     pub fn as_str(self) -> &'static str {
         match self {
             Request::Reload => "reload",
+            Request::UpgradeProxy => "upgrade-proxy",
             Request::Status => "status",
             Request::Shutdown => "shutdown",
         }
@@ -35,16 +38,16 @@ impl Request {
     pub fn client_timeout(self) -> Duration {
         match self {
             Request::Status => Duration::from_secs(15),
-            Request::Reload | Request::Shutdown => Duration::from_secs(120),
+            Request::Reload | Request::UpgradeProxy | Request::Shutdown => Duration::from_secs(120),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
-    #[error("empty request; expected reload, status or shutdown")]
+    #[error("empty request; expected reload, upgrade-proxy, status or shutdown")]
     Empty,
-    #[error("unknown request {0:?}; expected reload, status or shutdown")]
+    #[error("unknown request {0:?}; expected reload, upgrade-proxy, status or shutdown")]
     Unknown(String),
 }
 
@@ -56,6 +59,7 @@ impl FromStr for Request {
         let request = match word.to_ascii_lowercase().as_str() {
             "" => return Err(ParseError::Empty),
             "reload" => Request::Reload,
+            "upgrade-proxy" => Request::UpgradeProxy,
             "status" => Request::Status,
             "shutdown" | "stop" => Request::Shutdown,
             _ => {

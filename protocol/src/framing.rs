@@ -103,6 +103,25 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         }
     }
 
+    /// A reader that carries on where another left off: `unread` is what that one had read
+    /// from the stream and not handed out ([`MessageReader::into_parts`]).
+    pub fn resume(inner: R, unread: Vec<u8>) -> Self {
+        MessageReader {
+            inner,
+            buffer: unread,
+            start: 0,
+            handed_out: 0,
+        }
+    }
+
+    /// The stream, and the bytes read from it that no message handed out yet covers (part of
+    /// the next message, or more), so another reader can carry on without losing any.
+    pub fn into_parts(mut self) -> (R, Vec<u8>) {
+        self.start += std::mem::take(&mut self.handed_out);
+        self.buffer.drain(..self.start);
+        (self.inner, self.buffer)
+    }
+
     /// The next message; `None` when the peer closed the stream between two messages.
     pub async fn next(&mut self) -> Result<Option<Message<'_>>, FramingError> {
         self.start += std::mem::take(&mut self.handed_out);
@@ -183,6 +202,22 @@ mod tests {
                 _ => panic!("not a line"),
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_reader_handed_on_mid_message_loses_nothing() {
+        let mut bytes = submit_of(&["look"]);
+        bytes.extend(submit_of(&["north", "say hi"]));
+        // The first message and half of the second arrive before the hand-on.
+        let cut = bytes.len() - 10;
+        let mut first = MessageReader::new(&bytes[..cut]);
+        let message = first.next().await.expect("readable").expect("a message");
+        assert_eq!(texts(&message), ["look"]);
+        let (_, unread) = first.into_parts();
+        let mut second = MessageReader::resume(&bytes[cut..], unread);
+        let message = second.next().await.expect("readable").expect("a message");
+        assert_eq!(texts(&message), ["north", "say hi"]);
+        assert!(second.next().await.expect("clean end").is_none());
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //!   without digging through the log;
 //! - the proxy prints [`READY_LINE`] once it listens and a core is attached (the game is
 //!   open: what systemd hears as `READY=1`);
+//! - a proxy started with [`HANDOVER_FLAG`] listens there for a successor; one started with
+//!   [`TAKE_OVER_FLAG`] as well takes everything over from the proxy listening there, and
+//!   prints [`READY_LINE`] once it has (the old one has let go), or a [`FAILED_PREFIX`] line
+//!   with the reason (the old one carries on);
 //! - the supervisor tells the proxy, as [`CoreNews`] lines on the proxy's stdin (when it
 //!   is started with [`CORE_NEWS_FLAG`]), when no core can start and why, so that `/health`
 //!   can say it.
@@ -30,6 +34,11 @@ pub const QUARANTINE_VAR: &str = "TETHER_QUARANTINE";
 pub const READY_LINE: &str = "READY";
 /// Starts the line a core prints on stdout when it cannot start; the reason follows.
 pub const FAILED_PREFIX: &str = "FAILED ";
+
+/// The proxy's option naming its hand-over socket, where a successor takes over from it.
+pub const HANDOVER_FLAG: &str = "--handover";
+/// The proxy's flag: take over from the proxy listening on the hand-over socket.
+pub const TAKE_OVER_FLAG: &str = "--take-over";
 
 /// The proxy's flag: read [`CoreNews`] from stdin.
 pub const CORE_NEWS_FLAG: &str = "--core-news-on-stdin";

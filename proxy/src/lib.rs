@@ -15,7 +15,8 @@
 //! - `web`: the HTTP front door (axum): the browser client, WebSocket sessions, `/health`.
 //! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
 //!   what to resend after a core restart and what to tell players.
-//! - `state`: a session's whole state as one value, for handing it to another process.
+//! - `state`: a session's whole state as one value, and the whole proxy's, for handing them to
+//!   another process; `handover`: how they travel, with the sockets, to a successor.
 //! - `mailbox`: the queue from the link to one session, which an idle session holds empty.
 //! - `link`: the link to the core, a task on the runtime like the sessions, driving `relay`;
 //!   the messages themselves are `tether_protocol::message`.
@@ -28,6 +29,7 @@ mod flood;
 #[doc(hidden)]
 pub mod fuzz;
 mod gmcp;
+mod handover;
 pub mod line;
 mod link;
 mod mailbox;
@@ -39,13 +41,6 @@ mod same_rules;
 mod server;
 mod session;
 mod shutdown;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the proxy hand-over (issue 15) will use it; until then its tests do"
-    )
-)]
 mod state;
 pub mod telnet;
 mod web;

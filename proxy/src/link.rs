@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::message::{
     self, Attach, ClientInfo, CoreMessage, DecodeError, Hello, ProxyEvent, ProxyMessage,
@@ -23,11 +24,11 @@ use tether_protocol::process::CoreNews;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::mailbox;
-use crate::relay::{CoreHealth, Refused, Relay, ToSession};
+use crate::relay::{CoreHealth, Refused, Relay, RelayState, ToSession};
 
 /// Messages a player's session sends to the link.
 #[derive(Debug)]
@@ -49,10 +50,20 @@ pub enum ToLink {
         session: u64,
         client: ClientInfo,
     },
+    /// A session carried over from another proxy goes on here: the relay knows it already,
+    /// only its handle is new.
+    Resumed {
+        session: u64,
+        handle: SessionHandle,
+    },
 }
 
 /// The latest MSSP facts from the core, read by sessions when a client asks.
 pub type GameStatus = std::sync::Arc<std::sync::RwLock<Vec<(String, String)>>>;
+
+/// Why no core can start, as the supervisor last said (`CoreNews`); shared with the thread
+/// that reads the news, which outlives any one link.
+pub type CannotStart = std::sync::Arc<Mutex<Option<String>>>;
 
 /// How the link reaches one session task.
 #[derive(Debug, Clone)]
@@ -69,6 +80,36 @@ pub struct LinkConfig {
     pub proxy_id: u64,
     pub max_queued_lines: usize,
     pub game_status: GameStatus,
+    pub cannot_start: CannotStart,
+}
+
+/// The link's whole state, for the proxy that takes over from this one: the relay's, the
+/// batch the core has not answered, and whether the core declined input. The connection to
+/// the core itself travels beside it ([`FrozenLink`]), so the core sees nothing happen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkState {
+    relay: RelayState,
+    in_flight: Option<Vec<ProxyEvent<'static>>>,
+    declined: bool,
+}
+
+impl Default for LinkState {
+    /// A link that never attached.
+    fn default() -> LinkState {
+        let now = Instant::now();
+        LinkState {
+            relay: Relay::new(now, 0).export(now),
+            in_flight: None,
+            declined: false,
+        }
+    }
+}
+
+/// A link stopped for a hand-over: the connection to the core, if one was attached, and the
+/// bytes read from it that no message has covered yet.
+#[derive(Debug)]
+pub struct FrozenLink {
+    pub connection: Option<(std::os::unix::net::UnixStream, Vec<u8>)>,
 }
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
@@ -86,6 +127,9 @@ pub struct LinkHandle {
     submit_ready: Arc<Notify>,
     /// Whether a core is attached right now.
     attached: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set to stop the link for a hand-over; the link task answers with its connection.
+    frozen: Arc<tokio::sync::watch::Sender<bool>>,
+    cannot_start: CannotStart,
 }
 
 impl std::fmt::Debug for LinkHandle {
@@ -97,17 +141,51 @@ impl std::fmt::Debug for LinkHandle {
 impl LinkHandle {
     /// A link with no task behind it yet: `start` gives it one.
     pub fn new(config: &LinkConfig) -> LinkHandle {
-        LinkHandle {
-            shell: Arc::new(Mutex::new(Shell {
+        LinkHandle::with_shell(
+            config,
+            Shell {
                 relay: Relay::new(Instant::now(), config.max_queued_lines),
                 sessions: HashMap::new(),
                 game_status: config.game_status.clone(),
                 in_flight: None,
                 declined: false,
-                cannot_start: None,
-            })),
+                frozen: false,
+                freeze_reply: None,
+            },
+        )
+    }
+
+    fn with_shell(config: &LinkConfig, shell: Shell) -> LinkHandle {
+        LinkHandle {
+            shell: Arc::new(Mutex::new(shell)),
             submit_ready: Arc::new(Notify::new()),
             attached: Arc::new(tokio::sync::watch::Sender::new(false)),
+            frozen: Arc::new(tokio::sync::watch::Sender::new(false)),
+            cannot_start: config.cannot_start.clone(),
+        }
+    }
+
+    /// Stops the link for a hand-over, at a point where nothing is half written or half
+    /// handled: from now on it neither submits nor routes to sessions (what the core delivers
+    /// meanwhile stays in the relay, to be routed by the next proxy). Returns the connection.
+    pub async fn freeze(&self) -> FrozenLink {
+        let (reply, frozen) = oneshot::channel();
+        {
+            let mut shell = self.lock();
+            shell.frozen = true;
+            shell.freeze_reply = Some(reply);
+        }
+        self.frozen.send_replace(true);
+        frozen.await.unwrap_or(FrozenLink { connection: None })
+    }
+
+    /// The link's state once it is frozen and every session has stopped.
+    pub fn export(&self) -> LinkState {
+        let shell = self.lock();
+        LinkState {
+            relay: shell.relay.export(Instant::now()),
+            in_flight: shell.in_flight.clone(),
+            declined: shell.declined,
         }
     }
 
@@ -125,15 +203,7 @@ impl LinkHandle {
 
     /// Why no core can start, as the supervisor last said (for `/health`).
     pub fn core_cannot_start(&self) -> Option<String> {
-        self.lock().cannot_start.clone()
-    }
-
-    /// What the supervisor says about the core.
-    pub fn core_news(&self, news: CoreNews) {
-        self.lock().cannot_start = match news {
-            CoreNews::CannotStart(reason) => Some(reason),
-            CoreNews::Running => None,
-        };
+        lock(&self.cannot_start).clone()
     }
 
     /// Takes one event from a session.
@@ -146,28 +216,89 @@ impl LinkHandle {
     }
 
     fn lock(&self) -> MutexGuard<'_, Shell> {
-        // A panic elsewhere must not take every player's link down with it.
-        self.shell
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.shell)
     }
 }
 
-/// Starts the link task on the current runtime. It runs for the life of the process.
+/// A panic elsewhere must not take every player's link down with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the supervisor says about the core.
+pub fn core_news(cannot_start: &CannotStart, news: CoreNews) {
+    *lock(cannot_start) = match news {
+        CoreNews::CannotStart(reason) => Some(reason),
+        CoreNews::Running => None,
+    };
+}
+
+/// Starts the link task on the current runtime. It runs until the process ends or the link
+/// is frozen for a hand-over.
 pub fn start(config: LinkConfig) -> LinkHandle {
     let link = LinkHandle::new(&config);
+    spawn_tasks(config, link.clone(), None);
+    link
+}
+
+/// Carries on a link another proxy (or this one, before a hand-over that failed) froze:
+/// the relay as it was, and the connection to the core if there was one, read from where the
+/// other reader stopped. The core does not see a new attach.
+pub fn resume(config: LinkConfig, state: LinkState, frozen: FrozenLink) -> LinkHandle {
+    let relay = Relay::import(state.relay, Instant::now(), config.max_queued_lines);
+    let link = LinkHandle::with_shell(
+        &config,
+        Shell {
+            relay,
+            sessions: HashMap::new(),
+            game_status: config.game_status.clone(),
+            in_flight: state.in_flight,
+            declined: state.declined,
+            frozen: false,
+            freeze_reply: None,
+        },
+    );
+    let connection = match frozen.connection {
+        Some((stream, unread)) => match stream
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(stream))
+        {
+            Ok(stream) => Some((stream, unread)),
+            Err(error) => {
+                warn!(%error, "cannot take over the link to the core; attaching again");
+                None
+            }
+        },
+        None => None,
+    };
+    if connection.is_some() {
+        link.attached.send_replace(true);
+    } else {
+        // Whatever the other proxy had in flight is lost with its connection.
+        link.lock().connection_lost();
+    }
+    spawn_tasks(config, link.clone(), connection);
+    link
+}
+
+fn spawn_tasks(config: LinkConfig, link: LinkHandle, connection: Option<(UnixStream, Vec<u8>)>) {
     let ticking = link.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_millis(250));
+        let mut frozen = ticking.frozen.subscribe();
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = frozen.wait_for(|&frozen| frozen) => return,
+            }
             let mut shell = ticking.lock();
             shell.relay.tick(Instant::now());
             shell.flush();
         }
     });
-    tokio::spawn(run(config, link.clone()));
-    link
+    tokio::spawn(run(config, link, connection));
 }
 
 struct Shell {
@@ -178,8 +309,11 @@ struct Shell {
     in_flight: Option<Vec<ProxyEvent<'static>>>,
     /// The core declined input on this connection: submit nothing more to it.
     declined: bool,
-    /// The supervisor said no core can start, and why.
-    cannot_start: Option<String>,
+    /// Set once a hand-over asked the link to stop: from then on nothing is routed to
+    /// sessions or submitted.
+    frozen: bool,
+    /// Where the link task sends the connection once it has stopped.
+    freeze_reply: Option<oneshot::Sender<FrozenLink>>,
 }
 
 impl Shell {
@@ -211,11 +345,18 @@ impl Shell {
                 self.relay.closed(session, reason);
             }
             ToLink::Client { session, client } => self.relay.client(session, client),
+            ToLink::Resumed { session, handle } => {
+                self.sessions.insert(session, handle);
+            }
         }
     }
 
-    /// Pushes what the relay decided out to sessions.
+    /// Pushes what the relay decided out to sessions (unless the link is frozen: the next
+    /// proxy routes it).
     fn flush(&mut self) {
+        if self.frozen {
+            return;
+        }
         for (session, message) in self.relay.take_for_sessions() {
             self.send(session, message);
         }
@@ -230,7 +371,7 @@ impl Shell {
 
     /// The next batch to submit, unless one is in flight or the core declines input.
     fn next_batch(&mut self) -> Option<&[ProxyEvent<'static>]> {
-        if self.in_flight.is_some() || self.declined {
+        if self.in_flight.is_some() || self.declined || self.frozen {
             return None;
         }
         let batch = self.relay.take_submits();
@@ -239,6 +380,14 @@ impl Shell {
         }
         self.relay.submitted(Instant::now());
         self.in_flight.insert(batch).as_slice().into()
+    }
+
+    /// The link task stopped for a hand-over: the connection goes to whoever froze it.
+    fn hand_over(&mut self, connection: Option<(std::os::unix::net::UnixStream, Vec<u8>)>) {
+        // Still frozen afterwards: nothing is routed or submitted until the link is exported.
+        if let Some(reply) = self.freeze_reply.take() {
+            let _ = reply.send(FrozenLink { connection });
+        }
     }
 
     /// The connection ended: what it did not confirm goes to the next core.
@@ -252,45 +401,95 @@ impl Shell {
     }
 }
 
-async fn run(config: LinkConfig, link: LinkHandle) {
+async fn run(config: LinkConfig, link: LinkHandle, mut carried: Option<(UnixStream, Vec<u8>)>) {
+    let mut frozen = link.frozen.subscribe();
     let mut backoff = BACKOFF_FIRST;
     let mut logged_waiting = false;
     loop {
-        match UnixStream::connect(&config.socket).await {
-            Ok(stream) => {
-                logged_waiting = false;
-                let connected = Instant::now();
-                let outcome = run_connection(stream, &link, &config).await;
-                link.lock().connection_lost();
-                link.attached.send_replace(false);
-                match outcome {
-                    Ok(()) => info!("link to the core closed; reconnecting"),
-                    Err(LinkError::Broken(reason)) => {
-                        info!("link to the core lost ({reason}); reconnecting")
+        let (stream, unread) = match carried.take() {
+            Some((stream, unread)) => (stream, Some(unread)),
+            None => {
+                let connected = tokio::select! {
+                    connected = UnixStream::connect(&config.socket) => connected,
+                    _ = frozen.wait_for(|&frozen| frozen) => {
+                        link.lock().hand_over(None);
+                        return;
                     }
-                    Err(LinkError::Refused(reason)) => {
-                        tracing::error!("the core refused this proxy: {reason}");
-                        tokio::time::sleep(REFUSED_RETRY).await;
+                };
+                match connected {
+                    Ok(stream) => (stream, None),
+                    Err(error) => {
+                        if !logged_waiting {
+                            info!(socket = %config.socket.display(), %error, "waiting for the core");
+                            logged_waiting = true;
+                        }
+                        if pause(backoff, &mut frozen).await.is_err() {
+                            link.lock().hand_over(None);
+                            return;
+                        }
+                        backoff = (backoff * 2).min(BACKOFF_CAP);
                         continue;
                     }
                 }
-                // After a link that worked, the next core is expected at once; a link that
-                // failed straight away must not turn into a busy loop.
-                if connected.elapsed() > Duration::from_secs(1) {
-                    backoff = BACKOFF_FIRST;
-                    continue;
-                }
             }
-            Err(error) => {
-                if !logged_waiting {
-                    info!(socket = %config.socket.display(), %error, "waiting for the core");
-                    logged_waiting = true;
-                }
+        };
+        logged_waiting = false;
+        let connected = Instant::now();
+        let outcome = run_connection(stream, unread, &link, &config).await;
+        let outcome = match outcome {
+            Ok(Ended::Frozen(stream, unread)) => {
+                link.lock().hand_over(Some((stream, unread)));
+                return;
+            }
+            Ok(Ended::Closed) => Ok(()),
+            Err(error) => Err(error),
+        };
+        link.lock().connection_lost();
+        link.attached.send_replace(false);
+        let mut wait = backoff;
+        match outcome {
+            Ok(()) => info!("link to the core closed; reconnecting"),
+            Err(LinkError::Broken(reason)) => {
+                info!("link to the core lost ({reason}); reconnecting")
+            }
+            Err(LinkError::Refused(reason)) => {
+                tracing::error!("the core refused this proxy: {reason}");
+                wait = REFUSED_RETRY;
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_CAP);
+        // After a link that worked, the next core is expected at once; a link that failed
+        // straight away must not turn into a busy loop.
+        if wait == backoff && connected.elapsed() > Duration::from_secs(1) {
+            backoff = BACKOFF_FIRST;
+            continue;
+        }
+        if pause(wait, &mut frozen).await.is_err() {
+            link.lock().hand_over(None);
+            return;
+        }
+        if wait == backoff {
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
     }
+}
+
+/// Sleeps `how_long`, unless the link is frozen meanwhile (`Err`).
+async fn pause(
+    how_long: Duration,
+    frozen: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ()> {
+    tokio::select! {
+        () = tokio::time::sleep(how_long) => Ok(()),
+        _ = frozen.wait_for(|&frozen| frozen) => Err(()),
+    }
+}
+
+/// How a connection to the core ended without an error.
+enum Ended {
+    /// The core closed it.
+    Closed,
+    /// Stopped for a hand-over: the connection, and what was read from it and not handled.
+    Frozen(std::os::unix::net::UnixStream, Vec<u8>),
 }
 
 enum LinkError {
@@ -304,13 +503,56 @@ fn broken(error: impl std::fmt::Display) -> LinkError {
     LinkError::Broken(error.to_string())
 }
 
+/// Runs one connection to the core: attaches (unless `unread` says it carries on a
+/// connection another proxy attached, with the bytes that proxy read and did not handle),
+/// then submits and routes until it ends or the link is frozen.
 async fn run_connection(
     stream: UnixStream,
+    unread: Option<Vec<u8>>,
+    link: &LinkHandle,
+    config: &LinkConfig,
+) -> Result<Ended, LinkError> {
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = match unread {
+        Some(unread) => MessageReader::resume(reader, unread),
+        None => {
+            let mut reader = MessageReader::new(reader);
+            let mut frozen = link.frozen.subscribe();
+            tokio::select! {
+                attached = attach(&mut reader, &mut writer, link, config) => attached?,
+                // The next proxy attaches again; this half-made attach is worth nothing.
+                _ = frozen.wait_for(|&frozen| frozen) => {
+                    return Err(LinkError::Broken("frozen during the attach".into()));
+                }
+            }
+            reader
+        }
+    };
+    link.attached.send_replace(true);
+    link.submit_ready.notify_one();
+    // One task, two halves: whichever woke it makes progress, and neither needs a thread.
+    let frozen = tokio::select! {
+        read = read_core(&mut reader, link) => read.map(|()| false),
+        frozen = submit(&mut writer, link) => frozen,
+    }?;
+    if !frozen {
+        return Ok(Ended::Closed);
+    }
+    let (reader, unread) = reader.into_parts();
+    let stream = reader
+        .reunite(writer)
+        .map_err(broken)?
+        .into_std()
+        .map_err(broken)?;
+    Ok(Ended::Frozen(stream, unread))
+}
+
+async fn attach(
+    reader: &mut MessageReader<OwnedReadHalf>,
+    writer: &mut OwnedWriteHalf,
     link: &LinkHandle,
     config: &LinkConfig,
 ) -> Result<(), LinkError> {
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = MessageReader::new(reader);
     let mut bytes = Vec::new();
     let attach = ProxyMessage::Attach(Attach {
         hello: Hello {
@@ -328,32 +570,30 @@ async fn run_connection(
         Some(message) => read_welcome(&message)?,
         None => return Err(LinkError::Broken("connection closed during attach".into())),
     };
-    {
-        let mut shell = link.lock();
-        let sessions = shell.relay.session_count();
-        shell.relay.attached();
-        shell.flush();
-        info!(
-            core = %core_name,
-            sessions,
-            attach_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "attached to the core"
-        );
-    }
-    link.attached.send_replace(true);
-    link.submit_ready.notify_one();
-    // One task, two halves: whichever woke it makes progress, and neither needs a thread.
-    tokio::select! {
-        read = read_core(reader, link) => read,
-        written = submit(writer, link) => written,
-    }
+    let mut shell = link.lock();
+    let sessions = shell.relay.session_count();
+    shell.relay.attached();
+    shell.flush();
+    info!(
+        core = %core_name,
+        sessions,
+        attach_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "attached to the core"
+    );
+    Ok(())
 }
 
-/// Writes batches as the relay has them, one in flight at a time, until a write fails.
-async fn submit(mut writer: OwnedWriteHalf, link: &LinkHandle) -> Result<(), LinkError> {
+/// Writes batches as the relay has them, one in flight at a time, until a write fails or the
+/// link is frozen (`Ok(true)`), which it notices only between writes: a batch is never cut.
+async fn submit(writer: &mut OwnedWriteHalf, link: &LinkHandle) -> Result<bool, LinkError> {
     let mut bytes = Vec::new();
+    let mut frozen = link.frozen.subscribe();
     loop {
-        link.submit_ready.notified().await;
+        tokio::select! {
+            biased;
+            _ = frozen.wait_for(|&frozen| frozen) => return Ok(true),
+            () = link.submit_ready.notified() => {}
+        }
         {
             let mut shell = link.lock();
             let Some(batch) = shell.next_batch() else {
@@ -368,10 +608,14 @@ async fn submit(mut writer: OwnedWriteHalf, link: &LinkHandle) -> Result<(), Lin
 
 /// Routes what the core sends until it closes the connection.
 async fn read_core(
-    mut reader: MessageReader<OwnedReadHalf>,
+    reader: &mut MessageReader<OwnedReadHalf>,
     link: &LinkHandle,
 ) -> Result<(), LinkError> {
-    let mut stopping_deadline = None;
+    // A connection carried over from another proxy may be to a core that is stopping.
+    let mut stopping_deadline = link
+        .lock()
+        .declined
+        .then(|| tokio::time::Instant::now() + STOPPING_CORE_GRACE);
     loop {
         let next = match stopping_deadline {
             None => reader.next().await,

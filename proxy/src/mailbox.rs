@@ -149,6 +149,14 @@ impl<T> Receiver<T> {
     }
 }
 
+impl<T> Receiver<T> {
+    /// Everything queued now, without waiting (a session handing itself over). After an
+    /// overflow there is nothing: the session was going to close.
+    pub fn take_queued(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.shared.lock().queue).into()
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();

@@ -28,6 +28,13 @@ struct Args {
     /// Read the supervisor's news about the core from stdin (tether passes this).
     #[arg(long = "core-news-on-stdin")]
     core_news_on_stdin: bool,
+    /// Listen here (a private Unix socket) for a successor to hand every connection to.
+    #[arg(long, value_name = "PATH")]
+    handover: Option<PathBuf>,
+    /// Take over the listeners, the link and every player from the proxy listening on
+    /// --handover, instead of binding the addresses.
+    #[arg(long = "take-over", requires = "handover")]
+    take_over: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             proxy_id: tether_proxy::random_id(),
             max_queued_lines: args.max_queued_lines,
             game_status: Default::default(),
+            cannot_start: Default::default(),
         };
         let http = match args.http.as_str() {
             "off" | "" => None,
@@ -49,8 +57,20 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("--http {addr} is not an address"))?,
             ),
         };
-        let mut proxy = Proxy::bind(args.telnet, http, link).await?;
+        let mut proxy = match &args.handover {
+            Some(path) if args.take_over => match Proxy::take_over(path.clone(), link).await {
+                Ok(proxy) => proxy,
+                Err(error) => {
+                    // The supervisor reads the reason from stdout; the old proxy carries on.
+                    let reason = format!("cannot take over: {error:#}");
+                    println!("{}", tether_protocol::process::failed_line(&reason));
+                    return Err(anyhow::anyhow!(reason));
+                }
+            },
+            _ => Proxy::bind(args.telnet, http, link).await?,
+        };
         proxy.core_news_on_stdin = args.core_news_on_stdin;
+        proxy.handover = args.handover;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         proxy

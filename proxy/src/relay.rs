@@ -60,6 +60,28 @@ pub struct Slot {
     closed: Option<String>,
 }
 
+/// A [`Relay`]'s whole state, as [`Relay::export`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayState {
+    sessions: BTreeMap<u64, Slot>,
+    link: CarriedLink,
+    outbox: Vec<ProxyEvent<'static>>,
+    to_sessions: Vec<(u64, ToSession)>,
+}
+
+/// [`LinkState`] with its times as durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum CarriedLink {
+    Up {
+        waiting_for: Option<Duration>,
+        noticed: bool,
+    },
+    Down {
+        down_for: Duration,
+        noticed: bool,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkState {
     /// A core is attached. `waiting_since`: a batch has been in flight, unanswered, since
@@ -410,31 +432,52 @@ impl Relay {
         }
     }
 
-    /// What the relay keeps for `session`, to carry it elsewhere.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the proxy hand-over (issue 15) will use it; until then its tests do"
-        )
-    )]
-    pub fn export(&self, session: u64) -> Option<Slot> {
-        self.sessions.get(&session).cloned()
+    /// Everything the relay knows, to carry it to another process. Times are carried as how
+    /// long ago they were, since an `Instant` means nothing in another process.
+    pub fn export(&self, now: Instant) -> RelayState {
+        let ago = |at: Instant| now.saturating_duration_since(at);
+        RelayState {
+            sessions: self.sessions.clone(),
+            link: match self.link {
+                LinkState::Up {
+                    waiting_since,
+                    noticed,
+                } => CarriedLink::Up {
+                    waiting_for: waiting_since.map(ago),
+                    noticed,
+                },
+                LinkState::Down { since, noticed } => CarriedLink::Down {
+                    down_for: ago(since),
+                    noticed,
+                },
+            },
+            outbox: self.outbox.clone(),
+            to_sessions: self.to_sessions.clone(),
+        }
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the proxy hand-over (issue 15) will use it; until then its tests do"
-        )
-    )]
-    /// Takes over a session exported by another relay. What was sent on the other relay's
-    /// link counts as not sent on this one: the lines after the acknowledged ones go to the
-    /// core again, in order.
-    pub fn import(&mut self, session: u64, mut slot: Slot) {
-        slot.sent_seq = slot.acked_seq;
-        self.sessions.insert(session, slot);
+    /// A relay that carries on from `state`, exported by another process.
+    pub fn import(state: RelayState, now: Instant, max_queued_lines: usize) -> Relay {
+        let at = |ago: Duration| now.checked_sub(ago).unwrap_or(now);
+        Relay {
+            sessions: state.sessions,
+            link: match state.link {
+                CarriedLink::Up {
+                    waiting_for,
+                    noticed,
+                } => LinkState::Up {
+                    waiting_since: waiting_for.map(at),
+                    noticed,
+                },
+                CarriedLink::Down { down_for, noticed } => LinkState::Down {
+                    since: at(down_for),
+                    noticed,
+                },
+            },
+            outbox: state.outbox,
+            to_sessions: state.to_sessions,
+            max_queued_lines,
+        }
     }
 
     /// The next `submit` batch (empty: nothing to send).

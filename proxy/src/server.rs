@@ -1,18 +1,33 @@
-//! Accepting telnet connections and running the proxy until it is told to stop.
+//! Accepting connections and running the proxy until it is told to stop, or until a
+//! successor takes everything over (`handover`).
+//!
+//! A proxy serves in generations: `Proxy` is everything it needs at rest (listeners, the
+//! link's config, and, when it carries on from a predecessor or from a hand-over that did not
+//! happen, the link's state and every live session); `serve` brings it to life. A hand-over
+//! freezes the generation back into a `Frozen` proxy, the same shape a successor receives, so
+//! a successor and a giver that carries on after a failed hand-over resume by the same path.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
+use tether_protocol::message::Transport;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::link::{self, LinkConfig};
+use crate::handover::{self, Channel, Frozen};
+use crate::link::{self, FrozenLink, LinkConfig, LinkHandle, LinkState};
 use crate::session;
-use crate::shutdown;
+use crate::shutdown::{self, ShutdownTrigger, Stop};
+use crate::state::{ProxyState, SessionState, SpeakerState};
 use crate::web;
 
 /// How long sessions get to say goodbye when the proxy stops.
@@ -25,6 +40,22 @@ pub struct Proxy {
     pub link: LinkConfig,
     /// Read what the supervisor says about the core from stdin (`CoreNews`).
     pub core_news_on_stdin: bool,
+    /// Where to listen for a successor (`handover`); `None`: this proxy cannot be replaced
+    /// without disconnecting everyone.
+    pub handover: Option<PathBuf>,
+    /// What a predecessor (or this proxy, before a hand-over that failed) left running.
+    carried: Option<Carried>,
+    /// READY was printed already (a successor prints it once it has taken over).
+    ready_said: bool,
+}
+
+/// The live part of a frozen proxy, ready to go on.
+struct Carried {
+    started: u64,
+    next_session_id: u64,
+    link: LinkState,
+    link_connection: Option<(std::os::unix::net::UnixStream, Vec<u8>)>,
+    sessions: Vec<(SessionState, OwnedFd)>,
 }
 
 impl Proxy {
@@ -49,68 +80,453 @@ impl Proxy {
             http,
             link,
             core_news_on_stdin: false,
+            handover: None,
+            carried: None,
+            ready_said: false,
         })
     }
 
-    /// Serves until `stop` resolves, then tells every player goodbye and returns.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let game_status = self.link.game_status.clone();
-        let link = link::start(self.link);
-        // The supervisor (and through it systemd) hears that the game is open once players
-        // can connect and a core is there to answer them.
-        let ready = link.clone();
-        tokio::spawn(async move {
-            ready.wait_attached().await;
-            let mut stdout = std::io::stdout();
-            let _ = writeln!(stdout, "{}", tether_protocol::process::READY_LINE)
-                .and_then(|()| stdout.flush());
+    /// Takes everything over from the proxy listening at `path`: its listeners, its link to
+    /// the core and every player's connection. On `Err` the running proxy carries on as if
+    /// nothing happened; on `Ok` it has let go and this one must serve.
+    pub async fn take_over(path: PathBuf, link: LinkConfig) -> anyhow::Result<Proxy> {
+        let taken = tokio::task::spawn_blocking(move || -> anyhow::Result<Proxy> {
+            let channel = Channel::connect(&path)
+                .with_context(|| format!("cannot reach the running proxy at {}", path.display()))?;
+            let frozen = channel
+                .take()
+                .context("the running proxy's state did not arrive")?;
+            let sessions = frozen.state.sessions.len();
+            match Proxy::from_frozen(frozen, link) {
+                Ok(mut proxy) => {
+                    channel
+                        .taken()
+                        .context("the running proxy did not let go")?;
+                    info!(sessions, "took over from the running proxy");
+                    let mut stdout = std::io::stdout();
+                    let _ = writeln!(stdout, "{}", tether_protocol::process::READY_LINE)
+                        .and_then(|()| stdout.flush());
+                    proxy.ready_said = true;
+                    Ok(proxy)
+                }
+                Err(error) => {
+                    channel.refuse(&format!("{error:#}"));
+                    Err(error)
+                }
+            }
         });
-        if self.core_news_on_stdin {
-            read_core_news(link.clone());
+        taken.await.context("the hand-over thread failed")?
+    }
+
+    /// A proxy at rest again, from what a freeze or a predecessor left. Registers the
+    /// listeners with this runtime but does not touch any connection yet.
+    fn from_frozen(frozen: Frozen, mut link: LinkConfig) -> anyhow::Result<Proxy> {
+        let Frozen { state, sockets } = frozen;
+        let ProxyState {
+            proxy_id,
+            started,
+            next_session_id,
+            game_status,
+            cannot_start,
+            http,
+            link: link_state,
+            link_unread,
+            sessions,
+        } = state;
+        let expected = 1 + usize::from(http) + usize::from(link_unread.is_some()) + sessions.len();
+        if sockets.len() != expected {
+            anyhow::bail!(
+                "{} sockets arrived for a state that lists {expected}",
+                sockets.len()
+            );
         }
+        let mut sockets = sockets.into_iter();
+        let mut next_socket = || sockets.next().context("a socket is missing");
+        let telnet = listener(next_socket()?).context("the telnet listener")?;
+        let http = match http {
+            true => Some(listener(next_socket()?).context("the HTTP listener")?),
+            false => None,
+        };
+        let link_connection = match link_unread {
+            Some(unread) => Some((std::os::unix::net::UnixStream::from(next_socket()?), unread)),
+            None => None,
+        };
+        let mut carried_sessions = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            carried_sessions.push((session, next_socket()?));
+        }
+        // The successor is the same proxy to the core, with the same facts for MSSP.
+        link.proxy_id = proxy_id;
+        *link
+            .game_status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = game_status;
+        if let Some(reason) = cannot_start {
+            link::core_news(
+                &link.cannot_start,
+                tether_protocol::process::CoreNews::CannotStart(reason),
+            );
+        }
+        Ok(Proxy {
+            telnet,
+            http,
+            link,
+            core_news_on_stdin: false,
+            handover: None,
+            ready_said: false,
+            carried: Some(Carried {
+                started,
+                next_session_id,
+                link: link_state,
+                link_connection,
+                sessions: carried_sessions,
+            }),
+        })
+    }
+
+    /// Serves until `stop` resolves, then tells every player goodbye and returns; or until a
+    /// successor took everything over, then returns without a word to anyone.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let mut successors = match &self.handover {
+            Some(path) => Some(listen_for_successors(path.clone())?),
+            None => None,
+        };
+        let announced = Arc::new(AtomicBool::new(self.ready_said));
+        if self.core_news_on_stdin {
+            read_core_news(self.link.cannot_start.clone());
+        }
+        let handover = self.handover.clone();
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let serving = self.serve(&announced);
+            let channel = tokio::select! {
+                () = &mut stop => {
+                    serving.goodbye().await;
+                    return Ok(());
+                }
+                Some(channel) = next_successor(&mut successors) => channel,
+            };
+            let link_config = serving.link_config.clone();
+            let frozen = serving.freeze().await?;
+            let sessions = frozen.state.sessions.len();
+            info!(sessions, "handing everything to the new proxy");
+            let given = tokio::task::spawn_blocking(move || {
+                let given = channel.give(&frozen);
+                (given, frozen)
+            })
+            .await
+            .context("the hand-over thread failed")?;
+            match given {
+                (Ok(()), _) => {
+                    info!(sessions, "the new proxy took over; this one leaves");
+                    return Ok(());
+                }
+                (Err(error), frozen) => {
+                    warn!(%error, "the hand-over did not happen; this proxy carries on");
+                    self = Proxy::from_frozen(frozen, link_config)?;
+                    self.handover = handover.clone();
+                }
+            }
+        }
+    }
+
+    /// Brings this proxy to life: the link, the listeners and any carried sessions.
+    fn serve(self, announced: &Arc<AtomicBool>) -> Serving {
+        let Proxy {
+            telnet,
+            http,
+            link: link_config,
+            carried,
+            ..
+        } = self;
+        let game_status = link_config.game_status.clone();
+        let (link, carried) = match carried {
+            Some(carried) => {
+                let frozen = FrozenLink {
+                    connection: carried.link_connection,
+                };
+                let link = link::resume(link_config.clone(), carried.link, frozen);
+                (
+                    link,
+                    Some((carried.started, carried.next_session_id, carried.sessions)),
+                )
+            }
+            None => (link::start(link_config.clone()), None),
+        };
+        print_ready_once(link.clone(), announced.clone());
         let (trigger, shutdown) = shutdown::channel();
         let sessions = TaskTracker::new();
-        info!(addr = %self.telnet.local_addr()?, "listening for telnet");
+        let (started, next_id, carried_sessions) = carried.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs());
+            (now, 1, Vec::new())
+        });
         let context = session::Context {
             link,
             shutdown,
             game_status,
-            started: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs()),
-            ids: Arc::new(AtomicU64::new(1)),
+            started,
+            ids: Arc::new(AtomicU64::new(next_id)),
         };
-        if let Some(http) = self.http {
-            info!(addr = %http.local_addr()?, "listening for HTTP and WebSocket");
-            let app = web::router(web::Web {
-                context: context.clone(),
-                sessions: sessions.clone(),
-            })
-            .into_make_service_with_connect_info::<SocketAddr>();
-            tokio::spawn(async move {
-                if let Err(error) = axum::serve(http, app).await {
-                    warn!(%error, "the HTTP listener stopped");
-                }
-            });
+        for (state, socket) in carried_sessions {
+            resume_session(state, socket, &context, &sessions);
         }
+        if let Ok(addr) = telnet.local_addr() {
+            info!(%addr, "listening for telnet");
+        }
+        let http = http.and_then(|http| serve_http(http, &context, &sessions));
+        let telnet = tokio::spawn(accept_loop(telnet, context.clone(), sessions.clone()));
+        Serving {
+            context,
+            trigger,
+            sessions,
+            telnet,
+            http,
+            link_config,
+        }
+    }
+}
 
-        tokio::select! {
-            () = accept_loop(&self.telnet, context, &sessions) => {}
-            () = stop => {}
-        }
+/// A proxy at work.
+struct Serving {
+    context: session::Context,
+    trigger: ShutdownTrigger,
+    sessions: TaskTracker,
+    /// The accept loop; it hands its listener back when it stops.
+    telnet: JoinHandle<TcpListener>,
+    /// The HTTP server's listener (the server accepts on a copy) and how to stop it.
+    http: Option<(std::net::TcpListener, tokio::sync::oneshot::Sender<()>)>,
+    link_config: LinkConfig,
+}
+
+impl Serving {
+    async fn goodbye(self) {
         info!(
-            sessions = sessions.len(),
+            sessions = self.sessions.len(),
             "shutting down: telling players goodbye"
         );
-        trigger.trigger();
-        sessions.close();
-        if tokio::time::timeout(GOODBYE_GRACE, sessions.wait())
+        self.trigger.trigger(Stop::Goodbye);
+        self.sessions.close();
+        if tokio::time::timeout(GOODBYE_GRACE, self.sessions.wait())
             .await
             .is_err()
         {
             warn!("some sessions did not close in time");
         }
-        Ok(())
+    }
+
+    /// Stops everything at a point where nothing is half done, and gathers it: first the
+    /// link (so nothing more is routed to sessions), then the listeners (new players wait in
+    /// the listen backlog), then every session hands over its socket and state.
+    async fn freeze(self) -> anyhow::Result<Frozen> {
+        let frozen_link = self.context.link.freeze().await;
+        let (carry, mut carried) = mpsc::unbounded_channel();
+        self.trigger.trigger(Stop::HandOver(carry));
+        let telnet = self.telnet.await.context("the telnet accept loop failed")?;
+        let http = self.http.map(|(listener, stop)| {
+            let _ = stop.send(());
+            listener
+        });
+        self.sessions.close();
+        self.sessions.wait().await;
+        let mut sessions = Vec::new();
+        while let Ok(session) = carried.try_recv() {
+            sessions.push(session);
+        }
+
+        let mut sockets: Vec<OwnedFd> = vec![
+            telnet
+                .into_std()
+                .context("taking the telnet listener off the runtime")?
+                .into(),
+        ];
+        if let Some(http) = &http {
+            sockets.push(
+                http.try_clone()
+                    .context("copying the HTTP listener")?
+                    .into(),
+            );
+        }
+        let link_unread = match frozen_link.connection {
+            Some((stream, unread)) => {
+                sockets.push(stream.into());
+                Some(unread)
+            }
+            None => None,
+        };
+        let mut states = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            sockets.push(session.socket);
+            states.push(session.state);
+        }
+        let game_status = self
+            .context
+            .game_status
+            .read()
+            .map(|vars| vars.clone())
+            .unwrap_or_default();
+        let state = ProxyState {
+            proxy_id: self.link_config.proxy_id,
+            started: self.context.started,
+            next_session_id: self.context.ids.load(Ordering::Relaxed),
+            game_status,
+            cannot_start: self.context.link.core_cannot_start(),
+            http: http.is_some(),
+            link: self.context.link.export(),
+            link_unread,
+            sessions: states,
+        };
+        Ok(Frozen { state, sockets })
+    }
+}
+
+/// A listening socket carried from another process, on this runtime.
+fn listener(socket: OwnedFd) -> std::io::Result<TcpListener> {
+    let listener = std::net::TcpListener::from(socket);
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
+}
+
+fn resume_session(
+    state: SessionState,
+    socket: OwnedFd,
+    context: &session::Context,
+    sessions: &TaskTracker,
+) {
+    let SessionState {
+        id,
+        transport,
+        speaker,
+        queued,
+    } = state;
+    match (transport, speaker) {
+        (Transport::Telnet, SpeakerState::Telnet(telnet)) => {
+            let stream = std::net::TcpStream::from(socket);
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(stream));
+            match stream {
+                Ok(stream) => {
+                    sessions.spawn(session::resume_tcp(
+                        stream,
+                        *telnet,
+                        id,
+                        queued,
+                        context.clone(),
+                    ));
+                }
+                Err(error) => {
+                    warn!(session = id, %error, "cannot carry on a telnet session");
+                    context.link.send(link::ToLink::Closed {
+                        session: id,
+                        reason: format!("could not be carried over: {error}"),
+                    });
+                }
+            }
+        }
+        (transport, _) => {
+            warn!(session = id, %transport, "this proxy cannot carry on such a session");
+            context.link.send(link::ToLink::Closed {
+                session: id,
+                reason: "could not be carried over".into(),
+            });
+        }
+    }
+}
+
+/// The web front door, on a copy of `listener`: the copy is dropped when the server stops,
+/// the original stays to be handed over.
+fn serve_http(
+    listener: TcpListener,
+    context: &session::Context,
+    sessions: &TaskTracker,
+) -> Option<(std::net::TcpListener, tokio::sync::oneshot::Sender<()>)> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "listening for HTTP and WebSocket");
+    }
+    let original = listener
+        .into_std()
+        .and_then(|listener| Ok((listener.try_clone()?, listener)));
+    let (copy, original) = match original {
+        Ok(pair) => pair,
+        Err(error) => {
+            // Without its listener the web door stays shut; telnet is unaffected.
+            warn!(%error, "cannot serve HTTP");
+            return None;
+        }
+    };
+    let app = web::router(web::Web {
+        context: context.clone(),
+        sessions: sessions.clone(),
+    })
+    .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let listener = match TcpListener::from_std(copy) {
+            Ok(listener) => listener,
+            Err(error) => return warn!(%error, "cannot serve HTTP"),
+        };
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(error) = served {
+            warn!(%error, "the HTTP listener stopped");
+        }
+    });
+    Some((original, stop))
+}
+
+/// Prints READY (for the supervisor, and through it systemd) once per process: when players
+/// can connect and a core is there to answer them.
+fn print_ready_once(link: LinkHandle, announced: Arc<AtomicBool>) {
+    if announced.load(Ordering::Relaxed) {
+        return;
+    }
+    tokio::spawn(async move {
+        link.wait_attached().await;
+        if announced.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "{}", tether_protocol::process::READY_LINE)
+            .and_then(|()| stdout.flush());
+    });
+}
+
+/// Listens for successors on a thread of its own (the exchange is blocking) and hands each
+/// one that said HELLO to the serving loop.
+fn listen_for_successors(path: PathBuf) -> anyhow::Result<mpsc::Receiver<Channel>> {
+    let listener = handover::Listener::bind(&path)
+        .with_context(|| format!("cannot listen for a successor at {}", path.display()))?;
+    let (successors, receiver) = mpsc::channel(1);
+    std::thread::Builder::new()
+        .name("hand-over".into())
+        .spawn(move || {
+            loop {
+                match listener.accept() {
+                    Ok(channel) => {
+                        if successors.blocking_send(channel).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        warn!(%error, "a would-be successor was turned away");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })
+        .context("cannot start the hand-over thread")?;
+    Ok(receiver)
+}
+
+async fn next_successor(successors: &mut Option<mpsc::Receiver<Channel>>) -> Option<Channel> {
+    match successors {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -118,7 +534,7 @@ impl Proxy {
 /// its own, not tokio's stdin: that reads on the blocking pool, and a runtime waits for its
 /// blocking reads to end before the process may exit, which they never do while the
 /// supervisor holds the pipe open.
-fn read_core_news(link: link::LinkHandle) {
+fn read_core_news(cannot_start: link::CannotStart) {
     use std::io::BufRead;
     let spawned = std::thread::Builder::new()
         .name("core news".into())
@@ -126,7 +542,7 @@ fn read_core_news(link: link::LinkHandle) {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
                 match tether_protocol::process::CoreNews::parse(&line) {
-                    Some(news) => link.core_news(news),
+                    Some(news) => link::core_news(&cannot_start, news),
                     None => warn!(%line, "unknown news from the supervisor"),
                 }
             }
@@ -136,9 +552,19 @@ fn read_core_news(link: link::LinkHandle) {
     }
 }
 
-async fn accept_loop(listener: &TcpListener, context: session::Context, sessions: &TaskTracker) {
+/// Accepts telnet players until the proxy stops; hands the listener back for a successor.
+async fn accept_loop(
+    listener: TcpListener,
+    context: session::Context,
+    sessions: TaskTracker,
+) -> TcpListener {
+    let mut shutdown = context.shutdown.clone();
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait() => return listener,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 let session = context.next_session_id();
                 sessions.spawn(session::serve_tcp(stream, peer, session, context.clone()));

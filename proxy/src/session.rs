@@ -5,6 +5,7 @@
 //! negotiating, answering and queueing.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,8 @@ use tether_protocol::message::{self, ClientInfo, Delivery, DisplayPrefs, Session
 
 use crate::negotiation::{self, Capabilities, ClientEvent, MSSP_REQUEST, Negotiation};
 use crate::relay::ToSession;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Stop};
+use crate::state::{CarriedSession, SessionState, SpeakerState};
 use crate::telnet::{TelnetEvent, TelnetParser, option};
 use crate::wire::{Wire, WireState};
 
@@ -31,6 +33,9 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_BUFFER: usize = 4096;
 
 pub const SHUTDOWN_MESSAGE: &str = "The game is shutting down. Goodbye!";
+/// For a connection whose socket cannot be handed to the next proxy.
+const CANNOT_FOLLOW: &str =
+    "The server is being upgraded and this connection cannot follow; please reconnect.";
 
 /// What every session shares with the rest of the proxy.
 #[derive(Clone)]
@@ -55,6 +60,7 @@ impl Context {
             proxy_id: 1,
             max_queued_lines: crate::relay::DEFAULT_MAX_QUEUED_LINES,
             game_status: GameStatus::default(),
+            cannot_start: Default::default(),
         });
         // Dropping the trigger counts as never firing for these callers: nothing waits on it.
         let (_trigger, shutdown) = crate::shutdown::channel();
@@ -93,6 +99,10 @@ pub trait Speaker {
     fn take_output(&mut self) -> Vec<Self::Out>;
     /// Set when the client turned out to be something the core should hear about.
     fn client_changed(&mut self) -> Option<ClientInfo>;
+    /// Everything this speaker knows, for the proxy that takes the connection over. What
+    /// cannot be carried is ended cleanly first (an MCCP2 stream): its last bytes are part
+    /// of the unwritten output in the state.
+    fn hand_over(&mut self) -> SpeakerState;
 }
 
 /// How a connection moves data; the lifecycle below does not care which.
@@ -108,71 +118,138 @@ pub trait Transport {
         output: Vec<Self::Out>,
     ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
     fn close(&mut self, reason: &CloseReason) -> impl std::future::Future<Output = ()> + Send;
+    /// The socket, for another process to carry on with; the transport back if it cannot be
+    /// carried (the connection is then closed like any other).
+    fn into_socket(self) -> Result<OwnedFd, Self>
+    where
+        Self: Sized;
 }
 
-/// Runs one session until it closes: registers it with the link, feeds input through the
-/// speaker to the core, and what the core routes back out to the client.
+/// Runs one new session until it closes or is handed over: registers it with the link, feeds
+/// input through the speaker to the core, and what the core routes back out to the client.
 ///
 /// The speaker comes boxed because a future keeps a copy of every argument of an `async fn`
 /// and of the futures it awaits: inline, a telnet speaker (1.5 KiB, most of it option state)
 /// was stored three times in every session's task.
 pub async fn run<S, T>(
     mut speaker: Box<S>,
-    mut transport: T,
+    transport: T,
     session: u64,
     info: SessionInfo,
+    context: Context,
+) where
+    S: Speaker,
+    T: Transport<In = S::In, Out = S::Out>,
+{
+    let (messages_tx, messages) = mailbox::mailbox(OUTPUT_QUEUE);
+    let peer = info.remote_addr.clone();
+    let kind = info.transport;
+    info!(session, %peer, transport = %kind, "connected");
+    context.link.send(ToLink::Opened {
+        session,
+        info,
+        handle: SessionHandle {
+            messages: messages_tx,
+        },
+    });
+    speaker.greet();
+    serve(speaker, transport, session, kind, messages, peer, context).await;
+}
+
+/// Carries on a session another proxy handed over (or this one, after a hand-over that did
+/// not happen): the link knows it already; what was routed to it and not handled comes
+/// first, then its unwritten output, then the same life as any session.
+pub async fn resume<S, T>(
+    mut speaker: Box<S>,
+    transport: T,
+    session: u64,
+    kind: message::Transport,
+    queued: Vec<ToSession>,
+    peer: String,
+    context: Context,
+) where
+    S: Speaker,
+    T: Transport<In = S::In, Out = S::Out>,
+{
+    let (messages_tx, messages) = mailbox::mailbox(OUTPUT_QUEUE);
+    context.link.send(ToLink::Resumed {
+        session,
+        handle: SessionHandle {
+            messages: messages_tx,
+        },
+    });
+    debug!(session, %peer, "carried on from the previous proxy");
+    for message in queued {
+        if let Err(reason) = speaker.message(message) {
+            // Handled as the loop would: the last words go out, then the connection closes.
+            let mut transport = transport;
+            speaker.closing();
+            let _ = transport.send(speaker.take_output()).await;
+            return close(transport, session, &peer, reason, &context).await;
+        }
+    }
+    serve(speaker, transport, session, kind, messages, peer, context).await;
+}
+
+/// What one turn of a session's loop came to.
+enum Turn {
+    Lines(Vec<String>),
+    Close(CloseReason),
+    HandOver(tokio::sync::mpsc::UnboundedSender<CarriedSession>),
+}
+
+/// The life of a session once the link knows it.
+async fn serve<S, T>(
+    mut speaker: Box<S>,
+    mut transport: T,
+    session: u64,
+    kind: message::Transport,
+    mut messages: mailbox::Receiver<ToSession>,
+    peer: String,
     mut context: Context,
 ) where
     S: Speaker,
     T: Transport<In = S::In, Out = S::Out>,
 {
-    let (messages_tx, mut messages) = mailbox::mailbox(OUTPUT_QUEUE);
-    let handle = SessionHandle {
-        messages: messages_tx,
-    };
-    let peer = info.remote_addr.clone();
-    let transport_name = info.transport;
     let link = context.link.clone();
-    link.send(ToLink::Opened {
-        session,
-        info,
-        handle,
-    });
-    info!(session, %peer, transport = %transport_name, "connected");
-
-    speaker.greet();
     let mut sent = transport.send(speaker.take_output()).await;
     let reason = loop {
         if let Err(error) = sent {
             break CloseReason::WriteFailed(error.to_string());
         }
-        let outcome = tokio::select! {
+        let turn = tokio::select! {
             input = transport.recv() => match input {
-                Ok(None) => Err(CloseReason::ClientClosed),
-                Ok(Some(input)) => speaker.input(input),
-                Err(error) => Err(error),
+                Ok(None) => Turn::Close(CloseReason::ClientClosed),
+                Ok(Some(input)) => match speaker.input(input) {
+                    Ok(lines) => Turn::Lines(lines),
+                    Err(reason) => Turn::Close(reason),
+                },
+                Err(error) => Turn::Close(error),
             },
             delivery = messages.recv() => match delivery {
-                mailbox::Delivery::Closed => Err(CloseReason::LinkGone),
+                mailbox::Delivery::Closed => Turn::Close(CloseReason::LinkGone),
                 mailbox::Delivery::Messages(queued) => {
                     // Everything already queued goes into the same write.
-                    queued
-                        .into_iter()
-                        .try_for_each(|message| speaker.message(message))
-                        .map(|()| Vec::new())
+                    match queued.into_iter().try_for_each(|message| speaker.message(message)) {
+                        Ok(()) => Turn::Lines(Vec::new()),
+                        Err(reason) => Turn::Close(reason),
+                    }
                 }
                 mailbox::Delivery::Overflowed => {
                     speaker.notice(OVERFLOW_NOTICE);
-                    Err(CloseReason::OutputOverflow)
+                    Turn::Close(CloseReason::OutputOverflow)
                 }
             },
-            _ = context.shutdown.wait() => {
-                speaker.notice(SHUTDOWN_MESSAGE);
-                Err(CloseReason::Shutdown)
-            }
+            stop = context.shutdown.wait() => match stop {
+                Stop::Goodbye => {
+                    speaker.notice(SHUTDOWN_MESSAGE);
+                    Turn::Close(CloseReason::Shutdown)
+                }
+                Stop::HandOver(to) => Turn::HandOver(to),
+            },
         };
-        match outcome {
-            Ok(lines) => {
+        match turn {
+            Turn::Lines(lines) => {
                 for text in lines {
                     link.send(ToLink::Line { session, text });
                 }
@@ -180,20 +257,71 @@ pub async fn run<S, T>(
                     link.send(ToLink::Client { session, client });
                 }
             }
-            Err(reason) => {
+            Turn::Close(reason) => {
                 speaker.closing();
                 let _ = transport.send(speaker.take_output()).await;
                 break reason;
             }
+            Turn::HandOver(to) => {
+                // The link is frozen: what it routed before that is all there will be.
+                let queued = messages.take_queued();
+                let state = SessionState {
+                    id: session,
+                    transport: kind,
+                    speaker: speaker.hand_over(),
+                    queued,
+                };
+                match transport.into_socket() {
+                    Ok(socket) => {
+                        // No word to the player or the core: the session goes on elsewhere.
+                        let _ = to.send(CarriedSession { state, socket });
+                        return;
+                    }
+                    Err(back) => {
+                        transport = back;
+                        speaker.notice(CANNOT_FOLLOW);
+                        speaker.closing();
+                        let _ = transport.send(speaker.take_output()).await;
+                        break CloseReason::Shutdown;
+                    }
+                }
+            }
         }
         sent = transport.send(speaker.take_output()).await;
     };
+    close(transport, session, &peer, reason, &context).await;
+}
+
+async fn close<T: Transport>(
+    mut transport: T,
+    session: u64,
+    peer: &str,
+    reason: CloseReason,
+    context: &Context,
+) {
     transport.close(&reason).await;
     info!(session, %peer, %reason, "disconnected");
-    link.send(ToLink::Closed {
+    context.link.send(ToLink::Closed {
         session,
         reason: reason.to_string(),
     });
+}
+
+/// A telnet session over TCP carried over from another proxy.
+pub async fn resume_tcp(
+    stream: TcpStream,
+    state: TelnetState,
+    session: u64,
+    queued: Vec<ToSession>,
+    context: Context,
+) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |peer| peer.to_string());
+    let speaker = Box::new(TelnetSpeaker::restore(session, context.clone(), state));
+    let transport = TcpTransport::new(stream);
+    let kind = message::Transport::Telnet;
+    resume(speaker, transport, session, kind, queued, peer, context).await;
 }
 
 /// Plain telnet over TCP.
@@ -265,6 +393,20 @@ impl Transport for TcpTransport {
     async fn close(&mut self, _reason: &CloseReason) {
         let _ = self.writer.shutdown().await;
     }
+
+    fn into_socket(self) -> Result<OwnedFd, TcpTransport> {
+        // A copy of the descriptor: closing this one (as the stream drops) leaves the
+        // connection open for whoever holds the copy.
+        use std::os::fd::AsFd;
+        let copy = match self.reader.as_ref().as_fd().try_clone_to_owned() {
+            Ok(copy) => copy,
+            Err(_) => return Err(self),
+        };
+        // A write half that is dropped shuts the connection's sending side down (a FIN to the
+        // player); forgotten, it only closes this descriptor.
+        self.writer.forget();
+        Ok(copy)
+    }
 }
 
 async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> std::io::Result<()> {
@@ -326,20 +468,14 @@ impl TelnetSpeaker {
         }
     }
 
-    /// Everything this speaker knows about the session, to carry it to another process.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the proxy hand-over (issue 15) will use it; until then its tests do"
-        )
-    )]
-    pub fn state(&self) -> TelnetState {
+    /// Everything this speaker knows about the session, to carry it to another process. An
+    /// MCCP2 stream is ended first (see [`Wire::hand_over`]).
+    pub fn state(&mut self) -> TelnetState {
         TelnetState {
             parser: self.parser.clone(),
             negotiation: self.negotiation.clone(),
             admission: self.admission.clone(),
-            wire: self.wire.state(),
+            wire: self.wire.hand_over(),
             prefs: self.prefs,
             input_hidden: self.input_hidden,
             client_changed: self.client_changed.clone(),
@@ -347,13 +483,6 @@ impl TelnetSpeaker {
     }
 
     /// A speaker that carries on from `state`.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the proxy hand-over (issue 15) will use it; until then its tests do"
-        )
-    )]
     pub fn restore(id: u64, context: Context, state: TelnetState) -> TelnetSpeaker {
         TelnetSpeaker {
             id,
@@ -548,6 +677,10 @@ impl Speaker for TelnetSpeaker {
 
     fn client_changed(&mut self) -> Option<ClientInfo> {
         self.client_changed.take()
+    }
+
+    fn hand_over(&mut self) -> SpeakerState {
+        SpeakerState::Telnet(Box::new(self.state()))
     }
 }
 

@@ -4,17 +4,24 @@
 //! It is made of the pieces' own state, not a copy kept in step with them: the speaker's
 //! (for telnet: a command cut in half, every option's negotiation and what it taught us,
 //! charset, GMCP packages, a partly typed line and the flood budget, unwritten output, MCCP2
-//! on or off, display settings; for the web client: the same that applies to it), what the
-//! link routed and the session has not handled yet, and the relay's record (who it is, the
-//! core's blob, every unacknowledged line with its sequence number).
+//! on or off, display settings; for the web client: the same that applies to it) and what the
+//! link routed and the session has not handled yet. What the relay keeps for it (who it is,
+//! the core's blob, every unacknowledged line with its sequence number) travels with the
+//! link's state (`link::LinkState`), which also holds sessions that closed with lines still
+//! waiting for a core.
 //!
 //! The encoding is serde with postcard: compact, schema-less (both ends are this crate), and
 //! prefixed with a version byte so a proxy refuses a state it does not understand instead of
 //! misreading it.
 
+use std::os::fd::OwnedFd;
+
 use serde::{Deserialize, Serialize};
 
-use crate::relay::{Slot, ToSession};
+use tether_protocol::message::Transport;
+
+use crate::link::LinkState;
+use crate::relay::ToSession;
 use crate::session::TelnetState;
 use crate::web::WebSpeaker;
 
@@ -24,11 +31,18 @@ pub const STATE_VERSION: u8 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionState {
     pub id: u64,
+    /// How the connection reaches us (which transport to carry on with).
+    pub transport: Transport,
     pub speaker: SpeakerState,
     /// Messages the link routed to the session that it has not handled yet.
     pub queued: Vec<ToSession>,
-    /// What the relay keeps; `None` once it has forgotten the session.
-    pub relay: Option<Slot>,
+}
+
+/// A live connection on its way to another proxy: its socket and its state.
+#[derive(Debug)]
+pub struct CarriedSession {
+    pub state: SessionState,
+    pub socket: OwnedFd,
 }
 
 /// The protocol the connection speaks (telnet over TCP or over WebSocket; the web client).
@@ -38,31 +52,52 @@ pub enum SpeakerState {
     Web(Box<WebSpeaker>),
 }
 
+/// Everything a proxy hands to its successor besides the sockets, which travel beside it (as
+/// SCM_RIGHTS, see `handover`) in this order: the telnet listener, the HTTP listener if
+/// `http`, the connection to the core if `link_unread` is set, then one per session, in the
+/// order of `sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyState {
+    /// Who the core knows this proxy as; the successor goes on as the same proxy.
+    pub proxy_id: u64,
+    /// When the first proxy of the line started (unix seconds): MSSP's uptime goes on.
+    pub started: u64,
+    /// Session ids go on from here, never reused.
+    pub next_session_id: u64,
+    pub game_status: Vec<(String, String)>,
+    pub cannot_start: Option<String>,
+    pub http: bool,
+    pub link: LinkState,
+    /// What was read from the core's connection and not handled, when it travels.
+    pub link_unread: Option<Vec<u8>>,
+    pub sessions: Vec<SessionState>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("an empty session state")]
+    #[error("an empty state")]
     Empty,
-    #[error("session state version {found}, this proxy reads version {STATE_VERSION}")]
+    #[error("state version {found}, this proxy reads version {STATE_VERSION}")]
     Version { found: u8 },
-    #[error("unreadable session state: {0}")]
+    #[error("unreadable state: {0}")]
     Decode(#[from] postcard::Error),
 }
 
-impl SessionState {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = vec![STATE_VERSION];
-        // Serializing plain data into a Vec cannot fail.
-        bytes.extend(postcard::to_stdvec(self).unwrap_or_default());
-        bytes
-    }
+/// `value` as bytes: the version, then postcard.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = vec![STATE_VERSION];
+    // Serializing plain data into a Vec cannot fail.
+    bytes.extend(postcard::to_stdvec(value).unwrap_or_default());
+    bytes
+}
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<SessionState, StateError> {
-        let (&version, rest) = bytes.split_first().ok_or(StateError::Empty)?;
-        if version != STATE_VERSION {
-            return Err(StateError::Version { found: version });
-        }
-        Ok(postcard::from_bytes(rest)?)
+/// What [`encode`] made, if this proxy reads its version.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StateError> {
+    let (&version, rest) = bytes.split_first().ok_or(StateError::Empty)?;
+    if version != STATE_VERSION {
+        return Err(StateError::Version { found: version });
     }
+    Ok(postcard::from_bytes(rest)?)
 }
 
 #[cfg(test)]
@@ -70,7 +105,7 @@ mod tests {
     use std::time::Instant;
 
     use tether_protocol::message::{
-        ClientInfo, CoreEvent, Delivery, DisplayPrefs, SessionEvent, SessionInfo, Transport,
+        ClientInfo, CoreEvent, Delivery, DisplayPrefs, SessionEvent, SessionInfo,
     };
 
     use super::*;
@@ -149,34 +184,38 @@ mod tests {
 
     #[test]
     fn a_session_round_trips_through_bytes() {
-        let (speaker, relay) = lived_in();
+        let (mut speaker, relay) = lived_in();
         let state = SessionState {
             id: 7,
-            speaker: SpeakerState::Telnet(Box::new(speaker.state())),
+            transport: Transport::Telnet,
+            speaker: speaker.hand_over(),
             queued: vec![ToSession::Notice("The game is back.".into())],
-            relay: relay.export(7),
         };
-        let bytes = state.to_bytes();
-        let read = SessionState::from_bytes(&bytes).expect("readable");
-        assert_eq!(read.to_bytes(), bytes, "nothing lost or changed");
+        let bytes = encode(&state);
+        let read: SessionState = decode(&bytes).expect("readable");
+        assert_eq!(encode(&read), bytes, "nothing lost or changed");
         assert_eq!(read.queued, state.queued);
-        assert_eq!(read.relay, state.relay);
         // Small enough to hand over thousands at once.
         println!("a lived-in telnet session: {} bytes", bytes.len());
         assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+        let relay = encode(&relay.export(Instant::now()));
+        println!("the relay's record of it: {} bytes", relay.len());
+        assert!(relay.len() < 256, "{} bytes", relay.len());
     }
 
     #[test]
     fn a_restored_session_carries_on_where_it_was() {
-        let (speaker, relay) = lived_in();
-        let bytes = SessionState {
+        let (mut speaker, relay) = lived_in();
+        let bytes = encode(&SessionState {
             id: 7,
-            speaker: SpeakerState::Telnet(Box::new(speaker.state())),
+            transport: Transport::Telnet,
+            speaker: speaker.hand_over(),
             queued: Vec::new(),
-            relay: relay.export(7),
-        }
-        .to_bytes();
-        let state = SessionState::from_bytes(&bytes).expect("readable");
+        });
+        // What the old speaker still has to write: the end of its zlib stream.
+        let ended = speaker.take_output().concat();
+        assert!(ended.is_empty(), "everything went into the state");
+        let state: SessionState = decode(&bytes).expect("readable");
         let SpeakerState::Telnet(telnet) = state.speaker else {
             panic!("a telnet session");
         };
@@ -191,13 +230,40 @@ mod tests {
         assert_eq!(client.client_name.as_deref(), Some("MUDLET"));
         assert!(restored.wants_gmcp("Room.Info"));
         assert!(!restored.wants_gmcp("Char.Vitals"));
-        // Output that was not written is still there, in a new MCCP2 stream.
+        // The old zlib stream ends whole (with "unwritten" in it), then a new one starts.
         let out = restored.take_output().concat();
         let marker = [IAC, SB, option::MCCP2, IAC, SE];
-        assert!(out.windows(5).any(|window| window == marker), "{out:?}");
+        let first = out
+            .windows(5)
+            .position(|window| window == marker)
+            .expect("the first stream");
+        let second = out[first + 5..]
+            .windows(5)
+            .position(|window| window == marker)
+            .expect("a second stream")
+            + first
+            + 5;
+        let mut inflater = flate2::Decompress::new(true);
+        let mut text = Vec::with_capacity(4096);
+        let status = inflater
+            .decompress_vec(
+                &out[first + 5..second],
+                &mut text,
+                flate2::FlushDecompress::None,
+            )
+            .expect("valid zlib");
+        assert_eq!(
+            status,
+            flate2::Status::StreamEnd,
+            "the first stream ends cleanly"
+        );
+        assert!(
+            String::from_utf8_lossy(&text).contains("unwritten"),
+            "{text:?}"
+        );
 
-        let mut next = Relay::new(Instant::now(), 10);
-        next.import(7, state.relay.expect("the relay's record"));
+        let mut next = Relay::import(relay.export(Instant::now()), Instant::now(), 10);
+        next.detached(Instant::now());
         next.attached();
         let resent: Vec<_> = next
             .take_submits()
@@ -213,23 +279,22 @@ mod tests {
 
     #[test]
     fn a_state_from_another_version_is_refused() {
-        let (speaker, _) = lived_in();
-        let mut bytes = SessionState {
+        let (mut speaker, _) = lived_in();
+        let mut bytes = encode(&SessionState {
             id: 7,
-            speaker: SpeakerState::Telnet(Box::new(speaker.state())),
+            transport: Transport::Telnet,
+            speaker: speaker.hand_over(),
             queued: Vec::new(),
-            relay: None,
-        }
-        .to_bytes();
+        });
         bytes[0] = STATE_VERSION + 1;
         assert!(matches!(
-            SessionState::from_bytes(&bytes),
+            decode::<SessionState>(&bytes),
             Err(StateError::Version { .. })
         ));
         assert!(matches!(
-            SessionState::from_bytes(&[]),
+            decode::<SessionState>(&[]),
             Err(StateError::Empty)
         ));
-        assert!(SessionState::from_bytes(&[STATE_VERSION, 0xff]).is_err());
+        assert!(decode::<SessionState>(&[STATE_VERSION, 0xff]).is_err());
     }
 }

@@ -31,6 +31,7 @@ use crate::close::CloseReason;
 use crate::gmcp::{self, Gmcp, Received};
 use crate::relay::{CoreHealth, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
+use crate::state::SpeakerState;
 
 /// The browser client, shipped inside the binary: no build step, nothing to install.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -255,6 +256,10 @@ impl Transport for WsTransport {
             })))
             .await;
     }
+
+    fn into_socket(self) -> Result<std::os::fd::OwnedFd, WsTransport> {
+        Err(self)
+    }
 }
 
 /// `telnet.mudstandards.org`: the telnet stream, in binary frames.
@@ -279,6 +284,10 @@ impl Transport for TelnetFrames {
 
     async fn close(&mut self, reason: &CloseReason) {
         self.0.close(reason).await;
+    }
+
+    fn into_socket(self) -> Result<std::os::fd::OwnedFd, TelnetFrames> {
+        self.0.into_socket().map_err(TelnetFrames)
     }
 }
 
@@ -414,6 +423,10 @@ impl Speaker for WebSpeaker {
 
     fn take_output(&mut self) -> Vec<Frame> {
         std::mem::take(&mut self.out)
+    }
+
+    fn hand_over(&mut self) -> SpeakerState {
+        SpeakerState::Web(Box::new(self.clone()))
     }
 
     fn client_changed(&mut self) -> Option<ClientInfo> {

@@ -90,14 +90,17 @@ impl Wire {
     }
 
     /// What this wire holds, to be carried to another process: unwritten bytes and whether
-    /// MCCP2 is on. A zlib stream cannot be carried, so a restored wire that was compressing
-    /// starts a new stream (the MCCP2 spec lets a server end one and start another at any
-    /// time); end the old one first with [`Wire::stop_compression`] and write what it left.
-    pub fn state(&self) -> WireState {
+    /// MCCP2 is on. A zlib stream cannot be carried, so it is ended here (its last bytes join
+    /// the unwritten ones) and a restored wire starts a new one: the MCCP2 spec lets a server
+    /// end a stream and start another at any time, and the client's inflater never sees a
+    /// stream cut short. The wire is left empty and uncompressed.
+    pub fn hand_over(&mut self) -> WireState {
+        let compressing = self.compressor.is_some();
+        self.stop_compression();
         WireState {
-            pending: self.pending.clone(),
-            ready: self.ready.clone(),
-            compressing: self.compressor.is_some(),
+            pending: std::mem::take(&mut self.pending),
+            ready: std::mem::take(&mut self.ready),
+            compressing,
         }
     }
 

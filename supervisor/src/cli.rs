@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
     about = "Runs the tether MUD: starts the proxy and the game core, restarts them, hot-deploys the core",
     long_about = "Runs the tether MUD in the foreground: the proxy owns the players' telnet \
                   connections, the core runs the game. The core can be replaced (`tether reload`, \
-                  SIGHUP, or a rebuilt binary with --watch) without disconnecting anyone.\n\n\
+                  SIGHUP, or a rebuilt binary with --watch) without disconnecting anyone, and so \
+                  can the proxy (`tether upgrade-proxy`, SIGUSR2, or a rebuilt binary with \
+                  --watch).\n\n\
                   Without a subcommand, `tether` means `tether up`."
 )]
 pub struct Cli {
@@ -35,6 +37,9 @@ pub enum Command {
     Up,
     /// Replace the running core with a new one; players stay connected
     Reload,
+    /// Start a new proxy (the current binary) that takes every connection over from the
+    /// running one; players stay connected
+    UpgradeProxy,
     /// Show the running supervisor, proxy and core
     Status,
     /// Stop the proxy (players are told) and then the core
@@ -64,7 +69,8 @@ pub struct Options {
     #[arg(long, global = true, value_name = "FILE")]
     pub world: Option<PathBuf>,
 
-    /// Reload the core whenever its binary changes [default: on under `cargo run`, else off]
+    /// Reload the core, or upgrade the proxy, whenever its binary changes [default: on under
+    /// `cargo run`, else off]
     #[arg(long, global = true, overrides_with = "no_watch")]
     pub watch: bool,
 

@@ -20,6 +20,8 @@ pub const CORE_BIN: &str = "tether-core";
 
 const LINK_SOCKET: &str = "link.sock";
 const CONTROL_SOCKET: &str = "control.sock";
+/// Where the running proxy waits for a successor to take its connections over.
+const HANDOVER_SOCKET: &str = "proxy.sock";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -131,6 +133,10 @@ impl Settings {
 
     pub fn control_socket(&self) -> PathBuf {
         control_socket_in(&self.data)
+    }
+
+    pub fn handover_socket(&self) -> PathBuf {
+        self.data.join(HANDOVER_SOCKET)
     }
 }
 

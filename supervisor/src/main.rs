@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Reload => client(&cli, Request::Reload),
+        Command::UpgradeProxy => client(&cli, Request::UpgradeProxy),
         Command::Status => client(&cli, Request::Status),
         Command::Stop => client(&cli, Request::Shutdown),
     }

@@ -17,7 +17,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use tether_protocol::process::{
-    CONTROL_VAR, CORE_NEWS_FLAG, CoreNews, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR, READY_LINE,
+    CONTROL_VAR, CORE_NEWS_FLAG, CoreNews, HANDOVER_FLAG, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR,
+    READY_LINE, TAKE_OVER_FLAG,
 };
 use tether_protocol::witness::{WITNESS_FD, WITNESS_FD_VAR, Witness};
 
@@ -72,6 +73,7 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+    let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(RunError::Signals)?;
 
     let (request_tx, mut requests) = mpsc::channel(64);
     let (stop_server, server_stop) = shutdown::channel();
@@ -88,6 +90,16 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
             &settings.core_bin,
             timing.watch_quiet,
             watch_tx.clone(),
+        )?)
+    } else {
+        None
+    };
+    let (proxy_watch_tx, mut proxy_watch_rx) = mpsc::unbounded_channel();
+    let _proxy_watch = if settings.watch {
+        Some(watch::watch(
+            &settings.proxy_bin,
+            timing.watch_quiet,
+            proxy_watch_tx.clone(),
         )?)
     } else {
         None
@@ -132,6 +144,14 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
                 info!("SIGHUP received; reloading");
                 sup.request_reload(None);
             }
+            Some(()) = proxy_watch_rx.recv() => {
+                info!("proxy binary changed; upgrading the proxy");
+                sup.request_proxy_upgrade(None);
+            }
+            _ = sigusr2.recv() => {
+                info!("SIGUSR2 received; upgrading the proxy");
+                sup.request_proxy_upgrade(None);
+            }
             _ = sleep_until(core_restart_at) => {
                 sup.core_restart_at = None;
                 sup.start_core(Purpose::Restart);
@@ -156,6 +176,23 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
     }
     drop(sockets);
     result
+}
+
+/// Tells whoever asked for a proxy upgrade how it went, and the log.
+fn answer_proxy_upgrade(waiters: &[Replier], result: Result<String, String>) {
+    let line = match result {
+        Ok(message) => {
+            info!("{message}");
+            format!("ok: {message}")
+        }
+        Err(message) => {
+            warn!("{message}");
+            format!("error: {message}")
+        }
+    };
+    for waiter in waiters {
+        waiter.line(line.clone());
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -196,6 +233,16 @@ struct Candidate {
     purpose: Purpose,
     /// Why it cannot start, as it said on stdout before exiting.
     failure: Option<String>,
+}
+
+/// A proxy upgrade under way: the new proxy taking over, and who waits for the outcome.
+#[derive(Debug)]
+struct ProxyUpgrade {
+    requested: Instant,
+    candidate: Handle,
+    /// Why it cannot take over, as it said on stdout before exiting.
+    failure: Option<String>,
+    waiters: Vec<Replier>,
 }
 
 /// A child that was asked to exit and has not been reaped yet.
@@ -243,6 +290,8 @@ struct Supervisor {
     proxy_restart_at: Option<Instant>,
     proxy_backoff: Backoff,
     proxy_restarts: u32,
+    proxy_upgrade: Option<ProxyUpgrade>,
+    proxy_upgrades: u32,
 
     stopping: Vec<Stopping>,
     /// Requested and not started yet: requests made meanwhile join it.
@@ -286,6 +335,8 @@ impl Supervisor {
             proxy_restart_at: None,
             proxy_backoff: Backoff::standard(),
             proxy_restarts: 0,
+            proxy_upgrade: None,
+            proxy_upgrades: 0,
             stopping: Vec::new(),
             pending_reload: None,
             last_reload: None,
@@ -340,6 +391,8 @@ impl Supervisor {
                 "--link".into(),
                 self.settings.link_socket().into(),
                 CORE_NEWS_FLAG.into(),
+                HANDOVER_FLAG.into(),
+                self.settings.handover_socket().into(),
             ],
             env: Vec::new(),
             link_fd: None,
@@ -514,7 +567,26 @@ impl Supervisor {
             .proxy
             .as_ref()
             .is_some_and(|proxy| proxy.id == event.id);
+        let from_new_proxy = self
+            .proxy_upgrade
+            .as_ref()
+            .is_some_and(|upgrade| upgrade.candidate.id == event.id);
         match event.kind {
+            EventKind::Ready if from_new_proxy => self.on_proxy_took_over(),
+            EventKind::NotReady if from_new_proxy => {
+                if let Some(upgrade) = &mut self.proxy_upgrade {
+                    upgrade.failure = Some(format!(
+                        "it did not take over within {} s",
+                        self.timing.ready_within.as_secs()
+                    ));
+                    upgrade.candidate.kill();
+                }
+            }
+            EventKind::Failed(reason) if from_new_proxy => {
+                if let Some(upgrade) = &mut self.proxy_upgrade {
+                    upgrade.failure = Some(reason);
+                }
+            }
             EventKind::Ready if from_proxy => self.on_proxy_ready(),
             EventKind::NotReady if from_proxy => {
                 warn!("the proxy has not attached to a core yet; players are kept waiting")
@@ -812,6 +884,20 @@ impl Supervisor {
             } else {
                 self.schedule_core_restart(what, uptime);
             }
+        } else if let Some(upgrade) = self
+            .proxy_upgrade
+            .take_if(|upgrade| upgrade.candidate.id == id)
+        {
+            let why = upgrade
+                .failure
+                .clone()
+                .unwrap_or_else(|| format!("it exited ({exit}) before taking over"));
+            let message = format!(
+                "proxy upgrade failed: the new proxy (pid {}): {why}; the running proxy keeps \
+                 every player",
+                upgrade.candidate.pid
+            );
+            answer_proxy_upgrade(&upgrade.waiters, Err(message));
         } else if let Some(proxy) = self.proxy.take_if(|proxy| proxy.id == id) {
             let uptime = proxy.uptime();
             self.schedule_proxy_restart(
@@ -851,6 +937,10 @@ impl Supervisor {
                 info!("reload requested on the control socket");
                 self.request_reload(Some(incoming.reply));
             }
+            Request::UpgradeProxy => {
+                info!("proxy upgrade requested on the control socket");
+                self.request_proxy_upgrade(Some(incoming.reply));
+            }
             Request::Shutdown => self.begin_shutdown(
                 Some(incoming.reply),
                 "shutdown requested on the control socket",
@@ -870,10 +960,92 @@ impl Supervisor {
             .map(|s| &s.handle)
             .chain(self.core.as_ref())
             .chain(self.proxy.as_ref())
-            .chain(self.candidate.as_ref().map(|c| &c.handle));
+            .chain(self.candidate.as_ref().map(|c| &c.handle))
+            .chain(self.proxy_upgrade.as_ref().map(|u| &u.candidate));
         for handle in children {
             handle.kill();
         }
+    }
+
+    /// Starts a new proxy that takes every connection over from the running one.
+    fn request_proxy_upgrade(&mut self, waiter: Option<Replier>) {
+        let refuse = |waiter: Option<Replier>, why: &str| {
+            warn!("proxy upgrade refused: {why}");
+            if let Some(waiter) = waiter {
+                waiter.line(format!("error: proxy upgrade refused: {why}"));
+            }
+        };
+        if self.shutdown.is_some() {
+            return refuse(waiter, "tether is shutting down");
+        }
+        if let Some(upgrade) = &mut self.proxy_upgrade {
+            info!("a proxy upgrade is in progress; its outcome answers this request too");
+            upgrade.waiters.extend(waiter);
+            return;
+        }
+        let Some(old) = &self.proxy else {
+            return refuse(
+                waiter,
+                "no proxy is running to take over from (a new one starts by itself)",
+            );
+        };
+        let old_pid = old.pid;
+        let mut spec = self.proxy_spec();
+        spec.args.push(TAKE_OVER_FLAG.into());
+        let id = self.next_id();
+        match child::spawn(&spec, id, self.events.clone()) {
+            Ok(candidate) => {
+                info!(
+                    "upgrading the proxy: new proxy (pid {}) takes over from pid {old_pid}",
+                    candidate.pid
+                );
+                if let Some(reason) = &self.core_blocked {
+                    candidate.tell(&CoreNews::CannotStart(reason.clone()));
+                }
+                self.proxy_upgrade = Some(ProxyUpgrade {
+                    requested: Instant::now(),
+                    candidate,
+                    failure: None,
+                    waiters: waiter.into_iter().collect(),
+                });
+            }
+            Err(err) => refuse(waiter, &error_chain(&err)),
+        }
+    }
+
+    /// The new proxy says it has everything: it is the proxy now, and the old one, which
+    /// let go of every connection, exits by itself.
+    fn on_proxy_took_over(&mut self) {
+        let Some(upgrade) = self.proxy_upgrade.take() else {
+            return;
+        };
+        let ProxyUpgrade {
+            requested,
+            candidate,
+            waiters,
+            ..
+        } = upgrade;
+        let pid = candidate.pid;
+        self.proxy_upgrades += 1;
+        match self.proxy.replace(candidate) {
+            Some(old) => {
+                // It has let go of everything, so even a SIGTERM (after the grace, a
+                // SIGKILL) cannot reach a player.
+                old.terminate(self.timing.stop_grace);
+                self.stopping.push(Stopping {
+                    handle: old,
+                    reload: None,
+                });
+            }
+            None => self.proxy_ever_started = true,
+        }
+        let ms = requested.elapsed().as_millis();
+        answer_proxy_upgrade(
+            &waiters,
+            Ok(format!(
+                "proxy upgraded in {ms} ms: pid {pid} took every connection over"
+            )),
+        );
     }
 
     fn reload_in_progress(&self) -> bool {
@@ -994,6 +1166,21 @@ impl Supervisor {
                 );
             }
         }
+        if let Some(upgrade) = self.proxy_upgrade.take() {
+            info!(
+                "stopping the new proxy that was taking over (pid {})",
+                upgrade.candidate.pid
+            );
+            upgrade.candidate.terminate(self.timing.stop_grace);
+            answer_proxy_upgrade(
+                &upgrade.waiters,
+                Err("proxy upgrade cancelled: tether is shutting down".to_string()),
+            );
+            self.stopping.push(Stopping {
+                handle: upgrade.candidate,
+                reload: None,
+            });
+        }
         if let Some(proxy) = self.proxy.take() {
             info!("stopping the proxy (pid {})", proxy.pid);
             proxy.terminate(self.timing.stop_grace);
@@ -1101,10 +1288,11 @@ impl Supervisor {
 
         lines.push(match &self.proxy {
             Some(proxy) => format!(
-                "proxy: pid {}, up {}, restarts {}",
+                "proxy: pid {}, up {}, restarts {}, upgrades {}",
                 proxy.pid,
                 human(proxy.uptime()),
-                self.proxy_restarts
+                self.proxy_restarts,
+                self.proxy_upgrades
             ),
             None => {
                 let why = match self.proxy_restart_at {

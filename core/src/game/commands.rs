@@ -33,6 +33,7 @@ pub(super) fn play(game: &mut Game, key: SessionKey, line: &str, out: &mut Outbo
         }
         "quit" => quit(game, key, out),
         "@reload" => admin(game, key, AdminRequest::Reload, out),
+        "@upgrade-proxy" => admin(game, key, AdminRequest::UpgradeProxy, out),
         "@shutdown" => admin(game, key, AdminRequest::Shutdown, out),
         word if rest.is_empty() && has_exit(game, key, word) => go(game, key, word, out),
         _ => out.text(key, msg::huh()),
@@ -296,6 +297,7 @@ fn admin(game: &mut Game, key: SessionKey, request: AdminRequest, out: &mut Outb
         key,
         match request {
             AdminRequest::Reload => msg::reloading(),
+            AdminRequest::UpgradeProxy => msg::upgrading_proxy(),
             AdminRequest::Shutdown => msg::shutting_down(),
         },
     );

@@ -493,6 +493,7 @@ pub(super) fn game_help(is_admin: bool) -> String {
         text.push_str(
             "\n\
              \x20 @reload              restart the game core; players stay connected\n\
+             \x20 @upgrade-proxy       start a new proxy that takes every connection over\n\
              \x20 @shutdown            stop the server",
         );
     }
@@ -530,6 +531,10 @@ pub(super) fn huh() -> &'static str {
 
 pub(super) fn reloading() -> &'static str {
     "Reloading the game core..."
+}
+
+pub(super) fn upgrading_proxy() -> &'static str {
+    "Upgrading the proxy; nobody will be disconnected..."
 }
 
 pub(super) fn shutting_down() -> &'static str {

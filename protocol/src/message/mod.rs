@@ -151,14 +151,15 @@ impl Charset {
     }
 }
 
-/// Something that happened to one session, for the core.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that happened to one session, for the core. (Serde: a batch in flight is part
+/// of the state a proxy hands to its successor.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProxyEvent<'a> {
     pub session: u64,
     pub event: SessionEvent<'a>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionEvent<'a> {
     /// A player connected.
     Opened(SessionInfo),
