@@ -50,12 +50,6 @@ pub enum ToLink {
         session: u64,
         client: ClientInfo,
     },
-    /// A session carried over from another proxy goes on here: the relay knows it already,
-    /// only its handle is new.
-    Resumed {
-        session: u64,
-        handle: SessionHandle,
-    },
 }
 
 /// The latest MSSP facts from the core, read by sessions when a client asks.
@@ -245,14 +239,21 @@ pub fn start(config: LinkConfig) -> LinkHandle {
 
 /// Carries on a link another proxy (or this one, before a hand-over that failed) froze:
 /// the relay as it was, and the connection to the core if there was one, read from where the
-/// other reader stopped. The core does not see a new attach.
-pub fn resume(config: LinkConfig, state: LinkState, frozen: FrozenLink) -> LinkHandle {
+/// other reader stopped. The core does not see a new attach. `sessions` are the handles of
+/// the sessions carried on with it: in place before anything is routed, so nothing the core
+/// sends meanwhile finds a session missing.
+pub fn resume(
+    config: LinkConfig,
+    state: LinkState,
+    frozen: FrozenLink,
+    sessions: HashMap<u64, SessionHandle>,
+) -> LinkHandle {
     let relay = Relay::import(state.relay, Instant::now(), config.max_queued_lines);
     let link = LinkHandle::with_shell(
         &config,
         Shell {
             relay,
-            sessions: HashMap::new(),
+            sessions,
             game_status: config.game_status.clone(),
             in_flight: state.in_flight,
             declined: state.declined,
@@ -273,11 +274,16 @@ pub fn resume(config: LinkConfig, state: LinkState, frozen: FrozenLink) -> LinkH
         },
         None => None,
     };
-    if connection.is_some() {
-        link.attached.send_replace(true);
-    } else {
-        // Whatever the other proxy had in flight is lost with its connection.
-        link.lock().connection_lost();
+    {
+        let mut shell = link.lock();
+        if connection.is_some() {
+            link.attached.send_replace(true);
+        } else {
+            // Whatever the other proxy had in flight is lost with its connection.
+            shell.connection_lost();
+        }
+        // What the other proxy held back while frozen.
+        shell.flush();
     }
     spawn_tasks(config, link.clone(), connection);
     link
@@ -345,9 +351,6 @@ impl Shell {
                 self.relay.closed(session, reason);
             }
             ToLink::Client { session, client } => self.relay.client(session, client),
-            ToLink::Resumed { session, handle } => {
-                self.sessions.insert(session, handle);
-            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! freezes the generation back into a `Frozen` proxy, the same shape a successor receives, so
 //! a successor and a giver that carries on after a failed hand-over resume by the same path.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -25,6 +26,8 @@ use tracing::{info, warn};
 
 use crate::handover::{self, Channel, Frozen};
 use crate::link::{self, FrozenLink, LinkConfig, LinkHandle, LinkState};
+use crate::mailbox;
+use crate::relay::ToSession;
 use crate::session;
 use crate::shutdown::{self, ShutdownTrigger, Stop};
 use crate::state::{ProxyState, SessionState, SpeakerState};
@@ -245,10 +248,17 @@ impl Proxy {
                 let frozen = FrozenLink {
                     connection: carried.link_connection,
                 };
-                let link = link::resume(link_config.clone(), carried.link, frozen);
+                let mut handles = HashMap::new();
+                let mut sessions = Vec::with_capacity(carried.sessions.len());
+                for (state, socket) in carried.sessions {
+                    let (handle, messages) = session::carried_mailbox();
+                    handles.insert(state.id, handle);
+                    sessions.push((state, socket, messages));
+                }
+                let link = link::resume(link_config.clone(), carried.link, frozen, handles);
                 (
                     link,
-                    Some((carried.started, carried.next_session_id, carried.sessions)),
+                    Some((carried.started, carried.next_session_id, sessions)),
                 )
             }
             None => (link::start(link_config.clone()), None),
@@ -269,8 +279,8 @@ impl Proxy {
             started,
             ids: Arc::new(AtomicU64::new(next_id)),
         };
-        for (state, socket) in carried_sessions {
-            resume_session(state, socket, &context, &sessions);
+        for (state, socket, messages) in carried_sessions {
+            resume_session(state, socket, messages, &context, &sessions);
         }
         if let Ok(addr) = telnet.local_addr() {
             info!(%addr, "listening for telnet");
@@ -391,6 +401,7 @@ fn listener(socket: OwnedFd) -> std::io::Result<TcpListener> {
 fn resume_session(
     state: SessionState,
     socket: OwnedFd,
+    messages: mailbox::Receiver<ToSession>,
     context: &session::Context,
     sessions: &TaskTracker,
 ) {
@@ -412,6 +423,7 @@ fn resume_session(
                         stream,
                         *telnet,
                         id,
+                        messages,
                         queued,
                         context.clone(),
                     ));

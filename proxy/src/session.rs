@@ -159,11 +159,13 @@ pub async fn run<S, T>(
 /// Carries on a session another proxy handed over (or this one, after a hand-over that did
 /// not happen): the link knows it already; what was routed to it and not handled comes
 /// first, then its unwritten output, then the same life as any session.
+#[expect(clippy::too_many_arguments, reason = "a session's whole life, carried")]
 pub async fn resume<S, T>(
     mut speaker: Box<S>,
     transport: T,
     session: u64,
     kind: message::Transport,
+    messages: mailbox::Receiver<ToSession>,
     queued: Vec<ToSession>,
     peer: String,
     context: Context,
@@ -171,13 +173,6 @@ pub async fn resume<S, T>(
     S: Speaker,
     T: Transport<In = S::In, Out = S::Out>,
 {
-    let (messages_tx, messages) = mailbox::mailbox(OUTPUT_QUEUE);
-    context.link.send(ToLink::Resumed {
-        session,
-        handle: SessionHandle {
-            messages: messages_tx,
-        },
-    });
     debug!(session, %peer, "carried on from the previous proxy");
     for message in queued {
         if let Err(reason) = speaker.message(message) {
@@ -307,11 +302,19 @@ async fn close<T: Transport>(
     });
 }
 
+/// A mailbox for a session carried over from another proxy: the handle goes to the link
+/// before anything is routed, the receiver to the session once it runs.
+pub fn carried_mailbox() -> (SessionHandle, mailbox::Receiver<ToSession>) {
+    let (messages, receiver) = mailbox::mailbox(OUTPUT_QUEUE);
+    (SessionHandle { messages }, receiver)
+}
+
 /// A telnet session over TCP carried over from another proxy.
 pub async fn resume_tcp(
     stream: TcpStream,
     state: TelnetState,
     session: u64,
+    messages: mailbox::Receiver<ToSession>,
     queued: Vec<ToSession>,
     context: Context,
 ) {
@@ -321,7 +324,10 @@ pub async fn resume_tcp(
     let speaker = Box::new(TelnetSpeaker::restore(session, context.clone(), state));
     let transport = TcpTransport::new(stream);
     let kind = message::Transport::Telnet;
-    resume(speaker, transport, session, kind, queued, peer, context).await;
+    resume(
+        speaker, transport, session, kind, messages, queued, peer, context,
+    )
+    .await;
 }
 
 /// Plain telnet over TCP.

@@ -6,6 +6,8 @@
 //! `cargo test --workspace` builds them, because the proxy, core and supervisor packages each
 //! have integration tests of their own.
 
+pub mod typing;
+
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -86,6 +88,8 @@ pub struct Tether {
 pub struct Options {
     /// Replaces the core binary (e.g. a wrapper script).
     pub core_bin: Option<PathBuf>,
+    /// Replaces the proxy binary.
+    pub proxy_bin: Option<PathBuf>,
     pub watch: bool,
     pub world: Option<PathBuf>,
     /// Run in this directory (kept afterwards) instead of a fresh temporary one.
@@ -133,7 +137,7 @@ impl Tether {
             .arg("--data")
             .arg(root.join("data"))
             .arg("--proxy-bin")
-            .arg(binary("tether-proxy"))
+            .arg(options.proxy_bin.unwrap_or_else(|| binary("tether-proxy")))
             .arg("--core-bin")
             .arg(options.core_bin.unwrap_or_else(|| binary("tether-core")))
             .arg(if options.watch {
@@ -239,6 +243,13 @@ impl Tether {
     pub fn status(&self) -> String {
         let (ok, text) = self.ctl(&["status"]);
         assert!(ok, "tether status failed: {text}");
+        text
+    }
+
+    /// `tether upgrade-proxy`, which must succeed.
+    pub fn upgrade_proxy(&self) -> String {
+        let (ok, text) = self.ctl(&["upgrade-proxy"]);
+        assert!(ok, "tether upgrade-proxy failed: {text}");
         text
     }
 
@@ -366,6 +377,74 @@ pub struct Client {
     pub transcript: Vec<String>,
     /// Everything received, with the colour escapes as sent.
     pub raw_transcript: Vec<String>,
+    /// Set by [`Client::with_mccp2`]: the client asked for compression and inflates it.
+    pub mccp2: Option<Mccp2>,
+}
+
+/// MCCP2 as a client sees it: plain telnet until `IAC SB MCCP2 IAC SE`, then one zlib stream
+/// until it ends, then plain again (perhaps another stream later). A zlib stream that breaks
+/// fails the test at once: that is what a real client's decompressor would choke on.
+#[derive(Default)]
+pub struct Mccp2 {
+    inflater: Option<flate2::Decompress>,
+    /// Plain bytes kept back because they may be the start of a start sequence.
+    held: Vec<u8>,
+    /// Compressed streams begun, and ended cleanly (Z_STREAM_END).
+    pub started: u32,
+    pub ended: u32,
+}
+
+const MCCP2_START: [u8; 5] = [255, 250, 86, 255, 240];
+
+impl Mccp2 {
+    /// Turns wire bytes into the telnet stream the server meant.
+    fn inflate(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut input = std::mem::take(&mut self.held);
+        input.extend_from_slice(bytes);
+        let mut rest = &input[..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            match &mut self.inflater {
+                None => match find(rest, &MCCP2_START) {
+                    Some(at) => {
+                        out.extend_from_slice(&rest[..at]);
+                        rest = &rest[at + MCCP2_START.len()..];
+                        self.inflater = Some(flate2::Decompress::new(true));
+                        self.started += 1;
+                    }
+                    None => {
+                        // Keep a tail that could be the start of a start sequence.
+                        let keep = (1..MCCP2_START.len())
+                            .rev()
+                            .find(|&n| rest.len() >= n && rest.ends_with(&MCCP2_START[..n]))
+                            .unwrap_or(0);
+                        out.extend_from_slice(&rest[..rest.len() - keep]);
+                        self.held = rest[rest.len() - keep..].to_vec();
+                        rest = &[];
+                    }
+                },
+                Some(inflater) => {
+                    let before_in = inflater.total_in();
+                    let mut chunk = Vec::with_capacity(rest.len() * 8 + 4096);
+                    let status = inflater
+                        .decompress_vec(rest, &mut chunk, flate2::FlushDecompress::Sync)
+                        .unwrap_or_else(|error| panic!("the MCCP2 stream broke: {error}"));
+                    let used = (inflater.total_in() - before_in) as usize;
+                    out.extend_from_slice(&chunk);
+                    rest = &rest[used..];
+                    if status == flate2::Status::StreamEnd {
+                        self.inflater = None;
+                        self.ended += 1;
+                    } else if used == 0 && chunk.is_empty() {
+                        // It wants more input than there is: wait for the next read.
+                        self.held = rest.to_vec();
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Client {
@@ -381,7 +460,15 @@ impl Client {
             closed: false,
             transcript: Vec::new(),
             raw_transcript: Vec::new(),
+            mccp2: None,
         }
+    }
+
+    /// Asks for MCCP2 (the proxy offers it first) and inflates everything from here on.
+    pub fn with_mccp2(mut self) -> Client {
+        self.mccp2 = Some(Mccp2::default());
+        self.send_raw(&[255, 253, 86]);
+        self
     }
 
     pub fn send(&mut self, line: &str) {
@@ -418,7 +505,13 @@ impl Client {
     }
 
     fn absorb(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
+        match &mut self.mccp2 {
+            Some(mccp2) => {
+                let plain = mccp2.inflate(bytes);
+                self.pending.extend_from_slice(&plain);
+            }
+            None => self.pending.extend_from_slice(bytes),
+        }
         let data = strip_telnet(&mut self.pending);
         self.text.extend_from_slice(&data);
         while let Some(end) = self.text.iter().position(|&b| b == b'\n') {
