@@ -227,3 +227,106 @@ fn admins_and_signals_upgrade_the_proxy_too() {
     let mut newcomer: Client = wait_for("a new player", || Some(tether.connect()));
     newcomer.create("Late", "hunter22");
 }
+
+mod websocket {
+    use futures::{SinkExt, StreamExt};
+    use tether_tests::{DEADLINE, Tether};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn connect(tether: &Tether, protocol: &str) -> Socket {
+        let mut request = format!("ws://{}/ws", tether.http)
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(protocol).expect("header"),
+        );
+        tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect")
+            .0
+    }
+
+    /// The next frame whose text contains `needle`; a close or an error fails the test (the
+    /// browser would have had to reconnect).
+    async fn expect(socket: &mut Socket, needle: &str) -> String {
+        loop {
+            let frame = tokio::time::timeout(DEADLINE, socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}"));
+            let text = match frame {
+                Some(Ok(Message::Binary(bytes))) => String::from_utf8_lossy(&bytes).to_string(),
+                Some(Ok(Message::Text(text))) => text.to_string(),
+                Some(Ok(Message::Close(frame))) => panic!("closed ({frame:?})"),
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => panic!("websocket error {error}"),
+                None => panic!("the connection ended"),
+            };
+            if text.contains(needle) {
+                return text;
+            }
+        }
+    }
+
+    async fn type_line(socket: &mut Socket, line: &str) {
+        socket
+            .send(Message::Binary(line.as_bytes().to_vec().into()))
+            .await
+            .expect("send");
+    }
+
+    async fn upgrade(tether: &Tether) {
+        let dir = tether.data_dir();
+        let done = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(tether_tests::binary("tether"))
+                .args(["upgrade-proxy", "--data"])
+                .arg(dir)
+                .output()
+                .expect("tether upgrade-proxy")
+        })
+        .await
+        .expect("upgrade");
+        assert!(done.status.success(), "{done:?}");
+    }
+
+    #[tokio::test]
+    async fn browser_and_telnet_over_websocket_sessions_stay_through_upgrades() {
+        let tether = Tether::start();
+        let mut web = connect(&tether, "gmcp.mudstandards.org").await;
+        expect(&mut web, "connect &lt;name&gt;").await;
+        type_line(&mut web, "create Webby webpass1").await;
+        expect(&mut web, "Your character has been created.").await;
+        // The package list is part of what travels with the session.
+        web.send(Message::Text(r#"Core.Supports.Set ["Room 1"]"#.into()))
+            .await
+            .expect("send");
+        let mut raw = connect(&tether, "telnet.mudstandards.org").await;
+        expect(&mut raw, "connect <name>").await;
+        type_line(&mut raw, "create Rawly rawpass1\r\n").await;
+        expect(&mut raw, "Your character has been created.").await;
+
+        for round in 1..=3 {
+            // Lines typed while the hand-over happens are answered once, in order.
+            for n in 1..=5 {
+                type_line(&mut web, &format!("say web-{round}-{n}")).await;
+            }
+            let (_, ()) = tokio::join!(upgrade(&tether), async {
+                type_line(&mut raw, &format!("say raw-{round}\r\n")).await;
+            });
+            for n in 1..=5 {
+                expect(&mut web, &format!("You say, &quot;web-{round}-{n}&quot;")).await;
+            }
+            expect(&mut raw, &format!("You say, \"raw-{round}\"")).await;
+        }
+        type_line(&mut web, "north").await;
+        let room = expect(&mut web, "Room.Info").await;
+        assert!(room.starts_with("Room.Info {"), "{room}");
+        assert!(tether.status().contains("upgrades 3"));
+    }
+}

@@ -12,7 +12,8 @@
 //!   transport shares; `gmcp`: GMCP's `Core.*` and package filter, shared the same way.
 //! - `session`: the lifecycle of one connection over any transport (`Speaker` + `Transport`),
 //!   and the telnet speaker over TCP; `close`: why a session ended, as a type.
-//! - `web`: the HTTP front door (axum): the browser client, WebSocket sessions, `/health`.
+//! - `web`: the HTTP front door (axum on hyper): the browser client, WebSocket sessions,
+//!   `/health`; `websocket`: WebSocket connections over sockets the proxy can hand over.
 //! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
 //!   what to resend after a core restart and what to tell players.
 //! - `state`: a session's whole state as one value, and the whole proxy's, for handing them to
@@ -44,6 +45,7 @@ mod shutdown;
 mod state;
 pub mod telnet;
 mod web;
+mod websocket;
 mod wire;
 
 pub use link::LinkConfig;

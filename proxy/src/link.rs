@@ -282,9 +282,10 @@ pub fn resume(
             // Whatever the other proxy had in flight is lost with its connection.
             shell.connection_lost();
         }
-        // What the other proxy held back while frozen.
+        // What the other proxy held back while frozen: for sessions, and for the core.
         shell.flush();
     }
+    link.submit_ready.notify_one();
     spawn_tasks(config, link.clone(), connection);
     link
 }

@@ -28,10 +28,11 @@ use crate::handover::{self, Channel, Frozen};
 use crate::link::{self, FrozenLink, LinkConfig, LinkHandle, LinkState};
 use crate::mailbox;
 use crate::relay::ToSession;
-use crate::session;
+use crate::session::{self, TelnetSpeaker};
 use crate::shutdown::{self, ShutdownTrigger, Stop};
 use crate::state::{ProxyState, SessionState, SpeakerState};
 use crate::web;
+use crate::websocket::{self, TelnetFrames, WsTransport};
 
 /// How long sessions get to say goodbye when the proxy stops.
 const GOODBYE_GRACE: Duration = Duration::from_secs(5);
@@ -285,7 +286,16 @@ impl Proxy {
         if let Ok(addr) = telnet.local_addr() {
             info!(%addr, "listening for telnet");
         }
-        let http = http.and_then(|http| serve_http(http, &context, &sessions));
+        let http = http.map(|http| {
+            if let Ok(addr) = http.local_addr() {
+                info!(%addr, "listening for HTTP and WebSocket");
+            }
+            let web = web::Web {
+                context: context.clone(),
+                sessions: sessions.clone(),
+            };
+            tokio::spawn(web::serve(http, web))
+        });
         let telnet = tokio::spawn(accept_loop(telnet, context.clone(), sessions.clone()));
         Serving {
             context,
@@ -305,8 +315,8 @@ struct Serving {
     sessions: TaskTracker,
     /// The accept loop; it hands its listener back when it stops.
     telnet: JoinHandle<TcpListener>,
-    /// The HTTP server's listener (the server accepts on a copy) and how to stop it.
-    http: Option<(std::net::TcpListener, tokio::sync::oneshot::Sender<()>)>,
+    /// The HTTP accept loop, likewise.
+    http: Option<JoinHandle<TcpListener>>,
     link_config: LinkConfig,
 }
 
@@ -334,10 +344,10 @@ impl Serving {
         let (carry, mut carried) = mpsc::unbounded_channel();
         self.trigger.trigger(Stop::HandOver(carry));
         let telnet = self.telnet.await.context("the telnet accept loop failed")?;
-        let http = self.http.map(|(listener, stop)| {
-            let _ = stop.send(());
-            listener
-        });
+        let http = match self.http {
+            Some(http) => Some(http.await.context("the HTTP accept loop failed")?),
+            None => None,
+        };
         self.sessions.close();
         self.sessions.wait().await;
         let mut sessions = Vec::new();
@@ -351,10 +361,11 @@ impl Serving {
                 .context("taking the telnet listener off the runtime")?
                 .into(),
         ];
-        if let Some(http) = &http {
+        let has_http = http.is_some();
+        if let Some(http) = http {
             sockets.push(
-                http.try_clone()
-                    .context("copying the HTTP listener")?
+                http.into_std()
+                    .context("taking the HTTP listener off the runtime")?
                     .into(),
             );
         }
@@ -382,7 +393,7 @@ impl Serving {
             next_session_id: self.context.ids.load(Ordering::Relaxed),
             game_status,
             cannot_start: self.context.link.core_cannot_start(),
-            http: http.is_some(),
+            http: has_http,
             link: self.context.link.export(),
             link_unread,
             sessions: states,
@@ -410,85 +421,66 @@ fn resume_session(
         transport,
         speaker,
         queued,
+        unread,
     } = state;
+    let lost = |why: String| {
+        warn!(session = id, %transport, "cannot carry on a session: {why}");
+        context.link.send(link::ToLink::Closed {
+            session: id,
+            reason: format!("could not be carried over: {why}"),
+        });
+    };
+    let stream = match websocket::adopt(socket) {
+        Ok(stream) => stream,
+        Err(error) => return lost(error.to_string()),
+    };
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |peer| peer.to_string());
     match (transport, speaker) {
         (Transport::Telnet, SpeakerState::Telnet(telnet)) => {
-            let stream = std::net::TcpStream::from(socket);
-            let stream = stream
-                .set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpStream::from_std(stream));
-            match stream {
-                Ok(stream) => {
-                    sessions.spawn(session::resume_tcp(
-                        stream,
-                        *telnet,
-                        id,
-                        messages,
-                        queued,
-                        context.clone(),
-                    ));
-                }
-                Err(error) => {
-                    warn!(session = id, %error, "cannot carry on a telnet session");
-                    context.link.send(link::ToLink::Closed {
-                        session: id,
-                        reason: format!("could not be carried over: {error}"),
-                    });
-                }
-            }
+            let speaker = Box::new(TelnetSpeaker::restore(id, context.clone(), *telnet));
+            let transport = session::TcpTransport::new(stream);
+            sessions.spawn(session::resume(
+                speaker,
+                transport,
+                id,
+                Transport::Telnet,
+                messages,
+                queued,
+                peer,
+                context.clone(),
+            ));
         }
-        (transport, _) => {
-            warn!(session = id, %transport, "this proxy cannot carry on such a session");
-            context.link.send(link::ToLink::Closed {
-                session: id,
-                reason: "could not be carried over".into(),
-            });
+        (Transport::WebSocketTelnet, SpeakerState::Telnet(telnet)) => {
+            let speaker = Box::new(TelnetSpeaker::restore(id, context.clone(), *telnet));
+            let transport = TelnetFrames(WsTransport::new(stream, unread));
+            sessions.spawn(session::resume(
+                speaker,
+                transport,
+                id,
+                Transport::WebSocketTelnet,
+                messages,
+                queued,
+                peer,
+                context.clone(),
+            ));
         }
+        (Transport::WebSocket, SpeakerState::Web(web)) => {
+            let transport = WsTransport::new(stream, unread);
+            sessions.spawn(session::resume(
+                web,
+                transport,
+                id,
+                Transport::WebSocket,
+                messages,
+                queued,
+                peer,
+                context.clone(),
+            ));
+        }
+        (_, _) => lost("its speaker does not fit its transport".into()),
     }
-}
-
-/// The web front door, on a copy of `listener`: the copy is dropped when the server stops,
-/// the original stays to be handed over.
-fn serve_http(
-    listener: TcpListener,
-    context: &session::Context,
-    sessions: &TaskTracker,
-) -> Option<(std::net::TcpListener, tokio::sync::oneshot::Sender<()>)> {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "listening for HTTP and WebSocket");
-    }
-    let original = listener
-        .into_std()
-        .and_then(|listener| Ok((listener.try_clone()?, listener)));
-    let (copy, original) = match original {
-        Ok(pair) => pair,
-        Err(error) => {
-            // Without its listener the web door stays shut; telnet is unaffected.
-            warn!(%error, "cannot serve HTTP");
-            return None;
-        }
-    };
-    let app = web::router(web::Web {
-        context: context.clone(),
-        sessions: sessions.clone(),
-    })
-    .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let listener = match TcpListener::from_std(copy) {
-            Ok(listener) => listener,
-            Err(error) => return warn!(%error, "cannot serve HTTP"),
-        };
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(error) = served {
-            warn!(%error, "the HTTP listener stopped");
-        }
-    });
-    Some((original, stop))
 }
 
 /// Prints READY (for the supervisor, and through it systemd) once per process: when players

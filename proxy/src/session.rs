@@ -120,9 +120,17 @@ pub trait Transport {
     fn close(&mut self, reason: &CloseReason) -> impl std::future::Future<Output = ()> + Send;
     /// The socket, for another process to carry on with; the transport back if it cannot be
     /// carried (the connection is then closed like any other).
-    fn into_socket(self) -> Result<OwnedFd, Self>
+    fn into_socket(self) -> Result<CarriedSocket, Self>
     where
         Self: Sized;
+}
+
+/// A connection's socket on its way to another process, with what was read from it and not
+/// made sense of yet (a WebSocket frame cut in half; telnet hands every byte to its parser).
+#[derive(Debug)]
+pub struct CarriedSocket {
+    pub socket: OwnedFd,
+    pub unread: Vec<u8>,
 }
 
 /// Runs one new session until it closes or is handed over: registers it with the link, feeds
@@ -260,14 +268,16 @@ async fn serve<S, T>(
             Turn::HandOver(to) => {
                 // The link is frozen: what it routed before that is all there will be.
                 let queued = messages.take_queued();
-                let state = SessionState {
-                    id: session,
-                    transport: kind,
-                    speaker: speaker.hand_over(),
-                    queued,
-                };
+                let speaker_state = speaker.hand_over();
                 match transport.into_socket() {
-                    Ok(socket) => {
+                    Ok(CarriedSocket { socket, unread }) => {
+                        let state = SessionState {
+                            id: session,
+                            transport: kind,
+                            speaker: speaker_state,
+                            queued,
+                            unread,
+                        };
                         // No word to the player or the core: the session goes on elsewhere.
                         let _ = to.send(CarriedSession { state, socket });
                         return;
@@ -309,27 +319,6 @@ pub fn carried_mailbox() -> (SessionHandle, mailbox::Receiver<ToSession>) {
     (SessionHandle { messages }, receiver)
 }
 
-/// A telnet session over TCP carried over from another proxy.
-pub async fn resume_tcp(
-    stream: TcpStream,
-    state: TelnetState,
-    session: u64,
-    messages: mailbox::Receiver<ToSession>,
-    queued: Vec<ToSession>,
-    context: Context,
-) {
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "?".to_string(), |peer| peer.to_string());
-    let speaker = Box::new(TelnetSpeaker::restore(session, context.clone(), state));
-    let transport = TcpTransport::new(stream);
-    let kind = message::Transport::Telnet;
-    resume(
-        speaker, transport, session, kind, messages, queued, peer, context,
-    )
-    .await;
-}
-
 /// Plain telnet over TCP.
 pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, session: u64, context: Context) {
     if let Err(error) = stream.set_nodelay(true) {
@@ -343,13 +332,13 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, session: u64, contex
     run(speaker, TcpTransport::new(stream), session, info, context).await;
 }
 
-struct TcpTransport {
+pub struct TcpTransport {
     reader: tokio::net::tcp::OwnedReadHalf,
     writer: tokio::net::tcp::OwnedWriteHalf,
 }
 
 impl TcpTransport {
-    fn new(stream: TcpStream) -> TcpTransport {
+    pub fn new(stream: TcpStream) -> TcpTransport {
         let (reader, writer) = stream.into_split();
         TcpTransport { reader, writer }
     }
@@ -400,7 +389,7 @@ impl Transport for TcpTransport {
         let _ = self.writer.shutdown().await;
     }
 
-    fn into_socket(self) -> Result<OwnedFd, TcpTransport> {
+    fn into_socket(self) -> Result<CarriedSocket, TcpTransport> {
         // A copy of the descriptor: closing this one (as the stream drops) leaves the
         // connection open for whoever holds the copy.
         use std::os::fd::AsFd;
@@ -411,7 +400,10 @@ impl Transport for TcpTransport {
         // A write half that is dropped shuts the connection's sending side down (a FIN to the
         // player); forgotten, it only closes this descriptor.
         self.writer.forget();
-        Ok(copy)
+        Ok(CarriedSocket {
+            socket: copy,
+            unread: Vec::new(),
+        })
     }
 }
 

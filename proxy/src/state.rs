@@ -36,6 +36,8 @@ pub struct SessionState {
     pub speaker: SpeakerState,
     /// Messages the link routed to the session that it has not handled yet.
     pub queued: Vec<ToSession>,
+    /// Bytes read from the connection that its transport had not made sense of yet.
+    pub unread: Vec<u8>,
 }
 
 /// A live connection on its way to another proxy: its socket and its state.
@@ -190,6 +192,7 @@ mod tests {
             transport: Transport::Telnet,
             speaker: speaker.hand_over(),
             queued: vec![ToSession::Notice("The game is back.".into())],
+            unread: Vec::new(),
         };
         let bytes = encode(&state);
         let read: SessionState = decode(&bytes).expect("readable");
@@ -211,6 +214,7 @@ mod tests {
             transport: Transport::Telnet,
             speaker: speaker.hand_over(),
             queued: Vec::new(),
+            unread: Vec::new(),
         });
         // What the old speaker still has to write: the end of its zlib stream.
         let ended = speaker.take_output().concat();
@@ -285,6 +289,7 @@ mod tests {
             transport: Transport::Telnet,
             speaker: speaker.hand_over(),
             queued: Vec::new(),
+            unread: Vec::new(),
         });
         bytes[0] = STATE_VERSION + 1;
         assert!(matches!(

@@ -14,14 +14,16 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tether_protocol::markup;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 use tether_protocol::message::{self, Charset, ClientInfo, Delivery, SessionInfo};
@@ -30,8 +32,9 @@ use crate::admission::{Admission, Admitted};
 use crate::close::CloseReason;
 use crate::gmcp::{self, Gmcp, Received};
 use crate::relay::{CoreHealth, ToSession};
-use crate::session::{self, Context, Speaker, TelnetSpeaker, Transport};
+use crate::session::{self, Context, Speaker, TelnetSpeaker};
 use crate::state::SpeakerState;
+use crate::websocket::{self, TelnetFrames, WsTransport};
 
 /// The browser client, shipped inside the binary: no build step, nothing to install.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -114,10 +117,10 @@ fn choose(offered: &[String]) -> Option<Subprotocol> {
 }
 
 async fn websocket(
-    upgrade: WebSocketUpgrade,
     headers: HeaderMap,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(web): State<Web>,
+    mut request: Request,
 ) -> Response {
     let offered: Vec<String> = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -138,42 +141,100 @@ async fn websocket(
         )
             .into_response();
     };
-    let mut upgrade = upgrade
-        .max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE);
+    let accept = match websocket::accept_key(&headers) {
+        Ok(accept) => accept,
+        Err(why) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    };
+    let upgraded = hyper::upgrade::on(&mut request);
+    // Tracked from now, so a hand-over waits for the session this becomes.
+    web.sessions.spawn(async move {
+        let upgraded = match upgraded.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => return tracing::debug!(%error, "a WebSocket upgrade did not finish"),
+        };
+        // The very socket the request came on (see `serve`), and what the browser sent
+        // after the request.
+        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => parts,
+            Err(_) => {
+                return tracing::error!("a WebSocket upgrade on an unexpected connection type");
+            }
+        };
+        let transport = WsTransport::new(parts.io.into_inner(), parts.read_buf.to_vec());
+        let context = web.context.clone();
+        let session = context.next_session_id();
+        match protocol {
+            Subprotocol::Gmcp => {
+                let info = SessionInfo {
+                    transport: message::Transport::WebSocket,
+                    remote_addr: peer.to_string(),
+                };
+                let speaker = Box::new(WebSpeaker::new());
+                session::run(speaker, transport, session, info, context).await;
+            }
+            Subprotocol::Telnet => {
+                let info = SessionInfo {
+                    transport: message::Transport::WebSocketTelnet,
+                    remote_addr: peer.to_string(),
+                };
+                let speaker = Box::new(TelnetSpeaker::new(session, context.clone()));
+                session::run(speaker, TelnetFrames(transport), session, info, context).await;
+            }
+        }
+    });
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
     if !offered.is_empty() {
         // Answer only with a protocol the client offered.
-        upgrade = upgrade.protocols([match protocol {
-            Subprotocol::Gmcp => GMCP_PROTOCOL,
-            Subprotocol::Telnet => TELNET_PROTOCOL,
-        }]);
-    }
-    let sessions = web.sessions.clone();
-    upgrade.on_upgrade(move |socket| {
-        sessions.track_future(async move {
-            let context = web.context.clone();
-            let session = context.next_session_id();
-            let transport = WsTransport::new(socket);
+        response = response.header(
+            header::SEC_WEBSOCKET_PROTOCOL,
             match protocol {
-                Subprotocol::Gmcp => {
-                    let info = SessionInfo {
-                        transport: message::Transport::WebSocket,
-                        remote_addr: peer.to_string(),
-                    };
-                    let speaker = Box::new(WebSpeaker::new());
-                    session::run(speaker, transport, session, info, context).await;
-                }
-                Subprotocol::Telnet => {
-                    let info = SessionInfo {
-                        transport: message::Transport::WebSocketTelnet,
-                        remote_addr: peer.to_string(),
-                    };
-                    let speaker = Box::new(TelnetSpeaker::new(session, context.clone()));
-                    session::run(speaker, TelnetFrames(transport), session, info, context).await;
-                }
+                Subprotocol::Gmcp => GMCP_PROTOCOL,
+                Subprotocol::Telnet => TELNET_PROTOCOL,
+            },
+        );
+    }
+    response
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Serves HTTP on `listener` until the proxy stops; hands the listener back for a successor.
+///
+/// Its own accept loop and hyper's HTTP/1 connection, not `axum::serve`: a WebSocket
+/// upgrade must give back the plain TCP socket (to carry it to the next proxy), which only
+/// the connection type given to hyper here allows, and the listener must come back.
+pub async fn serve(listener: TcpListener, web: Web) -> TcpListener {
+    let mut shutdown = web.context.shutdown.clone();
+    let app = router(web);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait() => return listener,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                tracing::warn!(%error, "HTTP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
             }
-        })
-    })
+        };
+        let service = TowerToHyperService::new(app.clone().layer(Extension(ConnectInfo(peer))));
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%error, %peer, "an HTTP connection ended with an error");
+            }
+        });
+    }
 }
 
 /// A frame as the web speaker sees it.
@@ -183,112 +244,6 @@ pub enum Frame {
     Text(String),
     /// Game text (HTML from us, a typed line from the client).
     Binary(Vec<u8>),
-}
-
-struct WsTransport {
-    socket: WebSocket,
-}
-
-impl WsTransport {
-    fn new(socket: WebSocket) -> WsTransport {
-        WsTransport { socket }
-    }
-}
-
-/// What a broken WebSocket read means, from the library's error type.
-fn read_failure(error: axum::Error) -> CloseReason {
-    match error.into_inner().downcast::<tungstenite::Error>() {
-        Ok(error) => match *error {
-            tungstenite::Error::Capacity(_) => CloseReason::FrameTooLarge(MAX_MESSAGE),
-            tungstenite::Error::Io(error) => CloseReason::ReadFailed(error.to_string()),
-            other => CloseReason::WebSocketError(other.to_string()),
-        },
-        Err(other) => CloseReason::WebSocketError(other.to_string()),
-    }
-}
-
-impl Transport for WsTransport {
-    type In = Frame;
-    type Out = Frame;
-
-    async fn recv(&mut self) -> Result<Option<Frame>, CloseReason> {
-        loop {
-            return match self.socket.recv().await {
-                None | Some(Ok(Message::Close(_))) => Ok(None),
-                Some(Ok(Message::Text(text))) => Ok(Some(Frame::Text(text.to_string()))),
-                Some(Ok(Message::Binary(bytes))) => Ok(Some(Frame::Binary(bytes.to_vec()))),
-                // Pings are answered by the library.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Err(error)) => Err(read_failure(error)),
-            };
-        }
-    }
-
-    async fn send(&mut self, output: Vec<Frame>) -> std::io::Result<()> {
-        for frame in output {
-            let message = match frame {
-                Frame::Text(text) => Message::Text(text.into()),
-                Frame::Binary(bytes) => Message::Binary(bytes.into()),
-            };
-            // A browser that stops reading must not hold its session forever.
-            tokio::time::timeout(session::WRITE_TIMEOUT, self.socket.send(message))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading")
-                })?
-                .map_err(std::io::Error::other)?;
-        }
-        Ok(())
-    }
-
-    async fn close(&mut self, reason: &CloseReason) {
-        let code = reason.websocket_code();
-        // Close reasons are limited to 123 bytes.
-        let mut reason = reason.to_string();
-        while reason.len() > 120 {
-            reason.pop();
-        }
-        let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
-    }
-
-    fn into_socket(self) -> Result<std::os::fd::OwnedFd, WsTransport> {
-        Err(self)
-    }
-}
-
-/// `telnet.mudstandards.org`: the telnet stream, in binary frames.
-struct TelnetFrames(WsTransport);
-
-impl Transport for TelnetFrames {
-    type In = Vec<u8>;
-    type Out = Vec<u8>;
-
-    async fn recv(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
-        Ok(self.0.recv().await?.map(|frame| match frame {
-            Frame::Binary(bytes) => bytes,
-            Frame::Text(text) => text.into_bytes(),
-        }))
-    }
-
-    async fn send(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
-        self.0
-            .send(output.into_iter().map(Frame::Binary).collect())
-            .await
-    }
-
-    async fn close(&mut self, reason: &CloseReason) {
-        self.0.close(reason).await;
-    }
-
-    fn into_socket(self) -> Result<std::os::fd::OwnedFd, TelnetFrames> {
-        self.0.into_socket().map_err(TelnetFrames)
-    }
 }
 
 /// `gmcp.mudstandards.org` for tether's browser client, sans-IO. All of it is the session's
