@@ -544,6 +544,92 @@ fn tintin_without_mccp2() {
     assert_tintin_session(&tintin, false);
 }
 
+/// TinTin++ with MCCP2 on stays connected through five proxy upgrades while it types: each
+/// hand-over ends its zlib stream and starts a new one, which TinTin++ must take without a
+/// compression error, and afterwards everything it negotiated still holds (the game still
+/// knows its window, charset and terminal; GMCP and coloured, EOR-ended prompts still come).
+#[test]
+fn tintin_with_mccp2_stays_through_five_proxy_upgrades() {
+    if !available("tmux") || !available("tt++") {
+        return;
+    }
+    let tether = Tether::start();
+    let tintin = TinTin::start(&tether, "upgrades", true, GmcpStyle::Spec);
+    play_tintin(&tintin, "Stayer");
+    tintin.tmux.type_line("client");
+    tintin.wait_for_text("Client: ");
+    let before = client_line(&tintin);
+    for round in 1..=5 {
+        tintin.tmux.type_line(&format!("say before-{round}"));
+        tether.upgrade_proxy();
+        tintin.tmux.type_line(&format!("say after-{round}"));
+        tintin.wait_for_text(&format!("You say, \"after-{round}\""));
+    }
+    tintin.tmux.type_line("south");
+    tintin.tmux.type_line("client");
+    tintin.tmux.type_line("say done");
+    tintin.wait_for_text("You say, \"done\"");
+    let text = strip_ansi(&tintin.raw_log());
+    for round in 1..=5 {
+        assert_eq!(
+            text.matches(&format!("You say, \"before-{round}\""))
+                .count(),
+            1,
+            "every line answered once"
+        );
+    }
+    assert_eq!(
+        client_line(&tintin),
+        before,
+        "what the game knows of the client"
+    );
+    let lines = tintin.lines();
+    let streams = lines
+        .iter()
+        .filter(|line| line.starts_with("INFO MCCP2 INITIALIZED"))
+        .count();
+    assert_eq!(streams, 6, "one stream, then a new one per upgrade");
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line.contains("COMPRESSION ERROR") || line.contains("MCCP2: FAILED")),
+        "TinTin++ reported an MCCP2 error"
+    );
+    let rooms = room_infos(&lines);
+    assert!(
+        rooms.len() >= 3,
+        "GMCP Room.Info after the upgrades: {rooms:?}"
+    );
+    assert_eq!(rooms[rooms.len() - 1], rooms[0], "back in the first room");
+    let raw = tintin.raw_log();
+    let last_prompt = raw
+        .lines()
+        .rev()
+        .find(|line| strip_ansi(line).contains("hp "))
+        .expect("a prompt");
+    assert!(
+        !colours(last_prompt).is_empty(),
+        "the prompt lost its colour"
+    );
+    assert!(
+        lines
+            .iter()
+            .rev()
+            .take(200)
+            .any(|line| line == "RCVD IAC EOR")
+    );
+}
+
+/// The last `client` answer: what the game knows of TinTin++.
+fn client_line(tintin: &TinTin) -> String {
+    strip_ansi(&tintin.raw_log())
+        .lines()
+        .rev()
+        .find(|line| line.contains("Client: "))
+        .map(str::to_string)
+        .expect("a client line")
+}
+
 /// TinTin++ players copy their GMCP setup from guides, which send `core.hello` and
 /// `core.supports.set` in lowercase. GMCP's origin, IRE's documentation, says "Module and
 /// message names are not case sensitive", so the game must honour them.
@@ -850,6 +936,36 @@ fn telnetlib3_client_with_mccp2() {
     let (facts, log) = telnetlib3_session(&tether, "Pyonmccp", &[]);
     print_telnetlib3("telnetlib3 client with MCCP2", &facts, &log);
     assert_telnetlib3_session(&facts, &log, true);
+}
+
+/// The same session, handed to a new proxy five times after its options are agreed and its
+/// GMCP packages set: every fact checked afterwards (options, GMCP, colour, charset, MCCP2)
+/// is one the new proxies carried.
+#[test]
+fn telnetlib3_client_with_mccp2_through_five_proxy_upgrades() {
+    if !available("telnetlib3") {
+        return;
+    }
+    let tether = Tether::start();
+    let upgrade = format!(
+        "'{}' upgrade-proxy --data '{}'",
+        tether_tests::binary("tether").display(),
+        tether.data_dir().display()
+    );
+    let (facts, log) = telnetlib3_session(
+        &tether,
+        "Lasting",
+        &["--upgrades", "5", "--upgrade-command", &upgrade],
+    );
+    print_telnetlib3("telnetlib3 through five proxy upgrades", &facts, &log);
+    let upgrades = facts.all("upgrade");
+    assert_eq!(upgrades.len(), 5, "{upgrades:?}");
+    assert!(
+        upgrades.iter().all(|fields| fields[0] == "0"),
+        "{upgrades:?}"
+    );
+    assert_telnetlib3_session(&facts, &log, true);
+    assert!(tether.status().contains("upgrades 5"));
 }
 
 #[test]

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import re
+import subprocess
 import sys
 import time
 
@@ -184,6 +185,19 @@ async def converse(args, session):
         writer.send_gmcp("Core.Supports.Set", SUPPORTS)
         fact("sent", "Core.Supports.Set " + json.dumps(SUPPORTS))
 
+    # Proxy upgrades (when asked): each hands this connection to a new proxy mid-session,
+    # with a line typed while it happens. Everything below then checks the state survived.
+    for n in range(args.upgrades):
+        session.send(f"say typed during upgrade {n}")
+        done = await asyncio.to_thread(
+            subprocess.run, args.upgrade_command, shell=True, capture_output=True, text=True
+        )
+        fact("upgrade", done.returncode, (done.stdout + done.stderr).strip())
+        if done.returncode != 0:
+            raise RuntimeError(f"the upgrade command failed: {done.stdout}{done.stderr}")
+        await session.expect(f'You say, "typed during upgrade {n}"')
+        await session.round_trip(f"upgrade {n}")
+
     text = f"hello from telnetlib3 {args.name}"
     session.send(f"say {text}")
     await session.expect(f'You say, "{text}"')
@@ -222,6 +236,8 @@ def main():
         action="store_false",
         help="rely on telnetlib3's own Core.Supports.Set only",
     )
+    parser.add_argument("--upgrades", type=int, default=0, help="proxy upgrades mid-session")
+    parser.add_argument("--upgrade-command", help="the shell command that upgrades the proxy")
     args = parser.parse_args()
     logging.basicConfig(
         stream=sys.stderr,
