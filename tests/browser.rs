@@ -1,6 +1,7 @@
 //! The browser client end to end: Debian's Chromium, driven headless by Playwright
 //! (`tests/web/browser.mjs`), against the real binaries, next to a telnet player, through a
-//! core reload (the WebSocket stays up) and a proxy restart (the page reconnects by itself).
+//! core reload and a proxy upgrade (the WebSocket stays up both times) and a proxy crash (the
+//! page reconnects by itself).
 //! It also takes the screenshot in `docs/`.
 
 use std::path::Path;
@@ -35,7 +36,17 @@ fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
         tether.data_dir().display()
     );
     let screenshot = tether.data_dir().join("web-client.png");
-    let restart_proxy = format!("kill -9 {}", tether.proxy_pid());
+    let upgrade_proxy = format!(
+        "'{}' upgrade-proxy --data '{}'",
+        binary("tether").display(),
+        tether.data_dir().display()
+    );
+    // Killed after the upgrade: the pid is looked up when the command runs.
+    let restart_proxy = format!(
+        "kill -9 $('{}' status --data '{}' | sed -n 's/^proxy: pid \\([0-9]*\\).*/\\1/p')",
+        binary("tether").display(),
+        tether.data_dir().display()
+    );
     let output = Command::new("node")
         .current_dir(&web)
         .arg("browser.mjs")
@@ -47,6 +58,8 @@ fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
         .arg(&reload)
         .arg("--screenshot")
         .arg(&screenshot)
+        .arg("--upgrade-proxy-cmd")
+        .arg(&upgrade_proxy)
         .arg("--restart-proxy-cmd")
         .arg(&restart_proxy)
         .env("CHROMIUM", chromium())

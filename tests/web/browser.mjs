@@ -5,6 +5,7 @@
 //   npm install   (once, in tests/web)
 //   node browser.mjs --web http://127.0.0.1:PORT --telnet 127.0.0.1:PORT2 \
 //                    --reload-cmd "<shell command that reloads the core>" --screenshot out.png
+//                    [--upgrade-proxy-cmd "<cmd>"] [--restart-proxy-cmd "<cmd>"]
 //
 // CHROMIUM overrides the browser (default /usr/bin/chromium); DEADLINE_MS every wait (45000).
 // Exit code 0 on success, 1 on a failed check, 2 on bad usage.
@@ -28,7 +29,7 @@ const log = (message) => console.log(`[web test] ${message}`);
 
 function parseArgs(argv) {
   const wanted = ['web', 'telnet', 'reload-cmd', 'screenshot'];
-  const optional = ['restart-proxy-cmd'];
+  const optional = ['upgrade-proxy-cmd', 'restart-proxy-cmd'];
   const args = {};
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '');
@@ -238,6 +239,18 @@ async function main() {
 
     await page.screenshot({ path: args.screenshot });
     log(`screenshot: ${args.screenshot}`);
+
+    if (args['upgrade-proxy-cmd']) {
+      // A planned proxy upgrade hands the WebSocket over: the page must not notice.
+      log(`upgrading the proxy: ${args['upgrade-proxy-cmd']}`);
+      execSync(args['upgrade-proxy-cmd'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: DEADLINE });
+      await typeLine(page, 'say still here after the proxy upgrade');
+      await telnet.expect('Webby says, "still here after the proxy upgrade"');
+      telnet.send('say me too');
+      await outputHas(page, 'Telly says, "me too"');
+      const after = await connections(page);
+      if (after !== 1) fail(`the WebSocket reconnected across the proxy upgrade (window.tetherConnections ${after}; want 1)`);
+    }
 
     if (args['restart-proxy-cmd']) {
       // The proxy itself going away does disconnect: the page must come back by itself.
