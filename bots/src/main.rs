@@ -99,6 +99,9 @@ struct Cli {
     /// Split the sessions over P child processes (one process may hold ~20,000 sockets).
     #[arg(long, value_name = "P", default_value_t = 1)]
     processes: u64,
+    /// Accept MCCP2 compression and inflate it, as Mudlet, TinTin++ and most clients do.
+    #[arg(long)]
+    mccp2: bool,
     /// Print the final result as one JSON line instead of a table.
     #[arg(long)]
     json: bool,
@@ -258,6 +261,7 @@ async fn worker(cli: &Cli, checked: Checked, files: u64) -> Result<Report> {
         duration: seconds(cli.duration, "--duration")?,
         connect_timeout: seconds(cli.connect_timeout, "--connect-timeout")?,
         mix_text: checked.plan.mix.describe(),
+        mccp2: cli.mccp2,
     };
     let output = if cli.child_index.is_some() {
         ProgressOut::Json
@@ -307,6 +311,9 @@ fn child_args(cli: &Cli, index: u64, sessions: u64, first: u64, run_id: u32) -> 
     .collect();
     if let Some(addrs) = cli.source_addrs {
         args.extend(["--source-addrs".to_owned(), addrs.to_string()]);
+    }
+    if cli.mccp2 {
+        args.push("--mccp2".to_owned());
     }
     args
 }

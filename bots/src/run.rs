@@ -33,6 +33,8 @@ pub struct Worker {
     pub duration: Duration,
     pub connect_timeout: Duration,
     pub mix_text: String,
+    /// Accept MCCP2 and inflate, as real clients do.
+    pub mccp2: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -92,7 +94,11 @@ async fn session(shared: Arc<Shared>, worker: Arc<Worker>, local: u64, start_at:
     let mut window = shared.window.subscribe();
     let name = names::name(&worker.prefix, global, worker.name_width);
     let mut bot = Bot::connected(&shared, global, name, Instant::now());
-    let mut telnet = Telnet::default();
+    let mut telnet = if worker.mccp2 {
+        Telnet::with_mccp2()
+    } else {
+        Telnet::default()
+    };
     let (mut reader, mut writer) = stream.into_split();
     // Small on purpose: 20,000 sessions hold one each.
     let mut buffer = vec![0u8; 4096];
@@ -126,7 +132,11 @@ async fn session(shared: Arc<Shared>, worker: Arc<Worker>, local: u64, start_at:
                 }
                 Ok(n) => {
                     let now = Instant::now();
-                    telnet.feed(&buffer[..n], |line| bot.on_line(line, now));
+                    if let Err(reason) = telnet.feed(&buffer[..n], |line| bot.on_line(line, now)) {
+                        shared.fail(&reason);
+                        bot.on_closed();
+                        break;
+                    }
                 }
             },
             written = writer.write(&out), if !out.is_empty() => match written {

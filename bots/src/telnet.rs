@@ -3,8 +3,9 @@
 //!
 //! A bot wants plain lines, so it refuses every option: `DO x` is answered `WONT x` and
 //! `WILL x` is answered `DONT x`, each at most once per option, which keeps the server in plain
-//! NVT mode (no compression, no subnegotiations) and can never loop with a server that asks
-//! again. Subnegotiations are skipped, `IAC IAC` is a data byte 255, ANSI escape sequences
+//! NVT mode (no subnegotiations) and can never loop with a server that asks again. The one
+//! exception, when asked for (`Telnet::with_mccp2`): MCCP2, which real clients all accept, so a
+//! bot inflates like Mudlet does and costs the server what a real player costs. Subnegotiations are skipped, `IAC IAC` is a data byte 255, ANSI escape sequences
 //! (CSI, OSC and two-byte escapes) are removed, and `IAC GA` / `IAC EOR` end a line, because a
 //! prompt is not followed by a newline. Nothing here assumes that a server sends prompts.
 
@@ -17,6 +18,7 @@ const SB: u8 = 250;
 const GA: u8 = 249;
 const SE: u8 = 240;
 const EOR: u8 = 239;
+const MCCP2: u8 = 86;
 const ESC: u8 = 0x1b;
 const BEL: u8 = 0x07;
 
@@ -30,8 +32,11 @@ enum Wire {
     Iac,
     /// After `IAC WILL|WONT|DO|DONT`: the option byte comes next.
     Option(u8),
-    Sub,
-    SubIac,
+    /// After `IAC SB`: the option byte comes next.
+    SubOption,
+    /// Inside `IAC SB <option> ...`.
+    Sub(u8),
+    SubIac(u8),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +56,12 @@ pub struct Telnet {
     refused_do: [bool; 256],
     refused_will: [bool; 256],
     reply: Vec<u8>,
+    /// Accept MCCP2 when offered.
+    mccp2: bool,
+    /// Inflating a compressed stream (between `IAC SB MCCP2 IAC SE` and its end).
+    inflater: Option<Box<flate2::Decompress>>,
+    /// Compressed streams that ended cleanly, and the bytes in and out of all of them.
+    pub streams_ended: u64,
 }
 
 impl Default for Telnet {
@@ -62,50 +73,113 @@ impl Default for Telnet {
             refused_do: [false; 256],
             refused_will: [false; 256],
             reply: Vec::new(),
+            mccp2: false,
+            inflater: None,
+            streams_ended: 0,
         }
     }
 }
 
 impl Telnet {
+    /// A client that accepts MCCP2 and inflates what follows.
+    pub fn with_mccp2() -> Telnet {
+        Telnet {
+            mccp2: true,
+            ..Telnet::default()
+        }
+    }
+
     /// Feeds received bytes; `on_line` gets each complete line (without its line end, not
-    /// necessarily UTF-8). Answers to negotiation wait in `take_reply`.
-    pub fn feed(&mut self, input: &[u8], mut on_line: impl FnMut(&[u8])) {
-        for &byte in input {
+    /// necessarily UTF-8). Answers to negotiation wait in `take_reply`. A broken compressed
+    /// stream is an error: a real client would have to give up too.
+    pub fn feed(&mut self, input: &[u8], mut on_line: impl FnMut(&[u8])) -> Result<(), String> {
+        let mut rest = input;
+        while !rest.is_empty() {
+            match &mut self.inflater {
+                None => {
+                    let used = self.plain(rest, &mut on_line);
+                    rest = &rest[used..];
+                }
+                Some(inflater) => {
+                    let before_in = inflater.total_in();
+                    let mut plain = Vec::with_capacity(rest.len() * 4 + 1024);
+                    let status = inflater
+                        .decompress_vec(rest, &mut plain, flate2::FlushDecompress::Sync)
+                        .map_err(|error| format!("the MCCP2 stream broke: {error}"))?;
+                    let used = (inflater.total_in() - before_in) as usize;
+                    rest = &rest[used..];
+                    let ended = status == flate2::Status::StreamEnd;
+                    if ended {
+                        self.inflater = None;
+                        self.streams_ended += 1;
+                    }
+                    let progress = used > 0 || !plain.is_empty();
+                    let mut at = 0;
+                    while at < plain.len() {
+                        at += self.plain(&plain[at..], &mut on_line);
+                    }
+                    if !progress && !ended {
+                        return Err("the MCCP2 stream stalled".into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Plain telnet bytes, up to the end of an MCCP2 start sequence (after which the rest is
+    /// compressed); returns how many were used.
+    fn plain(&mut self, input: &[u8], on_line: &mut impl FnMut(&[u8])) -> usize {
+        for (at, &byte) in input.iter().enumerate() {
             match self.wire {
                 Wire::Data => {
                     if byte == IAC {
                         self.wire = Wire::Iac;
                     } else {
-                        self.text(byte, &mut on_line);
+                        self.text(byte, on_line);
                     }
                 }
                 Wire::Iac => {
                     self.wire = Wire::Data;
                     match byte {
-                        IAC => self.text(IAC, &mut on_line),
+                        IAC => self.text(IAC, on_line),
                         WILL | WONT | DO | DONT => self.wire = Wire::Option(byte),
-                        SB => self.wire = Wire::Sub,
+                        SB => self.wire = Wire::SubOption,
                         // A prompt ends here: whatever came before it is a line.
-                        GA | EOR => self.end_line(&mut on_line),
+                        GA | EOR => self.end_line(on_line),
                         // NOP, DM, BRK, AYT and the rest carry nothing for us.
                         _ => {}
                     }
                 }
                 Wire::Option(verb) => {
                     self.wire = Wire::Data;
-                    self.refuse(verb, byte);
-                }
-                Wire::Sub => {
-                    if byte == IAC {
-                        self.wire = Wire::SubIac;
+                    if self.mccp2 && verb == WILL && byte == MCCP2 {
+                        self.reply.extend_from_slice(&[IAC, DO, MCCP2]);
+                    } else {
+                        self.refuse(verb, byte);
                     }
                 }
-                Wire::SubIac => {
+                Wire::SubOption => self.wire = Wire::Sub(byte),
+                Wire::Sub(option) => {
+                    if byte == IAC {
+                        self.wire = Wire::SubIac(option);
+                    }
+                }
+                Wire::SubIac(option) => {
                     // `IAC SE` ends it; `IAC IAC` is an escaped 255 inside it.
-                    self.wire = if byte == SE { Wire::Data } else { Wire::Sub };
+                    if byte != SE {
+                        self.wire = Wire::Sub(option);
+                        continue;
+                    }
+                    self.wire = Wire::Data;
+                    if option == MCCP2 && self.mccp2 {
+                        self.inflater = Some(Box::new(flate2::Decompress::new(true)));
+                        return at + 1;
+                    }
                 }
             }
         }
+        input.len()
     }
 
     /// Negotiation answers produced so far, to be sent to the server.
@@ -197,10 +271,56 @@ mod tests {
 
     fn run(telnet: &mut Telnet, input: &[u8]) -> Vec<String> {
         let mut lines = Vec::new();
-        telnet.feed(input, |line| {
-            lines.push(String::from_utf8_lossy(line).into_owned())
-        });
+        telnet
+            .feed(input, |line| {
+                lines.push(String::from_utf8_lossy(line).into_owned())
+            })
+            .expect("a valid stream");
         lines
+    }
+
+    fn compressed(text: &[u8], finish: bool) -> Vec<u8> {
+        let mut deflate = flate2::Compress::new(flate2::Compression::default(), true);
+        let mut out = Vec::with_capacity(text.len() + 64);
+        let flush = if finish {
+            flate2::FlushCompress::Finish
+        } else {
+            flate2::FlushCompress::Sync
+        };
+        deflate.compress_vec(text, &mut out, flush).expect("deflate");
+        out
+    }
+
+    #[test]
+    fn mccp2_is_accepted_and_inflated_when_asked_for_and_refused_otherwise() {
+        assert_eq!(
+            {
+                let mut telnet = Telnet::default();
+                run(&mut telnet, &[IAC, WILL, MCCP2]);
+                telnet.take_reply()
+            },
+            Some(vec![IAC, DONT, MCCP2])
+        );
+        let mut telnet = Telnet::with_mccp2();
+        run(&mut telnet, &[IAC, WILL, MCCP2]);
+        assert_eq!(telnet.take_reply(), Some(vec![IAC, DO, MCCP2]));
+        // A stream, its end, plain text, and a second stream, cut anywhere.
+        let mut wire = b"plain\r\n".to_vec();
+        wire.extend_from_slice(&[IAC, SB, MCCP2, IAC, SE]);
+        wire.extend(compressed(b"first\r\n", true));
+        wire.extend_from_slice(b"between\r\n");
+        wire.extend_from_slice(&[IAC, SB, MCCP2, IAC, SE]);
+        wire.extend(compressed(b"second\r\n", false));
+        let mut got = Vec::new();
+        for chunk in wire.chunks(3) {
+            got.extend(run(&mut telnet, chunk));
+        }
+        assert_eq!(got, ["plain", "first", "between", "second"]);
+        assert_eq!(telnet.streams_ended, 1);
+        assert!(
+            telnet.feed(b"garbage!", |_| {}).is_err(),
+            "a broken stream is an error"
+        );
     }
 
     fn lines(input: &[u8]) -> Vec<String> {
@@ -242,7 +362,9 @@ mod tests {
     #[test]
     fn iac_iac_is_a_data_byte() {
         let mut got = Vec::new();
-        Telnet::default().feed(&[b'a', IAC, IAC, b'b', b'\n'], |line| got = line.to_vec());
+        Telnet::default()
+            .feed(&[b'a', IAC, IAC, b'b', b'\n'], |line| got = line.to_vec())
+            .expect("plain telnet");
         assert_eq!(got, [b'a', 255, b'b']);
     }
 

@@ -77,7 +77,8 @@ impl Wire {
     pub fn start_compression(&mut self) {
         self.seal();
         if self.compressor.is_none() {
-            self.compressor = Some(Compressor::start(&mut self.ready));
+            // Without a stream (out of memory) the client is simply not compressed to.
+            self.compressor = Compressor::start(&mut self.ready);
         }
     }
 

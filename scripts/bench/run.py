@@ -20,6 +20,10 @@ Scenarios (names for --only):
   capacity   tether with players spread over rooms of about 20, each typing every 5 s,
              at growing session counts; proxy and core memory (from /proc) while the
              sessions are idle and while they play
+  upgrade    a planned proxy upgrade (`tether upgrade-proxy`) under 1,000 sessions typing
+             every second and 10,000 typing every 5 s, in rooms of 20
+  mccp2      the capacity scenario with every bot accepting MCCP2 and inflating, as real
+             clients do: what a compressed session costs the proxy
   faults     tether under 1,000 active sessions in rooms of 20: a core that hangs
              (kill -STOP, replaced after the hang timeout) and a poison command (one player's
              `fault panic`, caught, or `fault abort` or `fault hang`, which kill two cores
@@ -225,6 +229,9 @@ class Tether:
     def kill_core(self) -> None:
         os.kill(self.pids()["core"], signal.SIGKILL)
 
+    def upgrade_proxy(self) -> None:
+        subprocess.run(self.command("upgrade-proxy"), check=True, capture_output=True)
+
     def hang_core(self) -> None:
         """kill -STOP of the core: a hang as the supervisor sees it. Returns once a new core
         serves."""
@@ -311,7 +318,10 @@ class Bots:
             "--json",
         ]
         for key, value in options.items():
-            self.args += [f"--{key.replace('_', '-')}", str(value)]
+            if value is True:
+                self.args.append(f"--{key.replace('_', '-')}")
+            elif value is not False:
+                self.args += [f"--{key.replace('_', '-')}", str(value)]
 
     def run(self, on_progress=None) -> dict:
         log(f"{self.label}: {' '.join(self.args[1:])}")
@@ -451,7 +461,7 @@ class Poisoner:
         self.sock.close()
 
 
-def disruption(server, mode: str, sessions: int, rate: float) -> dict:
+def disruption(server, mode: str, sessions: int, rate: float, **bots_options) -> dict:
     """One run of `sessions` active sessions with one disruption a third into the window."""
     fired = threading.Event()
     seen = {}
@@ -459,6 +469,7 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
     actions = {
         "reload": lambda: server.reload(),
         "kill": lambda: server.kill_core(),
+        "upgrade": lambda: server.upgrade_proxy(),
         "hang": lambda: server.hang_core(),
         "poison-panic": lambda: poisoner.poison(),
         "poison-abort": lambda: poisoner.poison(),
@@ -487,9 +498,8 @@ def disruption(server, mode: str, sessions: int, rate: float) -> dict:
         if mode.startswith("poison-"):
             poisoner = Poisoner(server.port, mode.removeprefix("poison-"))
         label = f"{mode} {server.name} {sessions} every {rate:g}s"
-        bots = Bots(
-            label, server.port, sessions, rate, ramp=50, login_timeout=120, drain=30,
-        )
+        options = {"ramp": 50, "login_timeout": 120, "drain": 30, **bots_options}
+        bots = Bots(label, server.port, sessions, rate, **options)
         result = summary(bots.run(on_progress))
     finally:
         # A reload still under way would start a game process after the stop below.
@@ -523,7 +533,50 @@ def ring(sessions: int) -> Path:
     return world
 
 
-def capacity(steps: list[int], tether_work: Path) -> dict:
+# Proxy upgrades: (sessions, seconds between commands), spread over rooms of ROOM_SIZE.
+UPGRADES = [(1000, 1.0), (10000, CAPACITY_RATE)]
+
+
+def upgrades() -> dict:
+    results = {}
+    for sessions, rate in UPGRADES:
+        server = Tether(OUT / "tether", free_port(), ring(sessions))
+        try:
+            results[(sessions, rate)] = disruption(
+                server, "upgrade", sessions, rate, ramp=200, login_timeout=600,
+                processes=1 + sessions // 15000, mix=CAPACITY_MIX,
+            )
+        except Exception as error:  # one broken run must not lose the others
+            log(f"  upgrade run failed: {error}")
+            server.stop()
+    return results
+
+
+def report_upgrades(results: dict) -> list[str]:
+    lines = [
+        "## Proxy upgrade under load",
+        "",
+        f"Sessions spread over rooms of about {ROOM_SIZE}, each typing one command every "
+        "`rate` seconds; a third into the window, one `tether upgrade-proxy`: a new proxy "
+        "takes the listeners, the link to the core and every connection with its state. "
+        "`max` is the longest any player waited for an answer in the window; lost are "
+        "commands never answered; back is when `tether upgrade-proxy` returned.",
+        "",
+        "| sessions | rate | logged in | p50 | p99 | max (longest wait) | lost | out of order "
+        "| dropped | back |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (sessions, rate), r in results.items():
+        back = f"{r['back_s']:.2f} s" if "back_s" in r else r.get("error", "-")
+        lines.append(
+            f"| {sessions:,} | {rate:g} s | {r['logged_in']:,} | {ms(r['p50'])} "
+            f"| {ms(r['p99'])} | {ms(r['max'])} | {r['lost']} of {r['sent']} | {r['order']} "
+            f"| {r['dropped']} | {back} |"
+        )
+    return lines + [""]
+
+
+def capacity(steps: list[int], tether_work: Path, mccp2: bool = False) -> dict:
     results = {}
     for sessions in steps:
         rooms = max(1, round(sessions / ROOM_SIZE))
@@ -543,6 +596,7 @@ def capacity(steps: list[int], tether_work: Path) -> dict:
             bots = Bots(
                 f"capacity {sessions}", server.port, sessions, CAPACITY_RATE, ramp=100,
                 login_timeout=1200, idle=15, processes=processes, mix=CAPACITY_MIX,
+                mccp2=mccp2,
             )
             result = summary(bots.run(on_progress))
         finally:
@@ -714,8 +768,9 @@ def report_capacity(results: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="roundtrip,reload,capacity,faults",
-                        help="comma-separated scenarios: roundtrip, reload, capacity, faults")
+    parser.add_argument("--only", default="roundtrip,reload,upgrade,capacity,mccp2,faults",
+                        help="comma-separated scenarios: roundtrip, reload, upgrade, capacity, "
+                        "mccp2, faults")
     parser.add_argument("--no-evennia", action="store_true", help="leave Evennia out")
     parser.add_argument("--quick", action="store_true",
                         help="a tenth of the sessions and 10 s windows: checks the setup only")
@@ -723,9 +778,10 @@ def main() -> int:
                         help="session counts for the capacity scenario")
     args = parser.parse_args()
     if args.quick:
-        global ROUNDTRIP, DISRUPTIONS, WINDOW
+        global ROUNDTRIP, DISRUPTIONS, UPGRADES, WINDOW
         ROUNDTRIP = [(n // 10 or 1, rate) for n, rate in ROUNDTRIP]
         DISRUPTIONS = [(n // 10, rate, spread) for n, rate, spread in DISRUPTIONS]
+        UPGRADES = [(n // 10, rate) for n, rate in UPGRADES]
         WINDOW = 10.0
     wanted = set(args.only.split(","))
 
@@ -776,9 +832,15 @@ def main() -> int:
     if "faults" in wanted:
         sessions, rate, _ = DISRUPTIONS[-1]
         sections += report_faults(faults(sessions, rate), sessions, rate)
+    if "upgrade" in wanted:
+        sections += report_upgrades(upgrades())
+    steps = [int(n) for n in args.capacity_steps.split(",")]
     if "capacity" in wanted:
-        steps = [int(n) for n in args.capacity_steps.split(",")]
         sections += report_capacity(capacity(steps, OUT / "tether"))
+    if "mccp2" in wanted:
+        report = report_capacity(capacity(steps, OUT / "tether", mccp2=True))
+        report[0] += ", every bot with MCCP2"
+        sections += report
 
     minutes = (datetime.datetime.now(datetime.timezone.utc) - started).seconds // 60
     header = [
