@@ -287,7 +287,9 @@ mod tests {
         } else {
             flate2::FlushCompress::Sync
         };
-        deflate.compress_vec(text, &mut out, flush).expect("deflate");
+        deflate
+            .compress_vec(text, &mut out, flush)
+            .expect("deflate");
         out
     }
 
