@@ -422,6 +422,7 @@ fn resume_session(
         speaker,
         queued,
         unread,
+        unwritten,
     } = state;
     let lost = |why: String| {
         warn!(session = id, %transport, "cannot carry on a session: {why}");
@@ -440,7 +441,7 @@ fn resume_session(
     match (transport, speaker) {
         (Transport::Telnet, SpeakerState::Telnet(telnet)) => {
             let speaker = Box::new(TelnetSpeaker::restore(id, context.clone(), *telnet));
-            let transport = session::TcpTransport::new(stream);
+            let transport = session::TcpTransport::resume(stream, unwritten);
             sessions.spawn(session::resume(
                 speaker,
                 transport,
@@ -454,7 +455,7 @@ fn resume_session(
         }
         (Transport::WebSocketTelnet, SpeakerState::Telnet(telnet)) => {
             let speaker = Box::new(TelnetSpeaker::restore(id, context.clone(), *telnet));
-            let transport = TelnetFrames(WsTransport::new(stream, unread));
+            let transport = TelnetFrames(WsTransport::resume(stream, unread, unwritten));
             sessions.spawn(session::resume(
                 speaker,
                 transport,
@@ -467,7 +468,7 @@ fn resume_session(
             ));
         }
         (Transport::WebSocket, SpeakerState::Web(web)) => {
-            let transport = WsTransport::new(stream, unread);
+            let transport = WsTransport::resume(stream, unread, unwritten);
             sessions.spawn(session::resume(
                 web,
                 transport,

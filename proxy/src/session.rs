@@ -113,10 +113,12 @@ pub trait Transport {
     fn recv(
         &mut self,
     ) -> impl std::future::Future<Output = Result<Option<Self::In>, CloseReason>> + Send;
-    fn send(
-        &mut self,
-        output: Vec<Self::Out>,
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    /// Takes output to write, in order; nothing is written yet.
+    fn queue(&mut self, output: Vec<Self::Out>) -> std::io::Result<()>;
+    /// Writes everything queued, giving up after [`WRITE_TIMEOUT`]. Cancel safe: what was
+    /// not written stays queued, to be written later or carried to the next proxy, so a
+    /// client that reads slowly never holds up a hand-over.
+    fn flush(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
     fn close(&mut self, reason: &CloseReason) -> impl std::future::Future<Output = ()> + Send;
     /// The socket, for another process to carry on with; the transport back if it cannot be
     /// carried (the connection is then closed like any other).
@@ -125,12 +127,110 @@ pub trait Transport {
         Self: Sized;
 }
 
+/// Queues `output` and writes it.
+async fn send<T: Transport>(transport: &mut T, output: Vec<T::Out>) -> std::io::Result<()> {
+    transport.queue(output)?;
+    transport.flush().await
+}
+
+/// Bytes for one connection, and how many of them are written: a queue the socket drains
+/// with non-blocking writes, so a write can stop half way and go on later (or elsewhere).
+#[derive(Default)]
+pub(crate) struct Unsent {
+    bytes: Vec<u8>,
+    written: usize,
+}
+
+impl Unsent {
+    pub(crate) fn new(bytes: Vec<u8>) -> Unsent {
+        Unsent { bytes, written: 0 }
+    }
+
+    pub(crate) fn push(&mut self, bytes: Vec<u8>) {
+        if self.bytes.is_empty() {
+            // The common case: one burst, moved rather than copied.
+            *self = Unsent::new(bytes);
+        } else {
+            self.bytes.extend_from_slice(&bytes);
+        }
+    }
+
+    pub(crate) fn rest(&self) -> &[u8] {
+        &self.bytes[self.written..]
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.written >= self.bytes.len()
+    }
+
+    /// `n` more bytes went out; once all did, the buffer is freed (an idle player holds
+    /// none).
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.written += n;
+        if self.is_done() {
+            *self = Unsent::default();
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        let rest = self.rest().to_vec();
+        *self = Unsent::default();
+        rest
+    }
+
+    /// Writes what the socket takes now, without waiting; `Ok` with bytes left means it is
+    /// full.
+    pub(crate) fn write_now(&mut self, socket: &TcpStream) -> std::io::Result<()> {
+        write_now(self, |bytes| socket.try_write(bytes))
+    }
+
+    /// Writes all of it, waiting for the socket as needed (cancel safe).
+    pub(crate) async fn write_all(&mut self, socket: &TcpStream) -> std::io::Result<()> {
+        while !self.is_done() {
+            socket.writable().await?;
+            self.write_now(socket)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_now(
+    unsent: &mut Unsent,
+    mut try_write: impl FnMut(&[u8]) -> std::io::Result<usize>,
+) -> std::io::Result<()> {
+    while !unsent.is_done() {
+        match try_write(unsent.rest()) {
+            Ok(n) => unsent.advance(n),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Gives up on a client that does not take its output within [`WRITE_TIMEOUT`].
+pub(crate) async fn within_write_timeout(
+    write: impl std::future::Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading",
+            ))
+        })
+}
+
 /// A connection's socket on its way to another process, with what was read from it and not
 /// made sense of yet (a WebSocket frame cut in half; telnet hands every byte to its parser).
 #[derive(Debug)]
 pub struct CarriedSocket {
     pub socket: OwnedFd,
     pub unread: Vec<u8>,
+    /// Output queued for the client and not written yet (whole frames, for a WebSocket).
+    pub unwritten: Vec<u8>,
 }
 
 /// Runs one new session until it closes or is handed over: registers it with the link, feeds
@@ -187,7 +287,7 @@ pub async fn resume<S, T>(
             // Handled as the loop would: the last words go out, then the connection closes.
             let mut transport = transport;
             speaker.closing();
-            let _ = transport.send(speaker.take_output()).await;
+            let _ = send(&mut transport, speaker.take_output()).await;
             return close(transport, session, &peer, reason, &context).await;
         }
     }
@@ -215,12 +315,22 @@ async fn serve<S, T>(
     T: Transport<In = S::In, Out = S::Out>,
 {
     let link = context.link.clone();
-    let mut sent = transport.send(speaker.take_output()).await;
     let reason = loop {
-        if let Err(error) = sent {
-            break CloseReason::WriteFailed(error.to_string());
-        }
-        let turn = tokio::select! {
+        // Output first; a hand-over may stop a slow write half way (it travels).
+        let turn = match transport.queue(speaker.take_output()) {
+            Err(error) => Some(Turn::Close(CloseReason::WriteFailed(error.to_string()))),
+            Ok(()) => tokio::select! {
+                biased;
+                flushed = transport.flush() => match flushed {
+                    Ok(()) => None,
+                    Err(error) => Some(Turn::Close(CloseReason::WriteFailed(error.to_string()))),
+                },
+                stop = context.shutdown.wait() => Some(stop_turn(stop, &mut *speaker)),
+            },
+        };
+        let turn = match turn {
+            Some(turn) => turn,
+            None => tokio::select! {
             input = transport.recv() => match input {
                 Ok(None) => Turn::Close(CloseReason::ClientClosed),
                 Ok(Some(input)) => match speaker.input(input) {
@@ -243,12 +353,7 @@ async fn serve<S, T>(
                     Turn::Close(CloseReason::OutputOverflow)
                 }
             },
-            stop = context.shutdown.wait() => match stop {
-                Stop::Goodbye => {
-                    speaker.notice(SHUTDOWN_MESSAGE);
-                    Turn::Close(CloseReason::Shutdown)
-                }
-                Stop::HandOver(to) => Turn::HandOver(to),
+            stop = context.shutdown.wait() => stop_turn(stop, &mut *speaker),
             },
         };
         match turn {
@@ -262,7 +367,7 @@ async fn serve<S, T>(
             }
             Turn::Close(reason) => {
                 speaker.closing();
-                let _ = transport.send(speaker.take_output()).await;
+                let _ = send(&mut transport, speaker.take_output()).await;
                 break reason;
             }
             Turn::HandOver(to) => {
@@ -270,13 +375,18 @@ async fn serve<S, T>(
                 let queued = messages.take_queued();
                 let speaker_state = speaker.hand_over();
                 match transport.into_socket() {
-                    Ok(CarriedSocket { socket, unread }) => {
+                    Ok(CarriedSocket {
+                        socket,
+                        unread,
+                        unwritten,
+                    }) => {
                         let state = SessionState {
                             id: session,
                             transport: kind,
                             speaker: speaker_state,
                             queued,
                             unread,
+                            unwritten,
                         };
                         // No word to the player or the core: the session goes on elsewhere.
                         let _ = to.send(CarriedSession { state, socket });
@@ -286,15 +396,25 @@ async fn serve<S, T>(
                         transport = back;
                         speaker.notice(CANNOT_FOLLOW);
                         speaker.closing();
-                        let _ = transport.send(speaker.take_output()).await;
+                        let _ = send(&mut transport, speaker.take_output()).await;
                         break CloseReason::Shutdown;
                     }
                 }
             }
         }
-        sent = transport.send(speaker.take_output()).await;
     };
     close(transport, session, &peer, reason, &context).await;
+}
+
+/// What a stop means for a session: goodbye, or off to the next proxy.
+fn stop_turn<S: Speaker + ?Sized>(stop: Stop, speaker: &mut S) -> Turn {
+    match stop {
+        Stop::Goodbye => {
+            speaker.notice(SHUTDOWN_MESSAGE);
+            Turn::Close(CloseReason::Shutdown)
+        }
+        Stop::HandOver(to) => Turn::HandOver(to),
+    }
 }
 
 async fn close<T: Transport>(
@@ -333,14 +453,21 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, session: u64, contex
 }
 
 pub struct TcpTransport {
-    reader: tokio::net::tcp::OwnedReadHalf,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    stream: TcpStream,
+    unsent: Unsent,
 }
 
 impl TcpTransport {
     pub fn new(stream: TcpStream) -> TcpTransport {
-        let (reader, writer) = stream.into_split();
-        TcpTransport { reader, writer }
+        TcpTransport::resume(stream, Vec::new())
+    }
+
+    /// A connection carried over, with the output the previous proxy had not written.
+    pub fn resume(stream: TcpStream, unwritten: Vec<u8>) -> TcpTransport {
+        TcpTransport {
+            stream,
+            unsent: Unsent::new(unwritten),
+        }
     }
 }
 
@@ -348,9 +475,9 @@ impl TcpTransport {
 ///
 /// Why not a buffer in the session: it would be held for the whole life of the connection,
 /// 4 KiB per idle player. This is a plain function so the buffer is never part of a future.
-fn try_read(reader: &tokio::net::tcp::OwnedReadHalf) -> std::io::Result<Vec<u8>> {
+fn try_read(stream: &TcpStream) -> std::io::Result<Vec<u8>> {
     let mut buffer = [0u8; READ_BUFFER];
-    let n = reader.try_read(&mut buffer)?;
+    let n = stream.try_read(&mut buffer)?;
     Ok(buffer[..n].to_vec())
 }
 
@@ -361,10 +488,10 @@ impl Transport for TcpTransport {
     async fn recv(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
         loop {
             // Cancel safe, as `select!` in `run` needs: nothing is read until it is ready.
-            if let Err(error) = self.reader.readable().await {
+            if let Err(error) = self.stream.readable().await {
                 return Err(CloseReason::ReadFailed(error.to_string()));
             }
-            match try_read(&self.reader) {
+            match try_read(&self.stream) {
                 Ok(bytes) if bytes.is_empty() => return Ok(None),
                 Ok(bytes) => return Ok(Some(bytes)),
                 // Readiness can be a false alarm; wait for the next.
@@ -378,47 +505,36 @@ impl Transport for TcpTransport {
         }
     }
 
-    async fn send(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
-        for bytes in output {
-            write(&mut self.writer, &bytes).await?;
+    fn queue(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
+        for bytes in output.into_iter().filter(|bytes| !bytes.is_empty()) {
+            self.unsent.push(bytes);
         }
         Ok(())
     }
 
-    async fn close(&mut self, _reason: &CloseReason) {
-        let _ = self.writer.shutdown().await;
+    async fn flush(&mut self) -> std::io::Result<()> {
+        within_write_timeout(self.unsent.write_all(&self.stream)).await
     }
 
-    fn into_socket(self) -> Result<CarriedSocket, TcpTransport> {
+    async fn close(&mut self, _reason: &CloseReason) {
+        let _ = self.stream.shutdown().await;
+    }
+
+    fn into_socket(mut self) -> Result<CarriedSocket, TcpTransport> {
         // A copy of the descriptor: closing this one (as the stream drops) leaves the
-        // connection open for whoever holds the copy.
+        // connection open for whoever holds the copy. (A whole stream, unlike a write half,
+        // does not shut the connection down when it is dropped.)
         use std::os::fd::AsFd;
-        let copy = match self.reader.as_ref().as_fd().try_clone_to_owned() {
+        let copy = match self.stream.as_fd().try_clone_to_owned() {
             Ok(copy) => copy,
             Err(_) => return Err(self),
         };
-        // A write half that is dropped shuts the connection's sending side down (a FIN to the
-        // player); forgotten, it only closes this descriptor.
-        self.writer.forget();
         Ok(CarriedSocket {
             socket: copy,
             unread: Vec::new(),
+            unwritten: self.unsent.take(),
         })
     }
-}
-
-async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> std::io::Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(bytes))
-        .await
-        .unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "client stopped reading",
-            ))
-        })
 }
 
 /// A telnet session's state ([`TelnetSpeaker::state`]): a telnet command cut in half, every
@@ -690,6 +806,36 @@ mod tests {
     /// open, so their sizes are what thousands of idle players cost. The bounds are loose;
     /// crossing one means something big moved into every session (it has happened: inline
     /// arguments of `run` and full option tables once made this 4 KiB).
+    /// A client that reads slowly must not hold up a hand-over: a write stopped half way
+    /// leaves the rest queued, and the rest travels with the socket, every byte once.
+    #[tokio::test]
+    async fn output_a_slow_reader_has_not_taken_travels_whole() -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let mut client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server, _) = listener.accept().await?;
+        let mut first = TcpTransport::new(server);
+        let output: Vec<u8> = (0..16 << 20).map(|i| (i % 251) as u8).collect();
+        first.queue(vec![output.clone()])?;
+        // Nobody reads: the write cannot finish, and is stopped.
+        let stopped =
+            tokio::time::timeout(std::time::Duration::from_millis(100), first.flush()).await;
+        assert!(stopped.is_err(), "16 MiB do not fit in the socket buffers");
+        let carried = first.into_socket().ok().expect("carried");
+        assert!(!carried.unwritten.is_empty());
+        assert!(carried.unwritten.len() < output.len());
+
+        let stream = crate::websocket::adopt(carried.socket)?;
+        let mut second = TcpTransport::resume(stream, carried.unwritten);
+        let reading = tokio::spawn(async move {
+            let mut got = vec![0u8; 16 << 20];
+            client.read_exact(&mut got).await.map(|_| got)
+        });
+        second.flush().await?;
+        assert_eq!(reading.await.expect("reader")?, output);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_session_stays_small() -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -38,6 +38,8 @@ pub struct SessionState {
     pub queued: Vec<ToSession>,
     /// Bytes read from the connection that its transport had not made sense of yet.
     pub unread: Vec<u8>,
+    /// Output for the client not written yet.
+    pub unwritten: Vec<u8>,
 }
 
 /// A live connection on its way to another proxy: its socket and its state.
@@ -193,6 +195,7 @@ mod tests {
             speaker: speaker.hand_over(),
             queued: vec![ToSession::Notice("The game is back.".into())],
             unread: Vec::new(),
+            unwritten: Vec::new(),
         };
         let bytes = encode(&state);
         let read: SessionState = decode(&bytes).expect("readable");
@@ -215,6 +218,7 @@ mod tests {
             speaker: speaker.hand_over(),
             queued: Vec::new(),
             unread: Vec::new(),
+            unwritten: Vec::new(),
         });
         // What the old speaker still has to write: the end of its zlib stream.
         let ended = speaker.take_output().concat();
@@ -290,6 +294,7 @@ mod tests {
             speaker: speaker.hand_over(),
             queued: Vec::new(),
             unread: Vec::new(),
+            unwritten: Vec::new(),
         });
         bytes[0] = STATE_VERSION + 1;
         assert!(matches!(

@@ -22,7 +22,7 @@ use tungstenite::protocol::frame::{CloseFrame, FrameHeader};
 use tungstenite::protocol::{Message, Role, WebSocketConfig, WebSocketContext};
 
 use crate::close::CloseReason;
-use crate::session::{self, CarriedSocket, Transport};
+use crate::session::{self, CarriedSocket, Transport, Unsent};
 use crate::web::{Frame, MAX_MESSAGE};
 
 /// The `Sec-WebSocket-Accept` answer to a valid upgrade request, or why it is not one.
@@ -94,6 +94,8 @@ pub struct WsTransport {
     buffers: Buffers,
     /// Bytes from the socket not yet given to the context: a message not all here yet.
     unparsed: Vec<u8>,
+    /// Frames for the socket, whole, not all written yet.
+    unsent: Unsent,
 }
 
 fn config() -> WebSocketConfig {
@@ -103,14 +105,29 @@ fn config() -> WebSocketConfig {
 }
 
 impl WsTransport {
-    /// A connection just upgraded, or carried on from another proxy: `unparsed` is what was
-    /// read from it and not made sense of yet.
+    /// A connection just upgraded: `unparsed` is what the browser sent after the request.
     pub fn new(stream: TcpStream, unparsed: Vec<u8>) -> WsTransport {
+        WsTransport::resume(stream, unparsed, Vec::new())
+    }
+
+    /// A connection carried on from another proxy: what it had read and not made sense of,
+    /// and the frames it had not written.
+    pub fn resume(stream: TcpStream, unparsed: Vec<u8>, unwritten: Vec<u8>) -> WsTransport {
         WsTransport {
             stream,
             context: WebSocketContext::new(Role::Server, Some(config())),
             buffers: Buffers::default(),
             unparsed,
+            unsent: Unsent::new(unwritten),
+        }
+    }
+
+    /// Moves what the context produced (whole frames) to the queue for the socket.
+    fn take_frames(&mut self) {
+        let _ = self.context.flush(&mut self.buffers);
+        let frames = std::mem::take(&mut self.buffers.output);
+        if !frames.is_empty() {
+            self.unsent.push(frames);
         }
     }
 
@@ -150,33 +167,11 @@ impl WsTransport {
     }
 
     /// Writes what the context has for the socket without waiting (a pong, say); what does
-    /// not fit now goes with the next `send`.
+    /// not fit now goes with the next flush.
     fn write_now(&mut self) {
-        while !self.buffers.output.is_empty() {
-            match self.stream.try_write(&self.buffers.output) {
-                Ok(n) => {
-                    self.buffers.output.drain(..n);
-                }
-                Err(_) => return,
-            }
-        }
-    }
-
-    async fn write_pending(&mut self) -> std::io::Result<()> {
-        let _ = self.context.flush(&mut self.buffers);
-        let bytes = std::mem::take(&mut self.buffers.output);
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        // A browser that stops reading must not hold its session forever.
-        tokio::time::timeout(session::WRITE_TIMEOUT, self.stream.write_all(&bytes))
-            .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "client stopped reading",
-                ))
-            })
+        self.take_frames();
+        // A failed write shows at the next flush or read.
+        let _ = self.unsent.write_now(&self.stream);
     }
 }
 
@@ -244,7 +239,7 @@ impl Transport for WsTransport {
         }
     }
 
-    async fn send(&mut self, output: Vec<Frame>) -> std::io::Result<()> {
+    fn queue(&mut self, output: Vec<Frame>) -> std::io::Result<()> {
         for frame in output {
             let message = match frame {
                 Frame::Text(text) => Message::Text(text.into()),
@@ -254,7 +249,13 @@ impl Transport for WsTransport {
                 .write(&mut self.buffers, message)
                 .map_err(std::io::Error::other)?;
         }
-        self.write_pending().await
+        self.take_frames();
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        // A browser that stops reading must not hold its session forever.
+        session::within_write_timeout(self.unsent.write_all(&self.stream)).await
     }
 
     async fn close(&mut self, reason: &CloseReason) {
@@ -271,19 +272,18 @@ impl Transport for WsTransport {
                 reason: reason.into(),
             }),
         );
-        let _ = self.write_pending().await;
+        self.take_frames();
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
     }
 
     fn into_socket(mut self) -> Result<CarriedSocket, WsTransport> {
-        // A pong that did not fit the socket yet is written before letting go.
-        self.write_now();
-        if !self.buffers.output.is_empty() {
-            return Err(self);
-        }
+        self.take_frames();
         match self.stream.as_fd().try_clone_to_owned() {
             Ok(socket) => Ok(CarriedSocket {
                 socket,
                 unread: std::mem::take(&mut self.unparsed),
+                unwritten: self.unsent.take(),
             }),
             Err(_) => Err(self),
         }
@@ -304,10 +304,13 @@ impl Transport for TelnetFrames {
         }))
     }
 
-    async fn send(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
+    fn queue(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
         self.0
-            .send(output.into_iter().map(Frame::Binary).collect())
-            .await
+            .queue(output.into_iter().map(Frame::Binary).collect())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().await
     }
 
     async fn close(&mut self, reason: &CloseReason) {
@@ -380,7 +383,7 @@ mod tests {
             Some(Frame::Binary(b"north".to_vec()))
         );
         // The ping was answered (a pong frame, opcode 10).
-        second.send(Vec::new()).await.expect("flush");
+        second.flush().await.expect("flush");
         let mut answer = [0u8; 3];
         use tokio::io::AsyncReadExt;
         client.read_exact(&mut answer).await.expect("pong");
