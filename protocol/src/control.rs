@@ -1,5 +1,5 @@
 //! The supervisor's control socket, as both ends speak it: the requests (`reload`,
-//! `upgrade-proxy`, `status`, `shutdown`), how a reply says how it went, and the client ([`request`]). The supervisor
+//! `upgrade-proxy`, `upgrade-supervisor`, `status`, `shutdown`), how a reply says how it went, and the client ([`request`]). The supervisor
 //! serves it; `tether reload|status|stop` and the core's `@reload`/`@shutdown` are its clients.
 //!
 //! A client writes one request line; the supervisor answers with lines and closes. Reply lines
@@ -19,6 +19,8 @@ pub enum Request {
     Reload,
     /// Replace the proxy with a new one that takes every connection over.
     UpgradeProxy,
+    /// Re-execute the supervisor's binary in place, keeping the proxy and the core.
+    UpgradeSupervisor,
     Status,
     Shutdown,
 }
@@ -28,6 +30,7 @@ impl Request {
         match self {
             Request::Reload => "reload",
             Request::UpgradeProxy => "upgrade-proxy",
+            Request::UpgradeSupervisor => "upgrade-supervisor",
             Request::Status => "status",
             Request::Shutdown => "shutdown",
         }
@@ -37,7 +40,7 @@ impl Request {
     /// core and 10 s for the old one; a shutdown 10 s for each child.
     pub fn client_timeout(self) -> Duration {
         match self {
-            Request::Status => Duration::from_secs(15),
+            Request::Status | Request::UpgradeSupervisor => Duration::from_secs(15),
             Request::Reload | Request::UpgradeProxy | Request::Shutdown => Duration::from_secs(120),
         }
     }
@@ -45,9 +48,13 @@ impl Request {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
-    #[error("empty request; expected reload, upgrade-proxy, status or shutdown")]
+    #[error(
+        "empty request; expected reload, upgrade-proxy, upgrade-supervisor, status or shutdown"
+    )]
     Empty,
-    #[error("unknown request {0:?}; expected reload, upgrade-proxy, status or shutdown")]
+    #[error(
+        "unknown request {0:?}; expected reload, upgrade-proxy, upgrade-supervisor, status or shutdown"
+    )]
     Unknown(String),
 }
 
@@ -60,6 +67,7 @@ impl FromStr for Request {
             "" => return Err(ParseError::Empty),
             "reload" => Request::Reload,
             "upgrade-proxy" => Request::UpgradeProxy,
+            "upgrade-supervisor" => Request::UpgradeSupervisor,
             "status" => Request::Status,
             "shutdown" | "stop" => Request::Shutdown,
             _ => {

@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 use tracing::{info, warn};
 
+use crate::pidfd::PidFd;
+
 /// A child's stdout line longer than this is logged in pieces rather than buffered forever.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -135,6 +137,13 @@ pub struct Handle {
     pub id: ChildId,
     pub role: Role,
     pub pid: u32,
+    /// When the kernel started it (`/proc/<pid>/stat`, clock ticks since boot): with the
+    /// pid, what tells this process from a later one that reuses its pid.
+    pub start_time: u64,
+    /// Started by an earlier supervisor (a re-executed or a dead one) and taken on by this
+    /// one: no READY to wait for, no news pipe, no witness, an exit status only if it
+    /// happens to be this process's child.
+    pub adopted: bool,
     pub started: Instant,
     /// What the child shows of its progress (cores only).
     pub witness: Option<Witness>,
@@ -219,7 +228,6 @@ pub fn spawn(
             command.env_remove(name);
         }
     }
-    let parent = nix::unistd::getpid();
     let mut passed = Vec::new();
     if let Some(fd) = spec.link_fd {
         passed.push((fd, LINK_FD));
@@ -231,7 +239,7 @@ pub fn spawn(
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls; it does not allocate or take locks.
     unsafe {
-        command.pre_exec(move || prepare_child(parent, &passed));
+        command.pre_exec(move || pass_fds(&passed));
     }
 
     let spawn_error = |source| SpawnError {
@@ -244,6 +252,8 @@ pub fn spawn(
         .id()
         .ok_or_else(|| spawn_error(std::io::Error::other("exited before it could be tracked")))?;
     let started = Instant::now();
+    // The child exists (it may not have exec'd yet; exec keeps the start time).
+    let start_time = start_time(pid).map_err(spawn_error)?;
     let stdout = child.stdout.take();
     let news = match child.stdin.take() {
         Some(stdin) => Some(news_pipe(stdin).map_err(spawn_error)?),
@@ -265,11 +275,74 @@ pub fn spawn(
         id,
         role: spec.role,
         pid,
+        start_time,
+        adopted: false,
         started,
         witness: spec.witness.clone(),
         news,
         orders: orders_tx,
     })
+}
+
+/// Takes on a process an earlier supervisor started: `pid`, if it is still the process that
+/// started at `start_time` (a pid can be reused). `Ok(None)` when it is gone.
+///
+/// It is watched through a pidfd, which works for a process that is not our child (a dead
+/// supervisor's children are re-parented to init) and, unlike a bare pid, can never signal
+/// a stranger that inherited the number.
+pub fn adopt(
+    role: Role,
+    pid: u32,
+    expected_start: u64,
+    id: ChildId,
+    events: mpsc::UnboundedSender<Event>,
+) -> std::io::Result<Option<Handle>> {
+    let pidfd = match PidFd::open(pid) {
+        Ok(pidfd) => pidfd,
+        Err(err) if err.raw_os_error() == Some(nix::libc::ESRCH) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    // Checked after the pidfd is open: from here on the number cannot change hands.
+    match start_time(pid) {
+        Ok(start) if start == expected_start => {}
+        Ok(_) => return Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let (orders_tx, orders_rx) = mpsc::unbounded_channel();
+    let owner = Owner {
+        id,
+        role,
+        pid,
+        events,
+        orders: orders_rx,
+    };
+    tokio::spawn(owner.watch_adopted(pidfd));
+    Ok(Some(Handle {
+        id,
+        role,
+        pid,
+        start_time: expected_start,
+        adopted: true,
+        started: Instant::now(),
+        witness: None,
+        news: None,
+        orders: orders_tx,
+    }))
+}
+
+/// When `pid` started, in clock ticks after boot: field 22 of `/proc/<pid>/stat`, read after
+/// the command name (which may hold spaces and parentheses).
+pub fn start_time(pid: u32) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let malformed = || std::io::Error::other(format!("/proc/{pid}/stat is not as expected"));
+    let after_name = stat.rsplit_once(')').ok_or_else(malformed)?.1;
+    // After the name come the state (field 3) and so on; the start time is field 22.
+    after_name
+        .split_whitespace()
+        .nth(22 - 3)
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(malformed)
 }
 
 /// The child's stdin as a plain non-blocking file, writable from outside the runtime.
@@ -281,28 +354,11 @@ fn news_pipe(stdin: tokio::process::ChildStdin) -> std::io::Result<std::fs::File
     Ok(std::fs::File::from(fd))
 }
 
-/// Runs in the child after fork. Everything here must be async-signal-safe.
-fn prepare_child(parent: Pid, passed: &[(RawFd, RawFd)]) -> std::io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        // If the supervisor dies without stopping us (SIGKILL, a panic), the children must
-        // not linger: an orphaned proxy would keep the telnet port and a fresh supervisor
-        // could not start. SIGTERM lets them shut down cleanly. The runtime is
-        // single-threaded, so "the parent thread" is the supervisor's whole life.
-        nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
-        if nix::unistd::getppid() != parent {
-            return Err(nix::errno::Errno::ESRCH.into());
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = parent;
-
-    pass_fds(passed)?;
-    Ok(())
-}
-
-/// Puts each `(source, target)` descriptor at `target`, open across exec. Runs after fork:
-/// async-signal-safe calls only, no allocation.
+/// Puts each `(source, target)` descriptor at `target`, open across exec. Runs in the child
+/// after fork: async-signal-safe calls only, no allocation.
+///
+/// There is deliberately no parent-death signal: the proxy and the core outlive a
+/// supervisor that dies, and the next one adopts them ([`adopt`]).
 fn pass_fds(passed: &[(RawFd, RawFd)]) -> std::io::Result<()> {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -412,6 +468,63 @@ impl Owner {
             }
         }
         self.send(EventKind::Exited(exit));
+    }
+
+    /// The life of an adopted process: orders go through its pidfd, its exit shows as the
+    /// pidfd turning readable.
+    async fn watch_adopted(mut self, pidfd: PidFd) {
+        let mut orders_open = true;
+        let mut escalation: Option<(tokio::time::Instant, Duration)> = None;
+        let exited = loop {
+            tokio::select! {
+                exited = pidfd.exited() => break exited,
+                order = self.orders.recv(), if orders_open => match order {
+                    Some(Order::Terminate(grace)) => {
+                        if escalation.is_none() {
+                            self.signal_pidfd(&pidfd, Signal::SIGTERM);
+                            escalation = Some((tokio::time::Instant::now() + grace, grace));
+                        }
+                    }
+                    Some(Order::Kill) => self.signal_pidfd(&pidfd, Signal::SIGKILL),
+                    None => orders_open = false,
+                },
+                _ = sleep_until(escalation.map_or_else(far_future, |(at, _)| at)), if escalation.is_some() => {
+                    if let Some((_, grace)) = escalation.take() {
+                        warn!(
+                            "{} (pid {}) did not exit within {} s of SIGTERM; killing it",
+                            self.role,
+                            self.pid,
+                            grace.as_secs_f64()
+                        );
+                    }
+                    self.signal_pidfd(&pidfd, Signal::SIGKILL);
+                }
+            }
+        };
+        let exit = match exited {
+            Err(err) => Exit::Unknown(format!("cannot watch it: {err}")),
+            // After a re-exec it is still our child, and its status is ours to collect.
+            Ok(()) => match nix::sys::wait::waitpid(
+                Pid::from_raw(self.pid as i32),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            ) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Exit::Code(code),
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => {
+                    Exit::Signal(signal as i32)
+                }
+                _ => Exit::Unknown("exit status unknown: adopted".to_string()),
+            },
+        };
+        self.send(EventKind::Exited(exit));
+    }
+
+    fn signal_pidfd(&self, pidfd: &PidFd, signal: Signal) {
+        if let Err(err) = pidfd.send_signal(signal) {
+            warn!(
+                "cannot send {signal} to {} (pid {}): {err}",
+                self.role, self.pid
+            );
+        }
     }
 
     fn on_line(&self, line: &str, awaiting_ready: &mut bool) {

@@ -40,6 +40,9 @@ pub enum Command {
     /// Start a new proxy (the current binary) that takes every connection over from the
     /// running one; players stay connected
     UpgradeProxy,
+    /// Replace the running supervisor by the `tether` binary on disk, in place (same pid);
+    /// the proxy and the core run on and players stay connected
+    UpgradeSupervisor,
     /// Show the running supervisor, proxy and core
     Status,
     /// Stop the proxy (players are told) and then the core

@@ -11,6 +11,8 @@
 //! - [`sockets`]: the data directory's lock, link socket and control socket.
 //! - [`child`]: starting one process (the fd-3 link and fd-4 witness hand-over, READY or
 //!   FAILED) and the task that owns it.
+//! - [`adoption`]: the record of running children a later supervisor adopts.
+//! - [`pidfd`]: a handle on a process that is not (or no longer) our child.
 //! - [`backoff`]: the crash-loop restart policy, pure.
 //! - [`liveness`]: a hung core told from a busy one, and the poison-line quarantine, pure.
 //! - [`notify`]: the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG).
@@ -21,6 +23,7 @@
 //!
 //! This file holds the two entry points the binary calls: [`up`] and [`ask`].
 
+mod adoption;
 mod backoff;
 mod child;
 mod cli;
@@ -29,6 +32,7 @@ mod control;
 mod dev;
 mod liveness;
 mod notify;
+mod pidfd;
 mod shutdown;
 mod sockets;
 mod supervisor;
@@ -127,13 +131,17 @@ pub fn up(options: &Options) -> Result<(), UpError> {
             source,
         })?;
     // The proxy binds it for real; checking here turns a busy port into one clear error
-    // instead of a proxy crash loop.
-    check_bindable(&settings.telnet).map_err(|source| UpError::AddressInUse {
-        what: "telnet",
-        addr: settings.telnet.clone(),
-        source,
-    })?;
-    if settings.http != "off" {
+    // instead of a proxy crash loop. A proxy an earlier supervisor left running holds the
+    // ports, and is adopted rather than competed with.
+    let adopting = adoption::proxy_survives(&settings.data);
+    if !adopting {
+        check_bindable(&settings.telnet).map_err(|source| UpError::AddressInUse {
+            what: "telnet",
+            addr: settings.telnet.clone(),
+            source,
+        })?;
+    }
+    if settings.http != "off" && !adopting {
         check_bindable(&settings.http).map_err(|source| UpError::AddressInUse {
             what: "HTTP",
             addr: settings.http.clone(),
@@ -145,9 +153,7 @@ pub fn up(options: &Options) -> Result<(), UpError> {
         &settings.link_socket(),
         &settings.control_socket(),
     )?;
-    // Single-threaded on purpose: children are spawned from the main thread, so their
-    // parent-death signal (see `child`) fires when the supervisor exits, not when some
-    // worker thread happens to. The supervisor's work is tiny anyway.
+    // Single-threaded: the supervisor's work is tiny.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -180,6 +186,17 @@ pub fn ask(options: &Options, request: Request) -> Result<bool, AskError> {
         let _ = out.flush();
     })?;
     Ok(ok)
+}
+
+/// Asks the supervisor and hands each reply line to `on_line`; returns whether the outcome
+/// was `ok`.
+pub fn ask_quietly(
+    options: &Options,
+    request: Request,
+    on_line: impl FnMut(&str),
+) -> Result<bool, AskError> {
+    let path = config::client_control_socket(options)?;
+    Ok(control::request(&path, request, on_line)?)
 }
 
 /// `err` and its sources, joined like anyhow's `{:#}`, for the places that keep errors as

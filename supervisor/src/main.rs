@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         },
         Command::Reload => client(&cli, Request::Reload),
         Command::UpgradeProxy => client(&cli, Request::UpgradeProxy),
+        Command::UpgradeSupervisor => upgrade_supervisor(&cli),
         Command::Status => client(&cli, Request::Status),
         Command::Stop => client(&cli, Request::Shutdown),
     }
@@ -40,6 +41,49 @@ fn client(cli: &Cli, request: Request) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Asks for the re-exec, then waits until the new image answers (its generation says it is
+/// the new one): the command returns once the upgraded supervisor is in charge.
+fn upgrade_supervisor(cli: &Cli) -> ExitCode {
+    let mut said = Vec::new();
+    let ok =
+        match tether_supervisor::ask_quietly(&cli.options, Request::UpgradeSupervisor, |line| {
+            println!("{line}");
+            said.push(line.to_string());
+        }) {
+            Ok(ok) => ok,
+            Err(err) => {
+                say_error(&format!("tether upgrade-supervisor: {err}"));
+                return ExitCode::FAILURE;
+            }
+        };
+    let generation = said.iter().find_map(|line| {
+        let (_, rest) = line.split_once("generation ")?;
+        rest.trim_end_matches(')').parse::<u32>().ok()
+    });
+    let (true, Some(generation)) = (ok, generation) else {
+        return ExitCode::FAILURE;
+    };
+    let started = std::time::Instant::now();
+    let wanted = format!("generation {generation}");
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        let mut status = Vec::new();
+        let answered = tether_supervisor::ask_quietly(&cli.options, Request::Status, |line| {
+            status.push(line.to_string())
+        });
+        if matches!(answered, Ok(true)) && status.first().is_some_and(|line| line.contains(&wanted))
+        {
+            println!(
+                "ok: the new supervisor answers after {} ms",
+                started.elapsed().as_millis()
+            );
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    say_error("tether upgrade-supervisor: the new supervisor did not answer within 60 s");
+    ExitCode::FAILURE
 }
 
 /// The command's error for the person who ran it; a stderr that fails must not turn into a

@@ -15,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use crate::adoption::{self, Record};
 use crate::backoff::Backoff;
 use tether_protocol::process::{
     CONTROL_VAR, CORE_NEWS_FLAG, CoreNews, HANDOVER_FLAG, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR,
@@ -63,6 +64,8 @@ pub enum RunError {
     Control(#[from] ServeError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error("cannot re-execute tether; the proxy and the core run on without a supervisor")]
+    Reexec(#[source] std::io::Error),
     /// Startup failed; everything that was started has been stopped again.
     #[error("{0}")]
     Startup(String),
@@ -126,9 +129,9 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
             .watchdog_interval()
             .unwrap_or(Duration::from_secs(86400)),
     );
-    sup.start_core(Purpose::Initial);
+    sup.begin(adoption::read(&sup.settings.data));
 
-    while !sup.is_finished() {
+    while !sup.is_finished() && sup.reexec.is_none() {
         let core_restart_at = sup.core_restart_at;
         let proxy_restart_at = sup.proxy_restart_at;
         tokio::select! {
@@ -164,6 +167,18 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
             _ = watchdog_ticks.tick() => sup.pet_watchdog(),
         }
         sup.advance();
+        sup.save_record();
+    }
+    if let Some(reexec) = sup.reexec.take() {
+        // Everything goes on as it is; the next image adopts it from the record.
+        sup.save_record();
+        drop(requests);
+        stop_server.fire();
+        let _ = server.await;
+        // The sockets stay where they are (dropping them would remove the files).
+        std::mem::forget(sockets);
+        let err = reexec.exec();
+        return Err(RunError::Reexec(err));
     }
     let result = sup.finish();
     // Requests that arrive from now on are told the supervisor is going away.
@@ -304,6 +319,12 @@ struct Supervisor {
     notifier: Notifier,
     /// systemd was told READY=1 (the game first opened).
     announced_ready: bool,
+    /// What the record of children last said (see [`adoption`]).
+    recorded: Vec<Record>,
+    /// This image is to be replaced by the binary on disk (`tether upgrade-supervisor`).
+    reexec: Option<Reexec>,
+    /// How many images of tether have run this game without stopping it (1 for the first).
+    generation: u32,
 }
 
 impl Supervisor {
@@ -344,7 +365,155 @@ impl Supervisor {
             fatal: None,
             notifier: Notifier::from_env(),
             announced_ready: false,
+            recorded: Vec::new(),
+            reexec: None,
+            generation: Reexec::generation(),
         }
+    }
+
+    /// Starts the game, or takes on the proxy and core an earlier supervisor left running.
+    ///
+    /// Adopted processes keep serving while this supervisor replaces each by the invisible
+    /// route (a core reload, a proxy upgrade), so that both are its own children again: with
+    /// a witness page for the core, a news pipe and a READY line for the proxy.
+    fn begin(&mut self, records: Vec<Record>) {
+        let mut adopted_core = false;
+        let mut adopted_proxy = false;
+        for record in records {
+            let id = self.next_id();
+            let handle = match child::adopt(
+                record.role,
+                record.pid,
+                record.start_time,
+                id,
+                self.events.clone(),
+            ) {
+                Ok(Some(handle)) => handle,
+                Ok(None) => {
+                    debug!("the {} (pid {}) recorded is gone", record.role, record.pid);
+                    continue;
+                }
+                Err(err) => {
+                    warn!(
+                        "cannot adopt the {} (pid {}): {err}",
+                        record.role, record.pid
+                    );
+                    continue;
+                }
+            };
+            match record.role {
+                Role::Core if record.serving && self.core.is_none() => {
+                    info!("adopted the running core (pid {})", handle.pid);
+                    self.install_core(handle);
+                    adopted_core = true;
+                }
+                Role::Proxy if record.serving && self.proxy.is_none() => {
+                    info!(
+                        "adopted the running proxy (pid {}): players stay connected",
+                        handle.pid
+                    );
+                    self.proxy = Some(handle);
+                    self.proxy_ever_started = true;
+                    adopted_proxy = true;
+                }
+                _ => {
+                    info!(
+                        "stopping the {} (pid {}) that was starting or stopping",
+                        handle.role, handle.pid
+                    );
+                    handle.terminate(self.timing.stop_grace);
+                    self.stopping.push(Stopping {
+                        handle,
+                        reload: None,
+                    });
+                }
+            }
+        }
+        match (adopted_core, adopted_proxy) {
+            (false, false) => self.start_core(Purpose::Initial),
+            // The proxy waits for a core as it does after a crash.
+            (false, true) => self.start_core(Purpose::Restart),
+            (true, false) => self.start_proxy(),
+            (true, true) => {}
+        }
+        if adopted_core {
+            self.request_reload(None);
+        }
+        if adopted_proxy {
+            // The game is open: players are on it.
+            self.announced_ready = true;
+            self.notifier.ready();
+            self.request_proxy_upgrade(None);
+        }
+    }
+
+    /// Every child this supervisor runs, as the next one would need to know them.
+    fn record(&self) -> Vec<Record> {
+        let entry = |handle: &Handle, serving| Record {
+            role: handle.role,
+            pid: handle.pid,
+            start_time: handle.start_time,
+            serving,
+        };
+        let serving = self.core.iter().chain(self.proxy.iter());
+        let others = self
+            .candidate
+            .iter()
+            .map(|candidate| &candidate.handle)
+            .chain(self.proxy_upgrade.iter().map(|upgrade| &upgrade.candidate))
+            .chain(self.stopping.iter().map(|stopping| &stopping.handle));
+        serving
+            .map(|handle| entry(handle, true))
+            .chain(others.map(|handle| entry(handle, false)))
+            .collect()
+    }
+
+    /// Rewrites the record of children when it changed.
+    fn save_record(&mut self) {
+        let record = self.record();
+        if record == self.recorded {
+            return;
+        }
+        match adoption::write(&self.settings.data, &record) {
+            Ok(()) => self.recorded = record,
+            Err(err) => warn!(
+                "cannot record the running children in {}: {err}; a supervisor started after \
+                 this one dies would not find them",
+                self.settings.data.display()
+            ),
+        }
+    }
+
+    /// `tether upgrade-supervisor`: re-executes the binary on disk in place. The proxy and
+    /// the core stay this process's children and are adopted by the new image.
+    fn request_reexec(&mut self, waiter: Replier) {
+        let busy = if self.shutdown.is_some() {
+            Some("tether is shutting down")
+        } else if self.candidate.is_some() || self.pending_reload.is_some() {
+            Some("a core is starting; try again when it is up")
+        } else if self.proxy_upgrade.is_some() {
+            Some("a proxy upgrade is in progress; try again when it is over")
+        } else {
+            None
+        };
+        if let Some(why) = busy {
+            warn!("supervisor upgrade refused: {why}");
+            waiter.line(format!("error: supervisor upgrade refused: {why}"));
+            return;
+        }
+        let reexec = Reexec::new(self.generation + 1);
+        info!(
+            "re-executing {} (generation {}); the proxy and the core run on",
+            reexec.program.display(),
+            reexec.generation
+        );
+        waiter.line(format!(
+            "ok: re-executing {} (pid {}, generation {})",
+            reexec.program.display(),
+            std::process::id(),
+            reexec.generation
+        ));
+        self.reexec = Some(reexec);
     }
 
     fn core_spec(&self) -> Spec {
@@ -909,7 +1078,7 @@ impl Supervisor {
             );
         } else if let Some(index) = self.stopping.iter().position(|s| s.handle.id == id) {
             let Stopping { handle, reload } = self.stopping.swap_remove(index);
-            if exit.is_success() {
+            if exit.is_success() || (handle.adopted && matches!(exit, Exit::Unknown(_))) {
                 info!("{} (pid {}) stopped", handle.role, handle.pid);
                 if handle.role == Role::Core {
                     self.suspects.core_stopped_cleanly();
@@ -940,6 +1109,10 @@ impl Supervisor {
             Request::UpgradeProxy => {
                 info!("proxy upgrade requested on the control socket");
                 self.request_proxy_upgrade(Some(incoming.reply));
+            }
+            Request::UpgradeSupervisor => {
+                info!("supervisor upgrade requested on the control socket");
+                self.request_reexec(incoming.reply);
             }
             Request::Shutdown => self.begin_shutdown(
                 Some(incoming.reply),
@@ -1227,6 +1400,8 @@ impl Supervisor {
 
     /// Tells whoever asked for the shutdown that it is complete.
     fn finish(self) -> Result<(), RunError> {
+        // Everything has stopped: nothing for a later supervisor to adopt.
+        adoption::remove(&self.settings.data);
         if let Some(state) = &self.shutdown {
             let ms = state.started.elapsed().as_millis();
             info!("stopped in {ms} ms");
@@ -1281,18 +1456,20 @@ impl Supervisor {
             "running"
         };
         let mut lines = vec![format!(
-            "ok: tether supervisor {state}, pid {}, up {}",
+            "ok: tether supervisor {state}, pid {}, up {}, generation {}",
             std::process::id(),
-            human(self.started.elapsed())
+            human(self.started.elapsed()),
+            self.generation
         )];
 
         lines.push(match &self.proxy {
             Some(proxy) => format!(
-                "proxy: pid {}, up {}, restarts {}, upgrades {}",
+                "proxy: pid {}, up {}, restarts {}, upgrades {}{}",
                 proxy.pid,
                 human(proxy.uptime()),
                 self.proxy_restarts,
-                self.proxy_upgrades
+                self.proxy_upgrades,
+                adopted_note(proxy)
             ),
             None => {
                 let why = match self.proxy_restart_at {
@@ -1311,8 +1488,9 @@ impl Supervisor {
         // No "pid" in the not-running form: scripts take "core: pid N" as the serving core.
         lines.push(match &self.core {
             Some(core) => format!(
-                "core: pid {}, up {}, restarts {}, reloads {}, {}, players online {}",
+                "core: pid {}{}, up {}, restarts {}, reloads {}, {}, players online {}",
                 core.pid,
+                adopted_note(core),
                 human(core.uptime()),
                 self.core_restarts,
                 self.core_reloads,
@@ -1367,6 +1545,63 @@ impl Supervisor {
             "watch: off".to_string()
         });
         lines
+    }
+}
+
+/// The supervisor's own upgrade: the same command line, the binary as it is on disk now.
+#[derive(Debug)]
+struct Reexec {
+    program: std::path::PathBuf,
+    args: Vec<OsString>,
+    generation: u32,
+}
+
+/// Tells a re-executed image which generation it is.
+const GENERATION_VAR: &str = "TETHER_GENERATION";
+
+impl Reexec {
+    fn new(generation: u32) -> Reexec {
+        // Read at exec time: `current_exe` names the path we were started from, which is
+        // where an upgrade puts the new binary (the old inode may be gone by now).
+        let program = std::env::current_exe()
+            .map(|path| {
+                let text = path.to_string_lossy();
+                match text.strip_suffix(" (deleted)") {
+                    Some(original) => std::path::PathBuf::from(original),
+                    None => path,
+                }
+            })
+            .unwrap_or_else(|_| std::path::PathBuf::from("tether"));
+        Reexec {
+            program,
+            args: std::env::args_os().skip(1).collect(),
+            generation,
+        }
+    }
+
+    fn generation() -> u32 {
+        std::env::var(GENERATION_VAR)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// Only returns if the exec failed.
+    fn exec(self) -> std::io::Error {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(&self.program)
+            .args(&self.args)
+            .env(GENERATION_VAR, self.generation.to_string())
+            .exec()
+    }
+}
+
+/// Said of a child an earlier supervisor started (until it is replaced by one of ours).
+fn adopted_note(handle: &Handle) -> &'static str {
+    if handle.adopted {
+        " (adopted from an earlier supervisor)"
+    } else {
+        ""
     }
 }
 

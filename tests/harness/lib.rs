@@ -82,6 +82,10 @@ pub struct Tether {
     /// The web client and WebSocket endpoint.
     pub http: SocketAddr,
     supervisor: Child,
+    /// How the supervisor was started, to start another on the same directory and ports.
+    up: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    capture_log: bool,
 }
 
 #[derive(Default)]
@@ -127,35 +131,48 @@ impl Tether {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
-        let mut command = Command::new(binary("tether"));
-        command
-            .arg("up")
-            .arg("--telnet")
-            .arg(telnet.to_string())
-            .arg("--http")
-            .arg(http.to_string())
-            .arg("--data")
-            .arg(root.join("data"))
-            .arg("--proxy-bin")
-            .arg(options.proxy_bin.unwrap_or_else(|| binary("tether-proxy")))
-            .arg("--core-bin")
-            .arg(options.core_bin.unwrap_or_else(|| binary("tether-core")))
-            .arg(if options.watch {
+        let mut up: Vec<std::ffi::OsString> = vec![
+            "up".into(),
+            "--telnet".into(),
+            telnet.to_string().into(),
+            "--http".into(),
+            http.to_string().into(),
+            "--data".into(),
+            root.join("data").into(),
+            "--proxy-bin".into(),
+            options
+                .proxy_bin
+                .unwrap_or_else(|| binary("tether-proxy"))
+                .into(),
+            "--core-bin".into(),
+            options
+                .core_bin
+                .unwrap_or_else(|| binary("tether-core"))
+                .into(),
+            if options.watch {
                 "--watch"
             } else {
                 "--no-watch"
-            })
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null());
+            }
+            .into(),
+        ];
         if let Some(world) = options.world {
-            command.arg("--world").arg(world);
+            up.push("--world".into());
+            up.push(world.into());
         }
-        command.args(&options.args);
-        command.envs(options.env.iter().map(|(k, v)| (k, v)));
+        up.extend(options.args.iter().map(Into::into));
+        let mut command = supervisor_command(&up, &options.env);
         let log = root.join("tether.log");
         if options.capture_log {
             std::fs::create_dir_all(&root).expect("root dir");
-            command.stderr(std::fs::File::create(&log).expect("log file"));
+            std::fs::File::create(&log).expect("log file");
+            // Appending: each process that inherits it (a supervisor started again, the
+            // children of the one before) writes at the end rather than over the others.
+            let log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .expect("log file");
+            command.stderr(log);
         } else if let Some(path) = &options.stderr_to {
             let file = std::fs::OpenOptions::new()
                 .write(true)
@@ -165,13 +182,6 @@ impl Tether {
         } else if options.stderr_unread {
             command.stderr(Stdio::piped());
         }
-        // Under `cargo test` these point at the test package; the supervisor must not think
-        // it was started by `cargo run` and try to build anything.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CARGO") {
-                command.env_remove(key);
-            }
-        }
         let supervisor = command.spawn().expect("starting tether");
         let tether = Tether {
             root,
@@ -179,6 +189,9 @@ impl Tether {
             telnet,
             http,
             supervisor,
+            up,
+            env: options.env,
+            capture_log: options.capture_log,
         };
         // Ready when a player gets the login banner.
         let mut probe = tether.connect();
@@ -301,6 +314,32 @@ impl Tether {
         nix::sys::signal::kill(pid, signal).expect("signalling the supervisor");
     }
 
+    /// The supervisor's pid.
+    pub fn supervisor_pid(&self) -> u32 {
+        self.supervisor.id()
+    }
+
+    /// `kill -9` of the supervisor, waiting until it is gone (the proxy and the core run on).
+    pub fn kill_supervisor(&mut self) {
+        self.supervisor.kill().expect("killing the supervisor");
+        self.supervisor.wait().expect("reaping the supervisor");
+    }
+
+    /// Starts a supervisor again on the same directory, ports and options, as an operator
+    /// (or systemd, or runit) would after one died.
+    pub fn restart_supervisor(&mut self) {
+        assert!(!self.is_running(), "the supervisor is still running");
+        let mut command = supervisor_command(&self.up, &self.env);
+        if self.capture_log {
+            let log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(self.root.join("tether.log"))
+                .expect("log file");
+            command.stderr(log);
+        }
+        self.supervisor = command.spawn().expect("starting tether again");
+    }
+
     /// Stops tether with SIGTERM and waits for it to exit, keeping its directory (and log).
     pub fn stop_in_place(&mut self) -> std::process::ExitStatus {
         self.signal(nix::sys::signal::Signal::SIGTERM);
@@ -332,6 +371,52 @@ impl Drop for Tether {
             }
             let _ = self.supervisor.kill();
             let _ = self.supervisor.wait();
+        }
+        // A supervisor that was killed leaves its children running on purpose; the suite
+        // must not.
+        kill_recorded_children(&self.data_dir());
+    }
+}
+
+/// `tether up` with `up` as its arguments, without the test's cargo variables.
+fn supervisor_command(up: &[std::ffi::OsString], env: &[(String, String)]) -> Command {
+    let mut command = Command::new(binary("tether"));
+    command
+        .args(up)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    // Under `cargo test` these point at the test package; the supervisor must not think it
+    // was started by `cargo run` and try to build anything.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CARGO") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Kills what the supervisor's record of children (`<data>/children`) still names, if it is
+/// still one of ours (its command line names a tether binary).
+fn kill_recorded_children(data: &Path) {
+    let Ok(record) = std::fs::read_to_string(data.join("children")) else {
+        return;
+    };
+    for line in record.lines() {
+        let Some(pid) = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| find(&cmdline, b"tether-").is_some());
+        if ours {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

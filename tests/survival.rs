@@ -1,0 +1,135 @@
+//! Processes other than the core die or are replaced while players type: the supervisor is
+//! killed (and started again, as systemd or runit would), or upgraded in place. Nobody is
+//! disconnected, nothing typed is lost, and the new supervisor runs the same game instead of
+//! starting a second one.
+
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use tether_tests::typing::{assert_exactly_once_in_order, type_through};
+use tether_tests::{Options, Tether, wait_for};
+
+fn with_log() -> Tether {
+    Tether::start_with(Options {
+        capture_log: true,
+        ..Options::default()
+    })
+}
+
+fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+fn closed_sessions(tether: &Tether) -> usize {
+    tether.log().matches("session closed").count()
+}
+
+/// Waits until `tether status` shows a proxy and a core other than `proxy` and `core`, and
+/// no adopted process any more.
+fn wait_for_own_children(tether: &Tether, proxy: i32, core: i32) -> String {
+    wait_for("the new supervisor's own proxy and core", || {
+        let (ok, status) = tether.ctl(&["status"]);
+        let settled = ok
+            && !status.contains("adopted")
+            && !status.contains(&format!("proxy: pid {proxy},"))
+            && !status.contains(&format!("core: pid {core},"))
+            && status.contains("proxy: pid")
+            && status.contains("core: pid");
+        settled.then_some(status)
+    })
+}
+
+#[test]
+fn a_killed_supervisor_keeps_every_player_and_the_next_one_adopts_the_game() {
+    let mut tether = with_log();
+    let mut player = tether.connect();
+    player.create("Wanderer", "hunter22");
+    let mut bystander = tether.connect();
+    bystander.create("Watcher", "hunter22");
+    let (proxy, core) = (tether.proxy_pid(), tether.core_pid());
+    let closed_before = closed_sessions(&tether);
+
+    let mut during = String::new();
+    let typed = type_through(&mut player, || {
+        tether.kill_supervisor();
+        assert!(alive(proxy) && alive(core), "the proxy and the core run on");
+        // The game goes on without any supervisor for a moment.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tether.restart_supervisor();
+        during = wait_for_own_children(&tether, proxy, core);
+    });
+    assert_exactly_once_in_order(&typed);
+    eprintln!(
+        "supervisor kill -9 and restart: {} lines, longest wait {:?}",
+        typed.sent, typed.longest_wait
+    );
+    assert!(during.contains("upgrades 1"), "{during}");
+    assert!(during.contains("reloads 1"), "{during}");
+    tether.expect_log(&["adopted the running proxy", &format!("pid {proxy}")]);
+    tether.expect_log(&["adopted the running core", &format!("pid {core}")]);
+    wait_for("the adopted processes to exit", || {
+        (!alive(proxy) && !alive(core)).then_some(())
+    });
+
+    // The new supervisor runs the game as the first did: a reload works, players play on.
+    tether.reload();
+    bystander.send("say still here");
+    bystander.expect("You say, \"still here\"");
+    player.expect("Watcher says, \"still here\"");
+    let seen = bystander.transcript.join("\n");
+    assert!(
+        !seen.contains("has left the game") && !seen.contains("arrives"),
+        "the bystander saw a session end or begin:\n{seen}"
+    );
+    assert_eq!(
+        closed_sessions(&tether),
+        closed_before,
+        "the core saw a session end"
+    );
+}
+
+#[test]
+fn tether_upgrade_supervisor_re_executes_in_place_and_keeps_every_player() {
+    let tether = with_log();
+    let mut player = tether.connect();
+    player.create("Wanderer", "hunter22");
+    let supervisor = tether.supervisor_pid();
+    let closed_before = closed_sessions(&tether);
+
+    let typed = type_through(&mut player, || {
+        for generation in [2, 3] {
+            let (proxy, core) = (tether.proxy_pid(), tether.core_pid());
+            let (ok, said) = tether.ctl(&["upgrade-supervisor"]);
+            assert!(ok, "tether upgrade-supervisor failed: {said}");
+            assert!(said.contains("the new supervisor answers"), "{said}");
+            let status = wait_for_own_children(&tether, proxy, core);
+            assert!(
+                status.contains(&format!("pid {supervisor}, "))
+                    && status.contains(&format!("generation {generation}")),
+                "{status}"
+            );
+        }
+    });
+    assert_exactly_once_in_order(&typed);
+    eprintln!(
+        "two supervisor upgrades: {} lines, longest wait {:?}",
+        typed.sent, typed.longest_wait
+    );
+    assert_eq!(
+        closed_sessions(&tether),
+        closed_before,
+        "the core saw a session end"
+    );
+}
+
+#[test]
+fn a_stopped_game_leaves_nothing_to_adopt() {
+    let mut tether = with_log();
+    let (proxy, core) = (tether.proxy_pid(), tether.core_pid());
+    assert!(tether.stop_in_place().success());
+    assert!(!alive(proxy) && !alive(core));
+    assert!(!tether.data_dir().join("children").exists());
+    tether.restart_supervisor();
+    let mut player = tether.connect();
+    player.create("Wanderer", "hunter22");
+    assert!(!tether.log().contains("adopted"));
+}
