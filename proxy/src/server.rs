@@ -97,16 +97,22 @@ impl Proxy {
         let taken = tokio::task::spawn_blocking(move || -> anyhow::Result<Proxy> {
             let channel = Channel::connect(&path)
                 .with_context(|| format!("cannot reach the running proxy at {}", path.display()))?;
+            let asked = std::time::Instant::now();
             let frozen = channel
                 .take()
                 .context("the running proxy's state did not arrive")?;
             let sessions = frozen.state.sessions.len();
+            let received_ms = asked.elapsed().as_secs_f64() * 1000.0;
             match Proxy::from_frozen(frozen, link) {
                 Ok(mut proxy) => {
                     channel
                         .taken()
                         .context("the running proxy did not let go")?;
-                    info!(sessions, "took over from the running proxy");
+                    let took_ms = asked.elapsed().as_secs_f64() * 1000.0;
+                    info!(
+                        sessions,
+                        received_ms, took_ms, "took over from the running proxy"
+                    );
                     let mut stdout = std::io::stdout();
                     let _ = writeln!(stdout, "{}", tether_protocol::process::READY_LINE)
                         .and_then(|()| stdout.flush());
@@ -211,9 +217,11 @@ impl Proxy {
                 Some(channel) = next_successor(&mut successors) => channel,
             };
             let link_config = serving.link_config.clone();
+            let asked = std::time::Instant::now();
             let frozen = serving.freeze().await?;
             let sessions = frozen.state.sessions.len();
-            info!(sessions, "handing everything to the new proxy");
+            let freeze_ms = asked.elapsed().as_secs_f64() * 1000.0;
+            info!(sessions, freeze_ms, "handing everything to the new proxy");
             let given = tokio::task::spawn_blocking(move || {
                 let given = channel.give(&frozen);
                 (given, frozen)
@@ -222,7 +230,11 @@ impl Proxy {
             .context("the hand-over thread failed")?;
             match given {
                 (Ok(()), _) => {
-                    info!(sessions, "the new proxy took over; this one leaves");
+                    let total_ms = asked.elapsed().as_secs_f64() * 1000.0;
+                    info!(
+                        sessions,
+                        total_ms, "the new proxy took over; this one leaves"
+                    );
                     return Ok(());
                 }
                 (Err(error), frozen) => {

@@ -776,9 +776,14 @@ def main() -> int:
                         help="a tenth of the sessions and 10 s windows: checks the setup only")
     parser.add_argument("--capacity-steps", default="1000,10000",
                         help="session counts for the capacity scenario")
+    parser.add_argument("--upgrade-steps", default=None,
+                        help="session counts for the upgrade scenario (default: 1000,10000)")
     args = parser.parse_args()
+    global ROUNDTRIP, DISRUPTIONS, UPGRADES, WINDOW
+    if args.upgrade_steps:
+        rates = dict(UPGRADES)
+        UPGRADES = [(n, rates.get(n, CAPACITY_RATE)) for n in map(int, args.upgrade_steps.split(","))]
     if args.quick:
-        global ROUNDTRIP, DISRUPTIONS, UPGRADES, WINDOW
         ROUNDTRIP = [(n // 10 or 1, rate) for n, rate in ROUNDTRIP]
         DISRUPTIONS = [(n // 10, rate, spread) for n, rate, spread in DISRUPTIONS]
         UPGRADES = [(n // 10, rate) for n, rate in UPGRADES]
