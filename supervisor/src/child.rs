@@ -252,8 +252,13 @@ pub fn spawn(
         .id()
         .ok_or_else(|| spawn_error(std::io::Error::other("exited before it could be tracked")))?;
     let started = Instant::now();
-    // The child exists (it may not have exec'd yet; exec keeps the start time).
-    let start_time = start_time(pid).map_err(spawn_error)?;
+    // The child exists (it may not have exec'd yet; exec keeps the start time). Failing
+    // here must not orphan it (it runs already): 0 matches no process, so a later
+    // supervisor just does not adopt it.
+    let start_time = start_time(pid).unwrap_or_else(|err| {
+        warn!("cannot read the start time of pid {pid}: {err}; it will not be adoptable");
+        0
+    });
     let stdout = child.stdout.take();
     let news = match child.stdin.take() {
         Some(stdin) => Some(news_pipe(stdin).map_err(spawn_error)?),

@@ -52,12 +52,25 @@ pub fn real_client(tool: &str, found: bool) -> bool {
     false
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and never handed out before in this test binary:
+/// tests run in parallel, and the kernel may offer a port that was just freed again, so two
+/// tethers could be given the same port (one's web port the other's telnet port) and the
+/// second one's probe would talk to the first.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("a free port");
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `DEADLINE`.
