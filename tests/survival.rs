@@ -5,7 +5,9 @@
 
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
-use tether_tests::typing::{assert_exactly_once_in_order, type_through};
+use tether_tests::typing::{
+    assert_at_most_once_in_order, assert_exactly_once_in_order, type_through, type_through_a_crash,
+};
 use tether_tests::{Options, Tether, wait_for};
 
 fn with_log() -> Tether {
@@ -136,4 +138,89 @@ fn a_stopped_game_leaves_nothing_to_adopt() {
     let mut player = tether.connect();
     player.create("Wanderer", "hunter22");
     assert!(!tether.log().contains("adopted"));
+}
+
+/// `kill -9` of the proxy while players type, one of them with MCCP2 on and one half way
+/// through choosing a password: the supervisor holds a copy of every connection, and the
+/// next proxy carries each on from its checkpoint. Nobody is disconnected or logged out, the
+/// compressed stream stays valid, the bystander sees nobody leave or arrive, and the one
+/// cost is what was in flight at the instant of the crash.
+#[test]
+fn a_killed_proxy_keeps_every_player_connected() {
+    const IAC: u8 = 255;
+    const WILL: u8 = 251;
+    const WONT: u8 = 252;
+    const DO: u8 = 253;
+    const ECHO: u8 = 1;
+
+    let tether = with_log();
+    let mut player = tether.connect().with_mccp2();
+    player.create("Wanderer", "hunter22");
+    let mut bystander = tether.connect();
+    bystander.create("Watcher", "hunter22");
+    // Half way through choosing a password: the client is not echoing.
+    let mut creating = tether_tests::RawClient::connect(tether.telnet);
+    creating.expect(b"login>");
+    creating.send_line("create Bob");
+    creating.expect(b"Choose a password");
+    creating.send(&[IAC, DO, ECHO]);
+    let proxy = tether.proxy_pid();
+    let closed_before = closed_sessions(&tether);
+
+    let typed = type_through_a_crash(&mut player, || {
+        nix::sys::signal::kill(Pid::from_raw(proxy), nix::sys::signal::Signal::SIGKILL)
+            .expect("kill the proxy");
+        tether.wait_for_new_proxy(proxy);
+    });
+    let lost = assert_at_most_once_in_order(&typed);
+    eprintln!(
+        "proxy kill -9: {} lines, {lost} lost, longest wait {:?}",
+        typed.sent, typed.longest_wait
+    );
+    assert!(
+        lost <= 3,
+        "only lines in flight at the crash may be lost: {lost}"
+    );
+    let heard = player.transcript.join("\n");
+    assert_eq!(
+        heard
+            .matches("[tether] The server recovered from a fault")
+            .count(),
+        1,
+        "one short notice:\n{heard}"
+    );
+    tether.expect_log(&["players stay connected", "keeper"]);
+
+    // Still compressed, still the same stream, never broken (the harness inflates it).
+    let mccp2 = player.mccp2.as_ref().expect("compressing");
+    assert_eq!((mccp2.started, mccp2.ended), (1, 0));
+    player.send("who");
+    player.expect("Wanderer");
+
+    // The password half chosen is still hidden, and the creation goes on.
+    creating.send(b"secret99\r\n");
+    creating.expect(b"Your character has been created.");
+    let after = creating.received.clone();
+    assert!(after.windows(3).any(|w| w == [IAC, WILL, ECHO]));
+    assert!(after.windows(3).any(|w| w == [IAC, WONT, ECHO]));
+
+    bystander.send("say still here");
+    bystander.expect("You say, \"still here\"");
+    player.expect("Watcher says, \"still here\"");
+    let seen = bystander.transcript.join("\n");
+    assert!(
+        !seen.contains("has left the game") && !seen.contains("arrives"),
+        "the bystander saw a session end or begin:\n{seen}"
+    );
+    assert_eq!(
+        closed_sessions(&tether),
+        closed_before,
+        "the core saw a session end"
+    );
+    // A newcomer gets in through the kept listener, and an upgrade after a recovery works.
+    let mut newcomer = tether.connect();
+    newcomer.expect("connect <name>");
+    tether.upgrade_proxy();
+    player.send("say after the upgrade");
+    player.expect("You say, \"after the upgrade\"");
 }

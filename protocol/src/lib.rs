@@ -5,9 +5,10 @@
 //! system `capnp` needed) and adds the shared definitions both sides need: `message` is the
 //! link's messages as Rust types with their one encoder and decoder; `framing` reads and writes
 //! them on a stream; `markup` is the colour markup; `process` and `control` are the
-//! supervisor's contracts with its children and its control socket's clients; `witness` is
-//! the page through which a core shows the supervisor that it makes progress, and which line
-//! it is handling.
+//! supervisor's contracts with its children and its control socket's clients; `keeper` is
+//! what the proxy tells the supervisor so that its sudden death keeps every player; `witness`
+//! is the page through which a core shows the supervisor that it makes progress, and which
+//! line it is handling.
 
 // Generated; only `message` reads and writes it, so whatever of it is unused is unused.
 #[allow(
@@ -23,6 +24,7 @@ mod link_capnp {
 
 pub mod control;
 pub mod framing;
+pub mod keeper;
 pub mod markup;
 pub mod message;
 pub mod process;

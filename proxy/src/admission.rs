@@ -33,6 +33,14 @@ impl Admission {
         }
     }
 
+    /// The same rules for a session that carries on after a crash: nothing half typed (it
+    /// may have been finished and sent since), a full flood budget.
+    pub fn at_rest(&self) -> Admission {
+        let mut rested = Admission::new(Instant::now());
+        rested.lines.set_latin1(self.lines.is_latin1());
+        rested
+    }
+
     /// The encoding typed lines arrive in (after CHARSET negotiation).
     pub fn set_charset(&mut self, charset: Charset) {
         self.lines.set_latin1(charset == Charset::Latin1);

@@ -17,7 +17,9 @@
 //! - `relay`: sans-IO bookkeeping of what each session sent and the core acknowledged; decides
 //!   what to resend after a core restart and what to tell players.
 //! - `state`: a session's whole state as one value, and the whole proxy's, for handing them to
-//!   another process; `handover`: how they travel, with the sockets, to a successor.
+//!   another process; `handover`: how they travel, with the sockets, to a successor;
+//!   `keeper`: copies of the connections and checkpoints at rest, sent to the supervisor as
+//!   they change, so that a proxy killed without warning is replaced without a disconnect.
 //! - `mailbox`: the queue from the link to one session, which an idle session holds empty.
 //! - `link`: the link to the core, a task on the runtime like the sessions, driving `relay`;
 //!   the messages themselves are `tether_protocol::message`.
@@ -31,6 +33,7 @@ mod flood;
 pub mod fuzz;
 mod gmcp;
 mod handover;
+mod keeper;
 pub mod line;
 mod link;
 mod mailbox;
@@ -48,6 +51,7 @@ mod web;
 mod websocket;
 mod wire;
 
+pub use keeper::{Keeper, from_env as keeper_from_env};
 pub use link::LinkConfig;
 pub use relay::DEFAULT_MAX_QUEUED_LINES;
 pub use server::Proxy;

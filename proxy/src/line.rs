@@ -81,6 +81,10 @@ impl LineAssembler {
         self.latin1 = latin1;
     }
 
+    pub fn is_latin1(&self) -> bool {
+        self.latin1
+    }
+
     /// Bytes of the unfinished line currently held.
     pub fn buffered(&self) -> usize {
         self.buf.len()

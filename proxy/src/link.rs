@@ -27,8 +27,10 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::keeper::Keeper;
 use crate::mailbox;
-use crate::relay::{CoreHealth, Refused, Relay, RelayState, ToSession};
+use crate::relay::{CoreHealth, KeptSlot, Refused, Relay, RelayState, ToSession};
+use crate::state;
 
 /// Messages a player's session sends to the link.
 #[derive(Debug)]
@@ -75,6 +77,8 @@ pub struct LinkConfig {
     pub max_queued_lines: usize,
     pub game_status: GameStatus,
     pub cannot_start: CannotStart,
+    /// Where what the relay keeps for each session is checkpointed.
+    pub keeper: Keeper,
 }
 
 /// The link's whole state, for the proxy that takes over from this one: the relay's, the
@@ -93,6 +97,19 @@ impl Default for LinkState {
         let now = Instant::now();
         LinkState {
             relay: Relay::new(now, 0).export(now),
+            in_flight: None,
+            declined: false,
+        }
+    }
+}
+
+impl LinkState {
+    /// The link of a proxy that carries on after its predecessor died (see
+    /// [`Relay::recovered`]).
+    pub fn recovered(slots: impl IntoIterator<Item = (u64, KeptSlot)>) -> LinkState {
+        let now = Instant::now();
+        LinkState {
+            relay: Relay::recovered(slots, now, 0).export(now),
             in_flight: None,
             declined: false,
         }
@@ -145,6 +162,7 @@ impl LinkHandle {
                 declined: false,
                 frozen: false,
                 freeze_reply: None,
+                keeper: config.keeper.clone(),
             },
         )
     }
@@ -181,6 +199,13 @@ impl LinkHandle {
             in_flight: shell.in_flight.clone(),
             declined: shell.declined,
         }
+    }
+
+    /// Tells the keeper what the relay holds for every session (a new keeper set).
+    pub fn keep_all(&self) {
+        let mut shell = self.lock();
+        shell.relay.keep_all();
+        shell.flush();
     }
 
     /// Resolves once a core is attached (at once if one is).
@@ -259,6 +284,7 @@ pub fn resume(
             declined: state.declined,
             frozen: false,
             freeze_reply: None,
+            keeper: config.keeper.clone(),
         },
     );
     let connection = match frozen.connection {
@@ -321,6 +347,7 @@ struct Shell {
     frozen: bool,
     /// Where the link task sends the connection once it has stopped.
     freeze_reply: Option<oneshot::Sender<FrozenLink>>,
+    keeper: Keeper,
 }
 
 impl Shell {
@@ -358,6 +385,11 @@ impl Shell {
     /// Pushes what the relay decided out to sessions (unless the link is frozen: the next
     /// proxy routes it).
     fn flush(&mut self) {
+        for (session, kept) in self.relay.take_kept() {
+            if self.keeper.is_on() {
+                self.keeper.link(session, state::encode(&kept));
+            }
+        }
         if self.frozen {
             return;
         }

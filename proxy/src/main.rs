@@ -35,6 +35,10 @@ struct Args {
     /// --handover, instead of binding the addresses.
     #[arg(long = "take-over", requires = "handover")]
     take_over: bool,
+    /// Carry on with the listeners and connections the supervisor kept for a proxy that
+    /// died (needs the keeper socket the supervisor passes).
+    #[arg(long, conflicts_with = "take_over")]
+    recover: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +46,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
+        let (keeper, keeper_socket) =
+            tether_proxy::keeper_from_env().context("cannot use the keeper socket")?;
         let link = LinkConfig {
             socket: args.link,
             proxy_name: args.name,
@@ -49,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             max_queued_lines: args.max_queued_lines,
             game_status: Default::default(),
             cannot_start: Default::default(),
+            keeper: keeper.clone(),
         };
         let http = match args.http.as_str() {
             "off" | "" => None,
@@ -58,6 +65,11 @@ fn main() -> anyhow::Result<()> {
             ),
         };
         let mut proxy = match &args.handover {
+            _ if args.recover => {
+                let socket =
+                    keeper_socket.context("--recover needs the supervisor's keeper socket")?;
+                Proxy::recover(socket, link).await?
+            }
             Some(path) if args.take_over => match Proxy::take_over(path.clone(), link).await {
                 Ok(proxy) => proxy,
                 Err(error) => {
@@ -71,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         };
         proxy.core_news_on_stdin = args.core_news_on_stdin;
         proxy.handover = args.handover;
+        proxy.keeper = keeper;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         proxy

@@ -6,8 +6,15 @@
 //! Compression applies to the finished telnet byte stream, so IAC escaping
 //! and negotiations happen before [`Compressor::compress`], never after.
 //!
-//! The deflate state cannot be serialized: when a connection changes owner,
-//! [`Compressor::finish`] the stream and [`Compressor::start`] a new one.
+//! The deflate state cannot be serialized: when a connection changes owner in a hand-over,
+//! [`Compressor::finish`] the stream and [`Compressor::start`] a new one. When the owner
+//! died instead (a proxy killed), nobody can finish the stream the client is inflating, and
+//! a new start sequence would be inflated as data. But every write ended with a sync flush,
+//! which leaves the deflate stream at a byte boundary, between blocks, and deflate blocks
+//! only refer back to data their own compressor saw: so a fresh compressor without the zlib
+//! wrapper ([`Compressor::resume`]) carries the client's stream on with blocks of its own.
+//! Such a stream can never be finished (its Adler-32 trailer would have to cover data the
+//! dead proxy compressed), so it is simply never ended: closing the connection ends it.
 //!
 //! Why C zlib (libz-sys, built from its bundled source like SQLite) and not flate2's
 //! default: a stream's memory is what every compressing player costs, for as long as they
@@ -35,6 +42,8 @@ const LEVEL: c_int = 6;
 pub struct Compressor {
     /// Boxed: zlib's state points back at the stream, which must not move.
     stream: Box<z::z_stream>,
+    /// Carries on a stream another process started ([`Compressor::resume`]).
+    resumed: bool,
 }
 
 impl std::fmt::Debug for Compressor {
@@ -67,6 +76,27 @@ impl Compressor {
     /// on the wire in order, and the start sequence in a single write: Mudlet
     /// failed to switch to inflating when the sequence was split.
     pub fn start(out: &mut Vec<u8>) -> Option<Compressor> {
+        let compressor = Compressor::init(WINDOW_BITS)?;
+        out.extend_from_slice(&START_SEQUENCE);
+        Some(compressor)
+    }
+
+    /// Carries on a stream the client is inflating, which a process that died started: raw
+    /// deflate blocks, no start sequence, no header (see the module's note). `None` if zlib
+    /// has no memory for it.
+    pub fn resume() -> Option<Compressor> {
+        let mut compressor = Compressor::init(-WINDOW_BITS)?;
+        compressor.resumed = true;
+        Some(compressor)
+    }
+
+    /// Whether this carries on another process's stream, and so must never be finished.
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// A deflate stream; positive `window_bits` with the zlib wrapper, negative raw.
+    fn init(window_bits: c_int) -> Option<Compressor> {
         let mut stream = Box::new(z::z_stream {
             next_in: std::ptr::null_mut(),
             avail_in: 0,
@@ -90,7 +120,7 @@ impl Compressor {
                 &mut *stream,
                 LEVEL,
                 z::Z_DEFLATED,
-                WINDOW_BITS,
+                window_bits,
                 MEMORY_LEVEL,
                 z::Z_DEFAULT_STRATEGY,
                 z::zlibVersion(),
@@ -101,8 +131,10 @@ impl Compressor {
             tracing::error!(status, "cannot start an MCCP2 stream");
             return None;
         }
-        out.extend_from_slice(&START_SEQUENCE);
-        Some(Compressor { stream })
+        Some(Compressor {
+            stream,
+            resumed: false,
+        })
     }
 
     /// Appends `data` compressed, sync-flushed so the client can show all of

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tether_protocol::message::{
@@ -58,6 +58,18 @@ pub struct Slot {
     announced: bool,
     /// The connection is gone but lines it typed still wait for a core.
     closed: Option<String>,
+}
+
+/// What the keeper holds of a [`Slot`]: what a proxy that carries on after a crash needs to
+/// restore the session in the core. Lines not yet acknowledged are not in it: sending each
+/// one to the keeper would put the supervisor on every command's path, so a crash loses
+/// those typed in its last moments (the player is told).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSlot {
+    pub info: SessionInfo,
+    pub client: ClientInfo,
+    pub state: Vec<u8>,
+    pub announced: bool,
 }
 
 /// A [`Relay`]'s whole state, as [`Relay::export`] takes it.
@@ -125,6 +137,8 @@ pub struct Relay {
     outbox: Vec<ProxyEvent<'static>>,
     to_sessions: Vec<(u64, ToSession)>,
     max_queued_lines: usize,
+    /// Sessions whose [`KeptSlot`] changed since [`Relay::take_kept`].
+    kept: BTreeSet<u64>,
 }
 
 impl Relay {
@@ -139,6 +153,7 @@ impl Relay {
             outbox: Vec::new(),
             to_sessions: Vec::new(),
             max_queued_lines,
+            kept: BTreeSet::new(),
         }
     }
 
@@ -205,6 +220,7 @@ impl Relay {
             self.outbox
                 .push(event(session, SessionEvent::Opened(info.clone())));
         }
+        self.kept.insert(session);
         self.sessions.insert(
             session,
             Slot {
@@ -281,6 +297,7 @@ impl Relay {
             ));
         }
         slot.client = client;
+        self.kept.insert(session);
     }
 
     /// The link is attached: the snapshot to hand to the core at `attach`. Call `attached`
@@ -321,6 +338,7 @@ impl Relay {
                     ));
                 }
                 slot.announced = true;
+                self.kept.insert(session);
             }
             for (seq, text) in &slot.unacked {
                 if *seq > slot.sent_seq {
@@ -394,6 +412,7 @@ impl Relay {
             Delivery::State(state) => {
                 if let Some(slot) = self.sessions.get_mut(&session) {
                     slot.state = state;
+                    self.kept.insert(session);
                 }
             }
             show => {
@@ -477,7 +496,71 @@ impl Relay {
             outbox: state.outbox,
             to_sessions: state.to_sessions,
             max_queued_lines,
+            kept: BTreeSet::new(),
         }
+    }
+
+    /// The relay of a proxy that carries on after its predecessor died: the sessions as the
+    /// keeper kept them, nothing waiting, no core attached yet (the next attach restores
+    /// them in the core, which forgot them when the dead proxy's link closed).
+    pub fn recovered(
+        slots: impl IntoIterator<Item = (u64, KeptSlot)>,
+        now: Instant,
+        max_queued_lines: usize,
+    ) -> Relay {
+        let sessions = slots
+            .into_iter()
+            .map(|(session, kept)| {
+                let slot = Slot {
+                    info: kept.info,
+                    client: kept.client,
+                    state: kept.state,
+                    next_seq: 1,
+                    acked_seq: 0,
+                    unacked: VecDeque::new(),
+                    sent_seq: 0,
+                    announced: kept.announced,
+                    closed: None,
+                };
+                (session, slot)
+            })
+            .collect();
+        Relay {
+            sessions,
+            link: LinkState::Down {
+                since: now,
+                noticed: false,
+            },
+            outbox: Vec::new(),
+            to_sessions: Vec::new(),
+            max_queued_lines,
+            kept: BTreeSet::new(),
+        }
+    }
+
+    /// What changed for the keeper since the last call.
+    pub fn take_kept(&mut self) -> Vec<(u64, KeptSlot)> {
+        let changed = std::mem::take(&mut self.kept);
+        changed
+            .into_iter()
+            .filter_map(|session| {
+                let slot = self.sessions.get(&session)?;
+                Some((
+                    session,
+                    KeptSlot {
+                        info: slot.info.clone(),
+                        client: slot.client.clone(),
+                        state: slot.state.clone(),
+                        announced: slot.announced,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Every session is to be told to the keeper again (a new keeper set).
+    pub fn keep_all(&mut self) {
+        self.kept.extend(self.sessions.keys().copied());
     }
 
     /// The next `submit` batch (empty: nothing to send).

@@ -25,12 +25,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::handover::{self, Channel, Frozen};
+use crate::keeper::{self, Keeper, Recovered};
 use crate::link::{self, FrozenLink, LinkConfig, LinkHandle, LinkState};
 use crate::mailbox;
+use crate::relay::KeptSlot;
 use crate::relay::ToSession;
-use crate::session::{self, TelnetSpeaker};
+use crate::session::{self, TelnetSpeaker, Transport as _};
 use crate::shutdown::{self, ShutdownTrigger, Stop};
-use crate::state::{ProxyState, SessionState, SpeakerState};
+use crate::state::{self, Checkpoint, KeptProxy, ProxyState, SessionState, SpeakerState};
 use crate::web;
 use crate::websocket::{self, TelnetFrames, WsTransport};
 
@@ -51,7 +53,13 @@ pub struct Proxy {
     carried: Option<Carried>,
     /// READY was printed already (a successor prints it once it has taken over).
     ready_said: bool,
+    /// Where copies of the connections and their checkpoints go (the supervisor), so that
+    /// if this proxy dies the next carries on with them.
+    pub keeper: Keeper,
 }
+
+/// What a player whose proxy died hears from the one that carries the connection on.
+const RECOVERED_NOTICE: &str = "The server recovered from a fault. If something you just typed got no answer, please type it again.";
 
 /// The live part of a frozen proxy, ready to go on.
 struct Carried {
@@ -87,6 +95,94 @@ impl Proxy {
             handover: None,
             carried: None,
             ready_said: false,
+            keeper: Keeper::off(),
+        })
+    }
+
+    /// Carries on after a proxy that died: with the listeners and connections the keeper
+    /// kept (read from `socket`, the keeper socket), each session restored from its
+    /// checkpoint. The core forgot them when the dead proxy's link closed; the link attaches
+    /// again as the same proxy and restores them, so nobody logs in again.
+    pub async fn recover(socket: OwnedFd, link: LinkConfig) -> anyhow::Result<Proxy> {
+        let recovered = tokio::task::spawn_blocking(move || keeper::recover(&socket))
+            .await
+            .context("the recovery thread failed")?
+            .context("cannot read what the keeper kept")?;
+        Proxy::from_recovered(recovered, link)
+    }
+
+    fn from_recovered(recovered: Recovered, mut link: LinkConfig) -> anyhow::Result<Proxy> {
+        let (record, listeners) = recovered
+            .proxy
+            .context("the keeper kept no listening sockets")?;
+        let kept: KeptProxy = state::decode(&record).context("the keeper's proxy record")?;
+        let mut listeners = listeners.into_iter();
+        let telnet = listener(listeners.next().context("no telnet listener was kept")?)
+            .context("the kept telnet listener")?;
+        let http = match (kept.http, listeners.next()) {
+            (true, Some(socket)) => Some(listener(socket).context("the kept HTTP listener")?),
+            _ => None,
+        };
+        let mut next_session_id = kept.next_session_id;
+        let mut sessions = Vec::with_capacity(recovered.sessions.len());
+        let mut slots = Vec::with_capacity(recovered.sessions.len());
+        for session in recovered.sessions {
+            let id = session.id;
+            let checkpoint: Checkpoint = match state::decode(&session.checkpoint) {
+                Ok(checkpoint) => checkpoint,
+                Err(error) => {
+                    // Its connection closes once the keeper hears the new set without it.
+                    warn!(session = id, %error, "cannot carry on a kept session");
+                    continue;
+                }
+            };
+            let slot = match state::decode::<KeptSlot>(&session.link) {
+                Ok(slot) => slot,
+                // The link had said nothing yet: a session the core may not know.
+                Err(_) => KeptSlot {
+                    info: tether_protocol::message::SessionInfo {
+                        transport: checkpoint.transport,
+                        remote_addr: peer_of(&session.socket),
+                    },
+                    client: Default::default(),
+                    state: Vec::new(),
+                    announced: false,
+                },
+            };
+            next_session_id = next_session_id.max(id + 1);
+            slots.push((id, slot));
+            sessions.push((
+                SessionState {
+                    id,
+                    transport: checkpoint.transport,
+                    speaker: checkpoint.speaker,
+                    queued: vec![ToSession::Notice(RECOVERED_NOTICE.into())],
+                    unread: Vec::new(),
+                    unwritten: Vec::new(),
+                },
+                session.socket,
+            ));
+        }
+        link.proxy_id = kept.proxy_id;
+        info!(
+            sessions = sessions.len(),
+            "carrying on with the connections the keeper kept"
+        );
+        Ok(Proxy {
+            telnet,
+            http,
+            link,
+            core_news_on_stdin: false,
+            handover: None,
+            ready_said: false,
+            keeper: Keeper::off(),
+            carried: Some(Carried {
+                started: kept.started,
+                next_session_id,
+                link: LinkState::recovered(slots),
+                link_connection: None,
+                sessions,
+            }),
         })
     }
 
@@ -184,6 +280,7 @@ impl Proxy {
             core_news_on_stdin: false,
             handover: None,
             ready_said: false,
+            keeper: Keeper::off(),
             carried: Some(Carried {
                 started,
                 next_session_id,
@@ -206,6 +303,7 @@ impl Proxy {
             read_core_news(self.link.cannot_start.clone());
         }
         let handover = self.handover.clone();
+        let keeper = self.keeper.clone();
         let mut stop = std::pin::pin!(stop);
         loop {
             let serving = self.serve(&announced);
@@ -241,6 +339,7 @@ impl Proxy {
                     warn!(%error, "the hand-over did not happen; this proxy carries on");
                     self = Proxy::from_frozen(frozen, link_config)?;
                     self.handover = handover.clone();
+                    self.keeper = keeper.clone();
                 }
             }
         }
@@ -253,6 +352,7 @@ impl Proxy {
             http,
             link: link_config,
             carried,
+            keeper,
             ..
         } = self;
         let game_status = link_config.game_status.clone();
@@ -291,10 +391,31 @@ impl Proxy {
             game_status,
             started,
             ids: Arc::new(AtomicU64::new(next_id)),
+            keeper,
         };
+        // The keeper hears the whole set again: this proxy, then every session it carries
+        // on; what it kept and this set does not name is let go.
+        context.keeper.begin();
+        if context.keeper.is_on() {
+            let kept = KeptProxy {
+                proxy_id: link_config.proxy_id,
+                started,
+                next_session_id: next_id,
+                http: http.is_some(),
+            };
+            let listeners = std::iter::once(copy(&telnet))
+                .chain(http.as_ref().map(copy))
+                .collect::<std::io::Result<Vec<_>>>();
+            match listeners {
+                Ok(listeners) => context.keeper.proxy(state::encode(&kept), listeners),
+                Err(error) => warn!(%error, "cannot copy the listeners for the keeper"),
+            }
+        }
         for (state, socket, messages) in carried_sessions {
             resume_session(state, socket, messages, &context, &sessions);
         }
+        context.link.keep_all();
+        context.keeper.synced();
         if let Ok(addr) = telnet.local_addr() {
             info!(%addr, "listening for telnet");
         }
@@ -414,6 +535,20 @@ impl Serving {
     }
 }
 
+/// A copy of a listener, for the keeper.
+fn copy(listener: &TcpListener) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    listener.as_fd().try_clone_to_owned()
+}
+
+/// The address at the other end of a kept connection, for the log and the core.
+fn peer_of(socket: &OwnedFd) -> String {
+    nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
+        std::os::fd::AsRawFd::as_raw_fd(socket),
+    )
+    .map_or_else(|_| "?".to_string(), |address| address.to_string())
+}
+
 /// A listening socket carried from another process, on this runtime.
 fn listener(socket: OwnedFd) -> std::io::Result<TcpListener> {
     let listener = std::net::TcpListener::from(socket);
@@ -454,6 +589,13 @@ fn resume_session(
         (Transport::Telnet, SpeakerState::Telnet(telnet)) => {
             let speaker = Box::new(TelnetSpeaker::restore(id, context.clone(), *telnet));
             let transport = session::TcpTransport::resume(stream, unwritten);
+            session::keep(
+                &context.keeper,
+                id,
+                Transport::Telnet,
+                &*speaker,
+                transport.socket_copy(),
+            );
             sessions.spawn(session::resume(
                 speaker,
                 transport,
@@ -468,6 +610,13 @@ fn resume_session(
         (Transport::WebSocketTelnet, SpeakerState::Telnet(telnet)) => {
             let speaker = Box::new(TelnetSpeaker::restore(id, context.clone(), *telnet));
             let transport = TelnetFrames(WsTransport::resume(stream, unread, unwritten));
+            session::keep(
+                &context.keeper,
+                id,
+                Transport::WebSocketTelnet,
+                &*speaker,
+                transport.socket_copy(),
+            );
             sessions.spawn(session::resume(
                 speaker,
                 transport,
@@ -481,6 +630,13 @@ fn resume_session(
         }
         (Transport::WebSocket, SpeakerState::Web(web)) => {
             let transport = WsTransport::resume(stream, unread, unwritten);
+            session::keep(
+                &context.keeper,
+                id,
+                Transport::WebSocket,
+                &*web,
+                transport.socket_copy(),
+            );
             sessions.spawn(session::resume(
                 web,
                 transport,

@@ -15,6 +15,7 @@ use tracing::{debug, info};
 
 use crate::admission::{Admission, Admitted};
 use crate::close::{CloseReason, OVERFLOW_NOTICE};
+use crate::keeper::Keeper;
 use crate::link::{GameStatus, LinkHandle, SessionHandle, ToLink};
 use crate::mailbox;
 use tether_protocol::message::{self, ClientInfo, Delivery, DisplayPrefs, SessionInfo};
@@ -22,7 +23,7 @@ use tether_protocol::message::{self, ClientInfo, Delivery, DisplayPrefs, Session
 use crate::negotiation::{self, Capabilities, ClientEvent, MSSP_REQUEST, Negotiation};
 use crate::relay::ToSession;
 use crate::shutdown::{Shutdown, Stop};
-use crate::state::{CarriedSession, SessionState, SpeakerState};
+use crate::state::{self, CarriedSession, Checkpoint, SessionState, SpeakerState};
 use crate::telnet::{TelnetEvent, TelnetParser, option};
 use crate::wire::{Wire, WireState};
 
@@ -48,6 +49,8 @@ pub struct Context {
     pub started: u64,
     /// Session ids, unique across telnet and web.
     pub ids: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Where connections and their checkpoints are kept, in case this proxy dies.
+    pub keeper: Keeper,
 }
 
 impl Context {
@@ -61,6 +64,7 @@ impl Context {
             max_queued_lines: crate::relay::DEFAULT_MAX_QUEUED_LINES,
             game_status: GameStatus::default(),
             cannot_start: Default::default(),
+            keeper: Keeper::off(),
         });
         // Dropping the trigger counts as never firing for these callers: nothing waits on it.
         let (_trigger, shutdown) = crate::shutdown::channel();
@@ -70,6 +74,7 @@ impl Context {
             game_status: GameStatus::default(),
             started: 0,
             ids: std::sync::Arc::default(),
+            keeper: Keeper::off(),
         }
     }
 
@@ -103,6 +108,11 @@ pub trait Speaker {
     /// cannot be carried is ended cleanly first (an MCCP2 stream): its last bytes are part
     /// of the unwritten output in the state.
     fn hand_over(&mut self) -> SpeakerState;
+    /// What the next proxy needs if this one dies now, for the keeper: the session at rest,
+    /// without what a crash loses anyway (output not written, a line half typed).
+    fn at_rest(&self) -> SpeakerState;
+    /// Whether what [`Speaker::at_rest`] gives may have changed since the last call.
+    fn checkpoint_due(&mut self) -> bool;
 }
 
 /// How a connection moves data; the lifecycle below does not care which.
@@ -120,6 +130,8 @@ pub trait Transport {
     /// client that reads slowly never holds up a hand-over.
     fn flush(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
     fn close(&mut self, reason: &CloseReason) -> impl std::future::Future<Output = ()> + Send;
+    /// A copy of the socket, for the keeper.
+    fn socket_copy(&self) -> Option<OwnedFd>;
     /// The socket, for another process to carry on with; the transport back if it cannot be
     /// carried (the connection is then closed like any other).
     fn into_socket(self) -> Result<CarriedSocket, Self>
@@ -253,6 +265,14 @@ pub async fn run<S, T>(
     let peer = info.remote_addr.clone();
     let kind = info.transport;
     info!(session, %peer, transport = %kind, "connected");
+    // The keeper hears of the connection before the link can tell it anything about it.
+    keep(
+        &context.keeper,
+        session,
+        kind,
+        &*speaker,
+        transport.socket_copy(),
+    );
     context.link.send(ToLink::Opened {
         session,
         info,
@@ -294,6 +314,37 @@ pub async fn resume<S, T>(
     serve(speaker, transport, session, kind, messages, peer, context).await;
 }
 
+/// Tells the keeper about a connection: a copy of its socket and its checkpoint.
+pub fn keep<S: Speaker + ?Sized>(
+    keeper: &Keeper,
+    session: u64,
+    kind: message::Transport,
+    speaker: &S,
+    socket: Option<OwnedFd>,
+) {
+    if !keeper.is_on() {
+        return;
+    }
+    match socket {
+        Some(socket) => keeper.opened(session, socket, checkpoint(kind, speaker)),
+        None => debug!(session, "cannot copy the socket for the keeper"),
+    }
+}
+
+fn checkpoint<S: Speaker + ?Sized>(kind: message::Transport, speaker: &S) -> Vec<u8> {
+    state::encode(&Checkpoint {
+        transport: kind,
+        speaker: speaker.at_rest(),
+    })
+}
+
+/// A short fingerprint of a checkpoint, to send only those that changed without holding a
+/// copy of the last one in every session.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes)
+}
+
 /// What one turn of a session's loop came to.
 enum Turn {
     Lines(Vec<String>),
@@ -315,6 +366,8 @@ async fn serve<S, T>(
     T: Transport<In = S::In, Out = S::Out>,
 {
     let link = context.link.clone();
+    // What the keeper holds for this session (a fingerprint), so it hears only of changes.
+    let mut kept = 0u64;
     let reason = loop {
         // Output first; a hand-over may stop a slow write half way (it travels).
         let turn = match transport.queue(speaker.take_output()) {
@@ -363,6 +416,14 @@ async fn serve<S, T>(
                 }
                 if let Some(client) = speaker.client_changed() {
                     link.send(ToLink::Client { session, client });
+                }
+                if context.keeper.is_on() && speaker.checkpoint_due() {
+                    let bytes = checkpoint(kind, &*speaker);
+                    let print = fingerprint(&bytes);
+                    if print != kept {
+                        kept = print;
+                        context.keeper.checkpoint(session, bytes);
+                    }
                 }
             }
             Turn::Close(reason) => {
@@ -425,6 +486,8 @@ async fn close<T: Transport>(
     context: &Context,
 ) {
     transport.close(&reason).await;
+    // Only now: the keeper's copy would keep a connection open that was not shut down.
+    context.keeper.closed(session);
     info!(session, %peer, %reason, "disconnected");
     context.link.send(ToLink::Closed {
         session,
@@ -520,6 +583,11 @@ impl Transport for TcpTransport {
         let _ = self.stream.shutdown().await;
     }
 
+    fn socket_copy(&self) -> Option<OwnedFd> {
+        use std::os::fd::AsFd;
+        self.stream.as_fd().try_clone_to_owned().ok()
+    }
+
     fn into_socket(mut self) -> Result<CarriedSocket, TcpTransport> {
         // A copy of the descriptor: closing this one (as the stream drops) leaves the
         // connection open for whoever holds the copy. (A whole stream, unlike a write half,
@@ -565,6 +633,8 @@ pub struct TelnetSpeaker {
     input_hidden: bool,
     /// Set when negotiation learned something the core should hear.
     client_changed: Option<ClientInfo>,
+    /// Input or a message may have changed what a checkpoint holds.
+    unchecked: bool,
 }
 
 impl TelnetSpeaker {
@@ -579,6 +649,7 @@ impl TelnetSpeaker {
             prefs: DisplayPrefs::default(),
             input_hidden: false,
             client_changed: None,
+            unchecked: true,
         }
     }
 
@@ -608,6 +679,7 @@ impl TelnetSpeaker {
             prefs: state.prefs,
             input_hidden: state.input_hidden,
             client_changed: state.client_changed,
+            unchecked: true,
         }
     }
 
@@ -711,6 +783,7 @@ impl TelnetSpeaker {
             }
             ToSession::Notice(text) => self.wire.notice(&text, caps),
             ToSession::Core(Delivery::HideInput(hide)) => {
+                self.unchecked = true;
                 self.negotiation.hide_input(hide, self.wire.pending());
                 if !hide && std::mem::replace(&mut self.input_hidden, false) {
                     // The client did not echo the Enter that ended the password either.
@@ -722,7 +795,10 @@ impl TelnetSpeaker {
                 self.negotiation
                     .gmcp_message(&package, &json, self.wire.pending());
             }
-            ToSession::Core(Delivery::Display(prefs)) => self.prefs = prefs,
+            ToSession::Core(Delivery::Display(prefs)) => {
+                self.unchecked = true;
+                self.prefs = prefs;
+            }
             ToSession::Core(Delivery::Disconnect(reason)) => {
                 // Never leave the client masking input after we are gone.
                 self.negotiation.hide_input(false, self.wire.pending());
@@ -764,6 +840,8 @@ impl Speaker for TelnetSpeaker {
     }
 
     fn input(&mut self, input: Vec<u8>) -> Result<Vec<String>, CloseReason> {
+        // Negotiation, compression and the charset all change on input.
+        self.unchecked = true;
         self.bytes(&input)
     }
 
@@ -795,6 +873,22 @@ impl Speaker for TelnetSpeaker {
 
     fn hand_over(&mut self) -> SpeakerState {
         SpeakerState::Telnet(Box::new(self.state()))
+    }
+
+    fn at_rest(&self) -> SpeakerState {
+        SpeakerState::Telnet(Box::new(TelnetState {
+            parser: TelnetParser::new(),
+            negotiation: self.negotiation.clone(),
+            admission: self.admission.at_rest(),
+            wire: self.wire.at_rest(),
+            prefs: self.prefs,
+            input_hidden: self.input_hidden,
+            client_changed: None,
+        }))
+    }
+
+    fn checkpoint_due(&mut self) -> bool {
+        std::mem::take(&mut self.unchecked)
     }
 }
 
@@ -844,6 +938,7 @@ mod tests {
         let task = serve_tcp(stream, addr, 1, Context::unlinked());
         let task_size = std::mem::size_of_val(&task);
         let speaker_size = std::mem::size_of::<TelnetSpeaker>();
+        println!("session future: {task_size} bytes, telnet speaker: {speaker_size} bytes");
         assert!(task_size <= 2048, "session future: {task_size} bytes");
         assert!(speaker_size <= 1024, "telnet speaker: {speaker_size} bytes");
         Ok(())

@@ -26,7 +26,7 @@ use crate::session::TelnetState;
 use crate::web::WebSpeaker;
 
 /// Bumped whenever the encoding of any piece changes.
-pub const STATE_VERSION: u8 = 1;
+pub const STATE_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionState {
@@ -40,6 +40,25 @@ pub struct SessionState {
     pub unread: Vec<u8>,
     /// Output for the client not written yet.
     pub unwritten: Vec<u8>,
+}
+
+/// A session at rest, as the keeper holds it: what a proxy needs to carry the connection on
+/// if this one dies without warning (see `keeper`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub transport: Transport,
+    pub speaker: SpeakerState,
+}
+
+/// The proxy itself, as the keeper holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeptProxy {
+    pub proxy_id: u64,
+    pub started: u64,
+    /// Session ids go on from at least here.
+    pub next_session_id: u64,
+    /// Whether the HTTP listener follows the telnet one.
+    pub http: bool,
 }
 
 /// A live connection on its way to another proxy: its socket and its state.

@@ -256,6 +256,9 @@ pub struct WebSpeaker {
     gmcp: Gmcp,
     client: ClientInfo,
     client_changed: bool,
+    /// GMCP from the client may have changed what a checkpoint holds.
+    #[serde(skip)]
+    unchecked: bool,
 }
 
 impl Default for WebSpeaker {
@@ -280,6 +283,7 @@ impl WebSpeaker {
                 ..ClientInfo::default()
             },
             client_changed: true,
+            unchecked: true,
         }
     }
 
@@ -332,7 +336,10 @@ impl Speaker for WebSpeaker {
     fn input(&mut self, input: Frame) -> Result<Vec<String>, CloseReason> {
         match input {
             Frame::Binary(bytes) => self.typed(&bytes),
-            Frame::Text(text) => self.client_gmcp(&text).map(|()| Vec::new()),
+            Frame::Text(text) => {
+                self.unchecked = true;
+                self.client_gmcp(&text).map(|()| Vec::new())
+            }
         }
     }
 
@@ -382,6 +389,21 @@ impl Speaker for WebSpeaker {
 
     fn hand_over(&mut self) -> SpeakerState {
         SpeakerState::Web(Box::new(self.clone()))
+    }
+
+    fn at_rest(&self) -> SpeakerState {
+        SpeakerState::Web(Box::new(WebSpeaker {
+            admission: self.admission.at_rest(),
+            out: Vec::new(),
+            gmcp: self.gmcp.clone(),
+            client: self.client.clone(),
+            client_changed: false,
+            unchecked: false,
+        }))
+    }
+
+    fn checkpoint_due(&mut self) -> bool {
+        std::mem::take(&mut self.unchecked)
     }
 
     fn client_changed(&mut self) -> Option<ClientInfo> {

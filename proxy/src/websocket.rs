@@ -277,6 +277,10 @@ impl Transport for WsTransport {
         let _ = self.stream.shutdown().await;
     }
 
+    fn socket_copy(&self) -> Option<OwnedFd> {
+        self.stream.as_fd().try_clone_to_owned().ok()
+    }
+
     fn into_socket(mut self) -> Result<CarriedSocket, WsTransport> {
         self.take_frames();
         match self.stream.as_fd().try_clone_to_owned() {
@@ -315,6 +319,10 @@ impl Transport for TelnetFrames {
 
     async fn close(&mut self, reason: &CloseReason) {
         self.0.close(reason).await;
+    }
+
+    fn socket_copy(&self) -> Option<OwnedFd> {
+        self.0.socket_copy()
     }
 
     fn into_socket(self) -> Result<CarriedSocket, TelnetFrames> {

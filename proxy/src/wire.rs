@@ -13,12 +13,23 @@ use tether_protocol::message::DisplayPrefs;
 
 use crate::negotiation::{self, Capabilities};
 
-/// A [`Wire`]'s state, as [`Wire::state`] takes it.
+/// A [`Wire`]'s state, as [`Wire::hand_over`] or [`Wire::at_rest`] take it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireState {
     pending: Vec<u8>,
     ready: Vec<u8>,
-    compressing: bool,
+    compressing: Compression,
+}
+
+/// MCCP2 in a carried wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Compression {
+    Off,
+    /// The stream was ended cleanly: start a new one.
+    Restart,
+    /// The client is inflating a stream nobody can end: carry it on
+    /// ([`Compressor::resume`]).
+    Continue,
 }
 
 #[derive(Default)]
@@ -82,10 +93,13 @@ impl Wire {
         }
     }
 
-    /// Ends the zlib stream cleanly (the client asked, or the connection is closing).
+    /// Ends the zlib stream cleanly (the client asked, or the connection is closing). A
+    /// resumed stream cannot be ended; what was sealed is flushed, and it is let go.
     pub fn stop_compression(&mut self) {
         self.seal();
-        if let Some(compressor) = self.compressor.take() {
+        if let Some(compressor) = self.compressor.take()
+            && !compressor.is_resumed()
+        {
             compressor.finish(&mut self.ready);
         }
     }
@@ -96,12 +110,36 @@ impl Wire {
     /// end a stream and start another at any time, and the client's inflater never sees a
     /// stream cut short. The wire is left empty and uncompressed.
     pub fn hand_over(&mut self) -> WireState {
-        let compressing = self.compressor.is_some();
-        self.stop_compression();
+        let compressing = match &self.compressor {
+            None => Compression::Off,
+            // Unendable: the next proxy carries it on as this one did.
+            Some(compressor) if compressor.is_resumed() => Compression::Continue,
+            Some(_) => Compression::Restart,
+        };
+        if compressing == Compression::Continue {
+            self.seal();
+            self.compressor = None;
+        } else {
+            self.stop_compression();
+        }
         WireState {
             pending: std::mem::take(&mut self.pending),
             ready: std::mem::take(&mut self.ready),
             compressing,
+        }
+    }
+
+    /// What a proxy that dies now leaves the client with, for the keeper: nothing unwritten
+    /// (a crash loses it), and the stream the client inflates, which the next proxy carries
+    /// on. Every write is sync-flushed, so between writes the stream is at a block boundary.
+    pub fn at_rest(&self) -> WireState {
+        WireState {
+            pending: Vec::new(),
+            ready: Vec::new(),
+            compressing: match self.compressor {
+                Some(_) => Compression::Continue,
+                None => Compression::Off,
+            },
         }
     }
 
@@ -111,8 +149,10 @@ impl Wire {
             ready: state.ready,
             compressor: None,
         };
-        if state.compressing {
-            wire.start_compression();
+        match state.compressing {
+            Compression::Off => {}
+            Compression::Restart => wire.start_compression(),
+            Compression::Continue => wire.compressor = Compressor::resume(),
         }
         wire.pending = state.pending;
         wire

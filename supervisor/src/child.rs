@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tether_protocol::keeper::KEEPER_FD;
 use tether_protocol::process::{CoreNews, CoreSays, LINK_FD};
 use tether_protocol::witness::{WITNESS_FD, Witness};
 use thiserror::Error;
@@ -54,6 +55,8 @@ pub struct Spec {
     pub env: Vec<(OsString, OsString)>,
     /// A listening socket to hand over as [`LINK_FD`].
     pub link_fd: Option<RawFd>,
+    /// The proxy's end of its keeper socket, to hand over as [`KEEPER_FD`].
+    pub keeper_fd: Option<RawFd>,
     /// A witness page to hand over as [`WITNESS_FD`]; the handle keeps it to read.
     pub witness: Option<Witness>,
     /// A pipe on the child's stdin for [`Handle::tell`] (the proxy's `CoreNews`).
@@ -231,6 +234,9 @@ pub fn spawn(
     let mut passed = Vec::new();
     if let Some(fd) = spec.link_fd {
         passed.push((fd, LINK_FD));
+    }
+    if let Some(fd) = spec.keeper_fd {
+        passed.push((fd, KEEPER_FD));
     }
     if let Some(witness) = &spec.witness {
         use std::os::fd::{AsFd, AsRawFd};
@@ -693,6 +699,7 @@ mod tests {
             args: vec!["-c".into(), body.into()],
             env: Vec::new(),
             link_fd: None,
+            keeper_fd: None,
             witness: None,
             news_pipe: false,
             ready_within: Some(Duration::from_secs(5)),

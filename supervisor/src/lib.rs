@@ -30,6 +30,7 @@ mod cli;
 mod config;
 mod control;
 mod dev;
+mod keeper;
 mod liveness;
 mod notify;
 mod pidfd;

@@ -17,6 +17,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::adoption::{self, Record};
 use crate::backoff::Backoff;
+use crate::keeper::{self, Kept, SharedKept};
+use tether_protocol::keeper::{KEEPER_FD, KEEPER_FD_VAR, RECOVER_FLAG};
 use tether_protocol::process::{
     CONTROL_VAR, CORE_NEWS_FLAG, CoreNews, HANDOVER_FLAG, LINK_FD, LINK_FD_VAR, QUARANTINE_VAR,
     READY_LINE, TAKE_OVER_FLAG,
@@ -123,6 +125,7 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
     );
     liveness_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sup = Supervisor::new(settings, timing, sockets.link.as_raw_fd(), events_tx);
+    let mut drained = sup.take_drained();
     // systemd's watchdog, if it watches: a tick that never fires otherwise.
     let mut watchdog_ticks = tokio::time::interval(
         sup.notifier
@@ -136,6 +139,7 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
         let proxy_restart_at = sup.proxy_restart_at;
         tokio::select! {
             Some(event) = events.recv() => sup.on_child_event(event),
+            Some(id) = drained.recv() => sup.on_keeper_drained(id),
             Some(incoming) = requests.recv() => sup.on_request(incoming),
             Some(()) = watch_rx.recv() => {
                 info!("core binary changed; reloading");
@@ -260,6 +264,19 @@ struct ProxyUpgrade {
     waiters: Vec<Replier>,
 }
 
+/// A proxy that died, waiting for its keeper to have read all it said.
+#[derive(Debug)]
+struct LostProxy {
+    id: ChildId,
+    what: String,
+    uptime: Duration,
+    recovered: bool,
+}
+
+/// After this many recovered proxies in a row died within the backoff's stable time, the
+/// kept sessions are let go (something in them may be what kills the proxy).
+const RECOVERY_ATTEMPTS: u32 = 3;
+
 /// A child that was asked to exit and has not been reaped yet.
 #[derive(Debug)]
 struct Stopping {
@@ -307,6 +324,21 @@ struct Supervisor {
     proxy_restarts: u32,
     proxy_upgrade: Option<ProxyUpgrade>,
     proxy_upgrades: u32,
+    /// What the keeper holds for the proxy: a copy of every connection and its checkpoint.
+    kept: SharedKept,
+    /// The task keeping for each proxy process, until that process closes its keeper socket.
+    keepers: std::collections::HashMap<ChildId, tokio::task::JoinHandle<()>>,
+    /// A proxy's keeper task has read everything the proxy said (its id).
+    drained_tx: mpsc::UnboundedSender<ChildId>,
+    drained_rx: Option<mpsc::UnboundedReceiver<ChildId>>,
+    /// The proxy died; the next starts once its keeper has read everything it said.
+    proxy_lost: Option<LostProxy>,
+    /// Recovered proxies that died soon after, in a row: kept sessions that crash every
+    /// proxy are let go after a few.
+    quick_recovery_deaths: u32,
+    recoveries: u32,
+    /// The proxy running now was started to recover (its id).
+    recovered_proxy: Option<ChildId>,
 
     stopping: Vec<Stopping>,
     /// Requested and not started yet: requests made meanwhile join it.
@@ -334,6 +366,7 @@ impl Supervisor {
         link_fd: RawFd,
         events: mpsc::UnboundedSender<child::Event>,
     ) -> Supervisor {
+        let (drained_tx, drained_rx) = mpsc::unbounded_channel();
         Supervisor {
             settings,
             timing,
@@ -358,6 +391,14 @@ impl Supervisor {
             proxy_restarts: 0,
             proxy_upgrade: None,
             proxy_upgrades: 0,
+            kept: Kept::shared(),
+            keepers: std::collections::HashMap::new(),
+            drained_tx,
+            drained_rx: Some(drained_rx),
+            proxy_lost: None,
+            quick_recovery_deaths: 0,
+            recoveries: 0,
+            recovered_proxy: None,
             stopping: Vec::new(),
             pending_reload: None,
             last_reload: None,
@@ -542,6 +583,7 @@ impl Supervisor {
             args,
             env,
             link_fd: Some(self.link_fd),
+            keeper_fd: None,
             witness: None,
             news_pipe: false,
             ready_within: Some(self.timing.ready_within),
@@ -565,6 +607,7 @@ impl Supervisor {
             ],
             env: Vec::new(),
             link_fd: None,
+            keeper_fd: None,
             witness: None,
             news_pipe: true,
             // The proxy says READY once it listens and a core is attached.
@@ -610,15 +653,75 @@ impl Supervisor {
         }
     }
 
+    /// Starts a proxy with a keeper of its own; `recovering`: it carries on with what the
+    /// keeper kept from a proxy that died.
+    fn spawn_proxy(
+        &mut self,
+        mut spec: Spec,
+        recovering: bool,
+    ) -> Result<Handle, child::SpawnError> {
+        let (ours, theirs) = match tether_protocol::keeper::pair() {
+            Ok(pair) => (Some(pair.0), Some(pair.1)),
+            Err(err) => {
+                warn!(
+                    "cannot make the proxy's keeper socket ({err}); a proxy crash will disconnect players"
+                );
+                (None, None)
+            }
+        };
+        if let Some(theirs) = &theirs {
+            spec.keeper_fd = Some(theirs.as_raw_fd());
+            spec.env
+                .push((KEEPER_FD_VAR.into(), KEEPER_FD.to_string().into()));
+            if recovering {
+                spec.args.push(RECOVER_FLAG.into());
+            }
+        }
+        let id = self.next_id();
+        let handle = child::spawn(&spec, id, self.events.clone())?;
+        // The child has its copy; ours would keep the socket open after it died.
+        drop(theirs);
+        if let Some(ours) = ours {
+            let task = keeper::keep(
+                self.kept.clone(),
+                ours,
+                recovering && spec.keeper_fd.is_some(),
+                handle.pid,
+            );
+            self.keepers.insert(id, task);
+        }
+        Ok(handle)
+    }
+
+    fn take_drained(&mut self) -> mpsc::UnboundedReceiver<ChildId> {
+        self.drained_rx
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1)
+    }
+
     fn start_proxy(&mut self) {
         let spec = self.proxy_spec();
-        let id = self.next_id();
-        match child::spawn(&spec, id, self.events.clone()) {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (recovering, sessions) = (kept.can_recover(), kept.sessions());
+        drop(kept);
+        match self.spawn_proxy(spec, recovering) {
             Ok(handle) => {
-                info!(
-                    "proxy started (pid {}) on {}",
-                    handle.pid, self.settings.telnet
-                );
+                if recovering {
+                    self.recoveries += 1;
+                    self.recovered_proxy = Some(handle.id);
+                    info!(
+                        "proxy started (pid {}): it carries on with {sessions} kept connections",
+                        handle.pid
+                    );
+                } else {
+                    info!(
+                        "proxy started (pid {}) on {}",
+                        handle.pid, self.settings.telnet
+                    );
+                }
                 if let Some(reason) = &self.core_blocked {
                     handle.tell(&CoreNews::CannotStart(reason.clone()));
                 }
@@ -709,6 +812,44 @@ impl Supervisor {
             );
             self.core_restart_at = Some(Instant::now() + delay);
         }
+    }
+
+    /// The proxy that died has been heard out: start the next, which carries on with every
+    /// kept connection, or, with nothing kept, starts afresh.
+    fn on_keeper_drained(&mut self, id: ChildId) {
+        let Some(lost) = self.proxy_lost.take_if(|lost| lost.id == id) else {
+            return;
+        };
+        let stable = lost.uptime >= self.proxy_backoff.stable_after();
+        self.quick_recovery_deaths = match (lost.recovered, stable) {
+            (true, false) => self.quick_recovery_deaths + 1,
+            _ => 0,
+        };
+        let mut kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.quick_recovery_deaths >= RECOVERY_ATTEMPTS {
+            error!(
+                "{} recovered proxies in a row died within {} s; letting the {} kept connections go",
+                self.quick_recovery_deaths,
+                self.proxy_backoff.stable_after().as_secs(),
+                kept.sessions()
+            );
+            *kept = Kept::default();
+            self.quick_recovery_deaths = 0;
+        }
+        let what = match (kept.can_recover(), self.shutdown.is_some()) {
+            (_, true) => lost.what,
+            (true, false) => format!(
+                "{}; its {} players stay connected (the keeper holds their connections)",
+                lost.what,
+                kept.sessions()
+            ),
+            (false, false) => format!("{}; players were disconnected", lost.what),
+        };
+        drop(kept);
+        self.schedule_proxy_restart(what, lost.uptime);
     }
 
     fn schedule_proxy_restart(&mut self, what: String, uptime: Duration) {
@@ -1069,13 +1210,27 @@ impl Supervisor {
             answer_proxy_upgrade(&upgrade.waiters, Err(message));
         } else if let Some(proxy) = self.proxy.take_if(|proxy| proxy.id == id) {
             let uptime = proxy.uptime();
-            self.schedule_proxy_restart(
-                format!(
-                    "proxy exited ({exit}) after {:.1} s; players were disconnected",
-                    uptime.as_secs_f64()
-                ),
+            let lost = LostProxy {
+                id,
+                what: format!("proxy exited ({exit}) after {:.1} s", uptime.as_secs_f64()),
                 uptime,
-            );
+                recovered: self.recovered_proxy == Some(id),
+            };
+            // Everything it told its keeper must be read before the next proxy is given it.
+            match self.keepers.remove(&id) {
+                Some(task) => {
+                    let drained = self.drained_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = task.await;
+                        let _ = drained.send(id);
+                    });
+                    self.proxy_lost = Some(lost);
+                }
+                None => {
+                    self.proxy_lost = Some(lost);
+                    self.on_keeper_drained(id);
+                }
+            }
         } else if let Some(index) = self.stopping.iter().position(|s| s.handle.id == id) {
             let Stopping { handle, reload } = self.stopping.swap_remove(index);
             if exit.is_success() || (handle.adopted && matches!(exit, Exit::Unknown(_))) {
@@ -1165,8 +1320,7 @@ impl Supervisor {
         let old_pid = old.pid;
         let mut spec = self.proxy_spec();
         spec.args.push(TAKE_OVER_FLAG.into());
-        let id = self.next_id();
-        match child::spawn(&spec, id, self.events.clone()) {
+        match self.spawn_proxy(spec, false) {
             Ok(candidate) => {
                 info!(
                     "upgrading the proxy: new proxy (pid {}) takes over from pid {old_pid}",
@@ -1202,6 +1356,10 @@ impl Supervisor {
         self.proxy_upgrades += 1;
         match self.proxy.replace(candidate) {
             Some(old) => {
+                // It has nothing more to keep: the new proxy names every session again.
+                if let Some(task) = self.keepers.remove(&old.id) {
+                    task.abort();
+                }
                 // It has let go of everything, so even a SIGTERM (after the grace, a
                 // SIGKILL) cannot reach a player.
                 old.terminate(self.timing.stop_grace);

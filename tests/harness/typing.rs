@@ -17,6 +17,17 @@ pub struct Typed {
 /// Types `say tok-N` every 25 ms (40 lines a second, faster than any typist) while `disrupt` runs (on another thread), then until a few
 /// more lines were answered after it, and collects the answers.
 pub fn type_through(player: &mut Client, disrupt: impl FnOnce() + Send) -> Typed {
+    type_on(player, disrupt, false)
+}
+
+/// As [`type_through`], for a disruption that may lose what was typed in its last moments (a
+/// proxy killed without warning): reading goes on until the last line typed is answered,
+/// not until as many lines as were typed are.
+pub fn type_through_a_crash(player: &mut Client, disrupt: impl FnOnce() + Send) -> Typed {
+    type_on(player, disrupt, true)
+}
+
+fn type_on(player: &mut Client, disrupt: impl FnOnce() + Send, lossy: bool) -> Typed {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let answered_count = Arc::new(AtomicU64::new(0));
@@ -57,7 +68,12 @@ pub fn type_through(player: &mut Client, disrupt: impl FnOnce() + Send) -> Typed
         loop {
             let done_typing = typist.is_finished();
             let target = sent.load(Ordering::SeqCst);
-            if answered.len() as u64 >= target {
+            let caught_up = if lossy {
+                answered.last().copied().unwrap_or(0) >= target
+            } else {
+                answered.len() as u64 >= target
+            };
+            if caught_up {
                 if done_typing {
                     break;
                 }
@@ -93,4 +109,20 @@ pub fn assert_exactly_once_in_order(typed: &Typed) {
         typed.answered, expected,
         "every line must be answered exactly once, in order"
     );
+}
+
+/// Every line answered at most once and in order, and the last one answered: what a crash
+/// may cost is lines in flight at that moment. Returns how many were lost.
+pub fn assert_at_most_once_in_order(typed: &Typed) -> u64 {
+    assert!(
+        typed.answered.windows(2).all(|pair| pair[0] < pair[1]),
+        "lines must be answered at most once, in order: {:?}",
+        typed.answered
+    );
+    assert_eq!(
+        typed.answered.last().copied(),
+        Some(typed.sent),
+        "the last line typed"
+    );
+    typed.sent - typed.answered.len() as u64
 }
