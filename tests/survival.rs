@@ -190,6 +190,11 @@ fn a_killed_proxy_keeps_every_player_connected() {
         "one short notice:\n{heard}"
     );
     tether.expect_log(&["players stay connected", "keeper"]);
+    assert!(
+        tether.status().contains("recoveries 1"),
+        "{}",
+        tether.status()
+    );
 
     // Still compressed, still the same stream, never broken (the harness inflates it).
     let mccp2 = player.mccp2.as_ref().expect("compressing");

@@ -329,4 +329,45 @@ mod websocket {
         assert!(room.starts_with("Room.Info {"), "{room}");
         assert!(tether.status().contains("upgrades 3"));
     }
+
+    /// A proxy killed without warning: the browser and the telnet-over-WebSocket client stay
+    /// connected (no close frame, no reconnect), each is told once, and what the session
+    /// had negotiated (the browser's GMCP package list) is still in force.
+    #[tokio::test]
+    async fn websocket_sessions_stay_connected_through_a_proxy_crash() {
+        let tether = Tether::start();
+        let mut web = connect(&tether, "gmcp.mudstandards.org").await;
+        expect(&mut web, "connect &lt;name&gt;").await;
+        type_line(&mut web, "create Webby webpass1").await;
+        expect(&mut web, "Your character has been created.").await;
+        web.send(Message::Text(r#"Core.Supports.Set ["Room 1"]"#.into()))
+            .await
+            .expect("send");
+        let mut raw = connect(&tether, "telnet.mudstandards.org").await;
+        expect(&mut raw, "connect <name>").await;
+        type_line(&mut raw, "create Rawly rawpass1\r\n").await;
+        expect(&mut raw, "Your character has been created.").await;
+        // The checkpoint with the package list is sent once the input is handled.
+        type_line(&mut web, "say before").await;
+        expect(&mut web, "You say, &quot;before&quot;").await;
+
+        let proxy = tether.proxy_pid();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(proxy),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the proxy");
+        tether.wait_for_new_proxy(proxy);
+
+        expect(&mut web, "The server recovered from a fault").await;
+        expect(&mut raw, "[tether] The server recovered from a fault").await;
+        type_line(&mut web, "say web-after").await;
+        expect(&mut web, "You say, &quot;web-after&quot;").await;
+        type_line(&mut raw, "say raw-after\r\n").await;
+        expect(&mut raw, "You say, \"raw-after\"").await;
+        type_line(&mut web, "north").await;
+        let room = expect(&mut web, "Room.Info").await;
+        assert!(room.starts_with("Room.Info {"), "{room}");
+        assert!(tether.status().contains("recoveries 1"));
+    }
 }

@@ -315,7 +315,7 @@ impl Channel {
 /// times, inside the hand-over, while every player waited (measured: 1,000 sockets took
 /// 16 ms to arrive on an idle machine, 57 ms under load; 0.5 ms once the table was grown).
 /// The table costs about 8 bytes per slot, so it is capped.
-fn reserve_descriptor_table() {
+pub(crate) fn reserve_descriptor_table() {
     const MOST: u64 = 1 << 20;
     let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
     else {

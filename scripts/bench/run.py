@@ -20,8 +20,9 @@ Scenarios (names for --only):
   capacity   tether with players spread over rooms of about 20, each typing every 5 s,
              at growing session counts; proxy and core memory (from /proc) while the
              sessions are idle and while they play
-  upgrade    a planned proxy upgrade (`tether upgrade-proxy`) under 1,000 sessions typing
-             every second and 10,000 typing every 5 s, in rooms of 20
+  upgrade    a planned proxy upgrade (`tether upgrade-proxy`), and a kill -9 of the proxy,
+             under 1,000 sessions typing every second and 10,000 typing every 5 s, in rooms
+             of 20
   mccp2      the capacity scenario with every bot accepting MCCP2 and inflating, as real
              clients do: what a compressed session costs the proxy
   faults     tether under 1,000 active sessions in rooms of 20: a core that hangs
@@ -231,6 +232,20 @@ class Tether:
 
     def upgrade_proxy(self) -> None:
         subprocess.run(self.command("upgrade-proxy"), check=True, capture_output=True)
+
+    def kill_proxy(self) -> None:
+        """kill -9 of the proxy; returns once the one that carries its connections on runs
+        (players are answered again once it has attached to the core, as the bots measure)."""
+        old = self.pids()["proxy"]
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            # A dead child stays listed (a zombie) until the supervisor reaps it.
+            new = children(self.process.pid).get("tether-proxy")
+            if new and new != old:
+                return
+            time.sleep(0.005)
+        raise RuntimeError("no new proxy after a kill -9")
 
     def hang_core(self) -> None:
         """kill -STOP of the core: a hang as the supervisor sees it. Returns once a new core
@@ -470,6 +485,7 @@ def disruption(server, mode: str, sessions: int, rate: float, **bots_options) ->
         "reload": lambda: server.reload(),
         "kill": lambda: server.kill_core(),
         "upgrade": lambda: server.upgrade_proxy(),
+        "proxy-kill": lambda: server.kill_proxy(),
         "hang": lambda: server.hang_core(),
         "poison-panic": lambda: poisoner.poison(),
         "poison-abort": lambda: poisoner.poison(),
@@ -533,43 +549,49 @@ def ring(sessions: int) -> Path:
     return world
 
 
-# Proxy upgrades: (sessions, seconds between commands), spread over rooms of ROOM_SIZE.
+# Proxy upgrades and crashes: (sessions, seconds between commands), spread over rooms of
+# ROOM_SIZE.
 UPGRADES = [(1000, 1.0), (10000, CAPACITY_RATE)]
+PROXY_DISRUPTIONS = ["upgrade", "proxy-kill"]
 
 
 def upgrades() -> dict:
     results = {}
     for sessions, rate in UPGRADES:
-        server = Tether(OUT / "tether", free_port(), ring(sessions))
-        try:
-            results[(sessions, rate)] = disruption(
-                server, "upgrade", sessions, rate, ramp=200, login_timeout=600,
-                processes=1 + sessions // 15000, mix=CAPACITY_MIX,
-            )
-        except Exception as error:  # one broken run must not lose the others
-            log(f"  upgrade run failed: {error}")
-            server.stop()
+        for mode in PROXY_DISRUPTIONS:
+            server = Tether(OUT / "tether", free_port(), ring(sessions))
+            try:
+                results[(mode, sessions, rate)] = disruption(
+                    server, mode, sessions, rate, ramp=200, login_timeout=600,
+                    processes=1 + sessions // 15000, mix=CAPACITY_MIX,
+                )
+            except Exception as error:  # one broken run must not lose the others
+                log(f"  {mode} run failed: {error}")
+                server.stop()
     return results
 
 
 def report_upgrades(results: dict) -> list[str]:
     lines = [
-        "## Proxy upgrade under load",
+        "## Proxy upgrade and proxy kill -9 under load",
         "",
         f"Sessions spread over rooms of about {ROOM_SIZE}, each typing one command every "
-        "`rate` seconds; a third into the window, one `tether upgrade-proxy`: a new proxy "
-        "takes the listeners, the link to the core and every connection with its state. "
+        "`rate` seconds; a third into the window, one `tether upgrade-proxy` (a new proxy "
+        "takes the listeners, the link to the core and every connection with its state) or "
+        "one kill -9 of the proxy (the supervisor's keeper holds every connection, and a new "
+        "proxy carries each on from its checkpoint). "
         "`max` is the longest any player waited for an answer in the window; lost are "
-        "commands never answered; back is when `tether upgrade-proxy` returned.",
+        "commands never answered; back is when `tether upgrade-proxy` returned, or when the "
+        "replacement of the killed proxy was running.",
         "",
-        "| sessions | rate | logged in | p50 | p99 | max (longest wait) | lost | out of order "
-        "| dropped | back |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| disruption | sessions | rate | logged in | p50 | p99 | max (longest wait) | lost "
+        "| out of order | dropped | back |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (sessions, rate), r in results.items():
+    for (mode, sessions, rate), r in results.items():
         back = f"{r['back_s']:.2f} s" if "back_s" in r else r.get("error", "-")
         lines.append(
-            f"| {sessions:,} | {rate:g} s | {r['logged_in']:,} | {ms(r['p50'])} "
+            f"| {mode} | {sessions:,} | {rate:g} s | {r['logged_in']:,} | {ms(r['p50'])} "
             f"| {ms(r['p99'])} | {ms(r['max'])} | {r['lost']} of {r['sent']} | {r['order']} "
             f"| {r['dropped']} | {back} |"
         )
@@ -767,6 +789,7 @@ def report_capacity(results: dict) -> list[str]:
 
 
 def main() -> int:
+    global ROUNDTRIP, DISRUPTIONS, UPGRADES, WINDOW, PROXY_DISRUPTIONS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="roundtrip,reload,upgrade,capacity,mccp2,faults",
                         help="comma-separated scenarios: roundtrip, reload, upgrade, capacity, "
@@ -778,8 +801,10 @@ def main() -> int:
                         help="session counts for the capacity scenario")
     parser.add_argument("--upgrade-steps", default=None,
                         help="session counts for the upgrade scenario (default: 1000,10000)")
+    parser.add_argument("--upgrade-modes", default=",".join(PROXY_DISRUPTIONS),
+                        help="what the upgrade scenario does to the proxy: upgrade, proxy-kill")
     args = parser.parse_args()
-    global ROUNDTRIP, DISRUPTIONS, UPGRADES, WINDOW
+    PROXY_DISRUPTIONS = args.upgrade_modes.split(",")
     if args.upgrade_steps:
         rates = dict(UPGRADES)
         UPGRADES = [(n, rates.get(n, CAPACITY_RATE)) for n in map(int, args.upgrade_steps.split(","))]

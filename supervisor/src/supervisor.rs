@@ -1620,13 +1620,20 @@ impl Supervisor {
             self.generation
         )];
 
+        // Never waits: the keeper may be busy giving everything to a recovering proxy.
+        let kept = match self.kept.try_lock() {
+            Ok(kept) if kept.can_recover() => format!("keeper holds {}", kept.sessions()),
+            Ok(_) => "keeper holds nothing".to_string(),
+            Err(_) => "keeper busy".to_string(),
+        };
         lines.push(match &self.proxy {
             Some(proxy) => format!(
-                "proxy: pid {}, up {}, restarts {}, upgrades {}{}",
+                "proxy: pid {}, up {}, restarts {}, upgrades {}, recoveries {}, {kept}{}",
                 proxy.pid,
                 human(proxy.uptime()),
                 self.proxy_restarts,
                 self.proxy_upgrades,
+                self.recoveries,
                 adopted_note(proxy)
             ),
             None => {
