@@ -1,7 +1,7 @@
 //! The browser client end to end: Debian's Chromium, driven headless by Playwright
 //! (`tests/web/browser.mjs`), against the real binaries, next to a telnet player, through a
-//! core reload and a proxy upgrade (the WebSocket stays up both times) and a proxy crash (the
-//! page reconnects by itself).
+//! core reload, a proxy upgrade and a proxy crash (the WebSocket stays up each time), and
+//! proxies that keep crashing until the connection is let go (the page reconnects by itself).
 //! It also takes the screenshot in `docs/`.
 
 use std::path::Path;
@@ -41,11 +41,22 @@ fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
         binary("tether").display(),
         tether.data_dir().display()
     );
-    // Killed after the upgrade: the pid is looked up when the command runs.
-    let restart_proxy = format!(
-        "kill -9 $('{}' status --data '{}' | sed -n 's/^proxy: pid \\([0-9]*\\).*/\\1/p')",
+    // The pids are looked up when the commands run.
+    let status = format!(
+        "'{}' status --data '{}'",
         binary("tether").display(),
         tether.data_dir().display()
+    );
+    let proxy_pid = format!("{status} | sed -n 's/^proxy: pid \\([0-9]*\\).*/\\1/p'");
+    let crash_proxy = format!("kill -9 $({proxy_pid})");
+    // Kills each new proxy as soon as it runs, until one starts afresh instead of carrying
+    // the connections on (a recovered proxy dying within seconds three times in a row makes
+    // the keeper let them go): the connections close. Polls for the next proxy; no fixed wait.
+    let restart_proxy = format!(
+        "pid() {{ {proxy_pid}; }}; recoveries() {{ {status} | sed -n 's/.*recoveries \\([0-9]*\\).*/\\1/p'; }}; \
+         for i in $(seq 10); do r=$(recoveries); p=$(pid); kill -9 \"$p\"; \
+         until q=$(pid) && [ -n \"$q\" ] && [ \"$q\" != \"$p\" ]; do sleep 0.02; done; \
+         [ \"$(recoveries)\" = \"$r\" ] && exit 0; done; exit 1"
     );
     let output = Command::new("node")
         .current_dir(&web)
@@ -60,6 +71,8 @@ fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
         .arg(&screenshot)
         .arg("--upgrade-proxy-cmd")
         .arg(&upgrade_proxy)
+        .arg("--crash-proxy-cmd")
+        .arg(&crash_proxy)
         .arg("--restart-proxy-cmd")
         .arg(&restart_proxy)
         .env("CHROMIUM", chromium())

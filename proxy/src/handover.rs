@@ -315,7 +315,11 @@ impl Channel {
 /// times, inside the hand-over, while every player waited (measured: 1,000 sockets took
 /// 16 ms to arrive on an idle machine, 57 ms under load; 0.5 ms once the table was grown).
 /// The table costs about 8 bytes per slot, so it is capped.
-pub(crate) fn reserve_descriptor_table() {
+///
+/// Cheapest while the process has one thread: the kernel then grows the table without
+/// waiting at all. `main` calls it before any thread starts when the proxy is to receive
+/// connections; the call before HELLO finds the table grown already.
+pub fn reserve_descriptor_table() {
     const MOST: u64 = 1 << 20;
     let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
     else {

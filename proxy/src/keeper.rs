@@ -153,6 +153,16 @@ fn send_all(socket: &OwnedFd, records: &mpsc::Receiver<Queued>) -> Result<(), Ke
     while let Ok(first) = records.recv() {
         let mut next = Some(first);
         while let Some((record, fds)) = next.take() {
+            if record.encoded_len() > keeper::BYTES_PER_MESSAGE {
+                // Never seen (a checkpoint is a few hundred bytes); the keeper keeps the
+                // session's last one rather than this thread dying on it.
+                warn!(
+                    bytes = record.encoded_len(),
+                    "a checkpoint too big for the keeper was not sent"
+                );
+                next = records.try_recv().ok();
+                continue;
+            }
             if !batch.fits(&record) {
                 batch.send(socket)?;
                 holding.clear();

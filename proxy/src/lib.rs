@@ -51,6 +51,7 @@ mod web;
 mod websocket;
 mod wire;
 
+pub use handover::reserve_descriptor_table;
 pub use keeper::{Keeper, from_env as keeper_from_env};
 pub use link::LinkConfig;
 pub use relay::DEFAULT_MAX_QUEUED_LINES;

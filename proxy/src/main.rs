@@ -42,8 +42,14 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let _log = tether_log::init();
     let args = Args::parse();
+    if args.take_over || args.recover {
+        // Every connection is about to arrive at once: the descriptor table is grown now,
+        // while this is the only thread (the log's writer thread starts next), when growing
+        // it costs no wait (see the function).
+        tether_proxy::reserve_descriptor_table();
+    }
+    let _log = tether_log::init();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let (keeper, keeper_socket) =

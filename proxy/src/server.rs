@@ -104,14 +104,10 @@ impl Proxy {
     /// checkpoint. The core forgot them when the dead proxy's link closed; the link attaches
     /// again as the same proxy and restores them, so nobody logs in again.
     pub async fn recover(socket: OwnedFd, link: LinkConfig) -> anyhow::Result<Proxy> {
-        let recovered = tokio::task::spawn_blocking(move || {
-            // As a taker does: every kept connection arrives at once (see the function).
-            handover::reserve_descriptor_table();
-            keeper::recover(&socket)
-        })
-        .await
-        .context("the recovery thread failed")?
-        .context("cannot read what the keeper kept")?;
+        let recovered = tokio::task::spawn_blocking(move || keeper::recover(&socket))
+            .await
+            .context("the recovery thread failed")?
+            .context("cannot read what the keeper kept")?;
         Proxy::from_recovered(recovered, link)
     }
 

@@ -168,7 +168,7 @@ impl WsTransport {
 
     /// Writes what the context has for the socket without waiting (a pong, say); what does
     /// not fit now goes with the next flush.
-    fn write_now(&mut self) {
+    fn write_replies(&mut self) {
         self.take_frames();
         // A failed write shows at the next flush or read.
         let _ = self.unsent.write_now(&self.stream);
@@ -199,7 +199,7 @@ impl Transport for WsTransport {
                 loop {
                     let read = self.context.read(&mut self.buffers);
                     // The answer to a ping, or to a close, is written at once.
-                    self.write_now();
+                    self.write_replies();
                     match read {
                         Ok(Message::Text(text)) => return Ok(Some(Frame::Text(text.to_string()))),
                         Ok(Message::Binary(bytes)) => {
@@ -251,6 +251,11 @@ impl Transport for WsTransport {
         }
         self.take_frames();
         Ok(())
+    }
+
+    fn write_now(&mut self) -> std::io::Result<bool> {
+        self.unsent.write_now(&self.stream)?;
+        Ok(self.unsent.is_done())
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -311,6 +316,10 @@ impl Transport for TelnetFrames {
     fn queue(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
         self.0
             .queue(output.into_iter().map(Frame::Binary).collect())
+    }
+
+    fn write_now(&mut self) -> std::io::Result<bool> {
+        Transport::write_now(&mut self.0)
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

@@ -407,6 +407,43 @@ fn pass_fds(passed: &[(RawFd, RawFd)]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A SIGTERM given a grace, after which it becomes a SIGKILL: the same for a child and for
+/// an adopted process, whichever way each is signalled.
+#[derive(Debug, Default)]
+struct Escalation {
+    /// When the grace ends, and how long it was.
+    pending: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Escalation {
+    /// Starts the grace; `false` if one runs already (the SIGTERM went out then).
+    fn start(&mut self, grace: Duration) -> bool {
+        if self.pending.is_some() {
+            return false;
+        }
+        self.pending = Some((tokio::time::Instant::now() + grace, grace));
+        true
+    }
+
+    fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        self.pending.map_or_else(far_future, |(at, _)| at)
+    }
+
+    /// The grace ran out: says so (the caller sends the SIGKILL).
+    fn expired(&mut self, role: Role, pid: u32) {
+        if let Some((_, grace)) = self.pending.take() {
+            warn!(
+                "{role} (pid {pid}) did not exit within {} s of SIGTERM; killing it",
+                grace.as_secs_f64()
+            );
+        }
+    }
+}
+
 /// The task that owns one child process.
 struct Owner {
     id: ChildId,
@@ -427,8 +464,7 @@ impl Owner {
         let mut awaiting_ready = ready_deadline.is_some();
         let ready_deadline = ready_deadline.unwrap_or_else(far_future);
         let mut orders_open = true;
-        // Set while a SIGTERM is pending: when to escalate to SIGKILL, and the grace given.
-        let mut escalation: Option<(tokio::time::Instant, Duration)> = None;
+        let mut escalation = Escalation::default();
 
         let exit = loop {
             tokio::select! {
@@ -448,9 +484,8 @@ impl Owner {
                 }
                 order = self.orders.recv(), if orders_open => match order {
                     Some(Order::Terminate(grace)) => {
-                        if escalation.is_none() {
+                        if escalation.start(grace) {
                             self.signal(Signal::SIGTERM);
-                            escalation = Some((tokio::time::Instant::now() + grace, grace));
                         }
                     }
                     Some(Order::Kill) => {
@@ -458,15 +493,8 @@ impl Owner {
                     }
                     None => orders_open = false,
                 },
-                _ = sleep_until(escalation.map_or_else(far_future, |(at, _)| at)), if escalation.is_some() => {
-                    if let Some((_, grace)) = escalation.take() {
-                        warn!(
-                            "{} (pid {}) did not exit within {} s of SIGTERM; killing it",
-                            self.role,
-                            self.pid,
-                            grace.as_secs_f64()
-                        );
-                    }
+                _ = sleep_until(escalation.deadline()), if escalation.is_pending() => {
+                    escalation.expired(self.role, self.pid);
                     let _ = child.start_kill();
                 }
             }
@@ -485,29 +513,21 @@ impl Owner {
     /// pidfd turning readable.
     async fn watch_adopted(mut self, pidfd: PidFd) {
         let mut orders_open = true;
-        let mut escalation: Option<(tokio::time::Instant, Duration)> = None;
+        let mut escalation = Escalation::default();
         let exited = loop {
             tokio::select! {
                 exited = pidfd.exited() => break exited,
                 order = self.orders.recv(), if orders_open => match order {
                     Some(Order::Terminate(grace)) => {
-                        if escalation.is_none() {
+                        if escalation.start(grace) {
                             self.signal_pidfd(&pidfd, Signal::SIGTERM);
-                            escalation = Some((tokio::time::Instant::now() + grace, grace));
                         }
                     }
                     Some(Order::Kill) => self.signal_pidfd(&pidfd, Signal::SIGKILL),
                     None => orders_open = false,
                 },
-                _ = sleep_until(escalation.map_or_else(far_future, |(at, _)| at)), if escalation.is_some() => {
-                    if let Some((_, grace)) = escalation.take() {
-                        warn!(
-                            "{} (pid {}) did not exit within {} s of SIGTERM; killing it",
-                            self.role,
-                            self.pid,
-                            grace.as_secs_f64()
-                        );
-                    }
+                _ = sleep_until(escalation.deadline()), if escalation.is_pending() => {
+                    escalation.expired(self.role, self.pid);
                     self.signal_pidfd(&pidfd, Signal::SIGKILL);
                 }
             }

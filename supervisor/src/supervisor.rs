@@ -133,6 +133,8 @@ pub async fn run(settings: Settings, sockets: Sockets, timing: Timing) -> Result
             .unwrap_or(Duration::from_secs(86400)),
     );
     sup.begin(adoption::read(&sup.settings.data));
+    // At once: a supervisor that died before its loop first turned would leave none.
+    sup.save_record();
 
     while !sup.is_finished() && sup.reexec.is_none() {
         let core_restart_at = sup.core_restart_at;

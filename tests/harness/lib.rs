@@ -388,6 +388,37 @@ impl Drop for Tether {
         // A supervisor that was killed leaves its children running on purpose; the suite
         // must not.
         kill_recorded_children(&self.data_dir());
+        kill_leftovers(&self.data_dir());
+    }
+}
+
+/// Kills any tether process still running for `data` (its command line names the data
+/// directory), saying so: after the supervisor and its recorded children are gone there
+/// should be none, and one left running would hold the test's output pipes open.
+fn kill_leftovers(data: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let needle = data.as_os_str().as_encoded_bytes();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if find(&cmdline, b"tether-").is_some() && find(&cmdline, needle).is_some() {
+            let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            eprintln!("harness: killing a tether process left running: pid {pid}: {shown}");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //   npm install   (once, in tests/web)
 //   node browser.mjs --web http://127.0.0.1:PORT --telnet 127.0.0.1:PORT2 \
 //                    --reload-cmd "<shell command that reloads the core>" --screenshot out.png
-//                    [--upgrade-proxy-cmd "<cmd>"] [--restart-proxy-cmd "<cmd>"]
+//                    [--upgrade-proxy-cmd "<cmd>"] [--crash-proxy-cmd "<cmd>"]
+//                    [--restart-proxy-cmd "<cmd>"]
 //
 // CHROMIUM overrides the browser (default /usr/bin/chromium); DEADLINE_MS every wait (45000).
 // Exit code 0 on success, 1 on a failed check, 2 on bad usage.
@@ -29,7 +30,7 @@ const log = (message) => console.log(`[web test] ${message}`);
 
 function parseArgs(argv) {
   const wanted = ['web', 'telnet', 'reload-cmd', 'screenshot'];
-  const optional = ['upgrade-proxy-cmd', 'restart-proxy-cmd'];
+  const optional = ['upgrade-proxy-cmd', 'crash-proxy-cmd', 'restart-proxy-cmd'];
   const args = {};
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '');
@@ -252,8 +253,21 @@ async function main() {
       if (after !== 1) fail(`the WebSocket reconnected across the proxy upgrade (window.tetherConnections ${after}; want 1)`);
     }
 
+    if (args['crash-proxy-cmd']) {
+      // A proxy killed without warning: the supervisor kept the connection, and the next
+      // proxy carries it on. The page sees one notice, and must not reconnect.
+      log(`crashing the proxy: ${args['crash-proxy-cmd']}`);
+      execSync(args['crash-proxy-cmd'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: DEADLINE });
+      await outputHas(page, 'The server recovered from a fault');
+      await typeLine(page, 'say still here after the proxy crash');
+      await telnet.expect('Webby says, "still here after the proxy crash"');
+      const after = await connections(page);
+      if (after !== 1) fail(`the WebSocket reconnected across a proxy crash (window.tetherConnections ${after}; want 1)`);
+    }
+
     if (args['restart-proxy-cmd']) {
-      // The proxy itself going away does disconnect: the page must come back by itself.
+      // The connection does go away (here: proxies that keep dying, until the keeper lets
+      // every connection go): the page must come back by itself.
       log(`restarting the proxy: ${args['restart-proxy-cmd']}`);
       execSync(args['restart-proxy-cmd'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: DEADLINE });
       await waitInPage(page, 'the page to reconnect on its own (window.tetherConnections == 2)',
