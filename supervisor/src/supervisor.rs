@@ -1200,6 +1200,10 @@ impl Supervisor {
             .proxy_upgrade
             .take_if(|upgrade| upgrade.candidate.id == id)
         {
+            // It never served: nothing it could have told its keeper is kept.
+            if let Some(task) = self.keepers.remove(&id) {
+                task.abort();
+            }
             let why = upgrade
                 .failure
                 .clone()
@@ -1235,6 +1239,7 @@ impl Supervisor {
             }
         } else if let Some(index) = self.stopping.iter().position(|s| s.handle.id == id) {
             let Stopping { handle, reload } = self.stopping.swap_remove(index);
+            self.keepers.remove(&id);
             if exit.is_success() || (handle.adopted && matches!(exit, Exit::Unknown(_))) {
                 info!("{} (pid {}) stopped", handle.role, handle.pid);
                 if handle.role == Role::Core {
