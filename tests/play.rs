@@ -60,7 +60,10 @@ fn login_errors_are_clear() {
 
 #[test]
 fn the_first_account_is_admin_and_can_reload() {
-    let tether = Tether::start();
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        ..Options::default()
+    });
     let mut admin = tether.connect();
     admin.create("Root", "toor-toor");
     let mut player = tether.connect();
@@ -76,6 +79,10 @@ fn the_first_account_is_admin_and_can_reload() {
     assert_ne!(before, after);
     admin.send("say after the reload");
     admin.expect("You say, \"after the reload\"");
+    // The old core leaves by itself: the request it sent is not what keeps it alive.
+    tether.expect_log(&["reloaded in"]);
+    let stopped = tether.expect_log(&[&format!("core (pid {before}) stopped")]);
+    assert!(!stopped.contains("signal"), "{stopped}");
 }
 
 #[test]

@@ -143,8 +143,13 @@ impl Watched {
 
 /// The marker beside a database that says this data directory has had one.
 pub fn marker_for(path: &Path) -> PathBuf {
+    sidecar(path, ".created")
+}
+
+/// A file beside the database whose name is the database's with `suffix` added.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".created");
+    name.push(suffix);
     path.with_file_name(name)
 }
 
@@ -209,6 +214,26 @@ impl Db {
                 path: path.to_owned(),
                 marker,
             });
+        }
+        // Password hashes live in it: created owner-only (SQLite gives its -wal and -shm
+        // files the database's mode), and files an older tether left readable tightened.
+        for file in [
+            path.to_owned(),
+            sidecar(path, "-wal"),
+            sidecar(path, "-shm"),
+        ] {
+            let tightened = if file == path {
+                tether_protocol::private::create_file(&file)
+            } else {
+                tether_protocol::private::file(&file)
+            }
+            .map_err(|source| DbError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            if let Some(change) = tightened {
+                tracing::warn!(path = %file.display(), "a database file {change}");
+            }
         }
         let conn = Connection::open(path).map_err(open_error)?;
         // A core that is being replaced may still hold the write lock for a moment.

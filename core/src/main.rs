@@ -53,8 +53,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("loading the world from {}", path.display()))?,
         None => World::from_toml_str(DEFAULT_WORLD).context("loading the built-in world")?,
     };
-    std::fs::create_dir_all(&args.data)
+    let tightened = tether_protocol::private::dir(&args.data)
         .with_context(|| format!("creating the data directory {}", args.data.display()))?;
+    if let Some(change) = tightened {
+        tracing::warn!(
+            path = %args.data.display(),
+            "the data directory {change}"
+        );
+    }
     let db_path = args.data.join("tether.db");
     let db = Db::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
     let mut game = Game::new(world, db);
@@ -70,7 +76,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    let served = local.block_on(&runtime, async move {
         let listener = link_listener(&args.link)?;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -101,7 +107,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         })
         .await;
         Ok(())
-    })
+    });
+    // `serve` has finished all the game's work. What may still run on the blocking pool is
+    // an admin's request to the supervisor, which is answered only once this core is gone:
+    // waiting for it would hold the exit until the supervisor's kill.
+    runtime.shutdown_background();
+    served
 }
 
 /// A panic inside a command is caught and survived (see `Game`). Any other panic is the

@@ -8,8 +8,11 @@
 /// (including tabs and line breaks) into one space, and trims both ends.
 ///
 /// Escape sequences are dropped whole (`ESC [ 3 1 m`, not just the `ESC`), so their printable
-/// tails do not show up as garbage. Bidirectional overrides are dropped too: they can make a
-/// line read differently from what it contains.
+/// tails do not show up as garbage. Characters that draw nothing (Unicode's
+/// Default_Ignorable_Code_Point: zero-width spaces and joiners, the byte-order mark, soft
+/// hyphens, bidirectional overrides, variation selectors, fillers) are dropped too: they make
+/// text that looks like another player's name or words, or reads differently from what it
+/// contains.
 pub fn sanitize_player_text(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
     let mut chars = input.chars().peekable();
@@ -22,7 +25,7 @@ pub fn sanitize_player_text(input: &str) -> String {
             '\u{9b}' => skip_csi(&mut chars),
             '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
             c if c.is_whitespace() => pending_space = !out.is_empty(),
-            c if c.is_control() || is_bidi_control(c) => {}
+            c if c.is_control() || draws_nothing(c) => {}
             c => {
                 if pending_space {
                     out.push(' ');
@@ -35,8 +38,9 @@ pub fn sanitize_player_text(input: &str) -> String {
     out
 }
 
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+fn draws_nothing(c: char) -> bool {
+    use icu_properties::props::{BinaryProperty, DefaultIgnorableCodePoint};
+    DefaultIgnorableCodePoint::for_char(c)
 }
 
 type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
@@ -122,5 +126,18 @@ mod tests {
         assert_eq!(clean("be\x07ll\x00 de\x7fl c1\u{85}\u{90}x"), "bell del c1");
         assert_eq!(clean("back\x08\x08space"), "backspace");
         assert_eq!(clean("abc\u{202e}fed"), "abcfed");
+    }
+
+    #[test]
+    fn characters_that_draw_nothing_are_removed() {
+        // Zero-width space, non-joiner and joiner, word joiner, the byte-order mark.
+        assert_eq!(clean("Ali\u{200b}ce"), "Alice");
+        assert_eq!(clean("A\u{200c}l\u{200d}i\u{2060}c\u{feff}e"), "Alice");
+        // A soft hyphen, a variation selector, the Hangul filler and a tag character.
+        assert_eq!(clean("Al\u{ad}i\u{fe0f}c\u{3164}e\u{e0041}"), "Alice");
+        // A title made only of them is empty, as if nothing had been typed.
+        assert_eq!(clean("\u{200b}\u{200b} \u{feff}"), "");
+        // Text in scripts that need joiners elsewhere stays readable, letters intact.
+        assert_eq!(clean("नमस्ते"), "नमस्ते");
     }
 }

@@ -8,7 +8,7 @@
 //! supervisor's contracts with its children and its control socket's clients; `keeper` is
 //! what the proxy tells the supervisor so that its sudden death keeps every player; `witness`
 //! is the page through which a core shows the supervisor that it makes progress, and which
-//! line it is handling.
+//! line it is handling; `private` keeps the data directory and the database its owner's alone.
 
 // Generated; only `message` reads and writes it, so whatever of it is unused is unused.
 #[allow(
@@ -27,6 +27,7 @@ pub mod framing;
 pub mod keeper;
 pub mod markup;
 pub mod message;
+pub mod private;
 pub mod process;
 pub mod witness;
 

@@ -119,10 +119,17 @@ pub fn up(options: &Options) -> Result<(), UpError> {
         }
         *world = absolute(world);
     }
-    std::fs::create_dir_all(&settings.data).map_err(|source| UpError::DataDir {
-        path: settings.data.clone(),
-        source,
-    })?;
+    let tightened =
+        tether_protocol::private::dir(&settings.data).map_err(|source| UpError::DataDir {
+            path: settings.data.clone(),
+            source,
+        })?;
+    if let Some(change) = tightened {
+        tracing::warn!(
+            path = %settings.data.display(),
+            "the data directory {change}"
+        );
+    }
     // The children get absolute paths, and status shows them, whatever the cwd.
     settings.data = settings
         .data

@@ -79,7 +79,7 @@ impl Sockets {
         link_path: &Path,
         control_path: &Path,
     ) -> Result<Sockets, SocketsError> {
-        std::fs::create_dir_all(data).map_err(|source| SocketsError::DataDir {
+        tether_protocol::private::dir(data).map_err(|source| SocketsError::DataDir {
             path: data.to_path_buf(),
             source,
         })?;

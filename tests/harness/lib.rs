@@ -502,6 +502,10 @@ pub struct Client {
     text: Vec<u8>,
     lines: VecDeque<String>,
     closed: bool,
+    /// How the connection ended (end of stream, or the read error), and how many bytes had
+    /// come before, for failure messages.
+    ended: Option<(String, usize)>,
+    received: usize,
     /// Everything received, colours removed, for failure messages.
     pub transcript: Vec<String>,
     /// Everything received, with the colour escapes as sent.
@@ -587,6 +591,8 @@ impl Client {
             text: Vec::new(),
             lines: VecDeque::new(),
             closed: false,
+            ended: None,
+            received: 0,
             transcript: Vec::new(),
             raw_transcript: Vec::new(),
             mccp2: None,
@@ -623,14 +629,24 @@ impl Client {
     pub fn poll(&mut self) -> bool {
         let mut buffer = [0u8; 8192];
         match self.stream.read(&mut buffer) {
-            Ok(0) => self.closed = true,
-            Ok(n) => self.absorb(&buffer[..n]),
+            Ok(0) => self.end("end of stream".into()),
+            Ok(n) => {
+                self.received += n;
+                self.absorb(&buffer[..n]);
+            }
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => self.closed = true,
+            Err(e) => self.end(e.to_string()),
         }
         !self.closed
+    }
+
+    fn end(&mut self, how: String) {
+        if !self.closed {
+            self.closed = true;
+            self.ended = Some((how, self.received));
+        }
     }
 
     fn absorb(&mut self, bytes: &[u8]) {
@@ -671,7 +687,11 @@ impl Client {
             }
             assert!(
                 !self.closed,
-                "connection closed while waiting for {what:?}; transcript:\n{}",
+                "connection closed ({:?} bytes received, local {:?}, peer {:?}) while waiting \
+                 for {what:?}; transcript:\n{}",
+                self.ended,
+                self.stream.local_addr(),
+                self.stream.peer_addr(),
                 self.transcript.join("\n")
             );
             assert!(
