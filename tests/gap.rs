@@ -107,6 +107,7 @@ fn a_broken_build_never_takes_the_game_down() {
     });
     let mut admin = tether.connect();
     admin.create("Admin", "adminpw1");
+    tether.promote("Admin");
     let serving = tether.core_pid();
 
     std::fs::write(hold.with_extension("broken"), b"").expect("breaking the build");
@@ -137,6 +138,7 @@ fn a_failed_reload_says_why_everywhere() {
     });
     let mut admin = tether.connect();
     admin.create("Builder", "builder1");
+    tether.promote("Builder");
     let serving = tether.core_pid();
 
     // A dangling exit: the reason names the room, the exit and where it leads.

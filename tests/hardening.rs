@@ -77,3 +77,79 @@ fn characters_that_draw_nothing_never_reach_another_screen() {
     let tell = alice.expect("tells you");
     assert!(tell.ends_with("\"hi\""), "{tell:?}");
 }
+
+#[test]
+fn the_operator_makes_admins_on_the_host_and_nobody_else_can() {
+    let tether = Tether::start();
+    // Before anyone connects: the operator makes the first administrator.
+    let (ok, text) = tether.admin(&["create", "warden"], "keys-to-all\n");
+    assert!(
+        ok && text.contains("created Warden, an administrator"),
+        "{text}"
+    );
+    let (ok, text) = tether.admin(&["create", "warden"], "another-one\n");
+    assert!(!ok && text.contains("already taken"), "{text}");
+    let (ok, text) = tether.admin(&["create", "w4rden"], "another-one\n");
+    assert!(!ok && text.contains("only the letters"), "{text}");
+    let (ok, text) = tether.admin(&["create", "shorty"], "abc\n");
+    assert!(!ok && text.contains("6 to 128 characters"), "{text}");
+    let (ok, text) = tether.admin(&["create", "silent"], "");
+    assert!(!ok && text.contains("no password"), "{text}");
+
+    let mut warden = tether.connect();
+    warden.login("Warden", "keys-to-all");
+    warden.send("help");
+    warden.expect("@reload");
+
+    let mut guest = tether.connect();
+    guest.create("Guest", "just-looking");
+    guest.send("@shutdown");
+    guest.expect("Huh?");
+
+    let (ok, text) = tether.admin(&["list"], "");
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("Guest") && lines[0].contains("player"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("Warden") && lines[1].contains("admin"),
+        "{text}"
+    );
+    assert!(!text.contains("argon2"), "no hash is shown: {text}");
+
+    let (ok, text) = tether.admin(&["demote", "Warden"], "");
+    assert!(
+        ok && text.contains("Warden is no longer an administrator"),
+        "{text}"
+    );
+    warden.send("@reload");
+    warden.expect("Huh?");
+    let (ok, text) = tether.admin(&["demote", "warden"], "");
+    assert!(ok && text.contains("was not an administrator"), "{text}");
+    let (ok, text) = tether.admin(&["promote", "nobody"], "");
+    assert!(!ok && text.contains("no account named Nobody"), "{text}");
+
+    let (ok, text) = tether.admin(&["reset-password", "guest"], "a-new-secret\n");
+    assert!(ok && text.contains("Guest has a new password"), "{text}");
+    let mut again = tether.connect();
+    again.send("connect Guest just-looking");
+    again.expect("Wrong name or password.");
+    again.send("connect Guest a-new-secret");
+    again.expect("Welcome back, Guest.");
+
+    // Run as another user (root beside a game run by `tether`), it would leave files the game
+    // cannot write: refused, saying how to do it.
+    if nix::unistd::geteuid().is_root() {
+        let data = tether.data_dir();
+        std::os::unix::fs::chown(&data, Some(4321), None).expect("chown");
+        let (ok, text) = tether.admin(&["list"], "");
+        std::os::unix::fs::chown(&data, Some(0), None).expect("chown back");
+        assert!(
+            !ok && text.contains("run `tether admin` as the user the game runs as"),
+            "{text}"
+        );
+    }
+}

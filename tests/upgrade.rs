@@ -73,6 +73,47 @@ fn five_upgrades_while_typing_with_mccp2_lose_nothing() {
     );
 }
 
+/// The old proxy leaves the instant it has handed everything over, and the new one says READY
+/// a moment later: the supervisor may hear of the exit first. It must wait for the new
+/// proxy's word rather than take the exit for a crash (which once started a recovering proxy
+/// beside the new one: two proxies serving, a needless "recovered" notice, one left behind).
+#[test]
+fn the_old_proxy_leaving_before_the_new_one_is_ready_is_no_crash() {
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        env: vec![
+            ("TETHER_FAULTS".into(), "1".into()),
+            ("TETHER_FAULT_TAKE_OVER_READY_MS".into(), "300".into()),
+        ],
+        ..Options::default()
+    });
+    let mut player = tether.connect();
+    player.create("Steady", "hunter22");
+    let first = tether.proxy_pid();
+    let said = tether.upgrade_proxy();
+    assert!(said.contains("took every connection over"), "{said}");
+    tether.expect_log(&["injected fault: READY comes late after a take-over"]);
+    let serving = tether.proxy_pid();
+    assert_ne!(serving, first);
+
+    player.send("say after the upgrade");
+    player.expect("You say, \"after the upgrade\"");
+    let seen = player.transcript.join("\n");
+    assert!(!seen.contains("recovered from a fault"), "{seen}");
+    let log = tether.log();
+    assert!(
+        !log.contains("--recover") && !log.contains("kept connections"),
+        "{log}"
+    );
+    // Exactly one proxy runs for this game: the one the supervisor knows.
+    let data = tether.data_dir();
+    let proxies = tether_tests::processes_naming(&data, "tether-proxy");
+    assert_eq!(proxies, [serving], "{log}");
+    tether.expect_log(&[&format!(
+        "proxy (pid {first}) exited (status 0) while its successor"
+    )]);
+}
+
 #[test]
 fn a_half_typed_password_stays_hidden_and_a_half_done_login_stays_half_done() {
     let tether = Tether::start();
@@ -210,8 +251,8 @@ fn a_broken_new_proxy_is_refused_and_everyone_stays() {
 fn admins_and_signals_upgrade_the_proxy_too() {
     let tether = Tether::start();
     let mut admin = tether.connect();
-    // The first character is the admin.
     admin.create("Boss", "hunter22");
+    tether.promote("Boss");
     let first = tether.proxy_pid();
     admin.send("@upgrade-proxy");
     admin.expect("Upgrading the proxy");

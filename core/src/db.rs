@@ -171,11 +171,19 @@ pub struct CharacterRecord {
     pub name: String,
     pub room: String,
     pub title: String,
-    pub is_admin: bool,
     /// Whether the proxy wraps this player's text.
     pub wrap: bool,
     /// The player's colour setting, as the game spells it.
     pub color: String,
+}
+
+/// An account as `tether admin list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub name: String,
+    pub is_admin: bool,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
 }
 
 /// What a login needs to check a password.
@@ -203,6 +211,11 @@ pub struct Db {
 
 impl Db {
     /// Opens the database at `path`, creating it only if this data directory never had one.
+    /// Where the database lives in a data directory.
+    pub fn path_in(data: &Path) -> PathBuf {
+        data.join("tether.db")
+    }
+
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let open_error = |source| DbError::Open {
             path: path.to_owned(),
@@ -330,13 +343,15 @@ impl Db {
             .context("checking a name")
     }
 
-    /// Creates an account and its character in `room`. The very first account becomes the
-    /// administrator.
+    /// Creates an account and its character in `room` (empty: placed at the world's start on
+    /// its first login). Only `tether admin` makes administrators: on a server open to the
+    /// internet, whoever connects first must not own the game.
     pub fn create_account(
         &mut self,
         name: &str,
         password_hash: &str,
         room: &str,
+        is_admin: bool,
     ) -> Result<CharacterRecord, DbError> {
         // IMMEDIATE takes the write lock up front, so the "is it the first?" and "is the name
         // free?" answers still hold when the rows are inserted, even with another process.
@@ -345,17 +360,16 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context("starting to create an account")?;
         let name_key = name.to_ascii_lowercase();
-        let (accounts, taken): (i64, bool) = tx
+        let taken: bool = tx
             .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(name_key = ?1), 0) > 0 FROM accounts",
+                "SELECT EXISTS (SELECT 1 FROM accounts WHERE name_key = ?1)",
                 [&name_key],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| row.get(0),
             )
             .context("checking a new account")?;
         if taken {
             return Err(DbError::NameTaken(name.to_owned()));
         }
-        let is_admin = accounts == 0;
         tx.execute(
             "INSERT INTO accounts (name, name_key, password_hash, is_admin, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -377,18 +391,95 @@ impl Db {
             name: name.to_owned(),
             room: room.to_owned(),
             title: String::new(),
-            is_admin,
             wrap: true,
             color: "auto".to_owned(),
         })
     }
 
+    /// Whether the character's account is an administrator now: asked at each use, so that
+    /// `tether admin promote` and `demote` count at once, even for a player online.
+    pub fn is_admin(&self, character_id: i64) -> Result<bool, DbError> {
+        self.conn
+            .query_row(
+                "SELECT a.is_admin FROM accounts a JOIN characters c ON c.account_id = a.id
+                 WHERE c.id = ?1",
+                [character_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map(|found| found.unwrap_or(false))
+            .context("checking an administrator")
+    }
+
+    /// How many accounts are administrators.
+    pub fn admin_count(&self) -> Result<i64, DbError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM accounts WHERE is_admin", [], |row| {
+                row.get(0)
+            })
+            .context("counting administrators")
+    }
+
+    /// Every account, by name.
+    pub fn accounts(&self) -> Result<Vec<AccountSummary>, DbError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT name, is_admin, created_at FROM accounts ORDER BY name_key")
+            .context("listing accounts")?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(AccountSummary {
+                    name: row.get(0)?,
+                    is_admin: row.get(1)?,
+                    created_at: row.get(2)?,
+                })
+            })
+            .context("listing accounts")?;
+        rows.collect::<Result<_, _>>().context("listing accounts")
+    }
+
+    /// Makes the named account an administrator or not. `Ok(None)`: no such account;
+    /// `Ok(Some(was))`: what it was before.
+    pub fn set_admin(&self, name: &str, is_admin: bool) -> Result<Option<bool>, DbError> {
+        let was: Option<bool> = self
+            .conn
+            .query_row(
+                "SELECT is_admin FROM accounts WHERE name_key = ?1",
+                [name.to_ascii_lowercase()],
+                |row| row.get(0),
+            )
+            .optional()
+            .context("looking up an account")?;
+        if was.is_some() {
+            self.conn
+                .execute(
+                    "UPDATE accounts SET is_admin = ?2 WHERE name_key = ?1",
+                    params![name.to_ascii_lowercase(), is_admin],
+                )
+                .context("changing an administrator")?;
+            self.check_file()?;
+        }
+        Ok(was)
+    }
+
+    /// Replaces the named account's password hash; false if there is no such account.
+    pub fn set_password_hash(&self, name: &str, password_hash: &str) -> Result<bool, DbError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE accounts SET password_hash = ?2 WHERE name_key = ?1",
+                params![name.to_ascii_lowercase(), password_hash],
+            )
+            .context("changing a password")?;
+        self.check_file()?;
+        Ok(changed > 0)
+    }
+
     pub fn character(&self, id: i64) -> Result<Option<CharacterRecord>, DbError> {
         self.conn
             .query_row(
-                "SELECT c.id, c.account_id, c.name, c.room, c.title, a.is_admin, c.wrap, c.color
-                 FROM characters c JOIN accounts a ON a.id = c.account_id
-                 WHERE c.id = ?1",
+                "SELECT id, account_id, name, room, title, wrap, color
+                 FROM characters WHERE id = ?1",
                 [id],
                 |row| {
                     Ok(CharacterRecord {
@@ -397,9 +488,8 @@ impl Db {
                         name: row.get(2)?,
                         room: row.get(3)?,
                         title: row.get(4)?,
-                        is_admin: row.get(5)?,
-                        wrap: row.get(6)?,
-                        color: row.get(7)?,
+                        wrap: row.get(5)?,
+                        color: row.get(6)?,
                     })
                 },
             )
@@ -480,12 +570,34 @@ mod tests {
     #[test]
     fn accounts_characters_and_updates() {
         let mut db = Db::open_in_memory().unwrap();
-        let alice = db.create_account("Alice", "hash-a", "square").unwrap();
-        assert!(alice.is_admin);
-        let bob = db.create_account("Bob", "hash-b", "square").unwrap();
-        assert!(!bob.is_admin);
+        let alice = db
+            .create_account("Alice", "hash-a", "square", false)
+            .unwrap();
+        let bob = db.create_account("Bob", "hash-b", "square", false).unwrap();
+        // Nobody is an administrator by being first.
+        assert!(!db.is_admin(alice.id).unwrap());
+        assert_eq!(db.set_admin("ALICE", true).unwrap(), Some(false));
+        assert!(db.is_admin(alice.id).unwrap());
+        assert!(!db.is_admin(bob.id).unwrap());
+        assert_eq!(db.set_admin("carol", true).unwrap(), None);
+        let listed: Vec<(String, bool)> = db
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.name, a.is_admin))
+            .collect();
+        assert_eq!(
+            listed,
+            [("Alice".to_string(), true), ("Bob".to_string(), false)]
+        );
+        assert!(db.set_password_hash("bob", "hash-b2").unwrap());
+        assert_eq!(
+            db.credentials("Bob").unwrap().unwrap().password_hash,
+            "hash-b2"
+        );
+        assert!(!db.set_password_hash("carol", "x").unwrap());
         assert!(matches!(
-            db.create_account("ALICE", "h", "square"),
+            db.create_account("ALICE", "h", "square", false),
             Err(DbError::NameTaken(_))
         ));
         assert!(db.name_taken("bOb").unwrap());
@@ -515,7 +627,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tether.db");
         let mut db = Db::open(&path).unwrap();
-        let alice = db.create_account("Alice", "hash", "square").unwrap();
+        let alice = db.create_account("Alice", "hash", "square", false).unwrap();
         db.set_title(alice.id, "the First").unwrap();
 
         std::fs::remove_file(&path).unwrap();
@@ -530,7 +642,7 @@ mod tests {
         // A file put back is not ours: still refused.
         std::fs::write(&path, b"").unwrap();
         assert!(matches!(
-            db.create_account("Bob", "hash", "square"),
+            db.create_account("Bob", "hash", "square", false),
             Err(DbError::Lost { .. })
         ));
 
@@ -603,9 +715,10 @@ mod tests {
         let db = Db::open(&path).unwrap();
         let alice = db.character(1).unwrap().unwrap();
         assert_eq!(
-            (alice.room.as_str(), alice.title.as_str(), alice.is_admin),
-            ("tavern", "the Old", true)
+            (alice.room.as_str(), alice.title.as_str()),
+            ("tavern", "the Old")
         );
+        assert!(db.is_admin(1).unwrap());
         assert_eq!((alice.wrap, alice.color.as_str()), (true, "auto"));
         db.set_display(1, false, "none").unwrap();
         drop(db);
@@ -627,7 +740,7 @@ mod tests {
         let path = dir.path().join("game.db");
         let id = {
             let mut db = Db::open(&path).unwrap();
-            db.create_account("Alice", "h", "square").unwrap().id
+            db.create_account("Alice", "h", "square", false).unwrap().id
         };
         let db = Db::open(&path).unwrap();
         assert_eq!(db.character(id).unwrap().unwrap().name, "Alice");

@@ -12,7 +12,7 @@ mod commands;
 mod gmcp;
 mod login;
 mod msg;
-mod names;
+pub(crate) mod names;
 mod roster;
 #[cfg(test)]
 mod tests;
@@ -154,7 +154,6 @@ struct Player {
     name: String,
     room: String,
     title: String,
-    is_admin: bool,
     vitals: Vitals,
     display: DisplayPrefs,
 }
@@ -706,7 +705,12 @@ impl Game {
         let mut room = record.room;
         if self.world.room(&room).is_none() {
             let start = self.world.start_for(&record.name).to_owned();
-            tracing::info!(name = %record.name, %room, %start, "room is gone; moving to start");
+            if room.is_empty() {
+                // Made by `tether admin create`, which knows no world.
+                tracing::info!(name = %record.name, %start, "first login; placed at the start");
+            } else {
+                tracing::info!(name = %record.name, %room, %start, "room is gone; moving to start");
+            }
             if let Err(error) = self.db.set_room(record.id, &start) {
                 tracing::error!(error = %chain(&error), "cannot save the move to the start room");
             }
@@ -721,7 +725,6 @@ impl Game {
             name: record.name,
             room,
             title: record.title,
-            is_admin: record.is_admin,
             vitals: Vitals::full(),
             display: DisplayPrefs {
                 wrap: record.wrap,
@@ -750,6 +753,18 @@ impl Game {
 
     fn player(&self, key: SessionKey) -> Option<&Player> {
         self.sessions.get(&key)?.player.as_ref()
+    }
+
+    /// Whether the session plays an administrator. Asked of the database each time (admin
+    /// commands are rare), so that `tether admin promote`/`demote` count at once.
+    fn is_admin(&self, key: SessionKey) -> bool {
+        let Some(player) = self.player(key) else {
+            return false;
+        };
+        self.db.is_admin(player.id).unwrap_or_else(|error| {
+            tracing::error!(?key, error = %chain(&error), "cannot check an administrator");
+            false
+        })
     }
 
     fn player_mut(&mut self, key: SessionKey) -> Option<&mut Player> {

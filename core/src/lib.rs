@@ -5,11 +5,14 @@
 //! link to the proxies, the threads and the clock. Everything durable is in the [`db::Db`] or
 //! in the state blob each proxy keeps per session, so the core can be restarted at any time.
 //!
+//! [`admin`] is what `tether admin` does to the accounts on the server's host.
+//!
 //! Each line runs isolated: a panic in a command is caught and the game carries on; what
 //! cannot be caught is survived by the supervisor, which learns from the core's witness page
 //! (`tether_protocol::witness`) which line was being handled. [`fault`] injects such bugs for
 //! the tests, in debug builds only.
 
+pub mod admin;
 mod db;
 pub mod fault;
 mod game;

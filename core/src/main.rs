@@ -61,8 +61,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             "the data directory {change}"
         );
     }
-    let db_path = args.data.join("tether.db");
+    let db_path = Db::path_in(&args.data);
     let db = Db::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    if db.admin_count().unwrap_or(1) == 0 {
+        tracing::warn!(
+            "this game has no administrator yet; make one on this host with `tether admin \
+             create NAME` (or `tether admin promote NAME` for an existing character)"
+        );
+    }
     let mut game = Game::new(world, db);
     let witness = Witness::inherited().context("taking the witness page")?;
     if let Some(witness) = &witness {

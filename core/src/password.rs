@@ -21,6 +21,11 @@ pub enum PasswordError {
     BadStoredHash(#[source] argon2::password_hash::Error),
 }
 
+/// The shortest password accepted, in characters.
+pub const MIN_LEN: usize = 6;
+/// The longest, in characters: argon2 takes any length, but nobody types more.
+pub const MAX_LEN: usize = 128;
+
 /// A password in clear, only ever moved between the line handler and a job.
 pub struct Password(String);
 

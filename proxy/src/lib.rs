@@ -28,6 +28,7 @@
 
 mod admission;
 mod close;
+mod fault;
 mod flood;
 #[doc(hidden)]
 pub mod fuzz;

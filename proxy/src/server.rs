@@ -209,6 +209,7 @@ impl Proxy {
                         sessions,
                         received_ms, took_ms, "took over from the running proxy"
                     );
+                    crate::fault::late_ready_after_take_over();
                     let mut stdout = std::io::stdout();
                     let _ = writeln!(stdout, "{}", tether_protocol::process::READY_LINE)
                         .and_then(|()| stdout.flush());

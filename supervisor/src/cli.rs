@@ -27,11 +27,11 @@ pub struct Cli {
 
 impl Cli {
     pub fn subcommand(&self) -> Command {
-        self.command.unwrap_or(Command::Up)
+        self.command.clone().unwrap_or(Command::Up)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Start the proxy and the core and keep them running (the default)
     Up,
@@ -47,6 +47,31 @@ pub enum Command {
     Status,
     /// Stop the proxy (players are told) and then the core
     Stop,
+    /// Manage accounts on this host: make the first administrator, list, promote, demote,
+    /// reset a password (works with the game running or not)
+    #[command(subcommand)]
+    Admin(AdminAction),
+}
+
+/// `tether admin ...`. A password is asked on the terminal (twice, not shown), or read as
+/// the first line of standard input when that is not a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AdminAction {
+    /// Create a character that is an administrator (the game never makes one by itself)
+    Create {
+        name: String,
+        /// Make an ordinary player instead
+        #[arg(long)]
+        player: bool,
+    },
+    /// Make an existing character an administrator
+    Promote { name: String },
+    /// Make an administrator an ordinary player again
+    Demote { name: String },
+    /// List every account and who is an administrator
+    List,
+    /// Give a character a new password
+    ResetPassword { name: String },
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -133,6 +158,22 @@ mod tests {
         let cli = parse(&["status", "--data", "/srv/tether"]);
         assert_eq!(cli.subcommand(), Command::Status);
         assert_eq!(cli.options.data, Some(PathBuf::from("/srv/tether")));
+    }
+
+    #[test]
+    fn admin_actions_take_a_name() {
+        assert_eq!(
+            parse(&["admin", "create", "Root"]).subcommand(),
+            Command::Admin(AdminAction::Create {
+                name: "Root".into(),
+                player: false
+            })
+        );
+        assert_eq!(
+            parse(&["admin", "reset-password", "bob", "--data", "/d"]).subcommand(),
+            Command::Admin(AdminAction::ResetPassword { name: "bob".into() })
+        );
+        assert!(Cli::try_parse_from(["tether", "admin", "promote"]).is_err());
     }
 
     #[test]

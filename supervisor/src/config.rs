@@ -182,11 +182,15 @@ fn control_socket_in(data: &Path) -> PathBuf {
 /// Where `tether reload|status|stop` find the supervisor: only `--data` and `--config`
 /// matter. Nothing is created.
 pub fn client_control_socket(options: &Options) -> Result<PathBuf, ConfigError> {
+    Ok(control_socket_in(&client_data_dir(options)?))
+}
+
+/// The data directory a client command works on, absolute so that messages about it are
+/// unambiguous.
+pub fn client_data_dir(options: &Options) -> Result<PathBuf, ConfigError> {
     let file = FileConfig::for_options(options)?;
     let data = data_dir(options, &file);
-    // Absolute so that "not running at <path>" is unambiguous.
-    let data = std::path::absolute(&data).unwrap_or(data);
-    Ok(control_socket_in(&data))
+    Ok(std::path::absolute(&data).unwrap_or(data))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //!
 //! This file holds the two entry points the binary calls: [`up`] and [`ask`].
 
+mod admin;
 mod adoption;
 mod backoff;
 mod child;
@@ -39,7 +40,8 @@ mod sockets;
 mod supervisor;
 mod watch;
 
-pub use cli::{Cli, Command};
+pub use admin::run as admin;
+pub use cli::{AdminAction, Cli, Command};
 pub use control::{ClientError, Request};
 
 use std::io::Write;

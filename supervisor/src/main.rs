@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tether_supervisor::{AskError, Cli, ClientError, Command, Request, ask, up};
+use tether_supervisor::{AskError, Cli, ClientError, Command, Request, admin, ask, up};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +23,13 @@ fn main() -> ExitCode {
         Command::UpgradeSupervisor => upgrade_supervisor(&cli),
         Command::Status => client(&cli, Request::Status),
         Command::Stop => client(&cli, Request::Shutdown),
+        Command::Admin(action) => match admin(&cli.options, &action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                say_error(&format!("tether admin: {err:#}"));
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

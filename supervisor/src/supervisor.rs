@@ -264,6 +264,11 @@ struct ProxyUpgrade {
     /// Why it cannot take over, as it said on stdout before exiting.
     failure: Option<String>,
     waiters: Vec<Replier>,
+    /// The proxy it takes over from, once that one has exited. Its exit and the new one's
+    /// READY race (the old leaves the instant it has handed everything over), so its exit
+    /// means nothing until the new one says how it went: READY, and nothing needs doing;
+    /// death, and this is a lost proxy whose players the keeper holds.
+    predecessor_gone: Option<LostProxy>,
 }
 
 /// A proxy that died, waiting for its keeper to have read all it said.
@@ -693,6 +698,23 @@ impl Supervisor {
             self.keepers.insert(id, task);
         }
         Ok(handle)
+    }
+
+    /// The serving proxy is gone: once everything it told its keeper has been read, the
+    /// next proxy is given it (`on_keeper_drained`).
+    fn lose_proxy(&mut self, lost: LostProxy) {
+        let id = lost.id;
+        self.proxy_lost = Some(lost);
+        match self.keepers.remove(&id) {
+            Some(task) => {
+                let drained = self.drained_tx.clone();
+                tokio::spawn(async move {
+                    let _ = task.await;
+                    let _ = drained.send(id);
+                });
+            }
+            None => self.on_keeper_drained(id),
+        }
     }
 
     fn take_drained(&mut self) -> mpsc::UnboundedReceiver<ChildId> {
@@ -1208,12 +1230,20 @@ impl Supervisor {
                 .failure
                 .clone()
                 .unwrap_or_else(|| format!("it exited ({exit}) before taking over"));
+            let who_keeps = match &upgrade.predecessor_gone {
+                None => "the running proxy keeps every player",
+                Some(_) => {
+                    "the old proxy had already left, so the keeper holds every player for the next proxy"
+                }
+            };
             let message = format!(
-                "proxy upgrade failed: the new proxy (pid {}): {why}; the running proxy keeps \
-                 every player",
+                "proxy upgrade failed: the new proxy (pid {}): {why}; {who_keeps}",
                 upgrade.candidate.pid
             );
             answer_proxy_upgrade(&upgrade.waiters, Err(message));
+            if let Some(lost) = upgrade.predecessor_gone {
+                self.lose_proxy(lost);
+            }
         } else if let Some(proxy) = self.proxy.take_if(|proxy| proxy.id == id) {
             let uptime = proxy.uptime();
             let lost = LostProxy {
@@ -1222,20 +1252,15 @@ impl Supervisor {
                 uptime,
                 recovered: self.recovered_proxy == Some(id),
             };
-            // Everything it told its keeper must be read before the next proxy is given it.
-            match self.keepers.remove(&id) {
-                Some(task) => {
-                    let drained = self.drained_tx.clone();
-                    tokio::spawn(async move {
-                        let _ = task.await;
-                        let _ = drained.send(id);
-                    });
-                    self.proxy_lost = Some(lost);
+            match &mut self.proxy_upgrade {
+                Some(upgrade) => {
+                    info!(
+                        "proxy (pid {}) exited ({exit}) while its successor takes over",
+                        proxy.pid
+                    );
+                    upgrade.predecessor_gone = Some(lost);
                 }
-                None => {
-                    self.proxy_lost = Some(lost);
-                    self.on_keeper_drained(id);
-                }
+                None => self.lose_proxy(lost),
             }
         } else if let Some(index) = self.stopping.iter().position(|s| s.handle.id == id) {
             let Stopping { handle, reload } = self.stopping.swap_remove(index);
@@ -1341,6 +1366,7 @@ impl Supervisor {
                     candidate,
                     failure: None,
                     waiters: waiter.into_iter().collect(),
+                    predecessor_gone: None,
                 });
             }
             Err(err) => refuse(waiter, &error_chain(&err)),
@@ -1357,10 +1383,19 @@ impl Supervisor {
             requested,
             candidate,
             waiters,
+            predecessor_gone,
             ..
         } = upgrade;
         let pid = candidate.pid;
         self.proxy_upgrades += 1;
+        if let Some(gone) = predecessor_gone {
+            // It left having handed everything over; what it told its keeper is superseded
+            // by the set the new proxy names.
+            info!("the old proxy has left; the new one took every connection over");
+            if let Some(task) = self.keepers.remove(&gone.id) {
+                task.abort();
+            }
+        }
         match self.proxy.replace(candidate) {
             Some(old) => {
                 // It has nothing more to keep: the new proxy names every session again.

@@ -249,6 +249,40 @@ impl Tether {
         self.supervisor.stderr.take()
     }
 
+    /// Runs `tether admin <args> --data <dir>` with `input` as its standard input (a
+    /// password), and returns (success, output).
+    pub fn admin(&self, args: &[&str], input: &str) -> (bool, String) {
+        let mut child = Command::new(binary("tether"))
+            .arg("admin")
+            .args(args)
+            .arg("--data")
+            .arg(self.data_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running tether admin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing to tether admin");
+        let output = child.wait_with_output().expect("waiting for tether admin");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    /// Makes an existing character an administrator, as an operator does on the host.
+    pub fn promote(&self, name: &str) {
+        let (ok, text) = self.admin(&["promote", name], "");
+        assert!(ok, "tether admin promote {name}: {text}");
+    }
+
     /// Runs `tether <args> --data <dir>` and returns (success, output).
     pub fn ctl(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(binary("tether"))
@@ -396,30 +430,37 @@ impl Drop for Tether {
 /// directory), saying so: after the supervisor and its recorded children are gone there
 /// should be none, and one left running would hold the test's output pipes open.
 fn kill_leftovers(data: &Path) {
+    for pid in processes_naming(data, "tether") {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        eprintln!("harness: killing a tether process left running: pid {pid}: {shown}");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// The processes running a program whose name starts with `program` with the data directory
+/// `data` on their command line, by pid.
+pub fn processes_naming(data: &Path, program: &str) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
     let needle = data.as_os_str().as_encoded_bytes();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if find(&cmdline, b"tether-").is_some() && find(&cmdline, needle).is_some() {
-            let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            eprintln!("harness: killing a tether process left running: pid {pid}: {shown}");
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
+    let mut found: Vec<i32> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let argv0 = cmdline.split(|&b| b == 0).next()?;
+            let name = argv0.rsplit(|&b| b == b'/').next()?;
+            (name.starts_with(program.as_bytes()) && find(&cmdline, needle).is_some())
+                .then_some(pid)
+        })
+        .collect();
+    found.sort_unstable();
+    found
 }
 
 /// `tether up` with `up` as its arguments, without the test's cargo variables.

@@ -28,7 +28,7 @@ pub(super) fn play(game: &mut Game, key: SessionKey, line: &str, out: &mut Outbo
         "config" => config(game, key, rest, out),
         "client" => out.text(key, msg::client_info(&game.client(key))),
         "help" => {
-            let is_admin = game.player(key).is_some_and(|p| p.is_admin);
+            let is_admin = game.is_admin(key);
             out.text(key, msg::game_help(is_admin));
         }
         "quit" => quit(game, key, out),
@@ -288,7 +288,10 @@ fn quit(game: &mut Game, key: SessionKey, out: &mut Outbox) {
 }
 
 fn admin(game: &mut Game, key: SessionKey, request: AdminRequest, out: &mut Outbox) {
-    let Some(me) = game.player(key).filter(|p| p.is_admin) else {
+    if !game.is_admin(key) {
+        return out.text(key, msg::huh());
+    }
+    let Some(me) = game.player(key) else {
         return out.text(key, msg::huh());
     };
     tracing::info!(name = %me.name, ?request, "admin request");

@@ -191,10 +191,10 @@ pub(super) fn finish(
     match (purpose, outcome) {
         (Purpose::Create { name }, Outcome::Hashed(Ok(hash))) => {
             let start = game.world.start_for(&name).to_owned();
-            match game.db.create_account(&name, &hash, &start) {
+            match game.db.create_account(&name, &hash, &start, false) {
                 Ok(record) => {
-                    tracing::info!(?key, name = %record.name, admin = record.is_admin, "character created");
-                    let greeting = msg::created(game.world.name(), &record.name, record.is_admin);
+                    tracing::info!(?key, name = %record.name, "character created");
+                    let greeting = msg::created(game.world.name(), &record.name);
                     enter(game, key, record, greeting, out);
                 }
                 Err(DbError::NameTaken(_)) => out.text(key, msg::name_taken(&name)),

@@ -17,8 +17,7 @@ use tether_protocol::markup::ColorDepth;
 use super::{ClientInfo, DisplayPrefs, Vitals};
 
 /// More than 4, so that `quit` at a password prompt can never be a real password.
-pub(super) const MIN_PASSWORD: usize = 6;
-pub(super) const MAX_PASSWORD: usize = 128;
+pub(super) use crate::password::{MAX_LEN as MAX_PASSWORD, MIN_LEN as MIN_PASSWORD};
 pub(super) const MAX_TITLE: usize = 60;
 
 // ---- The palette ----
@@ -125,14 +124,7 @@ pub(super) fn usage_connect() -> &'static str {
 }
 
 pub(super) fn bad_name(error: NameError) -> String {
-    paint(
-        TROUBLE,
-        match error {
-            NameError::NotLetters => "Names may contain only the letters A to Z.",
-            NameError::TooShort => "Names must be at least 3 letters long.",
-            NameError::TooLong => "Names can be at most 20 letters long.",
-        },
-    )
+    paint(TROUBLE, &error.to_string())
 }
 
 pub(super) fn name_taken(name: &str) -> String {
@@ -171,18 +163,14 @@ pub(super) fn internal_error() -> String {
     )
 }
 
-pub(super) fn created(world: &str, name: &str, is_admin: bool) -> String {
-    let mut text = paint(
+pub(super) fn created(world: &str, name: &str) -> String {
+    paint(
         DONE,
         &format!(
             "Welcome to {world}, {}! Your character has been created.",
             escape(name)
         ),
-    );
-    if is_admin {
-        text.push_str("\nAs the first player here, you are this world's administrator.");
-    }
-    text
+    )
 }
 
 pub(super) fn welcome_back(name: &str, took_over: bool) -> String {
@@ -577,7 +565,7 @@ mod tests {
             guest_help(),
             bad_name(NameError::TooShort),
             wrong_login(),
-            created("World", "Alice", true),
+            created("World", "Alice"),
             entered_game("Alice"),
             says("Alice", "hi"),
             tells_you("Alice", "hi"),

@@ -1,15 +1,19 @@
 //! Character names: what a valid one is and how it is stored. A leaf module: the login flow
 //! checks names with it and the messages explain its errors, without either needing the other.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NameError {
+/// Why a name was refused, in the words a player (or `tether admin`) is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("Names may contain only the letters A to Z.")]
     NotLetters,
+    #[error("Names must be at least 3 letters long.")]
     TooShort,
+    #[error("Names can be at most 20 letters long.")]
     TooLong,
 }
 
 /// Checks a character name and returns it the way it is stored: `aLIce` becomes `Alice`.
-pub(super) fn normalize_name(raw: &str) -> Result<String, NameError> {
+pub(crate) fn normalize_name(raw: &str) -> Result<String, NameError> {
     if !raw.chars().all(|c| c.is_ascii_alphabetic()) {
         return Err(NameError::NotLetters);
     }

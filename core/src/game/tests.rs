@@ -452,10 +452,15 @@ fn queued_connect_after_failed_create_runs_in_turn() {
 }
 
 #[test]
-fn first_account_is_admin() {
+fn only_an_account_made_admin_on_the_host_is_one() {
     let mut h = Harness::in_memory();
     h.create(1, "alice");
     h.create(2, "bob");
+    // Being first makes nobody an administrator.
+    assert_eq!(texts(&h.send(1, "@reload"), 1), [msg::huh()]);
+    assert!(!text(&h.send(1, "help"), 1).contains("@reload"));
+    // What `tether admin promote` does, while Alice plays: it counts at once.
+    assert_eq!(h.game.db.set_admin("alice", true).unwrap(), Some(false));
     let out = h.send(1, "@reload");
     assert_eq!(out.requests, [(key(1), AdminRequest::Reload)]);
     assert_eq!(texts(&out, 1), ["Reloading the game core..."]);
@@ -467,6 +472,10 @@ fn first_account_is_admin() {
     assert_eq!(texts(&out, 2), [msg::huh()]);
     assert!(text(&h.send(1, "help"), 1).contains("@reload"));
     assert!(!text(&h.send(2, "help"), 2).contains("@reload"));
+    // `tether admin demote` counts at once too.
+    assert_eq!(h.game.db.set_admin("Alice", false).unwrap(), Some(true));
+    let out = h.send(1, "@reload");
+    assert!(out.requests.is_empty());
 }
 
 #[test]

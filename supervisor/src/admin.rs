@@ -1,0 +1,122 @@
+//! `tether admin`: the operator's hand on the accounts, on the server's host. The work is
+//! `tether_core::admin`'s; this is the command line around it: finding the data directory,
+//! asking for passwords, saying what happened.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use tether_core::admin::{Accounts, Change};
+
+use crate::cli::{AdminAction, Options};
+
+/// Runs one `tether admin` action; what it did goes to stdout.
+pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
+    let data = crate::config::client_data_dir(options)?;
+    same_user_as(&data)?;
+    let mut accounts = Accounts::open(&data)
+        .with_context(|| format!("cannot open the accounts in {}", data.display()))?;
+    let mut out = std::io::stdout().lock();
+    match action {
+        AdminAction::Create { name, player } => {
+            let password = new_password()?;
+            let name = accounts.create(name, &password, !player)?;
+            let role = if *player {
+                "a player"
+            } else {
+                "an administrator"
+            };
+            writeln!(out, "created {name}, {role}; log in with `connect {name}`")?;
+        }
+        AdminAction::Promote { name } => {
+            let said = match accounts.set_admin(name, true)? {
+                Change::Made => "is now an administrator",
+                Change::AlreadySo => "was already an administrator",
+            };
+            writeln!(out, "{} {said}", display_name(name))?;
+        }
+        AdminAction::Demote { name } => {
+            let said = match accounts.set_admin(name, false)? {
+                Change::Made => "is no longer an administrator",
+                Change::AlreadySo => "was not an administrator",
+            };
+            writeln!(out, "{} {said}", display_name(name))?;
+        }
+        AdminAction::List => {
+            let listed = accounts.list()?;
+            if listed.is_empty() {
+                writeln!(out, "no accounts yet")?;
+            }
+            for account in listed {
+                let role = if account.is_admin { "admin " } else { "player" };
+                let created = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(account.created_at.max(0) as u64);
+                writeln!(
+                    out,
+                    "{:<20}  {role}  created {}",
+                    account.name,
+                    httpdate::fmt_http_date(created)
+                )?;
+            }
+        }
+        AdminAction::ResetPassword { name } => {
+            let password = new_password()?;
+            let name = accounts.reset_password(name, &password)?;
+            writeln!(out, "{name} has a new password")?;
+        }
+    }
+    Ok(())
+}
+
+/// Names are stored capitalised; say it the way the game will.
+fn display_name(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let mut chars = lower.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_ascii_uppercase().to_string() + chars.as_str()
+    })
+}
+
+/// Files written by another user (`sudo tether admin ...` beside a game run as `tether`)
+/// would leave the game unable to write its own database: refused, with the way to do it.
+fn same_user_as(data: &Path) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::metadata(data) else {
+        return Ok(());
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "{} belongs to uid {}, and this is uid {me}: run `tether admin` as the user the \
+             game runs as (for example `sudo -u <that user> tether admin ...`), so that the \
+             database stays writable by the game",
+            data.display(),
+            meta.uid()
+        );
+    }
+    Ok(())
+}
+
+/// A new password: asked twice on the terminal without showing it, or the first line of a
+/// standard input that is not a terminal (`echo ... | tether admin create NAME`, scripts).
+fn new_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ").context("reading the password")?;
+        let again = rpassword::prompt_password("Again: ").context("reading the password")?;
+        if first != again {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            bail!("no password on standard input; nothing was changed");
+        }
+        Ok(password)
+    }
+}
