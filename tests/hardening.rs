@@ -153,3 +153,74 @@ fn the_operator_makes_admins_on_the_host_and_nobody_else_can() {
         );
     }
 }
+
+#[test]
+fn failed_logins_are_throttled_and_logged_for_fail2ban() {
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        ..Options::default()
+    });
+    let mut owner = tether.connect();
+    owner.create("Carol", "correct-horse");
+
+    // Three wrong passwords on one connection close it, with the reason.
+    let mut guesser = tether.connect();
+    for _ in 0..3 {
+        guesser.send("connect carol battery-staple");
+        guesser.expect("Wrong name or password.");
+    }
+    let last = guesser.expect_closed();
+    assert!(
+        last.iter()
+            .any(|line| line.contains("Too many failed logins")),
+        "{last:?}"
+    );
+    // More guesses for the same character, from a new connection: past five in a row, the
+    // next attempt waits (the test connects from loopback, which is not counted by address,
+    // so this is the account's own limit), and waiting costs no password check.
+    let mut again = tether.connect();
+    for _ in 0..3 {
+        again.send("connect carol battery-staple");
+        again.expect("Wrong name or password.");
+    }
+    let mut third = tether.connect();
+    third.send("connect carol correct-horse");
+    let said = third.expect("Too many failed logins");
+    assert!(
+        said.contains("for this character. Please try again in"),
+        "{said}"
+    );
+
+    let failed = tether
+        .log()
+        .matches("login failed account=Carol address=127.0.0.1")
+        .count();
+    assert_eq!(failed, 6, "{}", tether.log());
+    tether.expect_log(&["login throttled account=Carol address=127.0.0.1 seconds="]);
+    assert!(
+        !tether.log().contains("battery-staple") && !tether.log().contains("correct-horse"),
+        "no password is logged"
+    );
+
+    // The shipped fail2ban filter finds every one of them, with the address.
+    let found = std::process::Command::new("fail2ban-regex")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !tether_tests::real_client("fail2ban-regex", found) {
+        return;
+    }
+    let filter =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fail2ban/filter.d/tether.conf");
+    let log = tether.data_dir().with_file_name("tether.log");
+    let out = std::process::Command::new("fail2ban-regex")
+        .args(["--print-all-matched"])
+        .arg(&log)
+        .arg(&filter)
+        .output()
+        .expect("running fail2ban-regex");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains(" ignored, 7 matched,"), "{report}");
+    assert!(report.contains("127.0.0.1"), "{report}");
+}

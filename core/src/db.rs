@@ -48,6 +48,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE characters ADD COLUMN wrap  INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE characters ADD COLUMN color TEXT    NOT NULL DEFAULT 'auto';
 "#,
+    // 3: failed logins, per account and per address (`game::throttle`), kept here so that
+    // a reload or a crash does not give a password guesser a fresh start.
+    r#"
+    CREATE TABLE login_failures (
+        subject  TEXT    PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_at  INTEGER NOT NULL
+    );
+"#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +405,51 @@ impl Db {
         })
     }
 
+    /// Failed logins recorded for `subject` (see `game::throttle`): how many, and the unix
+    /// time of the last.
+    pub fn login_failures(&self, subject: &str) -> Result<Option<(u32, i64)>, DbError> {
+        self.conn
+            .query_row(
+                "SELECT failures, last_at FROM login_failures WHERE subject = ?1",
+                [subject],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .context("reading failed logins")
+    }
+
+    /// Counts one more failed login for `subject` at `now`, starting over if the last was
+    /// `forget_after` seconds ago or more; returns the count.
+    pub fn record_login_failure(
+        &self,
+        subject: &str,
+        now: i64,
+        forget_after: i64,
+    ) -> Result<u32, DbError> {
+        let failures = self
+            .conn
+            .query_row(
+                "INSERT INTO login_failures (subject, failures, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (subject) DO UPDATE SET
+                     failures = CASE WHEN ?2 - last_at >= ?3 THEN 1 ELSE failures + 1 END,
+                     last_at = ?2
+                 RETURNING failures",
+                params![subject, now, forget_after],
+                |row| row.get(0),
+            )
+            .context("recording a failed login")?;
+        self.check_file()?;
+        Ok(failures)
+    }
+
+    /// Forgets the failed logins of `subject` (after a successful one).
+    pub fn clear_login_failures(&self, subject: &str) -> Result<(), DbError> {
+        self.conn
+            .execute("DELETE FROM login_failures WHERE subject = ?1", [subject])
+            .context("clearing failed logins")?;
+        self.check_file()
+    }
+
     /// Whether the character's account is an administrator now: asked at each use, so that
     /// `tether admin promote` and `demote` count at once, even for a player online.
     pub fn is_admin(&self, character_id: i64) -> Result<bool, DbError> {
@@ -557,7 +611,7 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     tx.commit().context("committing the schema migration")
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -727,7 +781,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, MIGRATIONS.len() as i64);
         drop(conn);
         // Opening again runs nothing twice and keeps the setting.
         let db = Db::open(&path).unwrap();

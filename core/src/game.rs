@@ -16,6 +16,7 @@ pub(crate) mod names;
 mod roster;
 #[cfg(test)]
 mod tests;
+mod throttle;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -191,6 +192,10 @@ struct Session {
     secret_in_blob: bool,
     /// We told the proxy to hide input and have not told it to show input again.
     input_hidden: bool,
+    /// The player's address, as the proxy saw it (or as the PROXY protocol told it).
+    peer: Option<std::net::IpAddr>,
+    /// Failed logins on this connection (see `throttle::PER_CONNECTION`).
+    failed_logins: u32,
 }
 
 impl Session {
@@ -199,7 +204,7 @@ impl Session {
         self.player.is_some() && !self.closing
     }
 
-    fn new(player: Option<Player>) -> Session {
+    fn new(player: Option<Player>, remote_addr: &str) -> Session {
         Session {
             player,
             closing: false,
@@ -208,6 +213,11 @@ impl Session {
             secret: None,
             secret_in_blob: false,
             input_hidden: false,
+            peer: remote_addr
+                .parse::<std::net::SocketAddr>()
+                .map(|addr| addr.ip())
+                .ok(),
+            failed_logins: 0,
         }
     }
 }
@@ -220,8 +230,14 @@ struct Pending {
 }
 
 enum Purpose {
-    Create { name: String },
-    Connect { character_id: Option<i64> },
+    Create {
+        name: String,
+    },
+    Connect {
+        /// As typed, normalised; it may name nobody.
+        name: String,
+        character_id: Option<i64>,
+    },
 }
 
 pub struct Game {
@@ -316,7 +332,10 @@ impl Game {
 
     pub fn session_opened(&mut self, key: SessionKey, remote_addr: &str, out: &mut Outbox) {
         tracing::info!(?key, remote_addr, "session opened");
-        if self.insert_session(key, Session::new(None)).is_some() {
+        if self
+            .insert_session(key, Session::new(None, remote_addr))
+            .is_some()
+        {
             tracing::warn!(?key, "session opened twice; starting it over");
         }
         out.text(key, msg::banner(self.world.name()));
@@ -326,7 +345,13 @@ impl Game {
     /// Restores a session from the blob the proxy kept. Emits nothing for the session itself:
     /// its player saw no interruption, and the proxy kept their display settings, input echo
     /// and GMCP state.
-    pub fn session_restored(&mut self, key: SessionKey, state: &[u8], out: &mut Outbox) {
+    pub fn session_restored(
+        &mut self,
+        key: SessionKey,
+        remote_addr: &str,
+        state: &[u8],
+        out: &mut Outbox,
+    ) {
         let (player, secret, checking) = self.restore_blob(key, state);
         if let Some(player) = &player {
             // Only possible if the proxy lost track of a takeover; the restored session wins.
@@ -335,7 +360,7 @@ impl Game {
             }
         }
         tracing::debug!(?key, logged_in = player.is_some(), "session restored");
-        let mut session = Session::new(player);
+        let mut session = Session::new(player, remote_addr);
         if secret.is_some() {
             session.input_hidden = !checking;
             session.secret_in_blob = true;
@@ -412,7 +437,7 @@ impl Game {
                 ?key,
                 "line for an unknown session; treating it as a new one"
             );
-            Session::new(None)
+            Session::new(None, "")
         });
         if session.pending.is_none() && session.queue.is_empty() {
             self.handle_line(key, seq, text, out);

@@ -572,7 +572,7 @@ fn restore(game: &mut Game, proxy_id: u64, snapshot: SessionSnapshot, outbox: &m
         proxy: proxy_id,
         session: snapshot.session,
     };
-    game.session_restored(key, &snapshot.state, outbox);
+    game.session_restored(key, &snapshot.info.remote_addr, &snapshot.state, outbox);
     game.session_client(key, snapshot.client);
 }
 

@@ -9,6 +9,7 @@ use crate::db::{CharacterRecord, DbError};
 use crate::password::{Outcome, Password, Work};
 
 use super::names::normalize_name;
+use super::throttle::{self, Subject};
 
 // `quit` at a password prompt leaves rather than being taken for a password.
 const _: () = assert!(msg::MIN_PASSWORD > "quit".len());
@@ -160,6 +161,15 @@ fn connect_with(
     password: Password,
     out: &mut Outbox,
 ) {
+    if let Some((seconds, subject)) = login_wait(game, key, name) {
+        tracing::warn!(
+            account = %name,
+            address = %peer_shown(game, key),
+            seconds,
+            "login throttled"
+        );
+        return out.text(key, msg::login_throttled(&subject, seconds));
+    }
     let found = match game.db.credentials(name) {
         Ok(found) => found,
         Err(error) => {
@@ -174,10 +184,82 @@ fn connect_with(
     game.start_job(
         key,
         seq,
-        Purpose::Connect { character_id },
+        Purpose::Connect {
+            name: name.to_owned(),
+            character_id,
+        },
         Work::Verify(password, stored_hash),
         out,
     );
+}
+
+/// What a login from this session for `name` is counted against.
+fn subjects(game: &Game, key: SessionKey, name: &str) -> Vec<Subject> {
+    let address = game
+        .sessions
+        .get(&key)
+        .and_then(|s| s.peer)
+        .and_then(|ip| throttle::counted_address(&ip.to_string()));
+    address
+        .map(Subject::Address)
+        .into_iter()
+        .chain(std::iter::once(Subject::Account(name.to_owned())))
+        .collect()
+}
+
+/// The longest wait any subject of this login still has, if any.
+fn login_wait(game: &Game, key: SessionKey, name: &str) -> Option<(i64, Subject)> {
+    let now = crate::db::unix_now();
+    subjects(game, key, name)
+        .into_iter()
+        .filter_map(|subject| {
+            let (failures, last_at) = match game.db.login_failures(&subject.key()) {
+                Ok(found) => found?,
+                Err(error) => {
+                    tracing::error!(?key, error = %chain(&error), "cannot read failed logins");
+                    return None;
+                }
+            };
+            throttle::wait(subject.policy(), failures, last_at, now).map(|s| (s, subject))
+        })
+        .max_by_key(|(seconds, _)| *seconds)
+}
+
+/// The player's address for the log (fail2ban reads it there), or `unknown`.
+fn peer_shown(game: &Game, key: SessionKey) -> String {
+    game.sessions
+        .get(&key)
+        .and_then(|s| s.peer)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Counts a failed login everywhere it counts, says so in the log in the one format
+/// fail2ban's filter (`scripts/fail2ban/`) matches, and closes a connection that has failed
+/// too often.
+fn login_failed(game: &mut Game, key: SessionKey, name: &str, known: bool, out: &mut Outbox) {
+    tracing::warn!(account = %name, address = %peer_shown(game, key), "login failed");
+    let now = crate::db::unix_now();
+    for subject in subjects(game, key, name) {
+        // A name that is nobody's is not counted: a guesser could fill the table with them.
+        if matches!(subject, Subject::Account(_)) && !known {
+            continue;
+        }
+        let policy = subject.policy();
+        if let Err(error) = game
+            .db
+            .record_login_failure(&subject.key(), now, policy.forget_after)
+        {
+            tracing::error!(?key, error = %chain(&error), "cannot record a failed login");
+        }
+    }
+    out.text(key, msg::wrong_login());
+    let Some(session) = game.sessions.get_mut(&key) else {
+        return;
+    };
+    session.failed_logins += 1;
+    if session.failed_logins >= throttle::PER_CONNECTION {
+        game.disconnect(key, msg::too_many_failed_logins(), out);
+    }
 }
 
 /// Completes a create or connect once its password work is done.
@@ -211,12 +293,17 @@ pub(super) fn finish(
         (
             Purpose::Connect {
                 character_id: Some(id),
+                ..
             },
             Outcome::Verified(Ok(true)),
         ) => {
             match game.db.character(id) {
                 Ok(Some(record)) => {
                     tracing::info!(?key, name = %record.name, "logged in");
+                    let account = Subject::Account(record.name.clone()).key();
+                    if let Err(error) = game.db.clear_login_failures(&account) {
+                        tracing::error!(?key, error = %chain(&error), "cannot clear failed logins");
+                    }
                     enter(game, key, record, String::new(), out);
                 }
                 // Deleted while the password was being checked.
@@ -227,9 +314,8 @@ pub(super) fn finish(
                 }
             }
         }
-        (Purpose::Connect { character_id }, Outcome::Verified(Ok(_))) => {
-            tracing::info!(?key, known_name = character_id.is_some(), "failed login");
-            out.text(key, msg::wrong_login());
+        (Purpose::Connect { name, character_id }, Outcome::Verified(Ok(_))) => {
+            login_failed(game, key, &name, character_id.is_some(), out);
         }
         (_, Outcome::Hashed(Err(error)) | Outcome::Verified(Err(error))) => {
             tracing::error!(?key, error = %chain(&error), "password check failed");

@@ -156,6 +156,22 @@ pub(super) fn wrong_login() -> String {
     paint(TROUBLE, "Wrong name or password.")
 }
 
+pub(super) fn login_throttled(subject: &super::throttle::Subject, seconds: i64) -> String {
+    let whose = match subject {
+        super::throttle::Subject::Address(_) => "from your address",
+        super::throttle::Subject::Account(_) => "for this character",
+    };
+    let unit = if seconds == 1 { "second" } else { "seconds" };
+    paint(
+        TROUBLE,
+        &format!("Too many failed logins {whose}. Please try again in {seconds} {unit}."),
+    )
+}
+
+pub(super) fn too_many_failed_logins() -> &'static str {
+    "Too many failed logins."
+}
+
 pub(super) fn internal_error() -> String {
     paint(
         TROUBLE,

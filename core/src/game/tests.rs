@@ -45,8 +45,12 @@ impl Harness {
     }
 
     fn open(&mut self, n: u64) -> Outbox {
+        self.open_from(n, "127.0.0.1:5000")
+    }
+
+    fn open_from(&mut self, n: u64, remote_addr: &str) -> Outbox {
         let mut out = Outbox::new();
-        self.game.session_opened(key(n), "127.0.0.1:5000", &mut out);
+        self.game.session_opened(key(n), remote_addr, &mut out);
         self.check_roster();
         out
     }
@@ -333,9 +337,12 @@ fn reload_restores_room_and_title_without_output() {
     // A brand-new core over the same file, handed the sessions back by the proxy.
     let mut h = Harness::new(Db::open(&path).unwrap());
     let mut out = Outbox::new();
-    h.game.session_restored(key(1), &alice, &mut out);
-    h.game.session_restored(key(2), &bob, &mut out);
-    h.game.session_restored(key(3), b"", &mut out);
+    h.game
+        .session_restored(key(1), "192.0.2.1:4000", &alice, &mut out);
+    h.game
+        .session_restored(key(2), "192.0.2.1:4000", &bob, &mut out);
+    h.game
+        .session_restored(key(3), "192.0.2.1:4000", b"", &mut out);
     assert!(out.is_empty(), "{:?}", out.events);
     assert_eq!(h.game.session_count(), 3);
 
@@ -353,9 +360,10 @@ fn reload_restores_room_and_title_without_output() {
 fn unreadable_or_stale_state_means_logged_out() {
     let mut h = Harness::in_memory();
     let mut out = Outbox::new();
-    h.game.session_restored(key(1), b"\xff{not json", &mut out);
     h.game
-        .session_restored(key(2), br#"{"character":42}"#, &mut out);
+        .session_restored(key(1), "192.0.2.1:4000", b"\xff{not json", &mut out);
+    h.game
+        .session_restored(key(2), "192.0.2.1:4000", br#"{"character":42}"#, &mut out);
     assert!(out.is_empty());
     assert_eq!(text(&h.send(1, "who"), 1), msg::guest_hint());
     assert_eq!(text(&h.send(2, "who"), 2), msg::guest_hint());
@@ -372,7 +380,8 @@ fn character_in_a_vanished_room_starts_over() {
         blob
     };
     let mut h = Harness::new(Db::open(&path).unwrap());
-    h.game.session_restored(key(1), &blob, &mut Outbox::new());
+    h.game
+        .session_restored(key(1), "192.0.2.1:4000", &blob, &mut Outbox::new());
     assert!(text(&h.send(1, "look"), 1).starts_with("Great Hall"));
     let db = Db::open(Path::new(&path)).unwrap();
     assert_eq!(db.character(1).unwrap().unwrap().room, "hall");
@@ -476,6 +485,55 @@ fn only_an_account_made_admin_on_the_host_is_one() {
     assert_eq!(h.game.db.set_admin("Alice", false).unwrap(), Some(true));
     let out = h.send(1, "@reload");
     assert!(out.requests.is_empty());
+}
+
+#[test]
+fn failed_logins_close_the_connection_and_make_the_address_and_account_wait() {
+    let mut h = Harness::in_memory();
+    h.create(1, "alice");
+    // Three wrong passwords on one connection: the third closes it.
+    h.open_from(2, "203.0.113.9:4000");
+    for attempt in 1..=3 {
+        let out = h.send(2, "connect alice wrong-one");
+        assert_eq!(texts(&out, 2), ["Wrong name or password."], "{attempt}");
+        let closed = disconnect_of(&out, 2);
+        assert_eq!(closed, (attempt == 3).then_some("Too many failed logins."));
+    }
+    // From the same address, the fourth failure in a row makes the next attempt wait, and a
+    // waiting attempt is refused before any password is checked.
+    h.open_from(3, "203.0.113.9:4001");
+    let out = h.send(3, "connect alice wrong-one");
+    assert_eq!(texts(&out, 3), ["Wrong name or password."]);
+    let out = h.send_only(3, "connect alice secret1");
+    assert!(
+        out.jobs.is_empty(),
+        "no password work for a throttled attempt"
+    );
+    let said = text(&out, 3);
+    assert!(
+        said.starts_with("Too many failed logins from your address. Please try again in"),
+        "{said}"
+    );
+    // Another address may still log in as Alice (her own count is below its limit), and
+    // that success clears it.
+    h.open_from(4, "198.51.100.4:4000");
+    let out = h.send(4, "connect alice secret1");
+    assert!(text(&out, 4).starts_with("Welcome back, Alice."));
+    assert_eq!(h.game.db.login_failures("account:alice").unwrap(), None);
+    let (failures, _) = h
+        .game
+        .db
+        .login_failures("address:203.0.113.9")
+        .unwrap()
+        .expect("the address is counted");
+    assert_eq!(failures, 4);
+    // A loopback peer is not counted by address (the operator's own, or a local proxy).
+    h.open(5);
+    for _ in 0..2 {
+        h.send(5, "connect nobody wrong-one");
+    }
+    assert_eq!(h.game.db.login_failures("address:127.0.0.1").unwrap(), None);
+    assert_eq!(h.game.db.login_failures("account:nobody").unwrap(), None);
 }
 
 #[test]
@@ -884,7 +942,8 @@ fn a_restarted_core_still_takes_the_next_line_as_the_password() {
     // Restarted while the prompt was up: the proxy still hides input.
     let mut h = Harness::new(Db::open(&path).unwrap());
     let mut out = Outbox::new();
-    h.game.session_restored(key(2), &asked, &mut out);
+    h.game
+        .session_restored(key(2), "192.0.2.1:4000", &asked, &mut out);
     assert!(out.is_empty());
     h.seqs.insert(2, 1);
     let out = h.send(2, "secret1");
@@ -895,7 +954,8 @@ fn a_restarted_core_still_takes_the_next_line_as_the_password() {
     // Restarted while checking: input is showing already and is not shown "again".
     let mut h = Harness::new(Db::open(&path).unwrap());
     let mut out = Outbox::new();
-    h.game.session_restored(key(3), &checking, &mut out);
+    h.game
+        .session_restored(key(3), "192.0.2.1:4000", &checking, &mut out);
     assert!(out.is_empty());
     h.seqs.insert(3, 1);
     let out = h.send(3, "secret1");
@@ -1142,7 +1202,7 @@ fn display_settings_are_saved_and_sent() {
     let mut h = Harness::new(Db::open(&path).unwrap());
     let mut out = Outbox::new();
     h.game
-        .session_restored(key(1), br#"{"character":1}"#, &mut out);
+        .session_restored(key(1), "192.0.2.1:4000", br#"{"character":1}"#, &mut out);
     assert!(out.is_empty());
     h.open(2);
     let out = h.send(2, "connect alice secret1");
