@@ -224,3 +224,72 @@ fn failed_logins_are_throttled_and_logged_for_fail2ban() {
     assert!(report.contains(" ignored, 7 matched,"), "{report}");
     assert!(report.contains("127.0.0.1"), "{report}");
 }
+
+/// Behind a load balancer speaking the PROXY protocol, the player's own address is the one
+/// that counts: per-address limits, the login log, throttling. Connections that never log in
+/// are closed in time.
+#[test]
+fn behind_a_balancer_the_players_address_counts_and_idle_guests_are_closed() {
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        proxy_protocol: true,
+        config: Some(
+            "proxy_protocol = [\"telnet\"]\n\
+             [limits]\n\
+             max_connections_per_address = 2\n\
+             login_idle_timeout = 2\n"
+                .into(),
+        ),
+        ..Options::default()
+    });
+    let v1 = |ip: &str| format!("PROXY TCP4 {ip} 127.0.0.1 50000 4000\r\n");
+    let mut first = tether.connect_as(v1("203.0.113.50"));
+    first.expect("connect <name>");
+    let mut second = tether.connect_as(v1("203.0.113.50"));
+    second.expect("connect <name>");
+    // A third from the same player is turned away; another player is not.
+    let mut third = tether.connect_as(v1("203.0.113.50"));
+    let refused = third.expect_closed();
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.contains("Too many connections from your address")),
+        "{refused:?}"
+    );
+    let mut other = tether.connect_as(v1("203.0.113.51"));
+    other.expect("connect <name>");
+
+    // The log names the player's address, not the balancer's.
+    first.send("connect nobody wrong-pass");
+    first.expect("Wrong name or password.");
+    tether.expect_log(&["login failed account=Nobody address=203.0.113.50"]);
+    // A v2 (binary) header works the same.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend([
+        0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x1f, 0x90, 0x0f, 0xa0,
+    ]);
+    let mut binary = tether.connect_as(v2);
+    binary.expect("connect <name>");
+    binary.send("connect nobody wrong-pass");
+    binary.expect("Wrong name or password.");
+    tether.expect_log(&["login failed account=Nobody address=198.51.100.9"]);
+
+    // Without a header, a connection is closed before a word is said to it.
+    let mut bare = tether.connect_as("look\r\n");
+    let said = bare.expect_closed();
+    assert!(said.is_empty(), "{said:?}");
+    tether.expect_log(&["connection closed: no PROXY protocol header"]);
+
+    // A guest who types nothing is closed after the idle limit, saying why; one who plays
+    // is not.
+    let mut player = tether.connect_as(v1("203.0.113.60"));
+    player.create("Busy", "busy-busy");
+    let idle = other.expect_closed();
+    assert!(
+        idle.iter()
+            .any(|l| l.contains("Nothing typed for too long while logging in.")),
+        "{idle:?}"
+    );
+    player.send("say still here");
+    player.expect("You say, \"still here\"");
+}

@@ -21,6 +21,7 @@ mod throttle;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tether_protocol::SessionKey;
@@ -196,6 +197,10 @@ struct Session {
     peer: Option<std::net::IpAddr>,
     /// Failed logins on this connection (see `throttle::PER_CONNECTION`).
     failed_logins: u32,
+    /// When this core first saw the session (opened, or restored after a restart).
+    arrived: Instant,
+    /// When its last line came in (or `arrived`).
+    last_line: Instant,
 }
 
 impl Session {
@@ -204,7 +209,7 @@ impl Session {
         self.player.is_some() && !self.closing
     }
 
-    fn new(player: Option<Player>, remote_addr: &str) -> Session {
+    fn new(player: Option<Player>, remote_addr: &str, now: Instant) -> Session {
         Session {
             player,
             closing: false,
@@ -218,6 +223,8 @@ impl Session {
                 .map(|addr| addr.ip())
                 .ok(),
             failed_logins: 0,
+            arrived: now,
+            last_line: now,
         }
     }
 }
@@ -240,7 +247,29 @@ enum Purpose {
     },
 }
 
+/// How long a connection may stay without logging in: nothing on a public port waits
+/// forever for a client that never says who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// From connecting to being logged in.
+    pub total: Duration,
+    /// Without typing anything, before logging in.
+    pub idle: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            total: Duration::from_secs(300),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
 pub struct Game {
+    /// The time as of the last [`Game::tick`]: the game reads no clock of its own.
+    now: Instant,
+    login_limits: LoginLimits,
     world: World,
     db: Db,
     /// Sessions gain or lose a character, move or go away only through
@@ -266,6 +295,8 @@ pub struct Game {
 impl Game {
     pub fn new(world: World, db: Db) -> Game {
         Game {
+            now: Instant::now(),
+            login_limits: LoginLimits::default(),
             world,
             db,
             sessions: BTreeMap::new(),
@@ -275,6 +306,35 @@ impl Game {
             next_ticket: 1,
             witness: None,
             quarantine: BTreeSet::new(),
+        }
+    }
+
+    pub fn set_login_limits(&mut self, limits: LoginLimits) {
+        self.login_limits = limits;
+    }
+
+    /// Time passing: closes connections that took too long to log in. The shell calls it
+    /// about once a second.
+    pub fn tick(&mut self, now: Instant, out: &mut Outbox) {
+        self.now = now;
+        let limits = self.login_limits;
+        let late: Vec<(SessionKey, &'static str)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.player.is_none() && !s.closing && s.pending.is_none())
+            .filter_map(|(key, s)| {
+                if now.saturating_duration_since(s.arrived) >= limits.total {
+                    Some((*key, msg::login_took_too_long()))
+                } else if now.saturating_duration_since(s.last_line) >= limits.idle {
+                    Some((*key, msg::login_idle()))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (key, why) in late {
+            tracing::info!(?key, why, "closing a connection that did not log in");
+            self.disconnect(key, why, out);
         }
     }
 
@@ -333,7 +393,7 @@ impl Game {
     pub fn session_opened(&mut self, key: SessionKey, remote_addr: &str, out: &mut Outbox) {
         tracing::info!(?key, remote_addr, "session opened");
         if self
-            .insert_session(key, Session::new(None, remote_addr))
+            .insert_session(key, Session::new(None, remote_addr, self.now))
             .is_some()
         {
             tracing::warn!(?key, "session opened twice; starting it over");
@@ -360,7 +420,7 @@ impl Game {
             }
         }
         tracing::debug!(?key, logged_in = player.is_some(), "session restored");
-        let mut session = Session::new(player, remote_addr);
+        let mut session = Session::new(player, remote_addr, self.now);
         if secret.is_some() {
             session.input_hidden = !checking;
             session.secret_in_blob = true;
@@ -406,6 +466,9 @@ impl Game {
     }
 
     pub fn line(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.last_line = self.now;
+        }
         let mark = out.events.len();
         self.line_inner(key, seq, text, out);
         self.prompt_bystanders(mark, key, out);
@@ -437,7 +500,7 @@ impl Game {
                 ?key,
                 "line for an unknown session; treating it as a new one"
             );
-            Session::new(None, "")
+            Session::new(None, "", self.now)
         });
         if session.pending.is_none() && session.queue.is_empty() {
             self.handle_line(key, seq, text, out);

@@ -24,7 +24,7 @@ mod text;
 mod world;
 
 pub use db::Db;
-pub use game::{Game, panic_is_isolated};
+pub use game::{Game, LoginLimits, panic_is_isolated};
 pub use link::serve;
 pub use outbound::{HIGH_WATER, MAX_BATCH};
 pub use world::{DEFAULT_WORLD, World};

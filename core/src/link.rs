@@ -160,6 +160,23 @@ pub async fn serve(
             end_gathering(&shared);
         });
     }
+    {
+        // Time passing, for the game's timeouts.
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if shared.borrow().draining {
+                    return;
+                }
+                let mut outbox = Outbox::default();
+                shared.borrow_mut().game.tick(Instant::now(), &mut outbox);
+                dispatch(&shared, outbox);
+            }
+        });
+    }
     tokio::pin!(stop);
     loop {
         tokio::select! {

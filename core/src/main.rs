@@ -26,6 +26,12 @@ struct Args {
     /// Link socket to listen on, unless one is inherited (TETHER_LINK_FD).
     #[arg(long, default_value = "data/link.sock")]
     link: PathBuf,
+    /// Seconds a connection may take to log in before it is closed.
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    login_timeout: f64,
+    /// Seconds a connection that has not logged in may go without typing anything.
+    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
+    login_idle_timeout: f64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +76,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let mut game = Game::new(world, db);
+    let seconds = |value: f64, what: &str| {
+        std::time::Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("{what} must be a positive number of seconds, not {value}"))
+    };
+    game.set_login_limits(tether_core::LoginLimits {
+        total: seconds(args.login_timeout, "--login-timeout")?,
+        idle: seconds(args.login_idle_timeout, "--login-idle-timeout")?,
+    });
     let witness = Witness::inherited().context("taking the witness page")?;
     if let Some(witness) = &witness {
         game.set_witness(witness.clone());

@@ -32,6 +32,7 @@ mod fault;
 mod flood;
 #[doc(hidden)]
 pub mod fuzz;
+mod gate;
 mod gmcp;
 mod handover;
 mod keeper;
@@ -40,6 +41,7 @@ mod link;
 mod mailbox;
 pub mod mccp;
 mod negotiation;
+mod proxy_protocol;
 mod relay;
 #[cfg(test)]
 mod same_rules;
@@ -52,11 +54,12 @@ mod web;
 mod websocket;
 mod wire;
 
+pub use gate::{Gate, Limits as GateLimits};
 pub use handover::reserve_descriptor_table;
 pub use keeper::{Keeper, from_env as keeper_from_env};
 pub use link::LinkConfig;
 pub use relay::DEFAULT_MAX_QUEUED_LINES;
-pub use server::Proxy;
+pub use server::{Proxy, ProxyProtocolOn};
 
 /// A random-enough id for this proxy process, so a core can tell a reconnect from a new proxy.
 pub fn random_id() -> u64 {

@@ -39,6 +39,23 @@ struct Args {
     /// died (needs the keeper socket the supervisor passes).
     #[arg(long, conflicts_with = "take_over")]
     recover: bool,
+    /// Connections one address may hold at once (loopback is not counted; 0: no limit).
+    #[arg(long, default_value_t = tether_proxy::GateLimits::default().per_address)]
+    max_connections_per_address: u32,
+    /// New connections per second one address may open, after a burst of
+    /// --max-connections-per-address (0: no limit).
+    #[arg(long, default_value_t = tether_proxy::GateLimits::default().per_second)]
+    connections_per_second_per_address: f64,
+    /// Listeners whose connections start with a PROXY protocol header (v1 or v2) giving the
+    /// player's address: `telnet`, `http` (repeat, or separate with commas).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    proxy_protocol: Vec<Listener>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Listener {
+    Telnet,
+    Http,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +107,14 @@ fn main() -> anyhow::Result<()> {
         proxy.core_news_on_stdin = args.core_news_on_stdin;
         proxy.handover = args.handover;
         proxy.keeper = keeper;
+        proxy.proxy_protocol = tether_proxy::ProxyProtocolOn {
+            telnet: args.proxy_protocol.contains(&Listener::Telnet),
+            http: args.proxy_protocol.contains(&Listener::Http),
+        };
+        proxy.gate = tether_proxy::Gate::new(tether_proxy::GateLimits {
+            per_address: args.max_connections_per_address,
+            per_second: args.connections_per_second_per_address,
+        });
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         proxy

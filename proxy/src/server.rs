@@ -24,10 +24,12 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::gate::{self, Door, Gate, Permit};
 use crate::handover::{self, Channel, Frozen};
 use crate::keeper::{self, Keeper, Recovered};
 use crate::link::{self, FrozenLink, LinkConfig, LinkHandle, LinkState};
 use crate::mailbox;
+use crate::proxy_protocol;
 use crate::relay::KeptSlot;
 use crate::relay::ToSession;
 use crate::session::{self, TelnetSpeaker, Transport as _};
@@ -56,6 +58,17 @@ pub struct Proxy {
     /// Where copies of the connections and their checkpoints go (the supervisor), so that
     /// if this proxy dies the next carries on with them.
     pub keeper: Keeper,
+    /// Who may connect (per-address limits, the descriptor reserve).
+    pub gate: Arc<Gate>,
+    /// The listeners on which connections start with a PROXY protocol header.
+    pub proxy_protocol: ProxyProtocolOn,
+}
+
+/// Which listeners take the PROXY protocol (see `proxy_protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyProtocolOn {
+    pub telnet: bool,
+    pub http: bool,
 }
 
 /// What a player whose proxy died hears from the one that carries the connection on.
@@ -96,6 +109,8 @@ impl Proxy {
             carried: None,
             ready_said: false,
             keeper: Keeper::off(),
+            gate: Gate::new(gate::Limits::default()),
+            proxy_protocol: ProxyProtocolOn::default(),
         })
     }
 
@@ -176,6 +191,8 @@ impl Proxy {
             handover: None,
             ready_said: false,
             keeper: Keeper::off(),
+            gate: Gate::new(gate::Limits::default()),
+            proxy_protocol: ProxyProtocolOn::default(),
             carried: Some(Carried {
                 started: kept.started,
                 next_session_id,
@@ -282,6 +299,8 @@ impl Proxy {
             handover: None,
             ready_said: false,
             keeper: Keeper::off(),
+            gate: Gate::new(gate::Limits::default()),
+            proxy_protocol: ProxyProtocolOn::default(),
             carried: Some(Carried {
                 started,
                 next_session_id,
@@ -305,6 +324,8 @@ impl Proxy {
         }
         let handover = self.handover.clone();
         let keeper = self.keeper.clone();
+        let gate = self.gate.clone();
+        let proxy_protocol = self.proxy_protocol;
         let mut stop = std::pin::pin!(stop);
         loop {
             let serving = self.serve(&announced);
@@ -341,6 +362,8 @@ impl Proxy {
                     self = Proxy::from_frozen(frozen, link_config)?;
                     self.handover = handover.clone();
                     self.keeper = keeper.clone();
+                    self.gate = gate.clone();
+                    self.proxy_protocol = proxy_protocol;
                 }
             }
         }
@@ -354,6 +377,8 @@ impl Proxy {
             link: link_config,
             carried,
             keeper,
+            gate,
+            proxy_protocol,
             ..
         } = self;
         let game_status = link_config.game_status.clone();
@@ -393,6 +418,8 @@ impl Proxy {
             started,
             ids: Arc::new(AtomicU64::new(next_id)),
             keeper,
+            gate,
+            proxy_protocol,
         };
         // The keeper hears the whole set again: this proxy, then every session it carries
         // on; what it kept and this set does not name is let go.
@@ -583,9 +610,9 @@ fn resume_session(
         Ok(stream) => stream,
         Err(error) => return lost(error.to_string()),
     };
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "?".to_string(), |peer| peer.to_string());
+    let peer_addr = stream.peer_addr().ok();
+    let permit = context.gate.carry(peer_addr.map(|peer| peer.ip()));
+    let peer = peer_addr.map_or_else(|| "?".to_string(), |peer| peer.to_string());
     match (transport, speaker) {
         (Transport::Telnet, SpeakerState::Telnet(telnet)) => {
             let speaker = Box::new(TelnetSpeaker::restore(id, context.clone(), *telnet));
@@ -597,15 +624,18 @@ fn resume_session(
                 &*speaker,
                 transport.socket_copy(),
             );
-            sessions.spawn(session::resume(
-                speaker,
-                transport,
-                id,
-                Transport::Telnet,
-                messages,
-                queued,
-                peer,
-                context.clone(),
+            sessions.spawn(holding(
+                permit,
+                session::resume(
+                    speaker,
+                    transport,
+                    id,
+                    Transport::Telnet,
+                    messages,
+                    queued,
+                    peer,
+                    context.clone(),
+                ),
             ));
         }
         (Transport::WebSocketTelnet, SpeakerState::Telnet(telnet)) => {
@@ -618,15 +648,18 @@ fn resume_session(
                 &*speaker,
                 transport.socket_copy(),
             );
-            sessions.spawn(session::resume(
-                speaker,
-                transport,
-                id,
-                Transport::WebSocketTelnet,
-                messages,
-                queued,
-                peer,
-                context.clone(),
+            sessions.spawn(holding(
+                permit,
+                session::resume(
+                    speaker,
+                    transport,
+                    id,
+                    Transport::WebSocketTelnet,
+                    messages,
+                    queued,
+                    peer,
+                    context.clone(),
+                ),
             ));
         }
         (Transport::WebSocket, SpeakerState::Web(web)) => {
@@ -638,15 +671,18 @@ fn resume_session(
                 &*web,
                 transport.socket_copy(),
             );
-            sessions.spawn(session::resume(
-                web,
-                transport,
-                id,
-                Transport::WebSocket,
-                messages,
-                queued,
-                peer,
-                context.clone(),
+            sessions.spawn(holding(
+                permit,
+                session::resume(
+                    web,
+                    transport,
+                    id,
+                    Transport::WebSocket,
+                    messages,
+                    queued,
+                    peer,
+                    context.clone(),
+                ),
             ));
         }
         (_, _) => lost("its speaker does not fit its transport".into()),
@@ -726,6 +762,42 @@ fn read_core_news(cannot_start: link::CannotStart) {
     }
 }
 
+/// A telnet player at the gate: a session if let in, else told why and closed.
+fn admit_telnet(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    context: &session::Context,
+    sessions: &TaskTracker,
+) {
+    match context.gate.admit(peer.ip(), Door::Telnet) {
+        Ok(permit) => {
+            let session = context.next_session_id();
+            let served = session::serve_tcp(stream, peer, session, context.clone());
+            sessions.spawn(holding(permit, served));
+        }
+        Err(refusal) => {
+            tokio::spawn(turn_away(stream, format!("{refusal}\r\n").into_bytes()));
+        }
+    }
+}
+
+/// Runs a session holding its place at the gate, given back when it ends.
+pub(crate) async fn holding(permit: Permit, session: impl std::future::Future<Output = ()>) {
+    session.await;
+    drop(permit);
+}
+
+/// Tells a connection the gate refused why, briefly (a client that does not read is not
+/// waited for), and closes it.
+pub(crate) async fn turn_away(mut stream: tokio::net::TcpStream, said: Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(&said).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
 /// Accepts telnet players until the proxy stops; hands the listener back for a successor.
 async fn accept_loop(
     listener: TcpListener,
@@ -739,10 +811,19 @@ async fn accept_loop(
             _ = shutdown.wait() => return listener,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let session = context.next_session_id();
-                sessions.spawn(session::serve_tcp(stream, peer, session, context.clone()));
+            Ok((mut stream, peer)) if context.proxy_protocol.telnet => {
+                let (context, sessions) = (context.clone(), sessions.clone());
+                // Off the accept loop: the header may be slow to come.
+                tokio::spawn(async move {
+                    let mut shutdown = context.shutdown.clone();
+                    if let Some(player) =
+                        proxy_protocol::player_address(&mut stream, peer, &mut shutdown).await
+                    {
+                        admit_telnet(stream, player, &context, &sessions);
+                    }
+                });
             }
+            Ok((stream, peer)) => admit_telnet(stream, peer, &context, &sessions),
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
                 warn!(%error, "accept failed");

@@ -51,6 +51,10 @@ pub struct Context {
     pub ids: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Where connections and their checkpoints are kept, in case this proxy dies.
     pub keeper: Keeper,
+    /// Who may connect; sessions hold their place in it.
+    pub gate: std::sync::Arc<crate::gate::Gate>,
+    /// Which listeners take the PROXY protocol.
+    pub proxy_protocol: crate::server::ProxyProtocolOn,
 }
 
 impl Context {
@@ -75,6 +79,8 @@ impl Context {
             started: 0,
             ids: std::sync::Arc::default(),
             keeper: Keeper::off(),
+            gate: crate::gate::Gate::new(crate::gate::Limits::default()),
+            proxy_protocol: crate::server::ProxyProtocolOn::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 //!   same `TelnetSpeaker` as a TCP connection, for existing telnet-over-WebSocket clients.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -30,7 +31,9 @@ use tether_protocol::message::{self, Charset, ClientInfo, Delivery, SessionInfo}
 
 use crate::admission::{Admission, Admitted};
 use crate::close::CloseReason;
+use crate::gate::{Door, Permit};
 use crate::gmcp::{self, Gmcp, Received};
+use crate::proxy_protocol;
 use crate::relay::{CoreHealth, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker};
 use crate::state::SpeakerState;
@@ -146,8 +149,14 @@ async fn websocket(
         Err(why) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
     };
     let upgraded = hyper::upgrade::on(&mut request);
+    // The session keeps the connection's place at the gate for as long as it lives.
+    let permit = request
+        .extensions()
+        .get::<PermitSlot>()
+        .and_then(PermitSlot::take);
     // Tracked from now, so a hand-over waits for the session this becomes.
     web.sessions.spawn(async move {
+        let _permit = permit;
         let upgraded = match upgraded.await {
             Ok(upgraded) => upgraded,
             Err(error) => return tracing::debug!(%error, "a WebSocket upgrade did not finish"),
@@ -202,6 +211,21 @@ async fn websocket(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// An HTTP connection's place at the gate, shared by the connection's task and the request
+/// that may upgrade it: a WebSocket session takes it for its whole life.
+#[derive(Clone)]
+struct PermitSlot(Arc<Mutex<Option<Permit>>>);
+
+impl PermitSlot {
+    fn holding(permit: Permit) -> PermitSlot {
+        PermitSlot(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    fn take(&self) -> Option<Permit> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
 /// Serves HTTP on `listener` until the proxy stops; hands the listener back for a successor.
 ///
 /// Its own accept loop and hyper's HTTP/1 connection, not `axum::serve`: a WebSocket
@@ -209,6 +233,9 @@ async fn websocket(
 /// the connection type given to hyper here allows, and the listener must come back.
 pub async fn serve(listener: TcpListener, web: Web) -> TcpListener {
     let mut shutdown = web.context.shutdown.clone();
+    let gate = web.context.gate.clone();
+    let proxy_protocol = web.context.proxy_protocol.http;
+    let context = web.context.clone();
     let app = router(web);
     loop {
         let accepted = tokio::select! {
@@ -224,8 +251,35 @@ pub async fn serve(listener: TcpListener, web: Web) -> TcpListener {
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone().layer(Extension(ConnectInfo(peer))));
+        let (gate, app, mut shutdown) = (gate.clone(), app.clone(), context.shutdown.clone());
         tokio::spawn(async move {
+            let mut stream = stream;
+            let peer = if proxy_protocol {
+                match proxy_protocol::player_address(&mut stream, peer, &mut shutdown).await {
+                    Some(player) => player,
+                    None => return,
+                }
+            } else {
+                peer
+            };
+            let permit = match gate.admit(peer.ip(), Door::Http) {
+                Ok(permit) => PermitSlot::holding(permit),
+                Err(refusal) => {
+                    let body = format!("{refusal}\n");
+                    let said = format!(
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return crate::server::turn_away(stream, said.into_bytes()).await;
+                }
+            };
+            let service = TowerToHyperService::new(
+                app.layer(Extension(ConnectInfo(peer)))
+                    .layer(Extension(permit.clone())),
+            );
+            // The connection's place at the gate, unless a WebSocket session took it.
+            let _permit = permit;
             let served = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()

@@ -53,6 +53,81 @@ pub struct FileConfig {
     pub watch: Option<bool>,
     /// Seconds a core may make no progress before it is replaced.
     pub hang_timeout: Option<f64>,
+    /// `[limits]`: what players' connections may do; the proxy and the core have defaults.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Listeners behind a load balancer that sends the PROXY protocol: `["telnet", "http"]`.
+    #[serde(default)]
+    pub proxy_protocol: Vec<Listener>,
+}
+
+/// A player listener, as the config file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Listener {
+    Telnet,
+    Http,
+}
+
+/// The proxy's option for the listeners that take the PROXY protocol.
+pub fn proxy_protocol_args(listeners: &[Listener]) -> Vec<std::ffi::OsString> {
+    listeners
+        .iter()
+        .flat_map(|listener| {
+            [
+                "--proxy-protocol".into(),
+                match listener {
+                    Listener::Telnet => "telnet",
+                    Listener::Http => "http",
+                }
+                .into(),
+            ]
+        })
+        .collect()
+}
+
+/// The config file's `[limits]` table, passed on to the proxy and the core as options; a key
+/// left out keeps their default.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Connections one address may hold at once (proxy; loopback is not counted).
+    pub max_connections_per_address: Option<u32>,
+    /// New connections per second one address may open (proxy).
+    pub connections_per_second_per_address: Option<f64>,
+    /// Seconds a connection may take to log in (core).
+    pub login_timeout: Option<f64>,
+    /// Seconds a connection may go without typing before it logs in (core).
+    pub login_idle_timeout: Option<f64>,
+}
+
+impl Limits {
+    /// The proxy's options for these limits.
+    pub fn proxy_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if let Some(n) = self.max_connections_per_address {
+            args.extend(["--max-connections-per-address".into(), n.to_string().into()]);
+        }
+        if let Some(rate) = self.connections_per_second_per_address {
+            args.extend([
+                "--connections-per-second-per-address".into(),
+                rate.to_string().into(),
+            ]);
+        }
+        args
+    }
+
+    /// The core's options for these limits.
+    pub fn core_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if let Some(secs) = self.login_timeout {
+            args.extend(["--login-timeout".into(), secs.to_string().into()]);
+        }
+        if let Some(secs) = self.login_idle_timeout {
+            args.extend(["--login-idle-timeout".into(), secs.to_string().into()]);
+        }
+        args
+    }
 }
 
 impl FileConfig {
@@ -107,7 +182,7 @@ impl Defaults {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub telnet: String,
     /// The web client and WebSocket address, or "off".
@@ -119,6 +194,8 @@ pub struct Settings {
     pub core_bin: PathBuf,
     /// How long a core may make no progress before it is killed and replaced.
     pub hang_timeout: Duration,
+    pub limits: Limits,
+    pub proxy_protocol: Vec<Listener>,
 }
 
 impl Settings {
@@ -165,6 +242,8 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
             // take a busy moment for a hang.
             .map(|timeout| timeout.max(MIN_HANG_TIMEOUT))
             .unwrap_or(DEFAULT_HANG_TIMEOUT),
+        limits: file.limits.clone(),
+        proxy_protocol: file.proxy_protocol.clone(),
     }
 }
 
@@ -219,8 +298,41 @@ mod tests {
                 proxy_bin: PathBuf::from("/opt/tether/tether-proxy"),
                 core_bin: PathBuf::from("/opt/tether/tether-core"),
                 hang_timeout: DEFAULT_HANG_TIMEOUT,
+                limits: Limits::default(),
+                proxy_protocol: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn limits_pass_to_the_proxy_and_the_core_as_options() {
+        let file = FileConfig::parse(
+            "[limits]\nmax_connections_per_address = 8\nconnections_per_second_per_address = 0.5\n\
+             login_timeout = 60\nlogin_idle_timeout = 30\n",
+        )
+        .expect("valid config");
+        let settings = merge(&Options::default(), &file, defaults());
+        assert_eq!(
+            settings.limits.proxy_args(),
+            [
+                "--max-connections-per-address",
+                "8",
+                "--connections-per-second-per-address",
+                "0.5"
+            ]
+        );
+        assert_eq!(
+            settings.limits.core_args(),
+            ["--login-timeout", "60", "--login-idle-timeout", "30"]
+        );
+        assert!(FileConfig::parse("[limits]\nmax_conections = 1\n").is_err());
+        let behind = FileConfig::parse("proxy_protocol = [\"telnet\", \"http\"]\n").expect("valid");
+        assert_eq!(
+            proxy_protocol_args(&behind.proxy_protocol),
+            ["--proxy-protocol", "telnet", "--proxy-protocol", "http"]
+        );
+        assert!(FileConfig::parse("proxy_protocol = [\"ssh\"]\n").is_err());
+        assert!(FileConfig::default().limits.proxy_args().is_empty());
     }
 
     #[test]
@@ -247,6 +359,8 @@ mod tests {
             world: Some("file-world.toml".into()),
             watch: Some(true),
             hang_timeout: Some(20.0),
+            limits: Limits::default(),
+            proxy_protocol: Vec::new(),
         };
         let cli = Options {
             telnet: Some("127.0.0.1:5000".into()),

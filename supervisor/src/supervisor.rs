@@ -576,6 +576,7 @@ impl Supervisor {
             args.push("--world".into());
             args.push(world.clone().into());
         }
+        args.extend(settings.limits.core_args());
         let mut env: Vec<(OsString, OsString)> = vec![
             (LINK_FD_VAR.into(), LINK_FD.to_string().into()),
             (CONTROL_VAR.into(), settings.control_socket().into()),
@@ -601,7 +602,7 @@ impl Supervisor {
         Spec {
             role: Role::Proxy,
             program: self.settings.proxy_bin.clone(),
-            args: vec![
+            args: [
                 "--telnet".into(),
                 self.settings.telnet.clone().into(),
                 "--http".into(),
@@ -611,7 +612,13 @@ impl Supervisor {
                 CORE_NEWS_FLAG.into(),
                 HANDOVER_FLAG.into(),
                 self.settings.handover_socket().into(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.settings.limits.proxy_args())
+            .chain(crate::config::proxy_protocol_args(
+                &self.settings.proxy_protocol,
+            ))
+            .collect(),
             env: Vec::new(),
             link_fd: None,
             keeper_fd: None,

@@ -99,7 +99,14 @@ pub struct Tether {
     up: Vec<std::ffi::OsString>,
     env: Vec<(String, String)>,
     capture_log: bool,
+    /// The telnet listener wants a PROXY protocol header first; [`Tether::connect`] sends
+    /// one naming [`BALANCED_PLAYER`].
+    proxy_protocol: bool,
 }
+
+/// The address [`Tether::connect`] claims for its clients when the telnet listener takes
+/// the PROXY protocol (a documentation address, never a real one).
+pub const BALANCED_PLAYER: &str = "192.0.2.200";
 
 #[derive(Default)]
 pub struct Options {
@@ -123,6 +130,10 @@ pub struct Options {
     pub stderr_to: Option<PathBuf>,
     /// Give tether a pipe for stderr that nobody reads (until [`Tether::take_stderr`]).
     pub stderr_unread: bool,
+    /// A config file for tether (`--config`), written into the root.
+    pub config: Option<String>,
+    /// The config's telnet listener takes the PROXY protocol (see [`Tether::connect`]).
+    pub proxy_protocol: bool,
 }
 
 impl Tether {
@@ -173,6 +184,13 @@ impl Tether {
             up.push("--world".into());
             up.push(world.into());
         }
+        if let Some(config) = &options.config {
+            std::fs::create_dir_all(&root).expect("root dir");
+            let path = root.join("tether.toml");
+            std::fs::write(&path, config).expect("writing the config");
+            up.push("--config".into());
+            up.push(path.into());
+        }
         up.extend(options.args.iter().map(Into::into));
         let mut command = supervisor_command(&up, &options.env);
         let log = root.join("tether.log");
@@ -205,6 +223,7 @@ impl Tether {
             up,
             env: options.env,
             capture_log: options.capture_log,
+            proxy_protocol: options.proxy_protocol,
         };
         // Ready when a player gets the login banner.
         let mut probe = tether.connect();
@@ -233,10 +252,28 @@ impl Tether {
     }
 
     pub fn connect(&self) -> Client {
+        if self.proxy_protocol {
+            return self.connect_as(format!(
+                "PROXY TCP4 {BALANCED_PLAYER} 127.0.0.1 40000 4000\r\n"
+            ));
+        }
         let addr = self.telnet;
         wait_for("the telnet port to accept", || {
             TcpStream::connect(addr).ok().map(Client::new)
         })
+    }
+
+    /// Connects as a load balancer would, sending `header` (a PROXY protocol header, or
+    /// any bytes) first.
+    pub fn connect_as(&self, header: impl AsRef<[u8]>) -> Client {
+        let addr = self.telnet;
+        let mut stream = wait_for("the telnet port to accept", || {
+            TcpStream::connect(addr).ok()
+        });
+        stream
+            .write_all(header.as_ref())
+            .expect("sending the header");
+        Client::new(stream)
     }
 
     /// The supervisor is still running.

@@ -168,6 +168,14 @@ pub(super) fn login_throttled(subject: &super::throttle::Subject, seconds: i64) 
     )
 }
 
+pub(super) fn login_took_too_long() -> &'static str {
+    "You took too long to log in."
+}
+
+pub(super) fn login_idle() -> &'static str {
+    "Nothing typed for too long while logging in."
+}
+
 pub(super) fn too_many_failed_logins() -> &'static str {
     "Too many failed logins."
 }

@@ -537,6 +537,44 @@ fn failed_logins_close_the_connection_and_make_the_address_and_account_wait() {
 }
 
 #[test]
+fn connections_that_do_not_log_in_are_closed_in_time() {
+    let mut h = Harness::in_memory();
+    h.game.set_login_limits(crate::LoginLimits {
+        total: std::time::Duration::from_secs(300),
+        idle: std::time::Duration::from_secs(120),
+    });
+    let start = std::time::Instant::now();
+    h.game.tick(start, &mut Outbox::new());
+    h.create(1, "alice");
+    h.open(2);
+    h.open(3);
+    let mut out = Outbox::new();
+    h.game
+        .tick(start + std::time::Duration::from_secs(60), &mut out);
+    assert!(out.is_empty(), "nobody is late yet");
+    // Session 3 types something (not a login) a minute in; session 2 says nothing.
+    h.send(3, "help");
+    let mut out = Outbox::new();
+    h.game
+        .tick(start + std::time::Duration::from_secs(121), &mut out);
+    assert_eq!(
+        disconnect_of(&out, 2),
+        Some("Nothing typed for too long while logging in.")
+    );
+    assert_eq!(disconnect_of(&out, 3), None);
+    assert_eq!(
+        disconnect_of(&out, 1),
+        None,
+        "a player is never timed out here"
+    );
+    let mut out = Outbox::new();
+    h.game
+        .tick(start + std::time::Duration::from_secs(301), &mut out);
+    assert_eq!(disconnect_of(&out, 3), Some("You took too long to log in."));
+    assert_eq!(disconnect_of(&out, 1), None);
+}
+
+#[test]
 fn takeover_disconnects_the_old_session_quietly() {
     let mut h = Harness::in_memory();
     h.create(1, "alice");
