@@ -293,3 +293,49 @@ fn behind_a_balancer_the_players_address_counts_and_idle_guests_are_closed() {
     player.send("say still here");
     player.expect("You say, \"still here\"");
 }
+
+/// One host holding connections until the proxy's open-file limit would lock everyone out;
+/// the gate keeps a reserve, so `/health` answers, players already in play on, and the log
+/// says why newcomers are turned away.
+#[test]
+fn a_full_proxy_keeps_a_reserve_for_health_and_the_players_it_has() {
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        // 256 descriptors: a reserve of 64, so 192 connections for players.
+        open_files: Some(256),
+        ..Options::default()
+    });
+    let mut player = tether.connect();
+    player.create("Early", "early-bird");
+    // Loopback is not limited per address: one "host" fills the proxy.
+    let mut crowd: Vec<_> = (0..200).map(|_| tether.connect()).collect();
+    let mut welcomed = 0;
+    let mut full = 0;
+    for client in &mut crowd {
+        let said = client.expect_line("the banner or a refusal", |line| {
+            line.contains("connect <name>") || line.contains("server is full")
+        });
+        if said.contains("server is full") {
+            full += 1;
+            client.expect_closed();
+        } else {
+            welcomed += 1;
+        }
+    }
+    // The player, the 192 - 1 let in, and the rest refused.
+    assert_eq!((welcomed, full), (191, 9));
+    tether.expect_log(&["refusing new connections: the rest of the open-file limit is kept"]);
+    let health = tether_tests::http_get(tether.http, "/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    player.send("say still playing");
+    player.expect("You say, \"still playing\"");
+    // Places that come free (once the proxy has seen those players leave) are taken again.
+    crowd.truncate(150);
+    tether_tests::wait_for("a newcomer to be let in", || {
+        let mut newcomer = tether.connect();
+        let said = newcomer.expect_line("the banner or a refusal", |line| {
+            line.contains("connect <name>") || line.contains("server is full")
+        });
+        said.contains("connect <name>").then_some(())
+    });
+}

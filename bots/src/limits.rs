@@ -1,14 +1,10 @@
 //! The open-files limit, shared by the bots and the echo server: both hold one descriptor per
-//! session, far past the usual soft limit of 1,024.
+//! session, far past the usual soft limit of 1,024. The rule is tether's own
+//! (`tether_protocol::process::raise_open_file_limit`), which the proxy and supervisor use.
 
 use anyhow::{Context, Result};
 
 /// Raises the soft open-files limit to the hard one; returns the new soft limit.
 pub fn raise_nofile() -> Result<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit(RLIMIT_NOFILE)")?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("setrlimit(RLIMIT_NOFILE)")?;
-    }
-    Ok(hard)
+    tether_protocol::process::raise_open_file_limit().context("raising RLIMIT_NOFILE")
 }

@@ -106,6 +106,19 @@ fn one_line(text: &str) -> String {
     lines.join(" / ")
 }
 
+/// Raises this process's soft open-file limit to its hard limit and returns it. The proxy
+/// holds one descriptor per player, and the supervisor (as the proxy's keeper) one more: the
+/// usual soft limit of 1,024 would cap a game far below what the machine allows. The load
+/// generator does the same for its bots.
+pub fn raise_open_file_limit() -> nix::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

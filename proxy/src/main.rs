@@ -60,6 +60,8 @@ enum Listener {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // First: the descriptor table below is sized to it.
+    let raised = tether_protocol::process::raise_open_file_limit();
     if args.take_over || args.recover {
         // Every connection is about to arrive at once: the descriptor table is grown now,
         // while this is the only thread (the log's writer thread starts next), when growing
@@ -67,6 +69,10 @@ fn main() -> anyhow::Result<()> {
         tether_proxy::reserve_descriptor_table();
     }
     let _log = tether_log::init();
+    match raised {
+        Ok(files) => tracing::debug!(files, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let (keeper, keeper_socket) =

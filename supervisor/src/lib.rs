@@ -94,6 +94,10 @@ pub enum UpError {
 /// `tether up`: runs until told to stop. Returns an error if startup fails (after stopping
 /// whatever had been started).
 pub fn up(options: &Options) -> Result<(), UpError> {
+    // As the proxy's keeper it holds a copy of every player's connection.
+    if let Err(error) = tether_protocol::process::raise_open_file_limit() {
+        tracing::warn!(%error, "cannot raise the open-file limit");
+    }
     let dev = DevMode::detect();
     let mut settings = Settings::resolve(options, Defaults::beside_current_exe(dev.is_some())?)?;
     if let Some(dev) = &dev {

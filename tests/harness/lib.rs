@@ -134,6 +134,8 @@ pub struct Options {
     pub config: Option<String>,
     /// The config's telnet listener takes the PROXY protocol (see [`Tether::connect`]).
     pub proxy_protocol: bool,
+    /// The open-file limit (soft and hard) tether and so its children run with.
+    pub open_files: Option<u64>,
 }
 
 impl Tether {
@@ -193,6 +195,20 @@ impl Tether {
         }
         up.extend(options.args.iter().map(Into::into));
         let mut command = supervisor_command(&up, &options.env);
+        if let Some(files) = options.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, and the closure allocates nothing.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_NOFILE,
+                        files,
+                        files,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+            }
+        }
         let log = root.join("tether.log");
         if options.capture_log {
             std::fs::create_dir_all(&root).expect("root dir");
