@@ -75,6 +75,13 @@ pub fn create_file(path: &Path) -> io::Result<Option<Tightened>> {
     }
 }
 
+/// The permission bits of `path` if users other than its owner may read or write it (a key
+/// file that must not be shared); `None` if it is private.
+pub fn shared(path: &Path) -> io::Result<Option<u32>> {
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
 /// Removes the group's and others' bits (what the owner may do is left as it was).
 fn restrict(path: &Path, mode: u32, wanted: u32) -> io::Result<Option<Tightened>> {
     let was = mode & 0o7777;

@@ -50,6 +50,7 @@ mod session;
 mod shutdown;
 mod state;
 pub mod telnet;
+mod tls;
 mod web;
 mod websocket;
 mod wire;
@@ -60,6 +61,7 @@ pub use keeper::{Keeper, from_env as keeper_from_env};
 pub use link::LinkConfig;
 pub use relay::DEFAULT_MAX_QUEUED_LINES;
 pub use server::{Proxy, ProxyProtocolOn};
+pub use tls::{CertificateFiles, Certificates};
 
 /// A random-enough id for this proxy process, so a core can tell a reconnect from a new proxy.
 pub fn random_id() -> u64 {

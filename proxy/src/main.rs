@@ -16,6 +16,15 @@ struct Args {
     /// Address for the web client and WebSocket players (`off` to disable).
     #[arg(long, default_value = "127.0.0.1:4080")]
     http: String,
+    /// Address to accept telnet players over TLS on (needs --tls-cert and --tls-key).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    telnets: Option<SocketAddr>,
+    /// The TLS certificate chain (PEM), read again when it changes on disk.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM); other users must not be able to read it.
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
     /// The game core's link socket.
     #[arg(long, default_value = "data/link.sock")]
     link: PathBuf,
@@ -93,6 +102,30 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("--http {addr} is not an address"))?,
             ),
         };
+        // Read before anything is taken over: a certificate that cannot be used must stop
+        // this proxy while the running one still has everyone.
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(chain), Some(key)) => {
+                let files = tether_proxy::CertificateFiles {
+                    chain: chain.clone(),
+                    key: key.clone(),
+                };
+                match tether_proxy::Certificates::load(files) {
+                    Ok(certificates) => Some(certificates),
+                    Err(error) => {
+                        let reason = format!(
+                            "cannot use the TLS certificate: {:#}",
+                            anyhow::Error::new(error)
+                        );
+                        // The supervisor reads the reason from stdout (a successor's, or a
+                        // first proxy's alike).
+                        println!("{}", tether_protocol::process::failed_line(&reason));
+                        return Err(anyhow::anyhow!(reason));
+                    }
+                }
+            }
+            _ => None,
+        };
         let mut proxy = match &args.handover {
             _ if args.recover => {
                 let socket =
@@ -108,8 +141,9 @@ fn main() -> anyhow::Result<()> {
                     return Err(anyhow::anyhow!(reason));
                 }
             },
-            _ => Proxy::bind(args.telnet, http, link).await?,
+            _ => Proxy::bind(args.telnet, http, args.telnets, link).await?,
         };
+        proxy.tls = tls;
         proxy.core_news_on_stdin = args.core_news_on_stdin;
         proxy.handover = args.handover;
         proxy.keeper = keeper;

@@ -35,6 +35,7 @@ use crate::relay::ToSession;
 use crate::session::{self, TelnetSpeaker, Transport as _};
 use crate::shutdown::{self, ShutdownTrigger, Stop};
 use crate::state::{self, Checkpoint, KeptProxy, ProxyState, SessionState, SpeakerState};
+use crate::tls::Certificates;
 use crate::web;
 use crate::websocket::{self, TelnetFrames, WsTransport};
 
@@ -45,6 +46,8 @@ pub struct Proxy {
     pub telnet: TcpListener,
     /// The web front door, if enabled.
     pub http: Option<TcpListener>,
+    /// Telnet over TLS, if enabled (its certificates are `tls`).
+    pub telnets: Option<TcpListener>,
     pub link: LinkConfig,
     /// Read what the supervisor says about the core from stdin (`CoreNews`).
     pub core_news_on_stdin: bool,
@@ -62,6 +65,9 @@ pub struct Proxy {
     pub gate: Arc<Gate>,
     /// The listeners on which connections start with a PROXY protocol header.
     pub proxy_protocol: ProxyProtocolOn,
+    /// The TLS certificates, read from the files the operator named (never carried over:
+    /// each proxy reads them itself).
+    pub tls: Option<Arc<Certificates>>,
 }
 
 /// Which listeners take the PROXY protocol (see `proxy_protocol`).
@@ -87,6 +93,7 @@ impl Proxy {
     pub async fn bind(
         telnet: SocketAddr,
         http: Option<SocketAddr>,
+        telnets: Option<SocketAddr>,
         link: LinkConfig,
     ) -> anyhow::Result<Proxy> {
         let telnet = TcpListener::bind(telnet)
@@ -100,9 +107,18 @@ impl Proxy {
             ),
             None => None,
         };
+        let telnets = match telnets {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for TLS telnet on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Proxy {
             telnet,
             http,
+            telnets,
             link,
             core_news_on_stdin: false,
             handover: None,
@@ -111,6 +127,7 @@ impl Proxy {
             keeper: Keeper::off(),
             gate: Gate::new(gate::Limits::default()),
             proxy_protocol: ProxyProtocolOn::default(),
+            tls: None,
         })
     }
 
@@ -134,9 +151,23 @@ impl Proxy {
         let mut listeners = listeners.into_iter();
         let telnet = listener(listeners.next().context("no telnet listener was kept")?)
             .context("the kept telnet listener")?;
-        let http = match (kept.http, listeners.next()) {
-            (true, Some(socket)) => Some(listener(socket).context("the kept HTTP listener")?),
-            _ => None,
+        let http = match kept.http {
+            true => Some(
+                listener(listeners.next().context("no HTTP listener was kept")?)
+                    .context("the kept HTTP listener")?,
+            ),
+            false => None,
+        };
+        let telnets = match kept.telnets {
+            true => Some(
+                listener(
+                    listeners
+                        .next()
+                        .context("no TLS telnet listener was kept")?,
+                )
+                .context("the kept TLS telnet listener")?,
+            ),
+            false => None,
         };
         let mut next_session_id = kept.next_session_id;
         let mut sessions = Vec::with_capacity(recovered.sessions.len());
@@ -186,6 +217,7 @@ impl Proxy {
         Ok(Proxy {
             telnet,
             http,
+            telnets,
             link,
             core_news_on_stdin: false,
             handover: None,
@@ -193,6 +225,7 @@ impl Proxy {
             keeper: Keeper::off(),
             gate: Gate::new(gate::Limits::default()),
             proxy_protocol: ProxyProtocolOn::default(),
+            tls: None,
             carried: Some(Carried {
                 started: kept.started,
                 next_session_id,
@@ -253,11 +286,16 @@ impl Proxy {
             game_status,
             cannot_start,
             http,
+            telnets,
             link: link_state,
             link_unread,
             sessions,
         } = state;
-        let expected = 1 + usize::from(http) + usize::from(link_unread.is_some()) + sessions.len();
+        let expected = 1
+            + usize::from(http)
+            + usize::from(telnets)
+            + usize::from(link_unread.is_some())
+            + sessions.len();
         if sockets.len() != expected {
             anyhow::bail!(
                 "{} sockets arrived for a state that lists {expected}",
@@ -269,6 +307,10 @@ impl Proxy {
         let telnet = listener(next_socket()?).context("the telnet listener")?;
         let http = match http {
             true => Some(listener(next_socket()?).context("the HTTP listener")?),
+            false => None,
+        };
+        let telnets = match telnets {
+            true => Some(listener(next_socket()?).context("the TLS telnet listener")?),
             false => None,
         };
         let link_connection = match link_unread {
@@ -294,6 +336,7 @@ impl Proxy {
         Ok(Proxy {
             telnet,
             http,
+            telnets,
             link,
             core_news_on_stdin: false,
             handover: None,
@@ -301,6 +344,7 @@ impl Proxy {
             keeper: Keeper::off(),
             gate: Gate::new(gate::Limits::default()),
             proxy_protocol: ProxyProtocolOn::default(),
+            tls: None,
             carried: Some(Carried {
                 started,
                 next_session_id,
@@ -326,6 +370,10 @@ impl Proxy {
         let keeper = self.keeper.clone();
         let gate = self.gate.clone();
         let proxy_protocol = self.proxy_protocol;
+        let tls = self.tls.clone();
+        if self.telnets.is_some() && tls.is_none() {
+            anyhow::bail!("a TLS telnet listener, but no certificate to serve it with");
+        }
         let mut stop = std::pin::pin!(stop);
         loop {
             let serving = self.serve(&announced);
@@ -364,6 +412,7 @@ impl Proxy {
                     self.keeper = keeper.clone();
                     self.gate = gate.clone();
                     self.proxy_protocol = proxy_protocol;
+                    self.tls = tls.clone();
                 }
             }
         }
@@ -374,11 +423,13 @@ impl Proxy {
         let Proxy {
             telnet,
             http,
+            telnets,
             link: link_config,
             carried,
             keeper,
             gate,
             proxy_protocol,
+            tls,
             ..
         } = self;
         let game_status = link_config.game_status.clone();
@@ -420,6 +471,10 @@ impl Proxy {
             keeper,
             gate,
             proxy_protocol,
+            tls_port: telnets
+                .as_ref()
+                .and_then(|listener| listener.local_addr().ok())
+                .map(|addr| addr.port()),
         };
         // The keeper hears the whole set again: this proxy, then every session it carries
         // on; what it kept and this set does not name is let go.
@@ -430,9 +485,11 @@ impl Proxy {
                 started,
                 next_session_id: next_id,
                 http: http.is_some(),
+                telnets: telnets.is_some(),
             };
             let listeners = std::iter::once(copy(&telnet))
                 .chain(http.as_ref().map(copy))
+                .chain(telnets.as_ref().map(copy))
                 .collect::<std::io::Result<Vec<_>>>();
             match listeners {
                 Ok(listeners) => context.keeper.proxy(state::encode(&kept), listeners),
@@ -457,6 +514,29 @@ impl Proxy {
             };
             tokio::spawn(web::serve(http, web))
         });
+        let telnets = telnets.and_then(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "listening for telnet over TLS");
+            }
+            let config = match tls.as_ref().map(|tls| tls.server_config()) {
+                Some(Ok(config)) => config,
+                Some(Err(error)) => {
+                    warn!(error = %format!("{:#}", anyhow::Error::new(error)), "TLS telnet is off");
+                    return None;
+                }
+                None => return None,
+            };
+            let certificates = tls.clone()?;
+            Some(tokio::spawn(accept_tls_loop(
+                listener,
+                TlsDoor {
+                    certificates,
+                    config,
+                },
+                context.clone(),
+                sessions.clone(),
+            )))
+        });
         let telnet = tokio::spawn(accept_loop(telnet, context.clone(), sessions.clone()));
         Serving {
             context,
@@ -464,6 +544,7 @@ impl Proxy {
             sessions,
             telnet,
             http,
+            telnets,
             link_config,
         }
     }
@@ -478,6 +559,8 @@ struct Serving {
     telnet: JoinHandle<TcpListener>,
     /// The HTTP accept loop, likewise.
     http: Option<JoinHandle<TcpListener>>,
+    /// The TLS telnet accept loop, likewise.
+    telnets: Option<JoinHandle<TcpListener>>,
     link_config: LinkConfig,
 }
 
@@ -509,6 +592,10 @@ impl Serving {
             Some(http) => Some(http.await.context("the HTTP accept loop failed")?),
             None => None,
         };
+        let telnets = match self.telnets {
+            Some(telnets) => Some(telnets.await.context("the TLS telnet accept loop failed")?),
+            None => None,
+        };
         self.sessions.close();
         self.sessions.wait().await;
         let mut sessions = Vec::new();
@@ -527,6 +614,15 @@ impl Serving {
             sockets.push(
                 http.into_std()
                     .context("taking the HTTP listener off the runtime")?
+                    .into(),
+            );
+        }
+        let has_telnets = telnets.is_some();
+        if let Some(telnets) = telnets {
+            sockets.push(
+                telnets
+                    .into_std()
+                    .context("taking the TLS telnet listener off the runtime")?
                     .into(),
             );
         }
@@ -555,6 +651,7 @@ impl Serving {
             game_status,
             cannot_start: self.context.link.core_cannot_start(),
             http: has_http,
+            telnets: has_telnets,
             link: self.context.link.export(),
             link_unread,
             sessions: states,
@@ -759,6 +856,53 @@ fn read_core_news(cannot_start: link::CannotStart) {
         });
     if let Err(error) = spawned {
         warn!(%error, "cannot read the supervisor's news; /health will not say why a core is down");
+    }
+}
+
+/// What TLS telnet connections are served with.
+struct TlsDoor {
+    certificates: Arc<Certificates>,
+    config: Arc<rustls::ServerConfig>,
+}
+
+/// Accepts telnet players over TLS until the proxy stops; hands the listener back.
+async fn accept_tls_loop(
+    listener: TcpListener,
+    door: TlsDoor,
+    context: session::Context,
+    sessions: TaskTracker,
+) -> TcpListener {
+    let mut shutdown = context.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait() => return listener,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                // A renewed certificate counts from the next connection on.
+                door.certificates.refresh();
+                match context.gate.admit(peer.ip(), Door::Telnet) {
+                    Ok(permit) => {
+                        let session = context.next_session_id();
+                        let served = session::serve_tls(
+                            stream,
+                            peer,
+                            session,
+                            door.config.clone(),
+                            context.clone(),
+                        );
+                        sessions.spawn(holding(permit, served));
+                    }
+                    // Before the handshake there is no way to say why: just closed.
+                    Err(_) => drop(stream),
+                }
+            }
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

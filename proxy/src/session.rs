@@ -55,6 +55,8 @@ pub struct Context {
     pub gate: std::sync::Arc<crate::gate::Gate>,
     /// Which listeners take the PROXY protocol.
     pub proxy_protocol: crate::server::ProxyProtocolOn,
+    /// The port of the TLS telnet listener, for MSSP's `TLS` (and the older `SSL`).
+    pub tls_port: Option<u16>,
 }
 
 impl Context {
@@ -81,6 +83,7 @@ impl Context {
             keeper: Keeper::off(),
             gate: crate::gate::Gate::new(crate::gate::Limits::default()),
             proxy_protocol: crate::server::ProxyProtocolOn::default(),
+            tls_port: None,
         }
     }
 
@@ -567,6 +570,32 @@ pub fn serve_tcp(
     run(speaker, TcpTransport::new(stream), session, info, context)
 }
 
+/// A telnet player over TLS: the same session as [`serve_tcp`], through rustls.
+pub fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    session: u64,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    context: Context,
+) -> impl std::future::Future<Output = ()> {
+    if let Err(error) = stream.set_nodelay(true) {
+        debug!(session, %error, "cannot disable Nagle");
+    }
+    let info = SessionInfo {
+        transport: message::Transport::Telnet,
+        remote_addr: peer.to_string(),
+    };
+    let speaker = Box::new(TelnetSpeaker::new(session, context.clone()));
+    // Boxed: one TLS state per session is large, and only TLS sessions carry it.
+    let transport = crate::tls::TlsTransport::new(stream, config);
+    async move {
+        match transport {
+            Ok(transport) => run(speaker, transport, session, info, context).await,
+            Err(reason) => debug!(session, ?reason, "cannot start TLS"),
+        }
+    }
+}
+
 pub struct TcpTransport {
     stream: TcpStream,
     unsent: Unsent,
@@ -884,6 +913,11 @@ impl TelnetSpeaker {
             vars.push(("PLAYERS".into(), "0".into()));
         }
         vars.push(("UPTIME".into(), self.context.started.to_string()));
+        if let Some(port) = self.context.tls_port {
+            // Mudlet reads `TLS` and offers to reconnect securely; `SSL` is its older name.
+            vars.push(("TLS".into(), port.to_string()));
+            vars.push(("SSL".into(), port.to_string()));
+        }
         vars
     }
 }

@@ -26,7 +26,11 @@ use crate::session::TelnetState;
 use crate::web::WebSpeaker;
 
 /// Bumped whenever the encoding of any piece changes.
-pub const STATE_VERSION: u8 = 2;
+pub const STATE_VERSION: u8 = 3;
+
+/// Version 2 differs only in [`ProxyState`] and [`KeptProxy`], which had no `telnets`: a
+/// proxy from before TLS hands over (or leaves with its keeper) what this one still reads.
+const VERSION_WITHOUT_TLS: u8 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionState {
@@ -59,6 +63,18 @@ pub struct KeptProxy {
     pub next_session_id: u64,
     /// Whether the HTTP listener follows the telnet one.
     pub http: bool,
+    /// Whether the TLS telnet listener follows those.
+    pub telnets: bool,
+}
+
+/// [`KeptProxy`] as version 2 wrote it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct KeptProxyV2 {
+    proxy_id: u64,
+    started: u64,
+    next_session_id: u64,
+    http: bool,
 }
 
 /// A live connection on its way to another proxy: its socket and its state.
@@ -77,8 +93,8 @@ pub enum SpeakerState {
 
 /// Everything a proxy hands to its successor besides the sockets, which travel beside it (as
 /// SCM_RIGHTS, see `handover`) in this order: the telnet listener, the HTTP listener if
-/// `http`, the connection to the core if `link_unread` is set, then one per session, in the
-/// order of `sessions`.
+/// `http`, the TLS telnet listener if `telnets`, the connection to the core if `link_unread`
+/// is set, then one per session, in the order of `sessions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProxyState {
     /// Who the core knows this proxy as; the successor goes on as the same proxy.
@@ -90,17 +106,77 @@ pub struct ProxyState {
     pub game_status: Vec<(String, String)>,
     pub cannot_start: Option<String>,
     pub http: bool,
+    pub telnets: bool,
     pub link: LinkState,
     /// What was read from the core's connection and not handled, when it travels.
     pub link_unread: Option<Vec<u8>>,
     pub sessions: Vec<SessionState>,
 }
 
+/// [`ProxyState`] as version 2 wrote it.
+#[derive(Deserialize)]
+struct ProxyStateV2 {
+    proxy_id: u64,
+    started: u64,
+    next_session_id: u64,
+    game_status: Vec<(String, String)>,
+    cannot_start: Option<String>,
+    http: bool,
+    link: LinkState,
+    link_unread: Option<Vec<u8>>,
+    sessions: Vec<SessionState>,
+}
+
+/// A piece of state that [`decode`] reads, in this version's encoding or an older one.
+pub trait Decode: serde::de::DeserializeOwned {
+    /// From a version 2 encoding: the same as now, unless the type says otherwise.
+    fn from_v2(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+impl Decode for SessionState {}
+impl Decode for Checkpoint {}
+impl Decode for crate::relay::KeptSlot {}
+
+impl Decode for KeptProxy {
+    fn from_v2(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let old: KeptProxyV2 = postcard::from_bytes(bytes)?;
+        Ok(KeptProxy {
+            proxy_id: old.proxy_id,
+            started: old.started,
+            next_session_id: old.next_session_id,
+            http: old.http,
+            telnets: false,
+        })
+    }
+}
+
+impl Decode for ProxyState {
+    fn from_v2(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let old: ProxyStateV2 = postcard::from_bytes(bytes)?;
+        Ok(ProxyState {
+            proxy_id: old.proxy_id,
+            started: old.started,
+            next_session_id: old.next_session_id,
+            game_status: old.game_status,
+            cannot_start: old.cannot_start,
+            http: old.http,
+            telnets: false,
+            link: old.link,
+            link_unread: old.link_unread,
+            sessions: old.sessions,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("an empty state")]
     Empty,
-    #[error("state version {found}, this proxy reads version {STATE_VERSION}")]
+    #[error(
+        "state version {found}, this proxy reads versions {VERSION_WITHOUT_TLS} and {STATE_VERSION}"
+    )]
     Version { found: u8 },
     #[error("unreadable state: {0}")]
     Decode(#[from] postcard::Error),
@@ -115,12 +191,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// What [`encode`] made, if this proxy reads its version.
-pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StateError> {
+pub fn decode<T: Decode>(bytes: &[u8]) -> Result<T, StateError> {
     let (&version, rest) = bytes.split_first().ok_or(StateError::Empty)?;
-    if version != STATE_VERSION {
-        return Err(StateError::Version { found: version });
+    match version {
+        STATE_VERSION => Ok(postcard::from_bytes(rest)?),
+        VERSION_WITHOUT_TLS => Ok(T::from_v2(rest)?),
+        found => Err(StateError::Version { found }),
     }
-    Ok(postcard::from_bytes(rest)?)
 }
 
 #[cfg(test)]
@@ -325,5 +402,26 @@ mod tests {
             Err(StateError::Empty)
         ));
         assert!(decode::<SessionState>(&[STATE_VERSION, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_version_2_proxy_record_is_still_read() {
+        let mut bytes = vec![VERSION_WITHOUT_TLS];
+        bytes.extend(
+            postcard::to_stdvec(&KeptProxyV2 {
+                proxy_id: 7,
+                started: 100,
+                next_session_id: 12,
+                http: true,
+            })
+            .expect("encode"),
+        );
+        let kept: KeptProxy = decode(&bytes).expect("readable");
+        assert_eq!(
+            (kept.proxy_id, kept.next_session_id, kept.http, kept.telnets),
+            (7, 12, true, false)
+        );
+        let error = decode::<KeptProxy>(&[1, 0]).expect_err("too old");
+        assert!(error.to_string().contains("versions 2 and 3"), "{error}");
     }
 }

@@ -85,6 +85,18 @@ pub struct Options {
     #[arg(long, global = true, value_name = "ADDR")]
     pub telnet: Option<String>,
 
+    /// Address for telnet over TLS [default: off; needs a certificate and key]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub telnets: Option<String>,
+
+    /// The TLS certificate chain, a PEM file (or `[tls] certificate` in the config)
+    #[arg(long, global = true, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The TLS private key, a PEM file only its owner can read (or `[tls] key`)
+    #[arg(long, global = true, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Address for the web client and WebSocket players, or "off" [default: 127.0.0.1:4080]
     #[arg(long, global = true, value_name = "ADDR")]
     pub http: Option<String>,

@@ -59,6 +59,18 @@ pub struct FileConfig {
     /// Listeners behind a load balancer that sends the PROXY protocol: `["telnet", "http"]`.
     #[serde(default)]
     pub proxy_protocol: Vec<Listener>,
+    /// Telnet over TLS (off unless given; needs `[tls]`).
+    pub telnets: Option<String>,
+    /// `[tls]`: the certificate chain and key, PEM files.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The config file's `[tls]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A player listener, as the config file names it.
@@ -149,6 +161,10 @@ impl FileConfig {
         let base = path.parent().unwrap_or(Path::new(""));
         config.data = config.data.map(|p| base.join(p));
         config.world = config.world.map(|p| base.join(p));
+        config.tls = config.tls.map(|tls| TlsFiles {
+            certificate: base.join(tls.certificate),
+            key: base.join(tls.key),
+        });
         Ok(config)
     }
 
@@ -196,12 +212,32 @@ pub struct Settings {
     pub hang_timeout: Duration,
     pub limits: Limits,
     pub proxy_protocol: Vec<Listener>,
+    /// The TLS telnet address, if on.
+    pub telnets: Option<String>,
+    pub tls: Option<TlsFiles>,
 }
 
 impl Settings {
     pub fn resolve(options: &Options, defaults: Defaults) -> Result<Settings, ConfigError> {
         let file = FileConfig::for_options(options)?;
         Ok(merge(options, &file, defaults))
+    }
+
+    /// The proxy's options for TLS.
+    pub fn tls_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if let Some(tls) = &self.tls {
+            args.extend([
+                "--tls-cert".into(),
+                tls.certificate.clone().into(),
+                "--tls-key".into(),
+                tls.key.clone().into(),
+            ]);
+            if let Some(addr) = &self.telnets {
+                args.extend(["--telnets".into(), addr.into()]);
+            }
+        }
+        args
     }
 
     pub fn link_socket(&self) -> PathBuf {
@@ -244,6 +280,14 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
             .unwrap_or(DEFAULT_HANG_TIMEOUT),
         limits: file.limits.clone(),
         proxy_protocol: file.proxy_protocol.clone(),
+        telnets: cli.telnets.clone().or_else(|| file.telnets.clone()),
+        tls: match (&cli.tls_cert, &cli.tls_key) {
+            (Some(certificate), Some(key)) => Some(TlsFiles {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            }),
+            _ => file.tls.clone(),
+        },
     }
 }
 
@@ -300,6 +344,8 @@ mod tests {
                 hang_timeout: DEFAULT_HANG_TIMEOUT,
                 limits: Limits::default(),
                 proxy_protocol: Vec::new(),
+                telnets: None,
+                tls: None,
             }
         );
     }
@@ -332,6 +378,34 @@ mod tests {
             ["--proxy-protocol", "telnet", "--proxy-protocol", "http"]
         );
         assert!(FileConfig::parse("proxy_protocol = [\"ssh\"]\n").is_err());
+    }
+
+    #[test]
+    fn tls_goes_to_the_proxy_with_its_files_beside_the_config() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tether.toml");
+        std::fs::write(
+            &path,
+            "telnets = \"0.0.0.0:4443\"\n[tls]\ncertificate = \"fullchain.pem\"\nkey = \"privkey.pem\"\n",
+        )
+        .expect("write");
+        let file = FileConfig::load(&path).expect("valid config");
+        let settings = merge(&Options::default(), &file, defaults());
+        assert_eq!(
+            settings.tls_args(),
+            [
+                std::ffi::OsString::from("--tls-cert"),
+                dir.path().join("fullchain.pem").into(),
+                "--tls-key".into(),
+                dir.path().join("privkey.pem").into(),
+                "--telnets".into(),
+                "0.0.0.0:4443".into(),
+            ]
+        );
+        assert!(
+            FileConfig::parse("[tls]\ncertificate = \"a\"\n").is_err(),
+            "a key is needed"
+        );
         assert!(FileConfig::default().limits.proxy_args().is_empty());
     }
 
@@ -361,6 +435,8 @@ mod tests {
             hang_timeout: Some(20.0),
             limits: Limits::default(),
             proxy_protocol: Vec::new(),
+            telnets: None,
+            tls: None,
         };
         let cli = Options {
             telnet: Some("127.0.0.1:5000".into()),

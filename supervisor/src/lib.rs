@@ -83,6 +83,21 @@ pub enum UpError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "telnet over TLS ({0}) needs a certificate and key: [tls] in the config file, or --tls-cert and --tls-key"
+    )]
+    TlsWithoutCertificate(String),
+    #[error("cannot read the TLS key {}", path.display())]
+    TlsKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the TLS key {} can be read by other users (mode {mode:o}); make it private (chmod 600) and start again",
+        path.display()
+    )]
+    TlsKeyShared { path: PathBuf, mode: u32 },
     #[error(transparent)]
     Sockets(#[from] SocketsError),
     #[error("cannot start the async runtime")]
@@ -154,6 +169,34 @@ pub fn up(options: &Options) -> Result<(), UpError> {
             addr: settings.telnet.clone(),
             source,
         })?;
+    }
+    if let Some(telnets) = &settings.telnets {
+        let Some(tls) = &settings.tls else {
+            return Err(UpError::TlsWithoutCertificate(telnets.clone()));
+        };
+        // The proxy refuses such a key too; said here, before anything starts.
+        match tether_protocol::private::shared(&tls.key) {
+            Ok(None) => {}
+            Ok(Some(mode)) => {
+                return Err(UpError::TlsKeyShared {
+                    path: tls.key.clone(),
+                    mode,
+                });
+            }
+            Err(source) => {
+                return Err(UpError::TlsKey {
+                    path: tls.key.clone(),
+                    source,
+                });
+            }
+        }
+        if !adopting {
+            check_bindable(telnets).map_err(|source| UpError::AddressInUse {
+                what: "telnet over TLS",
+                addr: telnets.clone(),
+                source,
+            })?;
+        }
     }
     if settings.http != "off" && !adopting {
         check_bindable(&settings.http).map_err(|source| UpError::AddressInUse {

@@ -618,6 +618,7 @@ impl Supervisor {
             .chain(crate::config::proxy_protocol_args(
                 &self.settings.proxy_protocol,
             ))
+            .chain(self.settings.tls_args())
             .collect(),
             env: Vec::new(),
             link_fd: None,
