@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tether_tests::{DEADLINE, Options, RawClient, Tether, binary, free_port, wait_for};
+use tether_tests::{DEADLINE, Mccp2, Options, RawClient, Tether, binary, free_port, wait_for};
 
 /// Whether `openssl` runs here (skipped, or failed under TETHER_REQUIRE_REAL_CLIENTS).
 fn openssl() -> bool {
@@ -56,8 +56,13 @@ struct TlsPlayer {
     child: Child,
     stdin: ChildStdin,
     seen: Arc<Mutex<Vec<u8>>>,
-    /// How much of `seen` earlier expectations consumed.
+    /// How much of `seen` has been taken into `stream`.
+    fed: usize,
+    /// The telnet stream the server meant (inflated, once MCCP2 is on).
+    stream: Vec<u8>,
+    /// How much of `stream` earlier expectations consumed.
     at: usize,
+    mccp2: Option<Mccp2>,
 }
 
 impl TlsPlayer {
@@ -90,7 +95,57 @@ impl TlsPlayer {
             child,
             stdin,
             seen,
+            fed: 0,
+            stream: Vec::new(),
             at: 0,
+            mccp2: None,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.stdin
+            .write_all(bytes)
+            .and_then(|()| self.stdin.flush())
+            .expect("writing to s_client");
+    }
+
+    /// Asks for MCCP2 (offered by the proxy) and inflates everything from here on.
+    fn start_mccp2(&mut self) {
+        self.take_new();
+        self.mccp2 = Some(Mccp2::default());
+        self.send_raw(&[255, 253, 86]);
+    }
+
+    fn take_new(&mut self) {
+        let seen = self.seen.lock().expect("lock");
+        let new = &seen[self.fed..];
+        self.fed = seen.len();
+        match &mut self.mccp2 {
+            Some(mccp2) => {
+                let plain = mccp2.inflate(new);
+                self.stream.extend_from_slice(&plain);
+            }
+            None => self.stream.extend_from_slice(new),
+        }
+    }
+
+    /// Waits for these bytes (a telnet command) after what earlier calls consumed.
+    fn expect_bytes(&mut self, needle: &[u8]) {
+        let start = Instant::now();
+        loop {
+            self.take_new();
+            if let Some(found) = self.stream[self.at..]
+                .windows(needle.len())
+                .position(|window| window == needle)
+            {
+                self.at += found + needle.len();
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {needle:?} over TLS"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -105,19 +160,22 @@ impl TlsPlayer {
     fn expect(&mut self, needle: &str) -> String {
         let start = Instant::now();
         loop {
+            self.take_new();
+            let rest = &self.stream[self.at..];
+            if let Some(found) = rest
+                .windows(needle.len())
+                .position(|window| window == needle.as_bytes())
             {
-                let seen = self.seen.lock().expect("lock");
-                let text = String::from_utf8_lossy(&seen[self.at..]).into_owned();
-                if let Some(found) = text.find(needle) {
-                    let upto = found + needle.len();
-                    self.at += text[..upto].len();
-                    return text[..upto].to_string();
-                }
-                assert!(
-                    start.elapsed() < DEADLINE,
-                    "timed out waiting for {needle:?} over TLS; got:\n{text}"
-                );
+                let upto = found + needle.len();
+                let text = String::from_utf8_lossy(&rest[..upto]).into_owned();
+                self.at += upto;
+                return text;
             }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {needle:?} over TLS; got:\n{}",
+                String::from_utf8_lossy(rest)
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -180,11 +238,24 @@ fn telnet_over_tls_plays_and_survives_core_restarts_and_certificate_renewal() {
     let (tether, port) = start(dir.path(), &chain, &key);
 
     let mut player = TlsPlayer::connect(port);
+    // Negotiation inside TLS as on plain telnet: MCCP2 and GMCP are offered (in either order).
+    let mark = player.at;
+    player.expect_bytes(&[255, 251, 86]);
+    let after = player.at;
+    player.at = mark;
+    player.expect_bytes(&[255, 251, 201]);
+    player.at = player.at.max(after);
     player.expect("connect <name>");
+    player.send_raw(&[255, 253, 201]);
+    player.send_raw(b"\xff\xfa\xc9Core.Supports.Set [\"Comm 1\"]\xff\xf0");
     player.send("create Secure secret-tls");
     player.expect("Welcome to");
+    // Compressed inside encrypted: the stream inflates whole.
+    player.start_mccp2();
     player.send("say over tls");
     player.expect("You say, \"over tls\"");
+    player.expect("Comm.Channel.Text");
+    assert_eq!(player.mccp2.as_ref().map(|m| m.started), Some(1));
     // Someone on plain telnet in the same room hears it.
     let mut plain = tether.connect();
     plain.create("Plain", "plain-pass");

@@ -625,7 +625,7 @@ const MCCP2_START: [u8; 5] = [255, 250, 86, 255, 240];
 
 impl Mccp2 {
     /// Turns wire bytes into the telnet stream the server meant.
-    fn inflate(&mut self, bytes: &[u8]) -> Vec<u8> {
+    pub fn inflate(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut input = std::mem::take(&mut self.held);
         input.extend_from_slice(bytes);
         let mut rest = &input[..];
