@@ -168,7 +168,9 @@ fn connect_with(
             seconds,
             "login throttled"
         );
-        return out.text(key, msg::login_throttled(&subject, seconds));
+        out.text(key, msg::login_throttled(&subject, seconds));
+        // Waiting attempts count against the connection too: retrying in a loop ends it.
+        return count_against_connection(game, key, out);
     }
     let found = match game.db.credentials(name) {
         Ok(found) => found,
@@ -253,6 +255,11 @@ fn login_failed(game: &mut Game, key: SessionKey, name: &str, known: bool, out: 
         }
     }
     out.text(key, msg::wrong_login());
+    count_against_connection(game, key, out);
+}
+
+/// One more refused login on this connection; the last one allowed closes it.
+fn count_against_connection(game: &mut Game, key: SessionKey, out: &mut Outbox) {
     let Some(session) = game.sessions.get_mut(&key) else {
         return;
     };

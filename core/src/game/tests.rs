@@ -514,6 +514,13 @@ fn failed_logins_close_the_connection_and_make_the_address_and_account_wait() {
         said.starts_with("Too many failed logins from your address. Please try again in"),
         "{said}"
     );
+    // Retrying while told to wait counts against the connection as well.
+    let out = h.send_only(3, "connect alice secret1");
+    assert_eq!(
+        disconnect_of(&out, 3),
+        Some("Too many failed logins."),
+        "the third refusal on one connection closes it"
+    );
     // Another address may still log in as Alice (her own count is below its limit), and
     // that success clears it.
     h.open_from(4, "198.51.100.4:4000");
