@@ -375,3 +375,70 @@ fn a_key_other_users_can_read_is_refused_before_anything_starts() {
         "{said}"
     );
 }
+
+/// The web client over HTTPS, its WebSocket over `wss://`, in Chromium, through a core
+/// reload (the secure WebSocket stays up).
+#[test]
+fn the_web_client_plays_over_https_and_wss_in_a_browser() {
+    if !openssl() {
+        return;
+    }
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !tether_tests::real_client("node", node)
+        || !tether_tests::real_client("chromium", Path::new(&chromium).exists())
+        || !tether_tests::real_client(
+            "playwright-core (npm ci in tests/web)",
+            web.join("node_modules/playwright-core").exists(),
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (chain, key) = certificate(dir.path(), "web");
+    let https = free_port();
+    let tether = Tether::start_with(Options {
+        capture_log: true,
+        args: vec![
+            "--https".into(),
+            format!("127.0.0.1:{https}"),
+            "--tls-cert".into(),
+            chain.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ],
+        ..Options::default()
+    });
+    tether.expect_log(&["listening for HTTPS and secure WebSocket"]);
+    let reload = format!(
+        "'{}' reload --data '{}'",
+        binary("tether").display(),
+        tether.data_dir().display()
+    );
+    let output = Command::new("node")
+        .current_dir(&web)
+        .arg("secure.mjs")
+        .arg("--web")
+        .arg(format!("https://127.0.0.1:{https}/"))
+        .arg("--reload-cmd")
+        .arg(&reload)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("running node");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && said.contains("[secure web test] passed"),
+        "secure browser test failed:\n{said}"
+    );
+    // The plain HTTP listener is still there, beside it.
+    let health = tether_tests::http_get(tether.http, "/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}

@@ -28,6 +28,7 @@
 
 mod admission;
 mod close;
+mod conn;
 mod fault;
 mod flood;
 #[doc(hidden)]

@@ -19,6 +19,10 @@ struct Args {
     /// Address to accept telnet players over TLS on (needs --tls-cert and --tls-key).
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     telnets: Option<SocketAddr>,
+    /// Address for the web client and WebSocket players over TLS (HTTPS and WSS; needs
+    /// --tls-cert and --tls-key).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    https: Option<SocketAddr>,
     /// The TLS certificate chain (PEM), read again when it changes on disk.
     #[arg(long, value_name = "PEM")]
     tls_cert: Option<PathBuf>,
@@ -141,7 +145,7 @@ fn main() -> anyhow::Result<()> {
                     return Err(anyhow::anyhow!(reason));
                 }
             },
-            _ => Proxy::bind(args.telnet, http, args.telnets, link).await?,
+            _ => Proxy::bind(args.telnet, http, args.telnets, args.https, link).await?,
         };
         proxy.tls = tls;
         proxy.core_news_on_stdin = args.core_news_on_stdin;

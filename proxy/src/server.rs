@@ -35,7 +35,7 @@ use crate::relay::ToSession;
 use crate::session::{self, TelnetSpeaker, Transport as _};
 use crate::shutdown::{self, ShutdownTrigger, Stop};
 use crate::state::{self, Checkpoint, KeptProxy, ProxyState, SessionState, SpeakerState};
-use crate::tls::Certificates;
+use crate::tls::{Certificates, TlsDoor};
 use crate::web;
 use crate::websocket::{self, TelnetFrames, WsTransport};
 
@@ -48,6 +48,8 @@ pub struct Proxy {
     pub http: Option<TcpListener>,
     /// Telnet over TLS, if enabled (its certificates are `tls`).
     pub telnets: Option<TcpListener>,
+    /// The web front door over TLS (HTTPS and WSS), if enabled.
+    pub https: Option<TcpListener>,
     pub link: LinkConfig,
     /// Read what the supervisor says about the core from stdin (`CoreNews`).
     pub core_news_on_stdin: bool,
@@ -94,6 +96,7 @@ impl Proxy {
         telnet: SocketAddr,
         http: Option<SocketAddr>,
         telnets: Option<SocketAddr>,
+        https: Option<SocketAddr>,
         link: LinkConfig,
     ) -> anyhow::Result<Proxy> {
         let telnet = TcpListener::bind(telnet)
@@ -115,10 +118,19 @@ impl Proxy {
             ),
             None => None,
         };
+        let https = match https {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for HTTPS on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Proxy {
             telnet,
             http,
             telnets,
+            https,
             link,
             core_news_on_stdin: false,
             handover: None,
@@ -166,6 +178,13 @@ impl Proxy {
                         .context("no TLS telnet listener was kept")?,
                 )
                 .context("the kept TLS telnet listener")?,
+            ),
+            false => None,
+        };
+        let https = match kept.https {
+            true => Some(
+                listener(listeners.next().context("no HTTPS listener was kept")?)
+                    .context("the kept HTTPS listener")?,
             ),
             false => None,
         };
@@ -218,6 +237,7 @@ impl Proxy {
             telnet,
             http,
             telnets,
+            https,
             link,
             core_news_on_stdin: false,
             handover: None,
@@ -287,6 +307,7 @@ impl Proxy {
             cannot_start,
             http,
             telnets,
+            https,
             link: link_state,
             link_unread,
             sessions,
@@ -294,6 +315,7 @@ impl Proxy {
         let expected = 1
             + usize::from(http)
             + usize::from(telnets)
+            + usize::from(https)
             + usize::from(link_unread.is_some())
             + sessions.len();
         if sockets.len() != expected {
@@ -311,6 +333,10 @@ impl Proxy {
         };
         let telnets = match telnets {
             true => Some(listener(next_socket()?).context("the TLS telnet listener")?),
+            false => None,
+        };
+        let https = match https {
+            true => Some(listener(next_socket()?).context("the HTTPS listener")?),
             false => None,
         };
         let link_connection = match link_unread {
@@ -337,6 +363,7 @@ impl Proxy {
             telnet,
             http,
             telnets,
+            https,
             link,
             core_news_on_stdin: false,
             handover: None,
@@ -371,8 +398,8 @@ impl Proxy {
         let gate = self.gate.clone();
         let proxy_protocol = self.proxy_protocol;
         let tls = self.tls.clone();
-        if self.telnets.is_some() && tls.is_none() {
-            anyhow::bail!("a TLS telnet listener, but no certificate to serve it with");
+        if (self.telnets.is_some() || self.https.is_some()) && tls.is_none() {
+            anyhow::bail!("a TLS listener, but no certificate to serve it with");
         }
         let mut stop = std::pin::pin!(stop);
         loop {
@@ -424,6 +451,7 @@ impl Proxy {
             telnet,
             http,
             telnets,
+            https,
             link: link_config,
             carried,
             keeper,
@@ -486,10 +514,12 @@ impl Proxy {
                 next_session_id: next_id,
                 http: http.is_some(),
                 telnets: telnets.is_some(),
+                https: https.is_some(),
             };
             let listeners = std::iter::once(copy(&telnet))
                 .chain(http.as_ref().map(copy))
                 .chain(telnets.as_ref().map(copy))
+                .chain(https.as_ref().map(copy))
                 .collect::<std::io::Result<Vec<_>>>();
             match listeners {
                 Ok(listeners) => context.keeper.proxy(state::encode(&kept), listeners),
@@ -512,30 +542,36 @@ impl Proxy {
                 context: context.clone(),
                 sessions: sessions.clone(),
             };
-            tokio::spawn(web::serve(http, web))
+            tokio::spawn(web::serve(http, web, None))
         });
+        let door = match tls.map(TlsDoor::new) {
+            Some(Ok(door)) => Some(door),
+            Some(Err(error)) => {
+                warn!(error = %format!("{:#}", anyhow::Error::new(error)), "TLS is off");
+                None
+            }
+            None => None,
+        };
         let telnets = telnets.and_then(|listener| {
             if let Ok(addr) = listener.local_addr() {
                 info!(%addr, "listening for telnet over TLS");
             }
-            let config = match tls.as_ref().map(|tls| tls.server_config()) {
-                Some(Ok(config)) => config,
-                Some(Err(error)) => {
-                    warn!(error = %format!("{:#}", anyhow::Error::new(error)), "TLS telnet is off");
-                    return None;
-                }
-                None => return None,
-            };
-            let certificates = tls.clone()?;
             Some(tokio::spawn(accept_tls_loop(
                 listener,
-                TlsDoor {
-                    certificates,
-                    config,
-                },
+                door.clone()?,
                 context.clone(),
                 sessions.clone(),
             )))
+        });
+        let https = https.and_then(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "listening for HTTPS and secure WebSocket");
+            }
+            let web = web::Web {
+                context: context.clone(),
+                sessions: sessions.clone(),
+            };
+            Some(tokio::spawn(web::serve(listener, web, Some(door.clone()?))))
         });
         let telnet = tokio::spawn(accept_loop(telnet, context.clone(), sessions.clone()));
         Serving {
@@ -545,6 +581,7 @@ impl Proxy {
             telnet,
             http,
             telnets,
+            https,
             link_config,
         }
     }
@@ -561,6 +598,8 @@ struct Serving {
     http: Option<JoinHandle<TcpListener>>,
     /// The TLS telnet accept loop, likewise.
     telnets: Option<JoinHandle<TcpListener>>,
+    /// The HTTPS accept loop, likewise.
+    https: Option<JoinHandle<TcpListener>>,
     link_config: LinkConfig,
 }
 
@@ -596,6 +635,10 @@ impl Serving {
             Some(telnets) => Some(telnets.await.context("the TLS telnet accept loop failed")?),
             None => None,
         };
+        let https = match self.https {
+            Some(https) => Some(https.await.context("the HTTPS accept loop failed")?),
+            None => None,
+        };
         self.sessions.close();
         self.sessions.wait().await;
         let mut sessions = Vec::new();
@@ -626,6 +669,15 @@ impl Serving {
                     .into(),
             );
         }
+        let has_https = https.is_some();
+        if let Some(https) = https {
+            sockets.push(
+                https
+                    .into_std()
+                    .context("taking the HTTPS listener off the runtime")?
+                    .into(),
+            );
+        }
         let link_unread = match frozen_link.connection {
             Some((stream, unread)) => {
                 sockets.push(stream.into());
@@ -652,6 +704,7 @@ impl Serving {
             cannot_start: self.context.link.core_cannot_start(),
             http: has_http,
             telnets: has_telnets,
+            https: has_https,
             link: self.context.link.export(),
             link_unread,
             sessions: states,
@@ -857,12 +910,6 @@ fn read_core_news(cannot_start: link::CannotStart) {
     if let Err(error) = spawned {
         warn!(%error, "cannot read the supervisor's news; /health will not say why a core is down");
     }
-}
-
-/// What TLS telnet connections are served with.
-struct TlsDoor {
-    certificates: Arc<Certificates>,
-    config: Arc<rustls::ServerConfig>,
 }
 
 /// Accepts telnet players over TLS until the proxy stops; hands the listener back.

@@ -28,8 +28,9 @@ use crate::web::WebSpeaker;
 /// Bumped whenever the encoding of any piece changes.
 pub const STATE_VERSION: u8 = 3;
 
-/// Version 2 differs only in [`ProxyState`] and [`KeptProxy`], which had no `telnets`: a
-/// proxy from before TLS hands over (or leaves with its keeper) what this one still reads.
+/// Version 2 differs only in [`ProxyState`] and [`KeptProxy`], which had no `telnets` and
+/// `https`: a proxy from before TLS hands over (or leaves with its keeper) what this one
+/// still reads.
 const VERSION_WITHOUT_TLS: u8 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +66,8 @@ pub struct KeptProxy {
     pub http: bool,
     /// Whether the TLS telnet listener follows those.
     pub telnets: bool,
+    /// Whether the HTTPS listener follows those.
+    pub https: bool,
 }
 
 /// [`KeptProxy`] as version 2 wrote it.
@@ -93,8 +96,8 @@ pub enum SpeakerState {
 
 /// Everything a proxy hands to its successor besides the sockets, which travel beside it (as
 /// SCM_RIGHTS, see `handover`) in this order: the telnet listener, the HTTP listener if
-/// `http`, the TLS telnet listener if `telnets`, the connection to the core if `link_unread`
-/// is set, then one per session, in the order of `sessions`.
+/// `http`, the TLS telnet listener if `telnets`, the HTTPS listener if `https`, the connection
+/// to the core if `link_unread` is set, then one per session, in the order of `sessions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProxyState {
     /// Who the core knows this proxy as; the successor goes on as the same proxy.
@@ -107,6 +110,7 @@ pub struct ProxyState {
     pub cannot_start: Option<String>,
     pub http: bool,
     pub telnets: bool,
+    pub https: bool,
     pub link: LinkState,
     /// What was read from the core's connection and not handled, when it travels.
     pub link_unread: Option<Vec<u8>>,
@@ -148,6 +152,7 @@ impl Decode for KeptProxy {
             next_session_id: old.next_session_id,
             http: old.http,
             telnets: false,
+            https: false,
         })
     }
 }
@@ -163,6 +168,7 @@ impl Decode for ProxyState {
             cannot_start: old.cannot_start,
             http: old.http,
             telnets: false,
+            https: false,
             link: old.link,
             link_unread: old.link_unread,
             sessions: old.sessions,

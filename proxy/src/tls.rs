@@ -204,8 +204,26 @@ fn read(files: &CertificateFiles) -> Result<CertifiedKey, TlsError> {
     CertifiedKey::from_der(chain, key, &provider()).map_err(TlsError::Mismatch)
 }
 
-/// A telnet session over TLS: rustls's state machine between the socket and the session.
-pub struct TlsTransport {
+/// What a TLS listener serves its connections with.
+#[derive(Clone)]
+pub struct TlsDoor {
+    pub certificates: Arc<Certificates>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl TlsDoor {
+    pub fn new(certificates: Arc<Certificates>) -> Result<TlsDoor, TlsError> {
+        let config = certificates.server_config()?;
+        Ok(TlsDoor {
+            certificates,
+            config,
+        })
+    }
+}
+
+/// TLS over a socket, sans-IO underneath: rustls's `ServerConnection` between the socket
+/// and whoever reads and writes plaintext (a telnet session, or a WebSocket's frames).
+pub struct TlsWire {
     stream: TcpStream,
     tls: Box<ServerConnection>,
     /// Encrypted records for the socket, in order.
@@ -214,16 +232,21 @@ pub struct TlsTransport {
     ended: bool,
 }
 
-impl TlsTransport {
-    pub fn new(stream: TcpStream, config: Arc<ServerConfig>) -> Result<TlsTransport, CloseReason> {
+impl TlsWire {
+    pub fn new(stream: TcpStream, config: Arc<ServerConfig>) -> Result<TlsWire, CloseReason> {
         let tls = ServerConnection::new(config)
             .map_err(|error| CloseReason::ReadFailed(format!("TLS: {error}")))?;
-        Ok(TlsTransport {
+        Ok(TlsWire::from_parts(stream, tls))
+    }
+
+    /// A connection whose handshake was done elsewhere (hyper, over tokio-rustls).
+    pub fn from_parts(stream: TcpStream, tls: ServerConnection) -> TlsWire {
+        TlsWire {
             stream,
             tls: Box::new(tls),
             unsent: Unsent::default(),
             ended: false,
-        })
+        }
     }
 
     /// Moves what rustls has to send into the write queue.
@@ -279,13 +302,9 @@ impl TlsTransport {
             .and_then(|()| self.unsent.write_now(&self.stream))
             .map_err(|error| CloseReason::WriteFailed(error.to_string()))
     }
-}
 
-impl Transport for TlsTransport {
-    type In = Vec<u8>;
-    type Out = Vec<u8>;
-
-    async fn recv(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
+    /// The next plaintext from the client; `Ok(None)` once it has ended. Cancel safe.
+    pub async fn read(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
         loop {
             if let Some(plain) = self.plaintext()? {
                 return Ok(Some(plain));
@@ -316,26 +335,28 @@ impl Transport for TlsTransport {
         }
     }
 
-    fn queue(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
-        for bytes in output.into_iter().filter(|bytes| !bytes.is_empty()) {
-            // Before the handshake ends rustls holds plaintext back, then encrypts it.
-            self.tls.writer().write_all(&bytes)?;
-        }
+    /// Encrypts `bytes` into the write queue; nothing is written yet.
+    pub fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        // Before the handshake ends rustls holds plaintext back, then encrypts it.
+        self.tls.writer().write_all(bytes)?;
         self.collect_records()
     }
 
-    fn write_now(&mut self) -> std::io::Result<bool> {
+    /// Writes what the socket takes now: `Ok(true)` once nothing is left.
+    pub fn write_now(&mut self) -> std::io::Result<bool> {
         self.collect_records()?;
         self.unsent.write_now(&self.stream)?;
         Ok(self.unsent.is_done())
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    /// Writes everything queued, within the write timeout. Cancel safe.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
         self.collect_records()?;
         within_write_timeout(self.unsent.write_all(&self.stream)).await
     }
 
-    async fn close(&mut self, _reason: &CloseReason) {
+    /// Says close_notify (briefly waiting for it to go out) and shuts the socket down.
+    pub async fn shutdown(&mut self) {
         self.tls.send_close_notify();
         if self.collect_records().is_ok() {
             let _ =
@@ -343,6 +364,43 @@ impl Transport for TlsTransport {
                     .await;
         }
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+    }
+}
+
+/// A telnet session over TLS.
+pub struct TlsTransport(TlsWire);
+
+impl TlsTransport {
+    pub fn new(stream: TcpStream, config: Arc<ServerConfig>) -> Result<TlsTransport, CloseReason> {
+        TlsWire::new(stream, config).map(TlsTransport)
+    }
+}
+
+impl Transport for TlsTransport {
+    type In = Vec<u8>;
+    type Out = Vec<u8>;
+
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
+        self.0.read().await
+    }
+
+    fn queue(&mut self, output: Vec<Vec<u8>>) -> std::io::Result<()> {
+        for bytes in output.into_iter().filter(|bytes| !bytes.is_empty()) {
+            self.0.push(&bytes)?;
+        }
+        Ok(())
+    }
+
+    fn write_now(&mut self) -> std::io::Result<bool> {
+        self.0.write_now()
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().await
+    }
+
+    async fn close(&mut self, _reason: &CloseReason) {
+        self.0.shutdown().await;
     }
 
     /// None: a TLS session cannot be carried on by another process (see the module doc), so

@@ -31,13 +31,16 @@ use tether_protocol::message::{self, Charset, ClientInfo, Delivery, SessionInfo}
 
 use crate::admission::{Admission, Admitted};
 use crate::close::CloseReason;
+use crate::conn::Conn;
 use crate::gate::{Door, Permit};
 use crate::gmcp::{self, Gmcp, Received};
 use crate::proxy_protocol;
 use crate::relay::{CoreHealth, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker};
 use crate::state::SpeakerState;
+use crate::tls::{TlsDoor, TlsWire};
 use crate::websocket::{self, TelnetFrames, WsTransport};
+use tokio_rustls::server::TlsStream;
 
 /// The browser client, shipped inside the binary: no build step, nothing to install.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -161,15 +164,25 @@ async fn websocket(
             Ok(upgraded) => upgraded,
             Err(error) => return tracing::debug!(%error, "a WebSocket upgrade did not finish"),
         };
-        // The very socket the request came on (see `serve`), and what the browser sent
-        // after the request.
-        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => parts,
-            Err(_) => {
-                return tracing::error!("a WebSocket upgrade on an unexpected connection type");
-            }
+        // The very socket the request came on (see `serve`), or the TLS connection over it,
+        // and what the browser sent after the request.
+        let (conn, unparsed) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => (
+                Conn::plain(parts.io.into_inner(), Vec::new()),
+                parts.read_buf.to_vec(),
+            ),
+            Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                Ok(parts) => {
+                    let (stream, tls) = parts.io.into_inner().into_inner();
+                    let wire = TlsWire::from_parts(stream, tls);
+                    (Conn::Tls(Box::new(wire)), parts.read_buf.to_vec())
+                }
+                Err(_) => {
+                    return tracing::error!("a WebSocket upgrade on an unexpected connection type");
+                }
+            },
         };
-        let transport = WsTransport::new(parts.io.into_inner(), parts.read_buf.to_vec());
+        let transport = WsTransport::new(conn, unparsed);
         let context = web.context.clone();
         let session = context.next_session_id();
         match protocol {
@@ -211,6 +224,9 @@ async fn websocket(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// How long a client has to finish the TLS handshake on the HTTPS listener.
+const HANDSHAKE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An HTTP connection's place at the gate, shared by the connection's task and the request
 /// that may upgrade it: a WebSocket session takes it for its whole life.
 #[derive(Clone)]
@@ -230,11 +246,13 @@ impl PermitSlot {
 ///
 /// Its own accept loop and hyper's HTTP/1 connection, not `axum::serve`: a WebSocket
 /// upgrade must give back the plain TCP socket (to carry it to the next proxy), which only
-/// the connection type given to hyper here allows, and the listener must come back.
-pub async fn serve(listener: TcpListener, web: Web) -> TcpListener {
+/// the connection type given to hyper here allows, and the listener must come back. With
+/// `tls` it serves HTTPS and secure WebSockets (the handshake within [`HANDSHAKE_WITHIN`]).
+pub async fn serve(listener: TcpListener, web: Web, tls: Option<TlsDoor>) -> TcpListener {
     let mut shutdown = web.context.shutdown.clone();
     let gate = web.context.gate.clone();
-    let proxy_protocol = web.context.proxy_protocol.http;
+    // The PROXY protocol is for the plain listener (a balancer that ends TLS itself).
+    let proxy_protocol = web.context.proxy_protocol.http && tls.is_none();
     let context = web.context.clone();
     let app = router(web);
     loop {
@@ -252,6 +270,11 @@ pub async fn serve(listener: TcpListener, web: Web) -> TcpListener {
             }
         };
         let (gate, app, mut shutdown) = (gate.clone(), app.clone(), context.shutdown.clone());
+        let tls = tls.clone();
+        if let Some(tls) = &tls {
+            // A renewed certificate counts from the next connection on.
+            tls.certificates.refresh();
+        }
         tokio::spawn(async move {
             let mut stream = stream;
             let peer = if proxy_protocol {
@@ -280,10 +303,31 @@ pub async fn serve(listener: TcpListener, web: Web) -> TcpListener {
             );
             // The connection's place at the gate, unless a WebSocket session took it.
             let _permit = permit;
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            let served = match tls {
+                None => {
+                    http.serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await
+                }
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+                    let stream =
+                        match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                return tracing::debug!(%error, %peer, "a TLS handshake failed");
+                            }
+                            Err(_) => {
+                                return tracing::debug!(%peer, "a TLS handshake took too long");
+                            }
+                        };
+                    http.serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await
+                }
+            };
             if let Err(error) = served {
                 tracing::debug!(%error, %peer, "an HTTP connection ended with an error");
             }

@@ -12,17 +12,17 @@
 //! socket the request came on, with whatever the browser sent after it.
 
 use std::io::{Cursor, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use axum::http::{HeaderMap, header};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tungstenite::protocol::frame::coding::OpCode;
 use tungstenite::protocol::frame::{CloseFrame, FrameHeader};
 use tungstenite::protocol::{Message, Role, WebSocketConfig, WebSocketContext};
 
 use crate::close::CloseReason;
-use crate::session::{self, CarriedSocket, Transport, Unsent};
+use crate::conn::Conn;
+use crate::session::{CarriedSocket, Transport};
 use crate::web::{Frame, MAX_MESSAGE};
 
 /// The `Sec-WebSocket-Accept` answer to a valid upgrade request, or why it is not one.
@@ -89,13 +89,12 @@ impl Write for Buffers {
 
 /// A WebSocket session's connection, in `gmcp.mudstandards.org` frames.
 pub struct WsTransport {
-    stream: TcpStream,
+    /// The socket (or TLS over it), with the frames not all written yet.
+    conn: Conn,
     context: WebSocketContext,
     buffers: Buffers,
     /// Bytes from the socket not yet given to the context: a message not all here yet.
     unparsed: Vec<u8>,
-    /// Frames for the socket, whole, not all written yet.
-    unsent: Unsent,
 }
 
 fn config() -> WebSocketConfig {
@@ -106,29 +105,29 @@ fn config() -> WebSocketConfig {
 
 impl WsTransport {
     /// A connection just upgraded: `unparsed` is what the browser sent after the request.
-    pub fn new(stream: TcpStream, unparsed: Vec<u8>) -> WsTransport {
-        WsTransport::resume(stream, unparsed, Vec::new())
+    pub fn new(conn: Conn, unparsed: Vec<u8>) -> WsTransport {
+        WsTransport {
+            conn,
+            context: WebSocketContext::new(Role::Server, Some(config())),
+            buffers: Buffers::default(),
+            unparsed,
+        }
     }
 
     /// A connection carried on from another proxy: what it had read and not made sense of,
     /// and the frames it had not written.
     pub fn resume(stream: TcpStream, unparsed: Vec<u8>, unwritten: Vec<u8>) -> WsTransport {
-        WsTransport {
-            stream,
-            context: WebSocketContext::new(Role::Server, Some(config())),
-            buffers: Buffers::default(),
-            unparsed,
-            unsent: Unsent::new(unwritten),
-        }
+        WsTransport::new(Conn::plain(stream, unwritten), unparsed)
     }
 
     /// Moves what the context produced (whole frames) to the queue for the socket.
-    fn take_frames(&mut self) {
+    fn take_frames(&mut self) -> std::io::Result<()> {
         let _ = self.context.flush(&mut self.buffers);
         let frames = std::mem::take(&mut self.buffers.output);
-        if !frames.is_empty() {
-            self.unsent.push(frames);
+        if frames.is_empty() {
+            return Ok(());
         }
+        self.conn.push(frames)
     }
 
     /// The length of the first whole message at the front of `unparsed` (fragments and all),
@@ -169,9 +168,8 @@ impl WsTransport {
     /// Writes what the context has for the socket without waiting (a pong, say); what does
     /// not fit now goes with the next flush.
     fn write_replies(&mut self) {
-        self.take_frames();
         // A failed write shows at the next flush or read.
-        let _ = self.unsent.write_now(&self.stream);
+        let _ = self.take_frames().and_then(|()| self.conn.write_now());
     }
 }
 
@@ -222,19 +220,9 @@ impl Transport for WsTransport {
                 continue;
             }
             // Cancel safe, as `select!` in the session needs: nothing is read until ready.
-            if let Err(error) = self.stream.readable().await {
-                return Err(CloseReason::ReadFailed(error.to_string()));
-            }
-            let mut chunk = [0u8; 4096];
-            match self.stream.try_read(&mut chunk) {
-                Ok(0) => return Ok(None),
-                Ok(n) => self.unparsed.extend_from_slice(&chunk[..n]),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(error) => return Err(CloseReason::ReadFailed(error.to_string())),
+            match self.conn.read().await? {
+                Some(bytes) => self.unparsed.extend_from_slice(&bytes),
+                None => return Ok(None),
             }
         }
     }
@@ -249,18 +237,16 @@ impl Transport for WsTransport {
                 .write(&mut self.buffers, message)
                 .map_err(std::io::Error::other)?;
         }
-        self.take_frames();
-        Ok(())
+        self.take_frames()
     }
 
     fn write_now(&mut self) -> std::io::Result<bool> {
-        self.unsent.write_now(&self.stream)?;
-        Ok(self.unsent.is_done())
+        self.conn.write_now()
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
-        // A browser that stops reading must not hold its session forever.
-        session::within_write_timeout(self.unsent.write_all(&self.stream)).await
+        // A browser that stops reading must not hold its session forever (the timeout).
+        self.conn.flush().await
     }
 
     async fn close(&mut self, reason: &CloseReason) {
@@ -277,24 +263,35 @@ impl Transport for WsTransport {
                 reason: reason.into(),
             }),
         );
-        self.take_frames();
+        let _ = self.take_frames();
         let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        self.conn.shutdown().await;
     }
 
     fn socket_copy(&self) -> Option<OwnedFd> {
-        self.stream.as_fd().try_clone_to_owned().ok()
+        self.conn.socket_copy()
     }
 
     fn into_socket(mut self) -> Result<CarriedSocket, WsTransport> {
-        self.take_frames();
-        match self.stream.as_fd().try_clone_to_owned() {
-            Ok(socket) => Ok(CarriedSocket {
+        let _ = self.take_frames();
+        let WsTransport {
+            conn,
+            context,
+            buffers,
+            unparsed,
+        } = self;
+        match conn.into_socket() {
+            Ok((socket, unwritten)) => Ok(CarriedSocket {
                 socket,
-                unread: std::mem::take(&mut self.unparsed),
-                unwritten: self.unsent.take(),
+                unread: unparsed,
+                unwritten,
             }),
-            Err(_) => Err(self),
+            Err(conn) => Err(WsTransport {
+                conn,
+                context,
+                buffers,
+                unparsed,
+            }),
         }
     }
 }
@@ -349,6 +346,7 @@ pub fn adopt(socket: OwnedFd) -> std::io::Result<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
         // Client frames are masked; a zero mask keeps the payload readable.
@@ -369,7 +367,7 @@ mod tests {
             .await
             .expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        (WsTransport::new(server, Vec::new()), client)
+        (WsTransport::resume(server, Vec::new(), Vec::new()), client)
     }
 
     #[tokio::test]
@@ -393,7 +391,11 @@ mod tests {
         let carried = first.into_socket().ok().expect("carried");
         assert!(!carried.unread.is_empty());
 
-        let mut second = WsTransport::new(adopt(carried.socket).expect("adopt"), carried.unread);
+        let mut second = WsTransport::resume(
+            adopt(carried.socket).expect("adopt"),
+            carried.unread,
+            Vec::new(),
+        );
         client.write_all(&bytes[cut..]).await.expect("write");
         assert_eq!(
             second.recv().await.expect("read"),

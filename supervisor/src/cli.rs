@@ -89,6 +89,11 @@ pub struct Options {
     #[arg(long, global = true, value_name = "ADDR")]
     pub telnets: Option<String>,
 
+    /// Address for the web client over TLS, HTTPS and WSS [default: off; needs a
+    /// certificate and key]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub https: Option<String>,
+
     /// The TLS certificate chain, a PEM file (or `[tls] certificate` in the config)
     #[arg(long, global = true, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

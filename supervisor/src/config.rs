@@ -61,6 +61,8 @@ pub struct FileConfig {
     pub proxy_protocol: Vec<Listener>,
     /// Telnet over TLS (off unless given; needs `[tls]`).
     pub telnets: Option<String>,
+    /// The web client over TLS, HTTPS and WSS (off unless given; needs `[tls]`).
+    pub https: Option<String>,
     /// `[tls]`: the certificate chain and key, PEM files.
     pub tls: Option<TlsFiles>,
 }
@@ -214,6 +216,8 @@ pub struct Settings {
     pub proxy_protocol: Vec<Listener>,
     /// The TLS telnet address, if on.
     pub telnets: Option<String>,
+    /// The HTTPS address, if on.
+    pub https: Option<String>,
     pub tls: Option<TlsFiles>,
 }
 
@@ -235,6 +239,9 @@ impl Settings {
             ]);
             if let Some(addr) = &self.telnets {
                 args.extend(["--telnets".into(), addr.into()]);
+            }
+            if let Some(addr) = &self.https {
+                args.extend(["--https".into(), addr.into()]);
             }
         }
         args
@@ -281,6 +288,7 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
         limits: file.limits.clone(),
         proxy_protocol: file.proxy_protocol.clone(),
         telnets: cli.telnets.clone().or_else(|| file.telnets.clone()),
+        https: cli.https.clone().or_else(|| file.https.clone()),
         tls: match (&cli.tls_cert, &cli.tls_key) {
             (Some(certificate), Some(key)) => Some(TlsFiles {
                 certificate: certificate.clone(),
@@ -345,6 +353,7 @@ mod tests {
                 limits: Limits::default(),
                 proxy_protocol: Vec::new(),
                 telnets: None,
+                https: None,
                 tls: None,
             }
         );
@@ -436,6 +445,7 @@ mod tests {
             limits: Limits::default(),
             proxy_protocol: Vec::new(),
             telnets: None,
+            https: None,
             tls: None,
         };
         let cli = Options {

@@ -84,7 +84,7 @@ pub enum UpError {
         source: std::io::Error,
     },
     #[error(
-        "telnet over TLS ({0}) needs a certificate and key: [tls] in the config file, or --tls-cert and --tls-key"
+        "a TLS listener ({0}) needs a certificate and key: [tls] in the config file, or --tls-cert and --tls-key"
     )]
     TlsWithoutCertificate(String),
     #[error("cannot read the TLS key {}", path.display())]
@@ -170,9 +170,13 @@ pub fn up(options: &Options) -> Result<(), UpError> {
             source,
         })?;
     }
-    if let Some(telnets) = &settings.telnets {
+    let tls_listeners = [
+        ("telnet over TLS", &settings.telnets),
+        ("HTTPS", &settings.https),
+    ];
+    if let Some((_, Some(addr))) = tls_listeners.iter().find(|(_, addr)| addr.is_some()) {
         let Some(tls) = &settings.tls else {
-            return Err(UpError::TlsWithoutCertificate(telnets.clone()));
+            return Err(UpError::TlsWithoutCertificate(addr.clone()));
         };
         // The proxy refuses such a key too; said here, before anything starts.
         match tether_protocol::private::shared(&tls.key) {
@@ -190,10 +194,12 @@ pub fn up(options: &Options) -> Result<(), UpError> {
                 });
             }
         }
-        if !adopting {
-            check_bindable(telnets).map_err(|source| UpError::AddressInUse {
-                what: "telnet over TLS",
-                addr: telnets.clone(),
+    }
+    for (what, addr) in tls_listeners {
+        if let (Some(addr), false) = (addr, adopting) {
+            check_bindable(addr).map_err(|source| UpError::AddressInUse {
+                what,
+                addr: addr.clone(),
                 source,
             })?;
         }
