@@ -25,6 +25,6 @@ mod world;
 
 pub use db::Db;
 pub use game::{Game, LoginLimits, panic_is_isolated};
-pub use link::serve;
+pub use link::{RemoteDoor, serve};
 pub use outbound::{HIGH_WATER, MAX_BATCH};
 pub use world::{DEFAULT_WORLD, World};

@@ -11,6 +11,13 @@
 //! Stopping (SIGTERM) is the planned half of a reload: stop accepting, stop taking input
 //! (batches are `declined`, their lines stay unacknowledged and the proxy hands them to the
 //! next core), finish running password jobs, write everything queued, then return.
+//!
+//! Proxies on the core's host connect to the link socket. Proxies on other hosts connect to
+//! the `RemoteDoor`, a TCP listener where nothing is read before the proxy has proven its
+//! certificate (see `tether_protocol::link_tls`); from then on the two are the same. A proxy
+//! handing over to a successor passes a Unix connection on as it is; a TLS one cannot move,
+//! so that proxy `detach`es: the core parks its port, keeping the sessions and what it
+//! delivers meanwhile, until the successor attaches with the same proxy id.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -26,10 +33,10 @@ use tether_protocol::message::{
     self, CoreMessage, DecodeError, Delivery, ProxyEvent, ProxyMessage, SessionEvent,
     SessionSnapshot, Welcome,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::OwnedWriteHalf;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::{Notify, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::game::{AdminRequest, Game, Outbox};
@@ -42,6 +49,18 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(8);
 /// 19 MiB of argon2 memory for the next one (see `password`), and four already log in about
 /// a hundred players a second.
 const MAX_HASHERS: usize = 4;
+/// How long a proxy on another host may take to prove its certificate.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// How long a detached proxy's sessions and output wait for its successor: the longest a
+/// proxy upgrade may take, with room to spare. After that they are let go as if the proxy
+/// had disconnected.
+const PARK_LIMIT: Duration = Duration::from_secs(30);
+
+/// Where proxies on other hosts attach: TCP, with the link's TLS.
+pub struct RemoteDoor {
+    pub listener: TcpListener,
+    pub tls: Arc<tokio_rustls::rustls::ServerConfig>,
+}
 
 struct Port {
     /// Tells this attachment from a later one by the same proxy.
@@ -56,6 +75,9 @@ struct Port {
     /// The player count in the MSSP facts this proxy has: the only one of them that changes
     /// while a core runs, so the facts are rebuilt and sent again only when it does.
     mssp_sent: Option<usize>,
+    /// The proxy detached for a successor: nothing is written to `connection` any more, and
+    /// `outbound` waits for the successor's attach.
+    parked: bool,
 }
 
 /// One proxy connection's outgoing side, shared by its reader (which answers) and its pump
@@ -68,6 +90,8 @@ struct Connection {
     wake: Notify,
     /// The proxy closed its side: the pump writes what is left and ends.
     closed: Cell<bool>,
+    /// `detached` is among the answers: once it is written, no output follows it here.
+    detached: Cell<bool>,
 }
 
 impl Connection {
@@ -125,6 +149,7 @@ impl CoreState {
 /// `roster` is the file where the attached proxies are recorded, for the next core.
 pub async fn serve(
     listener: UnixListener,
+    remote: Option<RemoteDoor>,
     game: Game,
     control_socket: Option<PathBuf>,
     roster: PathBuf,
@@ -178,23 +203,81 @@ pub async fn serve(
         });
     }
     tokio::pin!(stop);
+    let acceptor = remote
+        .as_ref()
+        .map(|door| TlsAcceptor::from(door.tls.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::task::spawn_local(serve_connection(stream, shared.clone()));
+                    let (reader, writer) = stream.into_split();
+                    tokio::task::spawn_local(serve_connection(reader, writer, shared.clone()));
                 }
                 Err(error) => {
                     warn!(%error, "accept on the link socket failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            accepted = accept_remote(remote.as_ref()) => match (accepted, &acceptor) {
+                (Ok((stream, peer)), Some(acceptor)) => {
+                    tokio::task::spawn_local(serve_remote(
+                        stream,
+                        peer,
+                        acceptor.clone(),
+                        shared.clone(),
+                    ));
+                }
+                (Ok(_), None) => {}
+                (Err(error), _) => {
+                    warn!(%error, "accept on the remote link listener failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
             () = &mut stop => break,
         }
     }
-    // The listener may be shared with the next core: let it take new links from now on.
+    // The listeners may be shared with the next core: let it take new links from now on.
     drop(listener);
+    drop(remote);
     drain(&shared).await;
+}
+
+async fn accept_remote(
+    door: Option<&RemoteDoor>,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match door {
+        Some(door) => door.listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A proxy on another host: nothing it sends is read until its certificate is proven.
+async fn serve_remote(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: TlsAcceptor,
+    shared: Shared,
+) {
+    // Every command's answer is one small write: waiting to fill a packet would add a
+    // round trip's delay to each.
+    let _ = stream.set_nodelay(true);
+    match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            info!(%peer, "a proxy on another host proved its certificate");
+            let (reader, writer) = tokio::io::split(tls);
+            serve_connection(reader, writer, shared).await;
+        }
+        Ok(Err(error)) => warn!(
+            %peer,
+            "refused a proxy link from {peer}: {}",
+            why_refused(&error)
+        ),
+        Err(_) => warn!(
+            %peer,
+            "refused a proxy link from {peer}: no TLS handshake within {} s",
+            HANDSHAKE_LIMIT.as_secs()
+        ),
+    }
 }
 
 async fn drain(shared: &Shared) {
@@ -206,9 +289,12 @@ async fn drain(shared: &Shared) {
             let state = shared.borrow();
             state.password_jobs > 0
                 || state.proxies.values().any(|port| {
-                    port.delivering
-                        || !port.outbound.is_empty()
-                        || !port.connection.answers.borrow().is_empty()
+                    // A parked port's output goes with this core: its successor attaches to
+                    // the next one, which restores the sessions from its snapshots.
+                    !port.parked
+                        && (port.delivering
+                            || !port.outbound.is_empty()
+                            || !port.connection.answers.borrow().is_empty())
                 })
         };
         if !busy {
@@ -255,8 +341,11 @@ fn end_gathering(shared: &Shared) {
     dispatch(shared, outbox);
 }
 
-async fn serve_connection(stream: UnixStream, shared: Shared) {
-    let (reader, writer) = stream.into_split();
+async fn serve_connection<R, W>(reader: R, writer: W, shared: Shared)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + 'static,
+{
     let mut reader = MessageReader::new(reader);
     let connection = Rc::new(Connection::default());
     let attached = match reader.next().await {
@@ -296,7 +385,8 @@ async fn serve_connection(stream: UnixStream, shared: Shared) {
             }
         };
         match read_submit(&message) {
-            Ok(events) => link.submit(events).await,
+            Ok(Incoming::Submit(events)) => link.submit(events).await,
+            Ok(Incoming::Detach) => link.detach(),
             Err(error) => {
                 warn!(%error, proxy = proxy_id, "closing a link that sent a bad message");
                 break;
@@ -306,11 +396,31 @@ async fn serve_connection(stream: UnixStream, shared: Shared) {
     connection.closed.set(true);
     connection.wake.notify_one();
     let mut state = shared.borrow_mut();
-    if state
+    let port = state
         .proxies
         .get(&proxy_id)
-        .is_some_and(|port| port.generation == generation)
-    {
+        .filter(|port| port.generation == generation);
+    if port.is_some_and(|port| port.parked) {
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(PARK_LIMIT).await;
+            let mut state = shared.borrow_mut();
+            let still_parked = state
+                .proxies
+                .get(&proxy_id)
+                .is_some_and(|port| port.generation == generation);
+            if still_parked {
+                state.proxies.remove(&proxy_id);
+                state.game.proxy_detached(proxy_id);
+                state.save_roster();
+                warn!(
+                    proxy = proxy_id,
+                    "a detached proxy's successor did not attach within {} s; its sessions are let go",
+                    PARK_LIMIT.as_secs()
+                );
+            }
+        });
+    } else if port.is_some() {
         if let Some(port) = state.proxies.remove(&proxy_id) {
             port.caught_up.notify_one();
         }
@@ -319,6 +429,28 @@ async fn serve_connection(stream: UnixStream, shared: Shared) {
             state.save_roster();
         }
         info!(proxy = proxy_id, "proxy detached");
+    }
+}
+
+/// A failed link handshake, as an operator needs to read it.
+fn why_refused(error: &std::io::Error) -> String {
+    use tokio_rustls::rustls::Error as Tls;
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Tls>())
+    {
+        Some(Tls::InvalidCertificate(why)) => format!(
+            "its certificate was not signed by this game's link authority ({why:?}); give it \
+             one from `tether link-certs proxy NAME` on this host"
+        ),
+        Some(Tls::NoCertificatesPresented) => {
+            "it presented no certificate (is it a tether proxy started with --core?)".into()
+        }
+        Some(Tls::AlertReceived(alert)) => format!(
+            "it does not accept this core's certificate (it sent {alert:?}): its ca.pem is \
+             another game's"
+        ),
+        _ => error.to_string(),
     }
 }
 
@@ -440,11 +572,11 @@ async fn ask_supervisor(
 /// few writes as there are wake-ups. The socket's buffer is the flow control: while a write
 /// waits for the proxy to read, output piles up in `outbound`, and past its high-water mark
 /// the proxy's next batch waits for `accepted`.
-async fn pump(
+async fn pump<W: AsyncWrite + Unpin>(
     shared: Shared,
     attached: Option<(u64, u64)>,
     connection: Rc<Connection>,
-    mut writer: OwnedWriteHalf,
+    mut writer: W,
 ) {
     let mut bytes = Vec::new();
     loop {
@@ -455,6 +587,8 @@ async fn pump(
             answer.encode(&mut bytes);
         }
         let port_gone = match attached {
+            // After `detached`, what is delivered waits in the port for the successor.
+            _ if connection.detached.get() => true,
             Some((proxy_id, generation)) => !take_output(&shared, proxy_id, generation, &mut bytes),
             None => true,
         };
@@ -483,7 +617,8 @@ async fn pump(
             }
         }
         let answered = connection.answers.borrow().is_empty();
-        if connection.closed.get() && answered && port_gone {
+        // `detached` is the last message on the connection: it is written, so end it.
+        if (connection.closed.get() || connection.detached.get()) && answered && port_gone {
             let _ = writer.shutdown().await;
             return;
         }
@@ -539,48 +674,71 @@ fn attach(
     let sessions = attach.sessions.len();
 
     let mut outbox = Outbox::default();
-    let generation = {
+    let (generation, resumed) = {
         let mut state = shared.borrow_mut();
         if state.draining {
             // Declined, not refused: the proxy should retry at once and find the next core.
             return Err(CoreMessage::Declined("this core is shutting down".into()));
         }
-        if let Some(port) = state.proxies.remove(&proxy_id) {
-            port.caught_up.notify_one();
-            // Its pump stops sending output; its connection stays open for the answer to
-            // whatever it still submits.
-            port.connection.wake.notify_one();
-            state.game.proxy_detached(proxy_id);
-        }
-        for snapshot in attach.sessions {
-            restore(&mut state.game, proxy_id, snapshot, &mut outbox);
+        let mut outbound = Outbound::default();
+        let resumed = match state.proxies.remove(&proxy_id) {
+            // Its successor: the sessions carry on as they are here, with what was
+            // delivered since the detach.
+            Some(port) if port.parked => {
+                outbound = port.outbound;
+                true
+            }
+            Some(port) => {
+                port.caught_up.notify_one();
+                // Its pump stops sending output; its connection stays open for the answer to
+                // whatever it still submits.
+                port.connection.wake.notify_one();
+                state.game.proxy_detached(proxy_id);
+                false
+            }
+            None => false,
+        };
+        if !resumed {
+            for snapshot in attach.sessions {
+                restore(&mut state.game, proxy_id, snapshot, &mut outbox);
+            }
         }
         let generation = state.next_generation;
         state.next_generation += 1;
         connection.answer(CoreMessage::Welcome(Welcome {
             protocol_version: tether_protocol::PROTOCOL_VERSION,
             core_name: state.name.clone(),
+            resumed,
         }));
+        let delivering = !outbound.is_empty();
         state.proxies.insert(
             proxy_id,
             Port {
                 generation,
-                outbound: Outbound::default(),
+                outbound,
                 connection: connection.clone(),
                 caught_up: Rc::new(Notify::new()),
                 delivering: false,
                 mssp_sent: None,
+                parked: false,
             },
         );
+        if delivering {
+            connection.wake.notify_one();
+        }
         if let Some(gathering) = &mut state.gathering {
             gathering.attached(proxy_id);
         }
         state.save_roster();
-        generation
+        (generation, resumed)
     };
     dispatch(shared, outbox);
     end_gathering(shared);
-    info!(proxy = %attach.hello.proxy_name, sessions, "proxy attached");
+    if resumed {
+        info!(proxy = %attach.hello.proxy_name, sessions, "proxy attached again after its detach; its sessions carry on");
+    } else {
+        info!(proxy = %attach.hello.proxy_name, sessions, "proxy attached");
+    }
     Ok((proxy_id, generation))
 }
 
@@ -634,6 +792,24 @@ impl Submissions {
         }
     }
 
+    /// The proxy hands over to a successor (see the module's note): after the answers
+    /// already queued, `detached`, and the port waits for the successor.
+    fn detach(&self) {
+        let mut state = self.shared.borrow_mut();
+        if let Some(port) = state.proxies.get_mut(&self.proxy_id)
+            && port.generation == self.generation
+        {
+            port.parked = true;
+            port.delivering = false;
+            info!(
+                proxy = self.proxy_id,
+                "proxy detached for a successor; its sessions wait"
+            );
+        }
+        self.connection.detached.set(true);
+        self.connection.answer(CoreMessage::Detached);
+    }
+
     fn handle(&self, events: Vec<ProxyEvent<'_>>) -> Result<(), &'static str> {
         let mut outbox = Outbox::default();
         {
@@ -679,10 +855,17 @@ enum BadSubmit {
     SecondAttach,
 }
 
-/// The events of a `submit`; anything else after the attach is a broken peer.
-fn read_submit<'m>(message: &'m framing::Message<'_>) -> Result<Vec<ProxyEvent<'m>>, BadSubmit> {
+/// What a proxy may send after its attach.
+enum Incoming<'m> {
+    Submit(Vec<ProxyEvent<'m>>),
+    Detach,
+}
+
+/// The events of a `submit`, or a `detach`; another attach is a broken peer.
+fn read_submit<'m>(message: &'m framing::Message<'_>) -> Result<Incoming<'m>, BadSubmit> {
     match ProxyMessage::decode(message)? {
-        ProxyMessage::Submit(events) => Ok(events),
+        ProxyMessage::Submit(events) => Ok(Incoming::Submit(events)),
+        ProxyMessage::Detach => Ok(Incoming::Detach),
         ProxyMessage::Attach(_) => Err(BadSubmit::SecondAttach),
     }
 }

@@ -26,6 +26,13 @@ struct Args {
     /// Link socket to listen on, unless one is inherited (TETHER_LINK_FD).
     #[arg(long, default_value = "data/link.sock")]
     link: PathBuf,
+    /// Also take proxies on other hosts, over TCP with the link's TLS, on this address
+    /// (e.g. 0.0.0.0:4100). Needs the files `tether link-certs init` makes.
+    #[arg(long, value_name = "ADDR")]
+    link_listen: Option<String>,
+    /// The link's TLS files for --link-listen [default: DATA/link-tls].
+    #[arg(long, value_name = "DIR")]
+    link_tls: Option<PathBuf>,
     /// Seconds a connection may take to log in before it is closed.
     #[arg(long, default_value_t = 300.0, value_name = "SECS")]
     login_timeout: f64,
@@ -98,8 +105,32 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let local = tokio::task::LocalSet::new();
+    let remote_tls = match &args.link_listen {
+        Some(_) => {
+            let dir = args
+                .link_tls
+                .clone()
+                .unwrap_or_else(|| args.data.join(tether_protocol::link_tls::DIR_IN_DATA));
+            let config = tether_protocol::link_tls::server_config(&dir).with_context(|| {
+                format!(
+                    "loading the link's TLS files from {} (made by `tether link-certs init`)",
+                    dir.display()
+                )
+            })?;
+            Some(config)
+        }
+        None => None,
+    };
     let served = local.block_on(&runtime, async move {
         let listener = link_listener(&args.link)?;
+        let remote = match (&args.link_listen, remote_tls) {
+            (Some(addr), Some(tls)) => Some(tether_core::RemoteDoor {
+                listener: remote_listener(addr)
+                    .with_context(|| format!("listening for proxies on {addr}"))?,
+                tls,
+            }),
+            _ => None,
+        };
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         if let Some(witness) = witness {
@@ -121,7 +152,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .context("writing READY")?;
         tracing::info!("ready");
         let roster = args.data.join("proxies");
-        tether_core::serve(listener, game, control, roster, async move {
+        tether_core::serve(listener, remote, game, control, roster, async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
@@ -183,6 +214,26 @@ fn link_listener(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     };
     std_listener.set_nonblocking(true)?;
     Ok(tokio::net::UnixListener::from_std(std_listener)?)
+}
+
+/// The TCP listener for proxies on other hosts. Each core binds its own, with SO_REUSEPORT so
+/// that the next core of a reload can listen while this one drains; a proxy that reaches this
+/// one as it stops is declined and tries again at once.
+fn remote_listener(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .with_context(|| format!("{addr} names no address"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    Ok(socket.listen(128)?)
 }
 
 /// The lines the supervisor says must not run again (see `witness`).

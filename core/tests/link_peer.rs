@@ -1,6 +1,7 @@
 //! The core's side of the link when a proxy misbehaves or moves: a proxy that falls behind on
 //! reading its deliveries has its input held back instead of growing the core's memory, and
-//! input on a connection that a newer attach replaced is declined, not handled twice.
+//! input on a connection that a newer attach replaced is declined, not handled twice, and a
+//! proxy that detaches for a successor has its sessions and their output kept for it.
 //!
 //! The peer here is a test-side proxy speaking the real link protocol to the real core
 //! binary, because only it can stop reading or attach twice on purpose.
@@ -18,7 +19,7 @@ const LINES: u64 = 120_000;
 async fn attached(socket: &std::path::Path) -> TestProxy {
     let mut proxy = TestProxy::connect(socket).await;
     match proxy.attach(PROTOCOL_VERSION, 7).await {
-        FromCore::Welcome(_) => proxy,
+        FromCore::Welcome { .. } => proxy,
         other => panic!("attach: {other:?}"),
     }
 }
@@ -129,5 +130,79 @@ fn input_on_a_link_replaced_by_a_newer_attach_is_declined() {
             &mut delivered,
         )
         .await;
+    });
+}
+
+#[test]
+fn a_detached_proxys_successor_carries_its_sessions_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _core = start_core(dir.path());
+    run_local(async {
+        let socket = dir.path().join("link.sock");
+        let mut old = attached(&socket).await;
+        old.submit_and_detach(true, 1..=3).await;
+        let mut delivered = 0;
+        let mut acked_on_old = None;
+        loop {
+            match old.next().await.expect("the core answers the detach") {
+                FromCore::Detached => break,
+                FromCore::Deliver { events, last_ack } => {
+                    delivered += events;
+                    acked_on_old = last_ack.max(acked_on_old);
+                }
+                FromCore::Accepted | FromCore::GameStatus => {}
+                other => panic!("before `detached`: {other:?}"),
+            }
+        }
+        assert_eq!(
+            (delivered, acked_on_old),
+            (0, None),
+            "the detach was read before the output was written, so all of it waits"
+        );
+        assert!(old.next().await.is_none(), "nothing follows `detached`");
+
+        // The successor: same proxy id, no sessions in its snapshot (the core's are used).
+        let mut new = TestProxy::connect(&socket).await;
+        match new.attach(PROTOCOL_VERSION, 7).await {
+            FromCore::Welcome { resumed: true, .. } => {}
+            other => panic!("the successor's attach: {other:?}"),
+        }
+        read_until(
+            &mut new,
+            |m| {
+                matches!(
+                    m,
+                    FromCore::Deliver {
+                        last_ack: Some(3),
+                        ..
+                    }
+                )
+            },
+            &mut delivered,
+        )
+        .await;
+        // The session is the same one: its next line is handled, not refused as unknown.
+        new.submit(false, 4..=4).await;
+        read_until(
+            &mut new,
+            |m| {
+                matches!(
+                    m,
+                    FromCore::Deliver {
+                        last_ack: Some(4),
+                        ..
+                    }
+                )
+            },
+            &mut delivered,
+        )
+        .await;
+
+        // Any other attach by that id starts afresh, as before.
+        let mut third = TestProxy::connect(&socket).await;
+        match third.attach(PROTOCOL_VERSION, 7).await {
+            FromCore::Welcome { resumed: false, .. } => {}
+            other => panic!("an attach with no detach before it: {other:?}"),
+        }
     });
 }

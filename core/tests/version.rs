@@ -27,7 +27,10 @@ fn a_mismatched_proxy_is_refused_and_a_matching_one_attaches() {
 
         let mut proxy = TestProxy::connect(&socket).await;
         match proxy.attach(tether_protocol::PROTOCOL_VERSION, 7).await {
-            FromCore::Welcome(name) => assert!(name.starts_with("tether-core"), "{name}"),
+            FromCore::Welcome { core, resumed } => {
+                assert!(core.starts_with("tether-core"), "{core}");
+                assert!(!resumed, "a first attach resumes nothing");
+            }
             other => panic!("a matching proxy attaches, got {other:?}"),
         }
     });

@@ -127,8 +127,10 @@ fn main() {
         CoreMessage::Welcome(Welcome {
             protocol_version: tether_protocol::PROTOCOL_VERSION,
             core_name: "core".into(),
+            resumed: false,
         }),
         CoreMessage::Refused("no".into()),
+        CoreMessage::Detached,
         CoreMessage::Accepted,
         CoreMessage::Declined("stopping".into()),
         CoreMessage::GameStatus(vec![MsspVariable {

@@ -39,6 +39,13 @@ struct ProxyMessage {
 
     submit @1 :List(ProxyEvent);
     # What players did, in order. Sent only when no earlier batch waits for `accepted`.
+
+    detach @2 :Void;
+    # This proxy hands its sessions to a successor that will attach with the same proxy id:
+    # answer whatever is in flight, then `detached`, and keep what is delivered after that for
+    # the successor instead of dropping it. Sent by a proxy whose link cannot be passed to
+    # another process as it is (TLS over TCP), after its last `submit`. A core that does not
+    # know it closes the connection, and the successor attaches as after a lost link.
   }
 }
 
@@ -68,6 +75,12 @@ struct CoreMessage {
     # Live facts about the game for MSSP (NAME, PLAYERS, ...), sent after `welcome` and
     # whenever they change. The proxy answers MSSP requests from the latest one and adds UPTIME
     # itself (the game, as players see it, has been up since the proxy started).
+
+    detached @6 :Void;
+    # The answer to `detach`, and the last message on this connection: everything before it
+    # is all this connection carries. What the core delivers from now on waits for the next
+    # attach by the same proxy id (for a while), which takes the sessions as they are in the
+    # core instead of from its snapshots.
   }
 }
 
@@ -87,6 +100,11 @@ struct Hello {
 struct Welcome {
   protocolVersion @0 :UInt32;
   coreName @1 :Text;      # for logs, e.g. "tether-core 0.1.0 pid 1234"
+  resumed @2 :Bool;
+  # This proxy `detach`ed from this core and the core kept its sessions: they carry on as
+  # they are in the core (the attach's snapshots are not used), lines already submitted are
+  # not submitted again, and what was delivered since the detach follows. False for every
+  # other attach.
 }
 
 struct SessionInfo {

@@ -8,7 +8,8 @@
 //! supervisor's contracts with its children and its control socket's clients; `keeper` is
 //! what the proxy tells the supervisor so that its sudden death keeps every player; `witness`
 //! is the page through which a core shows the supervisor that it makes progress, and which
-//! line it is handling; `private` keeps the data directory and the database its owner's alone.
+//! line it is handling; `private` keeps the data directory and the database its owner's alone;
+//! `link_tls` is what proves a proxy and a core to each other when the link crosses hosts.
 
 // Generated; only `message` reads and writes it, so whatever of it is unused is unused.
 #[allow(
@@ -25,6 +26,7 @@ mod link_capnp {
 pub mod control;
 pub mod framing;
 pub mod keeper;
+pub mod link_tls;
 pub mod markup;
 pub mod message;
 pub mod private;

@@ -59,7 +59,7 @@ mod wire;
 pub use gate::{Gate, Limits as GateLimits};
 pub use handover::reserve_descriptor_table;
 pub use keeper::{Keeper, from_env as keeper_from_env};
-pub use link::LinkConfig;
+pub use link::{CoreAddress, LinkConfig};
 pub use relay::DEFAULT_MAX_QUEUED_LINES;
 pub use server::{Proxy, ProxyProtocolOn};
 pub use tls::{CertificateFiles, Certificates};

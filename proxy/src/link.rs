@@ -8,8 +8,15 @@
 //! its own), tokio runs it next on the worker that woke it, so a player's line and its answer
 //! need not cross threads. When the link drops it reconnects by itself, quickly: the backoff
 //! is capped at 100 ms so a restarted core is picked up at once.
+//!
+//! The core is on this host (a Unix socket) or on another one (TCP with the link's TLS, see
+//! `tether_protocol::link_tls`). At a hand-over, a Unix connection goes to the next proxy as
+//! it is; a TLS one cannot (its keys live in this process), so the link `detach`es: the core
+//! answers what is in flight, says `detached`, and keeps the sessions and their output for
+//! the next proxy, which attaches with the same proxy id and is told it `resumed`.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,13 +25,14 @@ use serde::{Deserialize, Serialize};
 use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::message::{
     self, Attach, ClientInfo, CoreMessage, DecodeError, Hello, ProxyEvent, ProxyMessage,
-    SessionInfo,
+    SessionInfo, Welcome,
 };
 use tether_protocol::process::CoreNews;
-use tokio::io::AsyncWriteExt;
-use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{Notify, oneshot};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tracing::{debug, info, warn};
 
 use crate::keeper::Keeper;
@@ -69,9 +77,30 @@ pub struct SessionHandle {
     pub messages: mailbox::Sender<ToSession>,
 }
 
+/// Where the core is.
+#[derive(Debug, Clone)]
+pub enum CoreAddress {
+    /// The link socket on this host.
+    Unix(PathBuf),
+    /// A core on another host: `host:port`, over TCP with the link's TLS.
+    Remote {
+        addr: String,
+        tls: Arc<rustls::ClientConfig>,
+    },
+}
+
+impl fmt::Display for CoreAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreAddress::Unix(path) => write!(f, "{}", path.display()),
+            CoreAddress::Remote { addr, .. } => write!(f, "{addr} (TLS)"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    pub socket: PathBuf,
+    pub core: CoreAddress,
     pub proxy_name: String,
     pub proxy_id: u64,
     pub max_queued_lines: usize,
@@ -127,8 +156,14 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_CAP: Duration = Duration::from_millis(100);
 /// How long a core that declined input may take to finish and close the link.
 const STOPPING_CORE_GRACE: Duration = Duration::from_secs(10);
-/// A core that refuses us (version mismatch) will not change its mind every 100 ms.
+/// A core that refuses us (version mismatch, a certificate it does not accept) will not
+/// change its mind every 100 ms.
 const REFUSED_RETRY: Duration = Duration::from_secs(2);
+/// How long a core on another host may take to prove its certificate.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// How long a core may take to answer `detach`; a core that does not is treated as a lost
+/// link, which the next proxy's attach recovers from.
+const DETACH_LIMIT: Duration = Duration::from_secs(5);
 
 /// How sessions reach the link. Cheap to clone; `send` never waits.
 #[derive(Clone)]
@@ -163,6 +198,7 @@ impl LinkHandle {
                 frozen: false,
                 freeze_reply: None,
                 keeper: config.keeper.clone(),
+                resume_expected: false,
             },
         )
     }
@@ -285,6 +321,7 @@ pub fn resume(
             frozen: false,
             freeze_reply: None,
             keeper: config.keeper.clone(),
+            resume_expected: false,
         },
     );
     let connection = match frozen.connection {
@@ -304,6 +341,10 @@ pub fn resume(
         let mut shell = link.lock();
         if connection.is_some() {
             link.attached.send_replace(true);
+        } else if shell.in_flight.is_none() && shell.relay.is_up() {
+            // The other proxy detached cleanly (a TLS link): the core keeps the sessions for
+            // this proxy's attach, whose answer says whether it did.
+            shell.resume_expected = true;
         } else {
             // Whatever the other proxy had in flight is lost with its connection.
             shell.connection_lost();
@@ -348,6 +389,10 @@ struct Shell {
     /// Where the link task sends the connection once it has stopped.
     freeze_reply: Option<oneshot::Sender<FrozenLink>>,
     keeper: Keeper,
+    /// The previous proxy detached: nothing in flight was lost, and the core should say at
+    /// attach that it kept the sessions. If it did not (it is another core), what was
+    /// submitted and not acknowledged goes to it again.
+    resume_expected: bool,
 }
 
 impl Shell {
@@ -443,10 +488,10 @@ async fn run(config: LinkConfig, link: LinkHandle, mut carried: Option<(UnixStre
     let mut logged_waiting = false;
     loop {
         let (stream, unread) = match carried.take() {
-            Some((stream, unread)) => (stream, Some(unread)),
+            Some((stream, unread)) => (LinkStream::Unix(stream), Some(unread)),
             None => {
                 let connected = tokio::select! {
-                    connected = UnixStream::connect(&config.socket) => connected,
+                    connected = connect(&config.core) => connected,
                     _ = frozen.wait_for(|&frozen| frozen) => {
                         link.lock().hand_over(None);
                         return;
@@ -454,9 +499,23 @@ async fn run(config: LinkConfig, link: LinkHandle, mut carried: Option<(UnixStre
                 };
                 match connected {
                     Ok(stream) => (stream, None),
+                    Err(error)
+                        if error
+                            .get_ref()
+                            .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+                    {
+                        // The core's certificate is not one our authority signed, or the core
+                        // turned ours down: not something a quick retry mends.
+                        tracing::error!(core = %config.core, "cannot attach to the core: TLS: {error}");
+                        if pause(REFUSED_RETRY, &mut frozen).await.is_err() {
+                            link.lock().hand_over(None);
+                            return;
+                        }
+                        continue;
+                    }
                     Err(error) => {
                         if !logged_waiting {
-                            info!(socket = %config.socket.display(), %error, "waiting for the core");
+                            info!(core = %config.core, %error, "waiting for the core");
                             logged_waiting = true;
                         }
                         if pause(backoff, &mut frozen).await.is_err() {
@@ -475,6 +534,22 @@ async fn run(config: LinkConfig, link: LinkHandle, mut carried: Option<(UnixStre
         let outcome = match outcome {
             Ok(Ended::Frozen(stream, unread)) => {
                 link.lock().hand_over(Some((stream, unread)));
+                return;
+            }
+            Ok(Ended::Detached) => {
+                info!("detached from the core; the next proxy carries on");
+                link.lock().hand_over(None);
+                return;
+            }
+            Err(error) if *frozen.borrow() => {
+                // Frozen, and the detach did not go through: the next proxy attaches as
+                // after a lost link.
+                warn!(
+                    "the core did not confirm the detach ({error}); the next proxy attaches again"
+                );
+                let mut shell = link.lock();
+                shell.connection_lost();
+                shell.hand_over(None);
                 return;
             }
             Ok(Ended::Closed) => Ok(()),
@@ -526,6 +601,8 @@ enum Ended {
     Closed,
     /// Stopped for a hand-over: the connection, and what was read from it and not handled.
     Frozen(std::os::unix::net::UnixStream, Vec<u8>),
+    /// Stopped for a hand-over, and the core confirmed the `detach` (a TLS link).
+    Detached,
 }
 
 enum LinkError {
@@ -535,35 +612,130 @@ enum LinkError {
     Broken(String),
 }
 
-fn broken(error: impl std::fmt::Display) -> LinkError {
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::Refused(reason) | LinkError::Broken(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// The connection failed. A TLS failure (the core refused our certificate, or we refused its)
+/// is a refusal: it will not mend in 100 ms.
+fn broken(error: impl std::error::Error + 'static) -> LinkError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(error) = cause {
+        let tls = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .or_else(|| error.downcast_ref::<rustls::Error>());
+        if let Some(tls) = tls {
+            return LinkError::Refused(format!("TLS: {tls}"));
+        }
+        cause = error.source();
+    }
     LinkError::Broken(error.to_string())
+}
+
+/// A connection to the core, either kind.
+enum LinkStream {
+    Unix(UnixStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Connects to the core; on another host, both sides prove their certificates.
+async fn connect(core: &CoreAddress) -> std::io::Result<LinkStream> {
+    match core {
+        CoreAddress::Unix(path) => Ok(LinkStream::Unix(UnixStream::connect(path).await?)),
+        CoreAddress::Remote { addr, tls } => {
+            let tcp = TcpStream::connect(addr.as_str()).await?;
+            // Each batch is one small write: waiting to fill a packet would delay every
+            // command by a round trip.
+            tcp.set_nodelay(true)?;
+            let handshake = TlsConnector::from(tls.clone())
+                .connect(tether_protocol::link_tls::core_server_name(), tcp);
+            match tokio::time::timeout(HANDSHAKE_LIMIT, handshake).await {
+                Ok(tls) => Ok(LinkStream::Tls(Box::new(tls?))),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no TLS handshake from the core",
+                )),
+            }
+        }
+    }
+}
+
+/// How `drive` stopped without an error.
+enum Driven<R, W> {
+    Closed,
+    /// Frozen for a hand-over, between two messages: the halves, to pass on or detach.
+    Frozen(MessageReader<R>, W),
 }
 
 /// Runs one connection to the core: attaches (unless `unread` says it carries on a
 /// connection another proxy attached, with the bytes that proxy read and did not handle),
 /// then submits and routes until it ends or the link is frozen.
 async fn run_connection(
-    stream: UnixStream,
+    stream: LinkStream,
     unread: Option<Vec<u8>>,
     link: &LinkHandle,
     config: &LinkConfig,
 ) -> Result<Ended, LinkError> {
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = match unread {
-        Some(unread) => MessageReader::resume(reader, unread),
-        None => {
-            let mut reader = MessageReader::new(reader);
-            let mut frozen = link.frozen.subscribe();
-            tokio::select! {
-                attached = attach(&mut reader, &mut writer, link, config) => attached?,
-                // The next proxy attaches again; this half-made attach is worth nothing.
-                _ = frozen.wait_for(|&frozen| frozen) => {
-                    return Err(LinkError::Broken("frozen during the attach".into()));
+    match stream {
+        LinkStream::Unix(stream) => {
+            let (reader, writer) = stream.into_split();
+            let carried_on = unread.is_some();
+            let reader = match unread {
+                Some(unread) => MessageReader::resume(reader, unread),
+                None => MessageReader::new(reader),
+            };
+            match drive(reader, writer, carried_on, link, config).await? {
+                Driven::Closed => Ok(Ended::Closed),
+                Driven::Frozen(reader, writer) => {
+                    let (reader, unread) = reader.into_parts();
+                    let stream = reader
+                        .reunite(writer)
+                        .map_err(|error| LinkError::Broken(error.to_string()))?
+                        .into_std()
+                        .map_err(broken)?;
+                    Ok(Ended::Frozen(stream, unread))
                 }
             }
-            reader
         }
-    };
+        LinkStream::Tls(stream) => {
+            let (reader, writer) = tokio::io::split(*stream);
+            match drive(MessageReader::new(reader), writer, false, link, config).await? {
+                Driven::Closed => Ok(Ended::Closed),
+                Driven::Frozen(reader, writer) => detach(reader, writer, link).await,
+            }
+        }
+    }
+}
+
+/// Attaches (unless `carried_on`: the connection was attached by the proxy before this one),
+/// then submits and routes until the connection ends or the link is frozen.
+async fn drive<R, W>(
+    mut reader: MessageReader<R>,
+    mut writer: W,
+    carried_on: bool,
+    link: &LinkHandle,
+    config: &LinkConfig,
+) -> Result<Driven<R, W>, LinkError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if !carried_on {
+        let mut frozen = link.frozen.subscribe();
+        tokio::select! {
+            attached = attach(&mut reader, &mut writer, link, config) => attached?,
+            // The next proxy attaches again; this half-made attach is worth nothing.
+            _ = frozen.wait_for(|&frozen| frozen) => {
+                return Err(LinkError::Broken("frozen during the attach".into()));
+            }
+        }
+    }
     link.attached.send_replace(true);
     link.submit_ready.notify_one();
     // One task, two halves: whichever woke it makes progress, and neither needs a thread.
@@ -571,24 +743,63 @@ async fn run_connection(
         read = read_core(&mut reader, link) => read.map(|()| false),
         frozen = submit(&mut writer, link) => frozen,
     }?;
-    if !frozen {
-        return Ok(Ended::Closed);
-    }
-    let (reader, unread) = reader.into_parts();
-    let stream = reader
-        .reunite(writer)
-        .map_err(broken)?
-        .into_std()
-        .map_err(broken)?;
-    Ok(Ended::Frozen(stream, unread))
+    Ok(if frozen {
+        Driven::Frozen(reader, writer)
+    } else {
+        Driven::Closed
+    })
 }
 
-async fn attach(
-    reader: &mut MessageReader<OwnedReadHalf>,
-    writer: &mut OwnedWriteHalf,
+/// Ends a TLS link for a hand-over: after the last batch, `detach`, then everything the core
+/// sends up to its `detached` is routed as usual (into the relay, for the next proxy).
+async fn detach<R, W>(
+    mut reader: MessageReader<R>,
+    mut writer: W,
+    link: &LinkHandle,
+) -> Result<Ended, LinkError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut bytes = Vec::new();
+    ProxyMessage::Detach.encode(&mut bytes);
+    let detached = async {
+        writer.write_all(&bytes).await.map_err(broken)?;
+        let mut stopping = None;
+        loop {
+            let Some(message) = reader.next().await.map_err(broken)? else {
+                return Err(LinkError::Broken(
+                    "the core closed the link instead of answering the detach".into(),
+                ));
+            };
+            if let Routed::Detached = route(&message, link, &mut stopping)? {
+                return Ok(Ended::Detached);
+            }
+        }
+    };
+    let ended = tokio::time::timeout(DETACH_LIMIT, detached)
+        .await
+        .unwrap_or_else(|_| {
+            Err(LinkError::Broken(format!(
+                "no answer to the detach within {} s",
+                DETACH_LIMIT.as_secs()
+            )))
+        })?;
+    // A clean end, so the core reads the close as one.
+    let _ = writer.shutdown().await;
+    Ok(ended)
+}
+
+async fn attach<R, W>(
+    reader: &mut MessageReader<R>,
+    writer: &mut W,
     link: &LinkHandle,
     config: &LinkConfig,
-) -> Result<(), LinkError> {
+) -> Result<(), LinkError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut bytes = Vec::new();
     let attach = ProxyMessage::Attach(Attach {
         hello: Hello {
@@ -602,17 +813,23 @@ async fn attach(
     drop(attach);
     let started = Instant::now();
     writer.write_all(&bytes).await.map_err(broken)?;
-    let core_name = match reader.next().await.map_err(broken)? {
+    let welcome = match reader.next().await.map_err(broken)? {
         Some(message) => read_welcome(&message)?,
         None => return Err(LinkError::Broken("connection closed during attach".into())),
     };
     let mut shell = link.lock();
     let sessions = shell.relay.session_count();
+    if std::mem::take(&mut shell.resume_expected) && !welcome.resumed {
+        // Not the core the previous proxy detached from: it hears everything not
+        // acknowledged again, as after a lost link.
+        shell.relay.detached(Instant::now());
+    }
     shell.relay.attached();
     shell.flush();
     info!(
-        core = %core_name,
+        core = %welcome.core_name,
         sessions,
+        resumed = welcome.resumed,
         attach_ms = started.elapsed().as_secs_f64() * 1000.0,
         "attached to the core"
     );
@@ -621,7 +838,10 @@ async fn attach(
 
 /// Writes batches as the relay has them, one in flight at a time, until a write fails or the
 /// link is frozen (`Ok(true)`), which it notices only between writes: a batch is never cut.
-async fn submit(writer: &mut OwnedWriteHalf, link: &LinkHandle) -> Result<bool, LinkError> {
+async fn submit<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    link: &LinkHandle,
+) -> Result<bool, LinkError> {
     let mut bytes = Vec::new();
     let mut frozen = link.frozen.subscribe();
     loop {
@@ -643,8 +863,8 @@ async fn submit(writer: &mut OwnedWriteHalf, link: &LinkHandle) -> Result<bool, 
 }
 
 /// Routes what the core sends until it closes the connection.
-async fn read_core(
-    reader: &mut MessageReader<OwnedReadHalf>,
+async fn read_core<R: AsyncRead + Unpin>(
+    reader: &mut MessageReader<R>,
     link: &LinkHandle,
 ) -> Result<(), LinkError> {
     // A connection carried over from another proxy may be to a core that is stopping.
@@ -665,65 +885,86 @@ async fn read_core(
         let Some(message) = next.map_err(broken)? else {
             return Ok(());
         };
-        let decoded = match CoreMessage::decode(&message) {
-            Ok(decoded) => decoded,
-            Err(DecodeError::UnknownMessage { which, .. }) => {
-                debug!(which, "ignoring a core message this proxy does not know");
-                continue;
-            }
-            Err(error) => return Err(broken(error)),
-        };
-        match decoded {
-            CoreMessage::Deliver(events) => {
-                let mut shell = link.lock();
-                for event in events {
-                    shell.relay.delivered(event);
-                }
-                shell.flush();
-            }
-            CoreMessage::Accepted => {
-                let mut shell = link.lock();
-                shell.in_flight = None;
-                shell.relay.answered();
-                shell.flush();
-                drop(shell);
-                link.submit_ready.notify_one();
-            }
-            CoreMessage::Declined(reason) => {
-                let mut shell = link.lock();
-                if let Some(batch) = shell.in_flight.take() {
-                    shell.relay.not_delivered(&batch);
-                }
-                shell.relay.answered();
-                shell.flush();
-                shell.declined = true;
-                info!(%reason, "the core declined input; waiting for it to close the link");
-                stopping_deadline = Some(tokio::time::Instant::now() + STOPPING_CORE_GRACE);
-            }
-            CoreMessage::GameStatus(vars) => {
-                let vars = vars.into_iter().map(|var| (var.name, var.value)).collect();
-                let shell = link.lock();
-                *shell
-                    .game_status
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = vars;
-            }
-            CoreMessage::Welcome(_) | CoreMessage::Refused(_) => {
-                return Err(LinkError::Broken(
-                    "the core answered an attach twice".into(),
-                ));
-            }
+        if let Routed::Detached = route(&message, link, &mut stopping_deadline)? {
+            return Err(LinkError::Broken("the core said `detached` unasked".into()));
         }
     }
 }
 
-/// The core's answer to `attach`: its name, or why it will not have us.
-fn read_welcome(message: &framing::Message<'_>) -> Result<String, LinkError> {
+/// What `route` made of a message.
+enum Routed {
+    Done,
+    /// The core's answer to `detach`: nothing more comes on this connection.
+    Detached,
+}
+
+/// Acts on one message from the core. `stopping_deadline` is set when the core declines
+/// input: it is stopping, and should close the link before then.
+fn route(
+    message: &framing::Message<'_>,
+    link: &LinkHandle,
+    stopping_deadline: &mut Option<tokio::time::Instant>,
+) -> Result<Routed, LinkError> {
+    let decoded = match CoreMessage::decode(message) {
+        Ok(decoded) => decoded,
+        Err(DecodeError::UnknownMessage { which, .. }) => {
+            debug!(which, "ignoring a core message this proxy does not know");
+            return Ok(Routed::Done);
+        }
+        Err(error) => return Err(broken(error)),
+    };
+    match decoded {
+        CoreMessage::Deliver(events) => {
+            let mut shell = link.lock();
+            for event in events {
+                shell.relay.delivered(event);
+            }
+            shell.flush();
+        }
+        CoreMessage::Accepted => {
+            let mut shell = link.lock();
+            shell.in_flight = None;
+            shell.relay.answered();
+            shell.flush();
+            drop(shell);
+            link.submit_ready.notify_one();
+        }
+        CoreMessage::Declined(reason) => {
+            let mut shell = link.lock();
+            if let Some(batch) = shell.in_flight.take() {
+                shell.relay.not_delivered(&batch);
+            }
+            shell.relay.answered();
+            shell.flush();
+            shell.declined = true;
+            info!(%reason, "the core declined input; waiting for it to close the link");
+            *stopping_deadline = Some(tokio::time::Instant::now() + STOPPING_CORE_GRACE);
+        }
+        CoreMessage::GameStatus(vars) => {
+            let vars = vars.into_iter().map(|var| (var.name, var.value)).collect();
+            let shell = link.lock();
+            *shell
+                .game_status
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = vars;
+        }
+        CoreMessage::Detached => return Ok(Routed::Detached),
+        CoreMessage::Welcome(_) | CoreMessage::Refused(_) => {
+            return Err(LinkError::Broken(
+                "the core answered an attach twice".into(),
+            ));
+        }
+    }
+    Ok(Routed::Done)
+}
+
+/// The core's answer to `attach`, or why it will not have us.
+fn read_welcome(message: &framing::Message<'_>) -> Result<Welcome, LinkError> {
     match CoreMessage::decode(message).map_err(broken)? {
         CoreMessage::Welcome(welcome) => {
             tether_protocol::check_version("core", welcome.protocol_version)
                 .map_err(LinkError::Refused)?;
-            Ok(welcome.core_name)
+            Ok(welcome)
         }
         CoreMessage::Refused(reason) => Err(LinkError::Refused(reason)),
         // A stopping core: the next one is moments away.

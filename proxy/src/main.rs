@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use tether_proxy::CoreAddress;
 use tether_proxy::{DEFAULT_MAX_QUEUED_LINES, LinkConfig, Proxy};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -32,6 +33,13 @@ struct Args {
     /// The game core's link socket.
     #[arg(long, default_value = "data/link.sock")]
     link: PathBuf,
+    /// A game core on another host (`host:port`, its --link-listen) instead of --link: the
+    /// link runs over TCP with TLS, and each side proves its certificate to the other.
+    #[arg(long, value_name = "ADDR", requires = "link_tls")]
+    core: Option<String>,
+    /// This proxy's link files for --core (made by `tether link-certs proxy NAME`).
+    #[arg(long, value_name = "DIR")]
+    link_tls: Option<PathBuf>,
     /// Name shown in the core's logs.
     #[arg(long, default_value = "proxy")]
     name: String,
@@ -90,8 +98,20 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let (keeper, keeper_socket) =
             tether_proxy::keeper_from_env().context("cannot use the keeper socket")?;
+        let core = match (args.core, &args.link_tls) {
+            (Some(addr), Some(dir)) => CoreAddress::Remote {
+                addr,
+                tls: tether_protocol::link_tls::client_config(dir).with_context(|| {
+                    format!(
+                        "loading the link's TLS files from {} (made by `tether link-certs proxy NAME`)",
+                        dir.display()
+                    )
+                })?,
+            },
+            _ => CoreAddress::Unix(args.link),
+        };
         let link = LinkConfig {
-            socket: args.link,
+            core,
             proxy_name: args.name,
             proxy_id: tether_proxy::random_id(),
             max_queued_lines: args.max_queued_lines,

@@ -64,7 +64,7 @@ impl Context {
     /// fuzz targets): what they send the link is queued and goes nowhere.
     pub(crate) fn unlinked() -> Context {
         let link = LinkHandle::new(&crate::link::LinkConfig {
-            socket: "nowhere".into(),
+            core: crate::link::CoreAddress::Unix("nowhere".into()),
             proxy_name: "unlinked".into(),
             proxy_id: 1,
             max_queued_lines: crate::relay::DEFAULT_MAX_QUEUED_LINES,

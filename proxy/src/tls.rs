@@ -114,11 +114,12 @@ impl Certificates {
 
     /// The server side of rustls with these certificates: TLS 1.3 and 1.2, safe defaults.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
-        let config = ServerConfig::builder_with_provider(Arc::new(provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(TlsError::Setup)?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+        let config =
+            ServerConfig::builder_with_provider(tether_protocol::link_tls::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .map_err(TlsError::Setup)?
+                .with_no_client_auth()
+                .with_cert_resolver(self.clone());
         Ok(Arc::new(config))
     }
 
@@ -166,15 +167,6 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
-/// The `ring` provider: it builds with the Rust toolchain and the C compiler every Rust
-/// install has. rustls now marks it deprecated because it lacks post-quantum key exchange,
-/// which its other provider (aws-lc-rs) has at the price of a much heavier native build; for
-/// a game's sessions, classical key exchange is what every MUD client speaks anyway.
-#[allow(deprecated)]
-fn provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
-}
-
 fn read(files: &CertificateFiles) -> Result<CertifiedKey, TlsError> {
     let shared = tether_protocol::private::shared(&files.key).map_err(|source| TlsError::Read {
         path: files.key.clone(),
@@ -201,7 +193,8 @@ fn read(files: &CertificateFiles) -> Result<CertifiedKey, TlsError> {
         path: files.key.clone(),
         source,
     })?;
-    CertifiedKey::from_der(chain, key, &provider()).map_err(TlsError::Mismatch)
+    CertifiedKey::from_der(chain, key, &tether_protocol::link_tls::crypto_provider())
+        .map_err(TlsError::Mismatch)
 }
 
 /// What a TLS listener serves its connections with.

@@ -51,6 +51,26 @@ pub enum Command {
     /// reset a password (works with the game running or not)
     #[command(subcommand)]
     Admin(AdminAction),
+    /// Make the certificates that let proxies on other hosts attach to this game's core
+    /// (`--link-listen` on the core's host, `--core` on a proxy's)
+    #[command(subcommand)]
+    LinkCerts(LinkCertsAction),
+}
+
+/// `tether link-certs ...`, run on the core's host.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum LinkCertsAction {
+    /// Make this game's link authority and the core's certificate, in DATA/link-tls
+    Init,
+    /// Sign a certificate for one proxy host: writes a directory to copy to that host as its
+    /// DATA/link-tls (the authority's key stays here)
+    Proxy {
+        /// The proxy's name, as the core's logs will show it
+        name: String,
+        /// Where to write it [default: DATA/link-tls/proxies/NAME]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `tether admin ...`. A password is asked on the terminal (twice, not shown), or read as
@@ -135,6 +155,21 @@ pub struct Options {
     /// deadlock) before it is killed and replaced; at least 0.5 [default: 5]
     #[arg(long, global = true, value_name = "SECS")]
     pub hang_timeout: Option<f64>,
+
+    /// Also take proxies on other hosts on this address, over TCP with the link's TLS (or
+    /// `[link] listen`; needs `tether link-certs init`) [default: off]
+    #[arg(long, global = true, value_name = "ADDR", conflicts_with = "core")]
+    pub link_listen: Option<String>,
+
+    /// Run only a proxy on this host, for the game core at ADDR on another host (its
+    /// --link-listen), or `[link] core` [default: the core runs here]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub core: Option<String>,
+
+    /// The link's certificates, for --link-listen or --core (or `[link] tls`)
+    /// [default: DATA/link-tls]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub link_tls: Option<PathBuf>,
 }
 
 impl Options {
@@ -191,6 +226,25 @@ mod tests {
             Command::Admin(AdminAction::ResetPassword { name: "bob".into() })
         );
         assert!(Cli::try_parse_from(["tether", "admin", "promote"]).is_err());
+    }
+
+    #[test]
+    fn link_certs_are_made_on_the_cores_host() {
+        assert_eq!(
+            parse(&["link-certs", "init"]).subcommand(),
+            Command::LinkCerts(LinkCertsAction::Init)
+        );
+        assert_eq!(
+            parse(&["link-certs", "proxy", "edge-1", "--out", "/tmp/e"]).subcommand(),
+            Command::LinkCerts(LinkCertsAction::Proxy {
+                name: "edge-1".into(),
+                out: Some(PathBuf::from("/tmp/e"))
+            })
+        );
+        assert!(
+            Cli::try_parse_from(["tether", "--core", "a:1", "--link-listen", "b:2"]).is_err(),
+            "a host that runs no core takes no proxies"
+        );
     }
 
     #[test]

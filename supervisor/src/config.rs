@@ -65,6 +65,31 @@ pub struct FileConfig {
     pub https: Option<String>,
     /// `[tls]`: the certificate chain and key, PEM files.
     pub tls: Option<TlsFiles>,
+    /// `[link]`: proxies on other hosts.
+    #[serde(default)]
+    pub link: LinkTable,
+}
+
+/// The config file's `[link]` table: proxies on other hosts.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkTable {
+    /// On the core's host: where proxies on other hosts attach.
+    pub listen: Option<String>,
+    /// On a proxy's host: the core's `listen` address; this host then runs no core.
+    pub core: Option<String>,
+    /// The link's certificates (default: DATA/link-tls).
+    pub tls: Option<PathBuf>,
+}
+
+/// Where this supervisor's game core runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreSite {
+    /// Here, started and restarted by this supervisor; `listen`: it also takes proxies on
+    /// other hosts there.
+    Here { listen: Option<String> },
+    /// On another host, at this address: this host runs only a proxy (an edge host).
+    Elsewhere(String),
 }
 
 /// The config file's `[tls]` table.
@@ -163,6 +188,7 @@ impl FileConfig {
         let base = path.parent().unwrap_or(Path::new(""));
         config.data = config.data.map(|p| base.join(p));
         config.world = config.world.map(|p| base.join(p));
+        config.link.tls = config.link.tls.map(|dir| base.join(dir));
         config.tls = config.tls.map(|tls| TlsFiles {
             certificate: base.join(tls.certificate),
             key: base.join(tls.key),
@@ -219,6 +245,9 @@ pub struct Settings {
     /// The HTTPS address, if on.
     pub https: Option<String>,
     pub tls: Option<TlsFiles>,
+    pub core_site: CoreSite,
+    /// The link's certificates, for proxies on other hosts.
+    pub link_tls: PathBuf,
 }
 
 impl Settings {
@@ -249,6 +278,34 @@ impl Settings {
 
     pub fn link_socket(&self) -> PathBuf {
         self.data.join(LINK_SOCKET)
+    }
+
+    /// The core's options for proxies on other hosts.
+    pub fn core_link_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.core_site {
+            CoreSite::Here {
+                listen: Some(listen),
+            } => vec![
+                "--link-listen".into(),
+                listen.into(),
+                "--link-tls".into(),
+                self.link_tls.clone().into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The proxy's options for reaching the core.
+    pub fn proxy_link_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.core_site {
+            CoreSite::Elsewhere(addr) => vec![
+                "--core".into(),
+                addr.into(),
+                "--link-tls".into(),
+                self.link_tls.clone().into(),
+            ],
+            CoreSite::Here { .. } => vec!["--link".into(), self.link_socket().into()],
+        }
     }
 
     pub fn control_socket(&self) -> PathBuf {
@@ -296,6 +353,17 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
             }),
             _ => file.tls.clone(),
         },
+        core_site: match cli.core.clone().or_else(|| file.link.core.clone()) {
+            Some(addr) => CoreSite::Elsewhere(addr),
+            None => CoreSite::Here {
+                listen: cli.link_listen.clone().or_else(|| file.link.listen.clone()),
+            },
+        },
+        link_tls: cli
+            .link_tls
+            .clone()
+            .or_else(|| file.link.tls.clone())
+            .unwrap_or_else(|| data_dir(cli, file).join(tether_protocol::link_tls::DIR_IN_DATA)),
     }
 }
 
@@ -355,7 +423,43 @@ mod tests {
                 telnets: None,
                 https: None,
                 tls: None,
+                core_site: CoreSite::Here { listen: None },
+                link_tls: PathBuf::from("data/link-tls"),
             }
+        );
+    }
+
+    #[test]
+    fn the_link_table_places_the_core_here_or_elsewhere() {
+        let file = FileConfig::parse("[link]\nlisten = \"0.0.0.0:4100\"\n").expect("valid");
+        let settings = merge(&Options::default(), &file, defaults());
+        assert_eq!(
+            settings.core_link_args(),
+            [
+                "--link-listen",
+                "0.0.0.0:4100",
+                "--link-tls",
+                "data/link-tls"
+            ]
+        );
+        assert_eq!(settings.proxy_link_args(), ["--link", "data/link.sock"]);
+
+        let file = FileConfig::parse("[link]\ncore = \"core.example:4100\"\ntls = \"/etc/t\"\n")
+            .expect("valid");
+        let settings = merge(&Options::default(), &file, defaults());
+        assert!(settings.core_link_args().is_empty());
+        assert_eq!(
+            settings.proxy_link_args(),
+            ["--core", "core.example:4100", "--link-tls", "/etc/t"]
+        );
+        let cli = Options {
+            core: Some("other:1".into()),
+            ..Options::default()
+        };
+        assert_eq!(
+            merge(&cli, &file, defaults()).core_site,
+            CoreSite::Elsewhere("other:1".into()),
+            "the command line wins"
         );
     }
 
@@ -447,6 +551,7 @@ mod tests {
             telnets: None,
             https: None,
             tls: None,
+            link: LinkTable::default(),
         };
         let cli = Options {
             telnet: Some("127.0.0.1:5000".into()),

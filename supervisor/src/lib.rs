@@ -19,6 +19,7 @@
 //! - [`supervisor`]: the single task that owns the children and makes every decision.
 //! - [`control`]: the control socket protocol, its server and its client.
 //! - [`watch`]: reloading when the core binary is rebuilt.
+//! - [`link_certs`]: `tether link-certs`, the certificates of proxies on other hosts.
 //! - [`shutdown`]: a small "stop now" flag for tasks.
 //!
 //! This file holds the two entry points the binary calls: [`up`] and [`ask`].
@@ -32,6 +33,7 @@ mod config;
 mod control;
 mod dev;
 mod keeper;
+mod link_certs;
 mod liveness;
 mod notify;
 mod pidfd;
@@ -41,8 +43,9 @@ mod supervisor;
 mod watch;
 
 pub use admin::run as admin;
-pub use cli::{AdminAction, Cli, Command};
+pub use cli::{AdminAction, Cli, Command, LinkCertsAction};
 pub use control::{ClientError, Request};
+pub use link_certs::run as link_certs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,6 +101,13 @@ pub enum UpError {
         path.display()
     )]
     TlsKeyShared { path: PathBuf, mode: u32 },
+    #[error("cannot use the link's certificates in {} ({how})", dir.display())]
+    LinkTls {
+        dir: PathBuf,
+        how: &'static str,
+        #[source]
+        source: tether_protocol::link_tls::LinkTlsError,
+    },
     #[error(transparent)]
     Sockets(#[from] SocketsError),
     #[error("cannot start the async runtime")]
@@ -133,6 +143,27 @@ pub fn up(options: &Options) -> Result<(), UpError> {
             }
             *path = absolute(path);
         }
+    }
+    settings.link_tls = absolute(&settings.link_tls);
+    // Read here too: a file that is missing or readable by others is said once, clearly,
+    // instead of by a child that fails to start over and over.
+    let link_check = match &settings.core_site {
+        config::CoreSite::Here { listen: Some(_) } => Some((
+            tether_protocol::link_tls::server_config(&settings.link_tls).map(drop),
+            "made on this host by `tether link-certs init`",
+        )),
+        config::CoreSite::Elsewhere(_) => Some((
+            tether_protocol::link_tls::client_config(&settings.link_tls).map(drop),
+            "made on the core's host by `tether link-certs proxy NAME` and copied here",
+        )),
+        config::CoreSite::Here { listen: None } => None,
+    };
+    if let Some((Err(source), how)) = link_check {
+        return Err(UpError::LinkTls {
+            dir: settings.link_tls.clone(),
+            how,
+            source,
+        });
     }
     if let Some(world) = &mut settings.world {
         if !world.exists() {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tether_supervisor::{AskError, Cli, ClientError, Command, Request, admin, ask, up};
+use tether_supervisor::{AskError, Cli, ClientError, Command, Request, admin, ask, link_certs, up};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,6 +27,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 say_error(&format!("tether admin: {err:#}"));
+                ExitCode::FAILURE
+            }
+        },
+        Command::LinkCerts(action) => match link_certs(&cli.options, &action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                say_error(&format!("tether link-certs: {err:#}"));
                 ExitCode::FAILURE
             }
         },

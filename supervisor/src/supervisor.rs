@@ -26,7 +26,7 @@ use tether_protocol::process::{
 use tether_protocol::witness::{WITNESS_FD, WITNESS_FD_VAR, Witness};
 
 use crate::child::{self, ChildId, EventKind, Exit, Handle, Role, Spec};
-use crate::config::Settings;
+use crate::config::{CoreSite, Settings};
 use crate::control::{self, Incoming, Replier, Request, ServeError};
 use crate::error_chain;
 use crate::liveness::{Blame, Liveness, SUSPECT_HANG_TIMEOUT, Suspects, Verdict};
@@ -477,7 +477,11 @@ impl Supervisor {
                 }
             }
         }
+        let core_here = matches!(self.settings.core_site, CoreSite::Here { .. });
         match (adopted_core, adopted_proxy) {
+            // An edge host: the proxy attaches to the core on its own host, by itself.
+            (false, false) if !core_here => self.start_proxy(),
+            (false, true) if !core_here => {}
             (false, false) => self.start_core(Purpose::Initial),
             // The proxy waits for a core as it does after a crash.
             (false, true) => self.start_core(Purpose::Restart),
@@ -577,6 +581,7 @@ impl Supervisor {
             args.push(world.clone().into());
         }
         args.extend(settings.limits.core_args());
+        args.extend(settings.core_link_args());
         let mut env: Vec<(OsString, OsString)> = vec![
             (LINK_FD_VAR.into(), LINK_FD.to_string().into()),
             (CONTROL_VAR.into(), settings.control_socket().into()),
@@ -607,8 +612,6 @@ impl Supervisor {
                 self.settings.telnet.clone().into(),
                 "--http".into(),
                 self.settings.http.clone().into(),
-                "--link".into(),
-                self.settings.link_socket().into(),
                 CORE_NEWS_FLAG.into(),
                 HANDOVER_FLAG.into(),
                 self.settings.handover_socket().into(),
@@ -619,6 +622,7 @@ impl Supervisor {
                 &self.settings.proxy_protocol,
             ))
             .chain(self.settings.tls_args())
+            .chain(self.settings.proxy_link_args())
             .collect(),
             env: Vec::new(),
             link_fd: None,
@@ -1440,6 +1444,16 @@ impl Supervisor {
     }
 
     fn request_reload(&mut self, waiter: Option<Replier>) {
+        if let CoreSite::Elsewhere(addr) = &self.settings.core_site {
+            let why = format!(
+                "reload refused: the game core runs on another host ({addr}); reload it there"
+            );
+            warn!("{why}");
+            if let Some(waiter) = waiter {
+                waiter.line(format!("error: {why}"));
+            }
+            return;
+        }
         if self.shutdown.is_some() {
             info!("not reloading: tether is shutting down");
             if let Some(waiter) = waiter {
@@ -1723,7 +1737,10 @@ impl Supervisor {
                     (None, None, Some(reason)) => {
                         format!("CANNOT START: {reason}; `tether reload` tries again")
                     }
-                    (None, None, None) => "stopped".to_string(),
+                    (None, None, None) => match &self.settings.core_site {
+                        CoreSite::Elsewhere(addr) => format!("it runs on another host, {addr}"),
+                        CoreSite::Here { .. } => "stopped".to_string(),
+                    },
                 };
                 format!(
                     "core: not running ({why}), restarts {}, reloads {}",

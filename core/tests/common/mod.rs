@@ -60,7 +60,12 @@ pub fn start_core(dir: &Path) -> CoreProcess {
 /// What the core sent, decoded as far as these tests look.
 #[derive(Debug)]
 pub enum FromCore {
-    Welcome(String),
+    Welcome {
+        core: String,
+        /// The core kept this proxy id's sessions from its `detach`.
+        resumed: bool,
+    },
+    Detached,
     Refused(String),
     Accepted,
     Declined(String),
@@ -109,6 +114,19 @@ impl TestProxy {
 
     /// Submits lines `seqs` of session 1, announcing the session first if `open`.
     pub async fn submit(&mut self, open: bool, seqs: std::ops::RangeInclusive<u64>) {
+        let bytes = Self::submit_bytes(open, seqs);
+        self.write(&bytes).await;
+    }
+
+    /// As `submit`, then `detach`, in one write: the core reads the detach before its pump
+    /// has written anything the lines produced.
+    pub async fn submit_and_detach(&mut self, open: bool, seqs: std::ops::RangeInclusive<u64>) {
+        let mut bytes = Self::submit_bytes(open, seqs);
+        ProxyMessage::Detach.encode(&mut bytes);
+        self.write(&bytes).await;
+    }
+
+    fn submit_bytes(open: bool, seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
         let mut events = Vec::new();
         if open {
             events.push(ProxyEvent {
@@ -130,7 +148,7 @@ impl TestProxy {
         }
         let mut bytes = Vec::new();
         message::encode_submit(&events, &mut bytes);
-        self.write(&bytes).await;
+        bytes
     }
 
     async fn write(&mut self, bytes: &[u8]) {
@@ -145,7 +163,11 @@ impl TestProxy {
         let message = self.reader.next().await.expect("a readable stream")?;
         Some(
             match CoreMessage::decode(&message).expect("a known core message") {
-                CoreMessage::Welcome(welcome) => FromCore::Welcome(welcome.core_name),
+                CoreMessage::Welcome(welcome) => FromCore::Welcome {
+                    core: welcome.core_name,
+                    resumed: welcome.resumed,
+                },
+                CoreMessage::Detached => FromCore::Detached,
                 CoreMessage::Refused(reason) => FromCore::Refused(reason),
                 CoreMessage::Accepted => FromCore::Accepted,
                 CoreMessage::Declined(reason) => FromCore::Declined(reason),

@@ -27,6 +27,8 @@ pub use wire::{DecodeError, encode_deliver, encode_submit};
 pub enum ProxyMessage<'a> {
     Attach(Attach),
     Submit(Vec<ProxyEvent<'a>>),
+    /// Handing the sessions to a successor with the same proxy id: see the schema's `detach`.
+    Detach,
 }
 
 /// A proxy's opening: who it is and every live session.
@@ -207,6 +209,8 @@ pub enum CoreMessage {
     Deliver(Vec<CoreEvent>),
     /// Live facts about the game for MSSP.
     GameStatus(Vec<MsspVariable>),
+    /// The answer to `Detach`: nothing more follows on this connection.
+    Detached,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +218,8 @@ pub struct Welcome {
     pub protocol_version: u32,
     /// For logs, e.g. "tether-core 0.1.0 (pid 1234)".
     pub core_name: String,
+    /// The core kept this proxy's sessions since its `Detach`: see the schema.
+    pub resumed: bool,
 }
 
 /// Something the core wants done for one session.

@@ -118,6 +118,7 @@ fn every_session_event_round_trips() {
     ];
     proxy_round_trip(&ProxyMessage::Submit(events));
     proxy_round_trip(&ProxyMessage::Submit(Vec::new()));
+    proxy_round_trip(&ProxyMessage::Detach);
 }
 
 #[test]
@@ -125,10 +126,17 @@ fn every_core_message_and_delivery_round_trips() {
     core_round_trip(&CoreMessage::Welcome(Welcome {
         protocol_version: crate::PROTOCOL_VERSION,
         core_name: "tether-core 0.1.0 (pid 1)".into(),
+        resumed: false,
+    }));
+    core_round_trip(&CoreMessage::Welcome(Welcome {
+        protocol_version: crate::PROTOCOL_VERSION,
+        core_name: String::new(),
+        resumed: true,
     }));
     core_round_trip(&CoreMessage::Refused("versions differ".into()));
     core_round_trip(&CoreMessage::Accepted);
     core_round_trip(&CoreMessage::Declined(String::new()));
+    core_round_trip(&CoreMessage::Detached);
     core_round_trip(&CoreMessage::GameStatus(vec![
         MsspVariable {
             name: "NAME".into(),

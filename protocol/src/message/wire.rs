@@ -62,6 +62,11 @@ impl ProxyMessage<'_> {
         match self {
             ProxyMessage::Attach(attach) => encode_attach(attach, out),
             ProxyMessage::Submit(events) => encode_submit(events, out),
+            ProxyMessage::Detach => {
+                let mut message = framing::builder();
+                message.init_root::<proxy_message::Builder>().set_detach(());
+                framing::append(&message, out);
+            }
         }
     }
 }
@@ -118,6 +123,7 @@ impl<'m> ProxyMessage<'m> {
                 }
                 Ok(ProxyMessage::Submit(decoded))
             }
+            Ok(proxy_message::Detach(())) => Ok(ProxyMessage::Detach),
             Err(capnp::NotInSchema(which)) => Err(DecodeError::UnknownMessage {
                 side: "proxy",
                 which,
@@ -139,10 +145,12 @@ impl CoreMessage {
                 let mut builder = root.init_welcome();
                 builder.set_protocol_version(welcome.protocol_version);
                 builder.set_core_name(welcome.core_name.as_str());
+                builder.set_resumed(welcome.resumed);
             }
             CoreMessage::Refused(reason) => root.set_refused(reason.as_str()),
             CoreMessage::Accepted => root.set_accepted(()),
             CoreMessage::Declined(reason) => root.set_declined(reason.as_str()),
+            CoreMessage::Detached => root.set_detached(()),
             CoreMessage::Deliver(_) => unreachable!("encoded above"),
             CoreMessage::GameStatus(vars) => {
                 let mut list = root.init_game_status(vars.len() as u32);
@@ -168,11 +176,13 @@ impl CoreMessage {
                 CoreMessage::Welcome(Welcome {
                     protocol_version: welcome.get_protocol_version(),
                     core_name: owned(welcome.get_core_name())?,
+                    resumed: welcome.get_resumed(),
                 })
             }
             Ok(core_message::Refused(reason)) => CoreMessage::Refused(owned(reason)?),
             Ok(core_message::Accepted(())) => CoreMessage::Accepted,
             Ok(core_message::Declined(reason)) => CoreMessage::Declined(owned(reason)?),
+            Ok(core_message::Detached(())) => CoreMessage::Detached,
             Ok(core_message::Deliver(events)) => {
                 let events = events?;
                 let mut decoded = Vec::with_capacity(checked_len(events.len(), words, "events")?);
