@@ -4,11 +4,12 @@
 //! proxy that detaches for a successor has its sessions and their output kept for it.
 //!
 //! The peer here is a test-side proxy speaking the real link protocol to the real core
-//! binary, because only it can stop reading or attach twice on purpose.
+//! binary, because only it can stop reading or attach twice on purpose; on the link socket,
+//! and over TCP with the link's TLS as a proxy on another host is.
 
 mod common;
 
-use common::{FromCore, TestProxy, run_local, start_core};
+use common::{FromCore, TestProxy, run_local, start_core, start_core_on_tcp};
 use tether_core::{HIGH_WATER, MAX_BATCH};
 use tether_protocol::PROTOCOL_VERSION;
 
@@ -46,42 +47,61 @@ fn a_backed_up_proxy_waits_to_submit_until_the_backlog_is_sent() {
     let dir = tempfile::tempdir().expect("temp dir");
     let _core = start_core(dir.path());
     run_local(async {
-        let mut proxy = attached(&dir.path().join("link.sock")).await;
-        let mut delivered = 0;
-
-        // Taken at once: nothing is queued yet. It leaves a backlog far past the mark.
-        proxy.submit(true, 1..=LINES).await;
-        read_until(
-            &mut proxy,
-            |m| matches!(m, FromCore::Accepted),
-            &mut delivered,
-        )
-        .await;
-
-        // Not reading from here on: the core's writes fill the socket and stop, with most of
-        // the backlog still queued, when the second batch arrives.
-        proxy.submit(false, LINES + 1..=LINES + 1).await;
-        read_until(
-            &mut proxy,
-            |m| matches!(m, FromCore::Accepted),
-            &mut delivered,
-        )
-        .await;
-        let at_answer = delivered;
-        read_until(
-            &mut proxy,
-            |m| matches!(m, FromCore::Deliver { last_ack: Some(seq), .. } if *seq == LINES + 1),
-            &mut delivered,
-        )
-        .await;
-
-        let backlog = 3 * LINES as usize;
-        assert!(
-            at_answer + HIGH_WATER + 2 * MAX_BATCH >= backlog,
-            "answered with only {at_answer} of at least {backlog} events delivered"
-        );
-        assert!(delivered > backlog, "every line answered");
+        backed_up(attached(&dir.path().join("link.sock")).await).await;
     });
+}
+
+/// The same over TCP with TLS, as a proxy on another host is connected: the flow control is
+/// the connection's own buffer there too.
+#[test]
+fn a_backed_up_proxy_on_another_host_waits_the_same_way() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_core, addr, files) = start_core_on_tcp(dir.path());
+    run_local(async {
+        let mut proxy = TestProxy::connect_tls(addr, &files).await;
+        match proxy.attach(PROTOCOL_VERSION, 7).await {
+            FromCore::Welcome { .. } => {}
+            other => panic!("attach over TLS: {other:?}"),
+        }
+        backed_up(proxy).await;
+    });
+}
+
+async fn backed_up(mut proxy: TestProxy) {
+    let mut delivered = 0;
+
+    // Taken at once: nothing is queued yet. It leaves a backlog far past the mark.
+    proxy.submit(true, 1..=LINES).await;
+    read_until(
+        &mut proxy,
+        |m| matches!(m, FromCore::Accepted),
+        &mut delivered,
+    )
+    .await;
+
+    // Not reading from here on: the core's writes fill the socket and stop, with most of
+    // the backlog still queued, when the second batch arrives.
+    proxy.submit(false, LINES + 1..=LINES + 1).await;
+    read_until(
+        &mut proxy,
+        |m| matches!(m, FromCore::Accepted),
+        &mut delivered,
+    )
+    .await;
+    let at_answer = delivered;
+    read_until(
+        &mut proxy,
+        |m| matches!(m, FromCore::Deliver { last_ack: Some(seq), .. } if *seq == LINES + 1),
+        &mut delivered,
+    )
+    .await;
+
+    let backlog = 3 * LINES as usize;
+    assert!(
+        at_answer + HIGH_WATER + 2 * MAX_BATCH >= backlog,
+        "answered with only {at_answer} of at least {backlog} events delivered"
+    );
+    assert!(delivered > backlog, "every line answered");
 }
 
 #[test]

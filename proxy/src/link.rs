@@ -819,6 +819,9 @@ where
     };
     let mut shell = link.lock();
     let sessions = shell.relay.session_count();
+    // A stopping core's refusal of input was for its own connection (carried from a proxy
+    // that detached from it, say); this core takes input.
+    shell.declined = false;
     if std::mem::take(&mut shell.resume_expected) && !welcome.resumed {
         // Not the core the previous proxy detached from: it hears everything not
         // acknowledged again, as after a lost link.

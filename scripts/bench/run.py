@@ -14,7 +14,8 @@ Every server is a real one on loopback, driven by `tether-bots` (release build) 
 - Evennia 5: installed into a virtualenv and set up by `evennia.py` beside this file.
 
 Scenarios (names for --only):
-  roundtrip  1, 100 and 1,000 sessions against both floors, tether and Evennia
+  roundtrip  1, 100 and 1,000 sessions against both floors, tether, tether with its players
+             on a proxy attached over the TCP+TLS link (as on another host), and Evennia
   reload     a planned reload, then a kill -9 of the game process, under 1,000 active
              sessions, against tether and Evennia
   capacity   tether with players spread over rooms of about 20, each typing every 5 s,
@@ -199,15 +200,21 @@ class Tether:
         self.world = world
         self.faults = faults
         self.process = None
+        # More options for `tether up`, and whether to keep what is in `work` (see
+        # RemoteTether).
+        self.extra: list[str] = []
+        self.keep = False
 
     def command(self, *args: str) -> list[str]:
         return [str(RELEASE / "tether"), *args, "--data", str(self.work / "data")]
 
     def start(self) -> None:
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir(parents=True)
+        if not self.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True, exist_ok=True)
         args = self.command("up", "--telnet", f"127.0.0.1:{self.port}", "--http", "off")
         args.append("--no-watch")
+        args += self.extra
         if self.world:
             args += ["--world", str(self.world)]
         env = dict(os.environ)
@@ -269,6 +276,42 @@ class Tether:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class RemoteTether:
+    """tether with its players on a proxy that reaches the core over TCP with the link's TLS,
+    as a proxy on another host does (loopback here): a core host (`--link-listen`) and an
+    edge host (`--core`), each its own `tether up` and data directory."""
+
+    name = "tether, proxy over the TCP+TLS link"
+
+    def __init__(self, work: Path, port: int):
+        self.work = work
+        self.port = port
+        self.core_host = Tether(work / "core-host", free_port())
+        self.edge = Tether(work / "edge", port)
+        self.link_port = free_port()
+
+    def start(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+        core_data = str(self.work / "core-host" / "data")
+        tether = str(RELEASE / "tether")
+        # New certificates for every start, in a directory the core host's start keeps.
+        self.core_host.work.mkdir(parents=True)
+        subprocess.run([tether, "link-certs", "init", "--data", core_data], check=True,
+                       capture_output=True)
+        edge_files = self.work / "edge-link-tls"
+        subprocess.run([tether, "link-certs", "proxy", "edge", "--data", core_data,
+                        "--out", str(edge_files)], check=True, capture_output=True)
+        self.core_host.extra = ["--link-listen", f"127.0.0.1:{self.link_port}"]
+        self.core_host.keep = True
+        self.core_host.start()
+        self.edge.extra = ["--core", f"127.0.0.1:{self.link_port}", "--link-tls", str(edge_files)]
+        self.edge.start()
+
+    def stop(self) -> None:
+        self.edge.stop()
+        self.core_host.stop()
 
 
 class Evennia:
@@ -838,6 +881,7 @@ def main() -> int:
             Floor(free_port()),
             TwoProcessFloor(OUT / "relay", free_port()),
             Tether(OUT / "tether", free_port()),
+            RemoteTether(OUT / "remote", free_port()),
         ]
         if game:
             servers.append(game)

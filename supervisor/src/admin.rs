@@ -14,7 +14,7 @@ use crate::cli::{AdminAction, Options};
 /// Runs one `tether admin` action; what it did goes to stdout.
 pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
     let data = crate::config::client_data_dir(options)?;
-    same_user_as(&data)?;
+    same_user_as(&data, "tether admin")?;
     let mut accounts = Accounts::open(&data)
         .with_context(|| format!("cannot open the accounts in {}", data.display()))?;
     let mut out = std::io::stdout().lock();
@@ -79,17 +79,18 @@ fn display_name(name: &str) -> String {
 }
 
 /// Files written by another user (`sudo tether admin ...` beside a game run as `tether`)
-/// would leave the game unable to write its own database: refused, with the way to do it.
-fn same_user_as(data: &Path) -> anyhow::Result<()> {
+/// would leave the game unable to use them (its database, its link keys): refused, with the
+/// way to do it. `command` is what the user ran.
+pub(crate) fn same_user_as(data: &Path, command: &str) -> anyhow::Result<()> {
     let Ok(meta) = std::fs::metadata(data) else {
         return Ok(());
     };
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
         bail!(
-            "{} belongs to uid {}, and this is uid {me}: run `tether admin` as the user the \
-             game runs as (for example `sudo -u <that user> tether admin ...`), so that the \
-             database stays writable by the game",
+            "{} belongs to uid {}, and this is uid {me}: run `{command}` as the user the \
+             game runs as (for example `sudo -u <that user> {command} ...`), so that the \
+             game can use what it writes",
             data.display(),
             meta.uid()
         );

@@ -10,6 +10,7 @@ use crate::config::{self, Settings};
 
 /// Runs one action and says what it made and what to do next.
 pub fn run(options: &Options, action: &LinkCertsAction) -> anyhow::Result<()> {
+    crate::admin::same_user_as(&config::client_data_dir(options)?, "tether link-certs")?;
     let settings = Settings::resolve(options, config::Defaults::beside_current_exe(false)?)?;
     let dir = std::path::absolute(&settings.link_tls).unwrap_or(settings.link_tls.clone());
     match action {

@@ -13,8 +13,7 @@ use tether_protocol::message::{
     self, Attach, CoreMessage, Delivery, Hello, ProxyEvent, ProxyMessage, SessionEvent,
     SessionInfo, Transport,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// The core process, killed when the test ends, passed or not.
 pub struct CoreProcess(Child);
@@ -39,11 +38,33 @@ impl Drop for CoreProcess {
 
 /// Starts the core with its data and `link.sock` in `dir` and waits for its `READY`.
 pub fn start_core(dir: &Path) -> CoreProcess {
+    start_core_with(dir, &[])
+}
+
+/// A core that also takes proxies over TCP with the link's TLS, on a free loopback port:
+/// the core, that port, and the files a proxy needs (made as `tether link-certs` does).
+pub fn start_core_on_tcp(dir: &Path) -> (CoreProcess, std::net::SocketAddr, std::path::PathBuf) {
+    let core_files = dir
+        .join("data")
+        .join(tether_protocol::link_tls::DIR_IN_DATA);
+    tether_protocol::link_tls::init(&core_files).expect("making the link authority");
+    let proxy_files = dir.join("proxy-link-tls");
+    tether_protocol::link_tls::issue_proxy(&core_files, "test", &proxy_files)
+        .expect("signing the proxy's certificate");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let core = start_core_with(dir, &["--link-listen", &addr.to_string()]);
+    (core, addr, proxy_files)
+}
+
+fn start_core_with(dir: &Path, more: &[&str]) -> CoreProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tether-core"))
         .arg("--data")
         .arg(dir.join("data"))
         .arg("--link")
         .arg(dir.join("link.sock"))
+        .args(more)
         .env_remove("TETHER_LINK_FD")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -80,8 +101,8 @@ pub enum FromCore {
 /// The test playing a proxy: a link connection speaking the real protocol, one message at a
 /// time, so a test can stop reading or attach twice on purpose.
 pub struct TestProxy {
-    reader: MessageReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: MessageReader<Box<dyn AsyncRead + Unpin>>,
+    writer: Box<dyn AsyncWrite + Unpin>,
 }
 
 impl TestProxy {
@@ -91,8 +112,23 @@ impl TestProxy {
             .expect("connect");
         let (reader, writer) = stream.into_split();
         TestProxy {
-            reader: MessageReader::new(reader),
-            writer,
+            reader: MessageReader::new(Box::new(reader)),
+            writer: Box::new(writer),
+        }
+    }
+
+    /// Connects over TCP with the link's TLS, proving the certificate in `files`.
+    pub async fn connect_tls(addr: std::net::SocketAddr, files: &Path) -> TestProxy {
+        let config = tether_protocol::link_tls::client_config(files).expect("the proxy's files");
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(tether_protocol::link_tls::core_server_name(), tcp)
+            .await
+            .expect("TLS handshake");
+        let (reader, writer) = tokio::io::split(tls);
+        TestProxy {
+            reader: MessageReader::new(Box::new(reader)),
+            writer: Box::new(writer),
         }
     }
 
