@@ -216,7 +216,7 @@ fn a_proxy_another_authority_signed_is_refused_and_the_core_says_why() {
 /// Runs a bare proxy with `files` against the core until `until` has seen what it waits for;
 /// what the proxy logged.
 fn run_rogue(link_port: u16, files: &Path, until: impl FnOnce() -> String) -> String {
-    let mut rogue = Command::new(binary("tether-proxy"))
+    let rogue = Command::new(binary("tether-proxy"))
         .arg("--telnet")
         .arg(format!("127.0.0.1:{}", free_port()))
         .arg("--http")
@@ -231,9 +231,23 @@ fn run_rogue(link_port: u16, files: &Path, until: impl FnOnce() -> String) -> St
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting the rogue proxy");
+    // Killed however this ends: a failed expectation must not leave it retrying for ever.
+    let mut rogue = KillOnDrop(Some(rogue));
     let line = until();
     eprintln!("the core said: {line}");
+    let mut rogue = rogue.0.take().expect("the rogue proxy");
     let _ = rogue.kill();
     let output = rogue.wait_with_output().expect("the rogue proxy's output");
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
