@@ -973,9 +973,16 @@ fn admit_telnet(
 }
 
 /// Runs a session holding its place at the gate, given back when it ends.
-pub(crate) async fn holding(permit: Permit, session: impl std::future::Future<Output = ()>) {
-    session.await;
-    drop(permit);
+///
+/// Not an `async fn`: one that awaits a future passed to it keeps that future twice in its
+/// state (the argument, and the awaited copy), which doubled every idle session's task, from
+/// 1 KiB to 2 KiB (measured by `a_session_stays_small`). `map` holds it once.
+pub(crate) fn holding(
+    permit: Permit,
+    session: impl std::future::Future<Output = ()>,
+) -> impl std::future::Future<Output = ()> {
+    use futures::FutureExt;
+    session.map(move |()| drop(permit))
 }
 
 /// Tells a connection the gate refused why, briefly (a client that does not read is not

@@ -1021,13 +1021,20 @@ mod tests {
     /// open, so their sizes are what thousands of idle players cost. The bounds are loose;
     /// crossing one means something big moved into every session (it has happened: inline
     /// arguments of `run` and full option tables once made this 4 KiB; a cold-path write
-    /// and the `async fn` layers of `run` and `serve_tcp` made it 2 KiB, now 1 KiB).
+    /// and the `async fn` layers of `run` and `serve_tcp` made it 2 KiB, now 1 KiB; then the
+    /// gate's `holding` wrapper, an `async fn` awaiting its argument, doubled it again).
     #[tokio::test]
     async fn a_session_stays_small() -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let stream = TcpStream::connect(addr).await?;
-        let task = serve_tcp(stream, addr, 1, Context::unlinked());
+        let context = Context::unlinked();
+        let permit = context
+            .gate
+            .admit(addr.ip(), crate::gate::Door::Telnet)
+            .map_err(|refusal| std::io::Error::other(refusal.to_string()))?;
+        // As the accept loop spawns it: holding its place at the gate.
+        let task = crate::server::holding(permit, serve_tcp(stream, addr, 1, context));
         let task_size = std::mem::size_of_val(&task);
         let speaker_size = std::mem::size_of::<TelnetSpeaker>();
         println!("session future: {task_size} bytes, telnet speaker: {speaker_size} bytes");
