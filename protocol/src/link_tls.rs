@@ -116,13 +116,7 @@ pub fn core_server_name() -> ServerName<'static> {
 /// replace an authority that is there: every proxy's certificate depends on it.
 pub fn init(dir: &Path) -> Result<(), LinkTlsError> {
     let ca_cert = dir.join(CA_CERT);
-    if ca_cert.exists() {
-        return Err(LinkTlsError::Exists { path: ca_cert });
-    }
-    crate::private::dir(dir).map_err(|source| LinkTlsError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    fresh_dir(dir, &ca_cert)?;
     let ca_key = KeyPair::generate()?;
     let ca = ca_params().self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params(), ca_key);
@@ -147,29 +141,14 @@ pub fn issue_proxy(ca_dir: &Path, name: &str, out: &Path) -> Result<(), LinkTlsE
     if !valid {
         return Err(LinkTlsError::BadName(name.to_string()));
     }
-    let ca_cert_path = ca_dir.join(CA_CERT);
-    let ca_cert = std::fs::read_to_string(&ca_cert_path).map_err(|source| LinkTlsError::Read {
-        path: ca_cert_path.clone(),
-        source,
-    })?;
+    let ca_cert = read_text(&ca_dir.join(CA_CERT))?;
     let ca_key_path = ca_dir.join(CA_KEY);
     check_private(&ca_key_path)?;
-    let ca_key_pem =
-        std::fs::read_to_string(&ca_key_path).map_err(|source| LinkTlsError::Read {
-            path: ca_key_path.clone(),
-            source,
-        })?;
-    let ca_key = KeyPair::from_pem(&ca_key_pem)?;
+    let ca_key = KeyPair::from_pem(&read_text(&ca_key_path)?)?;
     let issuer = Issuer::new(ca_params(), ca_key);
     let (cert, key) = leaf(name, ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
     let proxy_cert = out.join(PROXY_CERT);
-    if proxy_cert.exists() {
-        return Err(LinkTlsError::Exists { path: proxy_cert });
-    }
-    crate::private::dir(out).map_err(|source| LinkTlsError::Write {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    fresh_dir(out, &proxy_cert)?;
     write_private(&out.join(PROXY_KEY), &key)?;
     write_public(&out.join(CA_CERT), &ca_cert)?;
     write_public(&proxy_cert, &cert)?;
@@ -223,6 +202,28 @@ fn leaf(
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, issuer)?;
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Makes `dir` (owner-only) for new files, unless `marker`, the file written last, says a
+/// complete set is already there.
+fn fresh_dir(dir: &Path, marker: &Path) -> Result<(), LinkTlsError> {
+    if marker.exists() {
+        return Err(LinkTlsError::Exists {
+            path: marker.to_path_buf(),
+        });
+    }
+    crate::private::dir(dir).map_err(|source| LinkTlsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(())
+}
+
+fn read_text(path: &Path) -> Result<String, LinkTlsError> {
+    std::fs::read_to_string(path).map_err(|source| LinkTlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn issuer_key_pem(issuer: &Issuer<'_, KeyPair>) -> String {
