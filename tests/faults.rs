@@ -3,7 +3,7 @@
 //! `kill -STOP`, and a core that is merely slow. Each time the other players lose nothing, the
 //! faulty player is told, and the game is back within the limits the supervisor promises.
 //!
-//! The faults come from the core's test-only fault injection (`core/src/fault.rs`): a debug
+//! The faults come from the core's test-only fault injection (`engine/src/fault.rs`): a debug
 //! build with `TETHER_FAULTS=1`.
 
 use std::collections::HashMap;

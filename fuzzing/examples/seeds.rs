@@ -199,7 +199,7 @@ fn main() {
     }
     write("web", "browser", &web);
 
-    write("world", "default", tether_core::DEFAULT_WORLD.as_bytes());
+    write("world", "default", tether_engine::DEFAULT_WORLD.as_bytes());
     write(
         "world",
         "small",

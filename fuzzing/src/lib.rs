@@ -127,6 +127,6 @@ pub fn markup(data: &[u8]) {
 /// The world file loader: any TOML (or not) is a world or an error, never a panic.
 pub fn world(data: &[u8]) {
     if let Ok(source) = std::str::from_utf8(data) {
-        let _ = tether_core::World::from_toml_str(source);
+        let _ = tether_engine::World::from_toml_str(source);
     }
 }

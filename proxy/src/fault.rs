@@ -1,4 +1,4 @@
-//! Faults on demand, for the tests, as the core has them (`tether_core::fault`): only in a
+//! Faults on demand, for the tests, as the core has them (`tether_engine::fault`): only in a
 //! debug build (`debug_assertions`; in a release build this does nothing) *and* with
 //! `TETHER_FAULTS=1` in the proxy's environment.
 //!

@@ -1,5 +1,5 @@
 //! `tether admin`: the operator's hand on the accounts, on the server's host. The work is
-//! `tether_core::admin`'s; this is the command line around it: finding the data directory,
+//! `tether_engine::admin`'s; this is the command line around it: finding the data directory,
 //! asking for passwords, saying what happened.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use tether_core::admin::{Accounts, Change};
+use tether_engine::admin::{Accounts, Change};
 
 use crate::cli::{AdminAction, Options};
 

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{FromCore, TestProxy, run_local, start_core, start_core_on_tcp};
-use tether_core::{HIGH_WATER, MAX_BATCH};
+use tether_engine::{HIGH_WATER, MAX_BATCH};
 use tether_protocol::PROTOCOL_VERSION;
 
 /// Guest lines in the first batch. Each one answers with at least three events (a hint, a

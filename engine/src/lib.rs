@@ -20,6 +20,7 @@ mod gather;
 mod link;
 mod outbound;
 mod password;
+mod run;
 mod text;
 mod world;
 
@@ -27,4 +28,5 @@ pub use db::Db;
 pub use game::{Game, LoginLimits, panic_is_isolated};
 pub use link::{RemoteDoor, serve};
 pub use outbound::{HIGH_WATER, MAX_BATCH};
+pub use run::main;
 pub use world::{DEFAULT_WORLD, World};

@@ -3,11 +3,11 @@ use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::db::Db;
+use crate::game::Game;
+use crate::world::{DEFAULT_WORLD, World};
 use anyhow::Context;
 use clap::Parser;
-use tether_core::Db;
-use tether_core::Game;
-use tether_core::{DEFAULT_WORLD, World};
 use tether_protocol::process;
 use tether_protocol::witness::{LineId, Witness};
 use tokio::signal::unix::{SignalKind, signal};
@@ -41,7 +41,9 @@ struct Args {
     login_idle_timeout: f64,
 }
 
-fn main() -> std::process::ExitCode {
+/// The game core process: parses its command line, loads the world and the database, and
+/// serves proxies until it is told to stop.
+pub fn main() -> std::process::ExitCode {
     let _log = tether_log::init();
     die_on_engine_panics();
     let args = Args::parse();
@@ -60,7 +62,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    tether_core::fault::slow_start();
+    crate::fault::slow_start();
     let world = match &args.world {
         Some(path) => World::load(path)
             .with_context(|| format!("loading the world from {}", path.display()))?,
@@ -89,7 +91,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .filter(|d| !d.is_zero())
             .with_context(|| format!("{what} must be a positive number of seconds, not {value}"))
     };
-    game.set_login_limits(tether_core::LoginLimits {
+    game.set_login_limits(crate::LoginLimits {
         total: seconds(args.login_timeout, "--login-timeout")?,
         idle: seconds(args.login_idle_timeout, "--login-idle-timeout")?,
     });
@@ -124,7 +126,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let served = local.block_on(&runtime, async move {
         let listener = link_listener(&args.link)?;
         let remote = match (&args.link_listen, remote_tls) {
-            (Some(addr), Some(tls)) => Some(tether_core::RemoteDoor {
+            (Some(addr), Some(tls)) => Some(crate::RemoteDoor {
                 listener: remote_listener(addr)
                     .with_context(|| format!("listening for proxies on {addr}"))?,
                 tls,
@@ -140,7 +142,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 loop {
                     ticks.tick().await;
                     witness.progressed();
-                    if tether_core::fault::engine_panic_due() {
+                    if crate::fault::engine_panic_due() {
                         panic!("injected fault: the engine panicked outside any command");
                     }
                 }
@@ -152,7 +154,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .context("writing READY")?;
         tracing::info!("ready");
         let roster = args.data.join("proxies");
-        tether_core::serve(listener, remote, game, control, roster, async move {
+        crate::serve(listener, remote, game, control, roster, async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
@@ -177,7 +179,7 @@ fn die_on_engine_panics() {
     let log_it = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         log_it(info);
-        if !tether_core::panic_is_isolated() {
+        if !crate::panic_is_isolated() {
             tether_log::flush(std::time::Duration::from_millis(200));
             std::process::abort();
         }
