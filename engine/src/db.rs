@@ -57,7 +57,42 @@ const MIGRATIONS: &[&str] = &[
         last_at  INTEGER NOT NULL
     );
 "#,
+    // 4: a game's own data (`api`, kept by `game_data`): attributes per character and per
+    // room as JSON, when each tick last ran, pending timers, and the game's own migrations.
+    r#"
+    CREATE TABLE character_data (
+        character INTEGER NOT NULL REFERENCES characters(id) ON DELETE CASCADE,
+        key       TEXT    NOT NULL,
+        value     TEXT    NOT NULL,
+        PRIMARY KEY (character, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE room_data (
+        room  TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (room, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE game_ticks (
+        name    TEXT    PRIMARY KEY,
+        last_ms INTEGER NOT NULL
+    );
+    CREATE TABLE game_timers (
+        id        INTEGER PRIMARY KEY,
+        due_ms    INTEGER NOT NULL,
+        name      TEXT    NOT NULL,
+        character INTEGER,
+        data      TEXT    NOT NULL
+    );
+    CREATE TABLE game_migrations (
+        version     INTEGER PRIMARY KEY,
+        description TEXT    NOT NULL,
+        applied_at  INTEGER NOT NULL
+    );
+"#,
 ];
+
+mod game_data;
+pub use game_data::{GameMigrationError, TimerRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -8,19 +8,19 @@
 //! ([`Delivery::State`]); everything in a `Game` can be rebuilt from those two, which is what
 //! makes a core restart invisible to players.
 
-mod commands;
-mod gmcp;
+pub(crate) mod builtin;
+mod clock;
+pub(crate) mod gmcp;
 mod login;
 mod msg;
 pub(crate) mod names;
 mod roster;
-#[cfg(test)]
-mod tests;
 mod throttle;
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,8 @@ use tether_protocol::markup::ColorDepth;
 use tether_protocol::message::{ClientInfo, Delivery, DisplayPrefs, MsspVariable};
 use tether_protocol::witness::{LineId, Witness};
 
-use crate::db::{CharacterRecord, Db};
+use crate::api::{Access, Args, CommandError, Ctx, Event, NotSaved, Rules, Who};
+use crate::db::{CharacterRecord, Db, DbError};
 use crate::password::Work;
 pub use crate::password::{PasswordDone, PasswordJob};
 use crate::world::World;
@@ -102,15 +103,15 @@ impl Outbox {
         self.events.is_empty() && self.jobs.is_empty() && self.requests.is_empty()
     }
 
-    fn push(&mut self, key: SessionKey, event: Delivery) {
+    pub(crate) fn push(&mut self, key: SessionKey, event: Delivery) {
         self.events.push((key, event));
     }
 
-    fn text(&mut self, key: SessionKey, text: impl Into<String>) {
+    pub(crate) fn text(&mut self, key: SessionKey, text: impl Into<String>) {
         self.push(key, Delivery::Output(text.into()));
     }
 
-    fn gmcp(&mut self, key: SessionKey, message: Option<Delivery>) {
+    pub(crate) fn gmcp(&mut self, key: SessionKey, message: Option<Delivery>) {
         if let Some(message) = message {
             self.push(key, message);
         }
@@ -151,33 +152,15 @@ enum SecretFor {
 }
 
 #[derive(Debug, Clone)]
-struct Player {
-    id: i64,
-    name: String,
-    room: String,
-    title: String,
-    vitals: Vitals,
+pub(crate) struct Player {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) room: String,
+    pub(crate) title: String,
     display: DisplayPrefs,
-}
-
-/// Demo vitals: nothing wears them down yet, but clients can already show them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Vitals {
-    hp: u32,
-    max_hp: u32,
-    mp: u32,
-    max_mp: u32,
-}
-
-impl Vitals {
-    fn full() -> Vitals {
-        Vitals {
-            hp: 100,
-            max_hp: 100,
-            mp: 100,
-            max_mp: 100,
-        }
-    }
+    /// The game's attributes for this character (name to JSON), loaded at login and written
+    /// through: reading one costs no database access.
+    pub(crate) data: HashMap<String, String>,
 }
 
 struct Session {
@@ -269,9 +252,18 @@ impl Default for LoginLimits {
 pub struct Game {
     /// The time as of the last [`Game::tick`]: the game reads no clock of its own.
     now: Instant,
+    /// The same moment as `now`, in milliseconds since the Unix epoch: what outlives a
+    /// process (ticks' last runs, timers' due times) is kept in this time.
+    unix_ms: i64,
     login_limits: LoginLimits,
-    world: World,
+    pub(crate) world: World,
     db: Db,
+    /// The game's commands, hooks, ticks and timers (see `api`).
+    pub(crate) rules: Rc<Rules>,
+    /// Rooms' attributes, (room, name) to JSON; all loaded at start (rooms are few).
+    room_data: HashMap<(String, String), String>,
+    /// When ticks and timers are due (see `clock`).
+    clock: clock::Clock,
     /// Sessions gain or lose a character, move or go away only through
     /// [`Game::insert_session`], [`Game::remove_session`], [`Game::set_player`] and
     /// [`Game::move_player`], which keep `roster` and `present` in step (as does
@@ -293,12 +285,24 @@ pub struct Game {
 }
 
 impl Game {
-    pub fn new(world: World, db: Db) -> Game {
-        Game {
+    /// A game of `rules` in `world`, keeping its data in `db` (whose migrations, the game's
+    /// included, must have run: see [`Db::run_game_migrations`]).
+    pub fn new(world: World, db: Db, rules: Rules) -> Result<Game, DbError> {
+        let room_data = db
+            .room_data()?
+            .into_iter()
+            .map(|(room, key, value)| ((room, key), value))
+            .collect();
+        let clock = clock::Clock::new(db.timers()?);
+        Ok(Game {
             now: Instant::now(),
+            unix_ms: 0,
             login_limits: LoginLimits::default(),
             world,
             db,
+            rules: Rc::new(rules),
+            room_data,
+            clock,
             sessions: BTreeMap::new(),
             roster: Roster::default(),
             present: 0,
@@ -306,17 +310,26 @@ impl Game {
             next_ticket: 1,
             witness: None,
             quarantine: BTreeSet::new(),
-        }
+        })
     }
 
     pub fn set_login_limits(&mut self, limits: LoginLimits) {
         self.login_limits = limits;
     }
 
-    /// Time passing: closes connections that took too long to log in. The shell calls it
-    /// about once a second.
-    pub fn tick(&mut self, now: Instant, out: &mut Outbox) {
+    /// Time passing: runs the game's ticks and timers that are due and closes connections
+    /// that took too long to log in. The shell calls it about ten times a second, with the
+    /// time and the same time in milliseconds since the Unix epoch.
+    pub fn tick(&mut self, now: Instant, unix_ms: i64, out: &mut Outbox) {
         self.now = now;
+        self.unix_ms = unix_ms;
+        let mark = out.events.len();
+        self.run_ticks(out);
+        self.run_timers(out);
+        self.prompt_bystanders(mark, None, out);
+        if !self.clock.limits_due(now) {
+            return;
+        }
         let limits = self.login_limits;
         let late: Vec<(SessionKey, &'static str)> = self
             .sessions
@@ -355,6 +368,11 @@ impl Game {
 
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Sessions whose client the proxy has described (see [`Game::session_client`]).
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
     }
 
     /// Characters in the game, not counting connections on their way out.
@@ -437,6 +455,9 @@ impl Game {
     }
 
     pub fn session_closed(&mut self, key: SessionKey, out: &mut Outbox) {
+        if let Some(who) = self.who(key) {
+            Ctx::new(self, out, None).fire_for(who, &Event::Disconnected);
+        }
         self.clients.remove(&key);
         let Some(session) = self.remove_session(key) else {
             return;
@@ -445,7 +466,7 @@ impl Game {
             tracing::info!(?key, name = %player.name, "left the game");
             let mark = out.events.len();
             self.tell_room(&player.room, key, &msg::left_game(&player.name), out);
-            self.prompt_bystanders(mark, key, out);
+            self.prompt_bystanders(mark, Some(key), out);
         } else {
             tracing::info!(?key, "session closed");
         }
@@ -471,16 +492,24 @@ impl Game {
         }
         let mark = out.events.len();
         self.line_inner(key, seq, text, out);
-        self.prompt_bystanders(mark, key, out);
+        self.prompt_bystanders(mark, Some(key), out);
     }
 
-    /// What to tell a player whose change could not be saved; also flags a lost database
-    /// file to the supervisor, once the database has noticed it.
-    fn not_saved(&self, error: &crate::db::DbError) -> String {
-        if matches!(error, crate::db::DbError::Lost { .. }) {
-            if let Some(witness) = &self.witness {
-                witness.set_database_lost();
-            }
+    /// A failed write as the API reports it; a lost database file is also flagged to the
+    /// supervisor (see `db`).
+    pub(crate) fn not_saved_error(&self, error: DbError) -> NotSaved {
+        let error = NotSaved::from(error);
+        if error.lost
+            && let Some(witness) = &self.witness
+        {
+            witness.set_database_lost();
+        }
+        error
+    }
+
+    /// What to tell a player whose change could not be saved.
+    pub(crate) fn not_saved(&self, error: &NotSaved) -> String {
+        if error.lost {
             msg::database_lost()
         } else {
             msg::not_saved()
@@ -542,7 +571,7 @@ impl Game {
         }
         self.finish_line(key, pending.seq, out);
         self.drain_queue(key, out);
-        self.prompt_bystanders(mark, key, out);
+        self.prompt_bystanders(mark, Some(key), out);
     }
 
     fn handle_line(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
@@ -568,11 +597,7 @@ impl Game {
             }
             // A bug in one command must not take the game down for everyone: a panic is
             // caught here, the player told, the line acknowledged, and the game goes on.
-            let outer = IN_COMMAND.with(|flag| flag.replace(true));
-            let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.dispatch_line(key, seq, text, out)
-            }));
-            IN_COMMAND.with(|flag| flag.set(outer));
+            let handled = catch_panic(|| self.dispatch_line(key, seq, text, out));
             if let Some(witness) = &self.witness {
                 witness.end();
             }
@@ -582,7 +607,7 @@ impl Game {
                     session = %line,
                     character,
                     line = shown.unwrap_or("(a login line, not shown)"),
-                    panic = panic_message(&*panic),
+                    panic,
                     "a command panicked; the game carries on"
                 );
                 out.text(key, msg::command_failed());
@@ -606,7 +631,7 @@ impl Game {
         if let Some(secret) = session.secret.take() {
             login::secret_line(self, key, seq, secret, text, out);
         } else if session.player.is_some() {
-            commands::play(self, key, text, out);
+            self.play(key, text, out);
         } else {
             login::guest(self, key, seq, text, out);
         }
@@ -626,7 +651,7 @@ impl Game {
     }
 
     /// Shows the session the prompt that fits where it is; nothing if it is closing.
-    fn prompt(&self, key: SessionKey, out: &mut Outbox) {
+    fn prompt(&mut self, key: SessionKey, out: &mut Outbox) {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
@@ -636,18 +661,38 @@ impl Game {
         let prompt = match (&session.secret, &session.player) {
             (Some(SecretFor::Connect(_)), _) => msg::password_prompt(),
             (Some(SecretFor::Create(_)), _) => msg::new_password_prompt(),
-            (None, Some(player)) => msg::prompt(&player.vitals),
+            (None, Some(player)) => {
+                let who = Who {
+                    session: key,
+                    character: player.id,
+                };
+                self.game_prompt(who, out)
+            }
             (None, None) => msg::login_prompt(),
         };
         out.push(key, Delivery::Prompt(prompt));
     }
 
+    /// The game's prompt for a player in the game (see `Rules::prompt`).
+    fn game_prompt(&mut self, who: Who, out: &mut Outbox) -> String {
+        let rules = self.rules.clone();
+        let Some(hook) = &rules.prompt else {
+            return msg::default_prompt();
+        };
+        let mut prompt = None;
+        let ctx = Ctx::new(self, out, Some(who));
+        // Prompts are also built outside any command (after a password check, for bystanders):
+        // a panic in one must be as harmless there.
+        isolated("the prompt", || prompt = Some(hook(&ctx, who)));
+        prompt.unwrap_or_else(msg::default_prompt)
+    }
+
     /// Gives a fresh prompt to everyone other than `except` who was shown text since
     /// `out.events[mark]`: their old prompt has scrolled away above it.
-    fn prompt_bystanders(&self, mark: usize, except: SessionKey, out: &mut Outbox) {
+    fn prompt_bystanders(&mut self, mark: usize, except: Option<SessionKey>, out: &mut Outbox) {
         let shown: BTreeSet<SessionKey> = out.events[mark.min(out.events.len())..]
             .iter()
-            .filter(|(k, e)| *k != except && matches!(e, Delivery::Output(_)))
+            .filter(|(k, e)| Some(*k) != except && matches!(e, Delivery::Output(_)))
             .map(|(k, _)| *k)
             .collect();
         for key in shown {
@@ -704,7 +749,7 @@ impl Game {
 
     /// Sends the last words and stops handling the session's input. Input that was hidden is
     /// shown again first, so the player's terminal is not left without echo.
-    fn disconnect(&mut self, key: SessionKey, reason: &str, out: &mut Outbox) {
+    pub(crate) fn disconnect(&mut self, key: SessionKey, reason: &str, out: &mut Outbox) {
         self.reveal_input(key, out);
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
@@ -775,7 +820,13 @@ impl Game {
             return (None, blob.password_for, blob.checking);
         };
         let player = match self.db.character(id) {
-            Ok(Some(record)) => Some(self.player_from_record(record)),
+            Ok(Some(record)) => match self.player_from_record(record) {
+                Ok(player) => Some(player),
+                Err(error) => {
+                    tracing::error!(?key, error = %chain(&error), "cannot load restored character");
+                    None
+                }
+            },
             Ok(None) => {
                 tracing::warn!(?key, id, "restored character no longer exists");
                 None
@@ -789,7 +840,10 @@ impl Game {
     }
 
     /// Builds the in-game player, moving it to the start room if its room left the world.
-    fn player_from_record(&mut self, record: CharacterRecord) -> Player {
+    fn player_from_record(&mut self, record: CharacterRecord) -> Result<Player, DbError> {
+        // Playing on without the game's data would show defaults, then save over the real
+        // values: no data, no login.
+        let data = self.db.character_data(record.id)?.into_iter().collect();
         let mut room = record.room;
         if self.world.room(&room).is_none() {
             let start = self.world.start_for(&record.name).to_owned();
@@ -808,17 +862,17 @@ impl Game {
             tracing::warn!(name = %record.name, color = %record.color, "unknown colour setting");
             None
         });
-        Player {
+        Ok(Player {
             id: record.id,
             name: record.name,
             room,
             title: record.title,
-            vitals: Vitals::full(),
             display: DisplayPrefs {
                 wrap: record.wrap,
                 color,
             },
-        }
+            data,
+        })
     }
 
     /// Takes a character away from a session that is being replaced by another one.
@@ -830,12 +884,12 @@ impl Game {
     /// Whether the session's client agreed to GMCP. Messages for clients that did not are
     /// never built: the proxy would drop them, and at 10,000 players building, sending and
     /// dropping one per `say` listener was a tenth of the core's and the link's work.
-    fn speaks_gmcp(&self, key: SessionKey) -> bool {
+    pub(crate) fn speaks_gmcp(&self, key: SessionKey) -> bool {
         self.clients.get(&key).is_some_and(|client| client.gmcp)
     }
 
     /// What the proxy told us about the session's client (nothing yet: all unknown).
-    fn client(&self, key: SessionKey) -> ClientInfo {
+    pub(crate) fn client(&self, key: SessionKey) -> ClientInfo {
         self.clients.get(&key).cloned().unwrap_or_default()
     }
 
@@ -845,7 +899,7 @@ impl Game {
 
     /// Whether the session plays an administrator. Asked of the database each time (admin
     /// commands are rare), so that `tether admin promote`/`demote` count at once.
-    fn is_admin(&self, key: SessionKey) -> bool {
+    pub(crate) fn is_admin(&self, key: SessionKey) -> bool {
         let Some(player) = self.player(key) else {
             return false;
         };
@@ -853,10 +907,6 @@ impl Game {
             tracing::error!(?key, error = %chain(&error), "cannot check an administrator");
             false
         })
-    }
-
-    fn player_mut(&mut self, key: SessionKey) -> Option<&mut Player> {
-        self.sessions.get_mut(&key)?.player.as_mut()
     }
 
     /// The session playing a character, if any.
@@ -903,7 +953,7 @@ impl Game {
         self.note_players();
     }
 
-    fn move_player(&mut self, key: SessionKey, to: &str) {
+    pub(crate) fn move_player(&mut self, key: SessionKey, to: &str) {
         let Some(player) = self.sessions.get_mut(&key).and_then(|s| s.player.as_mut()) else {
             return;
         };
@@ -911,14 +961,35 @@ impl Game {
         player.room = to.to_owned();
     }
 
+    /// Checks the kept indexes (who is in which room, how many are present) against the
+    /// sessions, the slow way: `testing` does after every step.
+    pub(crate) fn check_bookkeeping(&self) {
+        assert_eq!(
+            self.roster,
+            self.roster_from_sessions(),
+            "the roster is off"
+        );
+        assert_eq!(
+            self.present,
+            self.present_from_sessions(),
+            "the count is off"
+        );
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn into_db(self) -> Db {
+        self.db
+    }
+
     /// The players online, counted the slow way, for tests to compare with the kept count.
-    #[cfg(test)]
     fn present_from_sessions(&self) -> usize {
         self.sessions.values().filter(|s| s.is_present()).count()
     }
 
     /// The roster as it should be, built the slow way, for tests to compare with the kept one.
-    #[cfg(test)]
     fn roster_from_sessions(&self) -> Roster {
         let mut roster = Roster::default();
         for (key, session) in &self.sessions {
@@ -937,16 +1008,9 @@ impl Game {
             .filter_map(|(key, s)| Some((*key, s.player.as_ref()?)))
     }
 
-    /// Everyone present, sorted by name (for listings).
-    fn active_players(&self) -> Vec<(SessionKey, &Player)> {
-        let mut players: Vec<_> = self.present().collect();
-        players.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-        players
-    }
-
-    /// Everyone present in `room`, sorted by name. Costs the size of the room, not of the
-    /// game: at 10,000 players online anything more stalls the core.
-    fn players_in(&self, room: &str) -> Vec<(SessionKey, &Player)> {
+    /// Everyone present in `room` with their character, sorted by name. Costs the size of
+    /// the room, not of the game: at 10,000 players online anything more stalls the core.
+    fn present_in(&self, room: &str) -> Vec<(SessionKey, &Player)> {
         let mut players: Vec<_> = self
             .roster
             .in_room(room)
@@ -960,16 +1024,192 @@ impl Game {
     }
 
     fn tell_room(&self, room: &str, except: SessionKey, text: &str, out: &mut Outbox) {
-        for (key, _) in self.players_in(room) {
+        for (key, _) in self.present_in(room) {
             if key != except {
                 out.text(key, text);
             }
         }
     }
+
+    // ---- What the API (`api::Ctx`) reads and changes ----
+
+    /// The player in the game on session `key`.
+    pub(crate) fn who(&self, key: SessionKey) -> Option<Who> {
+        let session = self.sessions.get(&key).filter(|s| !s.closing)?;
+        Some(Who {
+            session: key,
+            character: session.player.as_ref()?.id,
+        })
+    }
+
+    /// `who`'s character, while they are in the game on that session.
+    pub(crate) fn player_of(&self, who: Who) -> Option<&Player> {
+        let session = self.sessions.get(&who.session).filter(|s| !s.closing)?;
+        session.player.as_ref().filter(|p| p.id == who.character)
+    }
+
+    fn player_of_mut(&mut self, who: Who) -> Option<&mut Player> {
+        let session = self.sessions.get_mut(&who.session).filter(|s| !s.closing)?;
+        session.player.as_mut().filter(|p| p.id == who.character)
+    }
+
+    pub(crate) fn players_in(&self, room: &str) -> Vec<Who> {
+        self.present_in(room)
+            .into_iter()
+            .map(|(session, player)| Who {
+                session,
+                character: player.id,
+            })
+            .collect()
+    }
+
+    /// Everyone in the game, sorted by name.
+    pub(crate) fn online(&self) -> Vec<Who> {
+        let mut players: Vec<_> = self.present().collect();
+        players.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        players
+            .into_iter()
+            .map(|(session, player)| Who {
+                session,
+                character: player.id,
+            })
+            .collect()
+    }
+
+    pub(crate) fn find_online(&self, name: &str) -> Option<Who> {
+        let key = self.name_lookup(name)?;
+        self.who(key)
+    }
+
+    /// The session of the character called `name` (any case), through the roster.
+    fn name_lookup(&self, name: &str) -> Option<SessionKey> {
+        self.present()
+            .find(|(_, p)| p.name.eq_ignore_ascii_case(name))
+            .map(|(key, _)| key)
+    }
+
+    pub(crate) fn save_room(&mut self, who: Who, room: &str) -> Result<(), NotSaved> {
+        self.db
+            .set_room(who.character, room)
+            .map_err(|error| self.not_saved_error(error))
+    }
+
+    pub(crate) fn set_title(
+        &mut self,
+        who: Who,
+        title: &str,
+        out: &mut Outbox,
+    ) -> Result<(), NotSaved> {
+        self.db
+            .set_title(who.character, title)
+            .map_err(|error| self.not_saved_error(error))?;
+        let speaks_gmcp = self.speaks_gmcp(who.session);
+        if let Some(player) = self.player_of_mut(who) {
+            player.title = title.to_owned();
+            // The full name clients show includes the title.
+            if speaks_gmcp {
+                out.gmcp(who.session, gmcp::char_name(player));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_character_data(
+        &mut self,
+        who: Who,
+        key: &str,
+        json: String,
+    ) -> Result<(), NotSaved> {
+        self.db
+            .set_character_data(who.character, key, &json)
+            .map_err(|error| self.not_saved_error(error))?;
+        if let Some(player) = self.player_of_mut(who) {
+            player.data.insert(key.to_owned(), json);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn room_data(&self, room: &str, key: &str) -> Option<&str> {
+        self.room_data
+            .get(&(room.to_owned(), key.to_owned()))
+            .map(String::as_str)
+    }
+
+    pub(crate) fn set_room_data(
+        &mut self,
+        room: &str,
+        key: &str,
+        json: String,
+    ) -> Result<(), NotSaved> {
+        self.db
+            .set_room_data(room, key, &json)
+            .map_err(|error| self.not_saved_error(error))?;
+        self.room_data
+            .insert((room.to_owned(), key.to_owned()), json);
+        Ok(())
+    }
+
+    /// Runs a line from a player in the game: the command it names, or else the game's
+    /// fallback, or else "Huh?".
+    fn play(&mut self, key: SessionKey, text: &str, out: &mut Outbox) {
+        let Some(me) = self.who(key) else {
+            return;
+        };
+        let rules = self.rules.clone();
+        let mut ctx = Ctx::new(self, out, Some(me));
+        let found = rules
+            .commands
+            .find(text)
+            .filter(|(command, _)| command.access == Access::Everyone || ctx.is_admin(me));
+        let result = match found {
+            Some((command, args)) => match (command.handler)(&mut ctx, args) {
+                Err(CommandError::Usage) => Err(msg::usage(&command.usage)),
+                Err(CommandError::Refused(why)) => Err(why),
+                Err(CommandError::NotSaved(error)) => {
+                    tracing::error!(?key, command = %command.name, %error, "a change was not saved");
+                    Err(ctx.game.not_saved(&error))
+                }
+                Ok(()) => Ok(()),
+            },
+            None => {
+                let (word, args) = Args::new(text).split_first();
+                let word = word.to_lowercase();
+                match &rules.fallback {
+                    _ if word.is_empty() => Ok(()),
+                    Some(fallback) if fallback(&mut ctx, &word, args) => Ok(()),
+                    _ => Err(msg::huh().to_owned()),
+                }
+            }
+        };
+        if let Err(text) = result {
+            ctx.send(me, text);
+        }
+    }
+}
+
+/// Runs `work` so that a panic in it is caught and logged, not the end of the core (see
+/// [`panic_is_isolated`]): for a game's code, a bug costs only the line, tick or hook it
+/// was in. Whether it finished comes back.
+pub(crate) fn isolated(what: &str, work: impl FnOnce()) -> bool {
+    match catch_panic(work) {
+        Ok(()) => true,
+        Err(panic) => {
+            tracing::error!(panic, "{what} panicked; the game carries on");
+            false
+        }
+    }
+}
+
+/// Runs `work`, catching a panic in it; what the panic said comes back.
+fn catch_panic(work: impl FnOnce()) -> Result<(), String> {
+    let outer = IN_COMMAND.with(|flag| flag.replace(true));
+    let done = std::panic::catch_unwind(AssertUnwindSafe(work));
+    IN_COMMAND.with(|flag| flag.set(outer));
+    done.map_err(|panic| panic_message(&*panic).to_owned())
 }
 
 /// An error with its causes, for logs that only show `Display`.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -996,4 +1236,31 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(not a message)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handed_off_types_are_send() {
+        fn send<T: Send>() {}
+        send::<PasswordJob>();
+        send::<PasswordDone>();
+    }
+
+    #[test]
+    fn color_words() {
+        for choice in [
+            None,
+            Some(ColorDepth::None),
+            Some(ColorDepth::Ansi16),
+            Some(ColorDepth::Ansi256),
+            Some(ColorDepth::TrueColor),
+        ] {
+            assert_eq!(parse_color_word(color_word(choice)), Some(choice));
+        }
+        assert_eq!(parse_color_word("OFF"), Some(Some(ColorDepth::None)));
+        assert_eq!(parse_color_word("purple"), None);
+    }
 }

@@ -13,6 +13,7 @@
 //! the tests, in debug builds only.
 
 pub mod admin;
+mod api;
 mod db;
 pub mod fault;
 mod game;
@@ -21,12 +22,21 @@ mod link;
 mod outbound;
 mod password;
 mod run;
+pub mod testing;
 mod text;
-mod world;
+pub use text::sanitize_player_text;
+pub mod world;
 
-pub use db::Db;
+pub use api::{
+    Access, AdminRequest, Args, Attribute, Command, CommandError, CommandResult, Ctx, Event,
+    Migration, MigrationError, NotSaved, Rules, Who,
+};
+pub use db::{Db, GameMigrationError};
 pub use game::{Game, LoginLimits, panic_is_isolated};
 pub use link::{RemoteDoor, serve};
 pub use outbound::{HIGH_WATER, MAX_BATCH};
 pub use run::main;
+pub use tether_protocol::markup::escape;
+pub use tether_protocol::message::ClientInfo;
 pub use world::{DEFAULT_WORLD, World};
+pub use world::{Exit, Room};

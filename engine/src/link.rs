@@ -186,18 +186,33 @@ pub async fn serve(
         });
     }
     {
-        // Time passing, for the game's timeouts.
+        // Time passing, for the game's ticks and timers and the login timeouts. Not while
+        // draining (the next core carries them on) nor while gathering (the previous core
+        // may still be running them): one core at a time runs the game's clock.
         let shared = shared.clone();
         tokio::task::spawn_local(async move {
-            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            let mut ticks = tokio::time::interval(Duration::from_millis(100));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                if shared.borrow().draining {
+                let state = shared.borrow();
+                if state.draining {
                     return;
                 }
+                if state.gathering.is_some() {
+                    continue;
+                }
+                drop(state);
+                let unix_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| {
+                        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+                    });
                 let mut outbox = Outbox::default();
-                shared.borrow_mut().game.tick(Instant::now(), &mut outbox);
+                shared
+                    .borrow_mut()
+                    .game
+                    .tick(Instant::now(), unix_ms, &mut outbox);
                 dispatch(&shared, outbox);
             }
         });

@@ -41,13 +41,22 @@ struct Args {
     login_idle_timeout: f64,
 }
 
-/// The game core process: parses its command line, loads the world and the database, and
-/// serves proxies until it is told to stop.
-pub fn main() -> std::process::ExitCode {
+/// The game core process for a game of `rules`: parses its command line, loads the world and
+/// the database (running the game's migrations it has not seen), and serves proxies until it
+/// is told to stop. A game's `main` is this one call:
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     let mut rules = tether_engine::Rules::new();
+///     // rules.command(...), rules.on_event(...), ...
+///     tether_engine::main(rules)
+/// }
+/// ```
+pub fn main(rules: crate::Rules) -> std::process::ExitCode {
     let _log = tether_log::init();
     die_on_engine_panics();
     let args = Args::parse();
-    match run(args) {
+    match run(args, rules) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             let reason = format!("{error:#}");
@@ -61,7 +70,7 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, rules: crate::Rules) -> anyhow::Result<()> {
     crate::fault::slow_start();
     let world = match &args.world {
         Some(path) => World::load(path)
@@ -77,14 +86,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let db_path = Db::path_in(&args.data);
-    let db = Db::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    let mut db = Db::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    // Before this core takes any input. A failing one stops this core, saying why, and the
+    // core it was to replace goes on serving.
+    db.run_game_migrations(&rules)
+        .context("running the game's data migrations")?;
     if db.admin_count().unwrap_or(1) == 0 {
         tracing::warn!(
             "this game has no administrator yet; make one on this host with `tether admin \
              create NAME` (or `tether admin promote NAME` for an existing character)"
         );
     }
-    let mut game = Game::new(world, db);
+    let mut game = Game::new(world, db, rules).context("loading the game's data")?;
     let seconds = |value: f64, what: &str| {
         std::time::Duration::try_from_secs_f64(value)
             .ok()

@@ -34,7 +34,8 @@ use serde::Deserialize;
 pub const DEFAULT_WORLD: &str = include_str!("../../world/default.toml");
 
 /// Canonical order of compass exits in room listings; other exits follow alphabetically.
-const COMPASS: [&str; 10] = [
+/// Each also has an abbreviation ([`expand_direction`]).
+pub const COMPASS: [&str; 10] = [
     "north",
     "northeast",
     "east",
@@ -109,6 +110,8 @@ pub struct Room {
     name: String,
     description: String,
     exits: Vec<Exit>,
+    /// Things in the room a player can look at, lowercase key to markup.
+    details: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +145,9 @@ struct RoomFile {
     num: Option<u32>,
     area: Option<String>,
     environment: Option<String>,
+    /// What `look <thing>` shows, by thing: `details = { fountain = "..." }`.
+    #[serde(default)]
+    details: BTreeMap<String, String>,
 }
 
 /// Mudlet keeps room numbers in a signed 32-bit integer and reserves 0 and below.
@@ -247,6 +253,11 @@ impl World {
                     name: room.name.trim().to_owned(),
                     description: room.description.trim().to_owned(),
                     exits,
+                    details: room
+                        .details
+                        .iter()
+                        .map(|(thing, text)| (thing.trim().to_lowercase(), text.trim().to_owned()))
+                        .collect(),
                 },
             );
         }
@@ -342,6 +353,24 @@ impl Room {
         &self.exits
     }
 
+    /// What the room's file says about `thing` (markup): matched whole (`notice board`) or by
+    /// any one of its words (`board`), in any case.
+    pub fn detail(&self, thing: &str) -> Option<&str> {
+        let thing = thing.trim().to_lowercase();
+        if thing.is_empty() {
+            return None;
+        }
+        self.details
+            .get(&thing)
+            .or_else(|| {
+                self.details
+                    .iter()
+                    .find(|(key, _)| key.split_whitespace().any(|word| word == thing))
+                    .map(|(_, text)| text)
+            })
+            .map(String::as_str)
+    }
+
     /// Finds an exit by its full name or by a compass abbreviation (`n` for `north`).
     pub fn exit(&self, typed: &str) -> Option<&Exit> {
         let typed = typed.to_ascii_lowercase();
@@ -361,7 +390,8 @@ impl Exit {
     }
 }
 
-fn expand_direction(abbreviation: &str) -> Option<&'static str> {
+/// The compass word an abbreviation such as `ne` stands for.
+pub fn expand_direction(abbreviation: &str) -> Option<&'static str> {
     Some(match abbreviation {
         "n" => "north",
         "s" => "south",

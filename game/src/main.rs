@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    tether_engine::main()
+    tether_engine::main(tether_core::rules())
 }

@@ -20,8 +20,14 @@ use tether_protocol::message::{
 
 /// How long a core may be away before players are told; shorter gaps print nothing.
 pub const NOTICE_AFTER: Duration = Duration::from_secs(2);
-/// Lines one session may have waiting for a core (sent but unacknowledged, or queued).
+/// Lines one session may have waiting for a core (sent but unacknowledged, or queued) while
+/// no core is attached.
 pub const DEFAULT_MAX_QUEUED_LINES: usize = 100;
+/// While a core is attached, lines go to it at once, and a pasted script or a speedwalk
+/// may have several hundred in flight before the first answers come back: the bound is this
+/// many times the queue's (the flood guard's rate limit comes first for a real client). It
+/// still bounds the memory one session can make the proxy keep.
+pub const IN_FLIGHT_FACTOR: usize = 10;
 
 /// What the shell must do to a player's connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,10 +251,13 @@ impl Relay {
             .sessions
             .get_mut(&session)
             .ok_or(Refused::UnknownSession)?;
-        if slot.unacked.len() >= self.max_queued_lines {
-            return Err(Refused::QueueFull {
-                limit: self.max_queued_lines,
-            });
+        let limit = if up {
+            self.max_queued_lines.saturating_mul(IN_FLIGHT_FACTOR)
+        } else {
+            self.max_queued_lines
+        };
+        if slot.unacked.len() >= limit {
+            return Err(Refused::QueueFull { limit });
         }
         let seq = slot.next_seq;
         slot.next_seq += 1;
@@ -682,6 +691,30 @@ mod tests {
         );
         relay.attached();
         assert_eq!(line_texts(&relay.take_submits()).len(), 3);
+    }
+
+    #[test]
+    fn an_attached_core_takes_a_paste_longer_than_the_queue() {
+        let now = Instant::now();
+        let mut relay = up_relay(now);
+        relay.opened(1, info());
+        // 3 is this relay's queue bound; a core is attached, so many more may be in flight.
+        for i in 0..30 {
+            relay.line(1, format!("l{i}")).unwrap();
+        }
+        assert_eq!(
+            relay.line(1, "one too many".into()),
+            Err(Refused::QueueFull {
+                limit: 3 * IN_FLIGHT_FACTOR
+            })
+        );
+        assert_eq!(line_texts(&relay.take_submits()).len(), 30);
+        // Once the link drops, nothing more queues until the backlog is under the bound.
+        relay.detached(now);
+        assert_eq!(
+            relay.line(1, "later".into()),
+            Err(Refused::QueueFull { limit: 3 })
+        );
     }
 
     #[test]

@@ -933,7 +933,11 @@ impl Speaker for TelnetSpeaker {
     fn input(&mut self, input: Vec<u8>) -> Result<Vec<String>, CloseReason> {
         // Negotiation, compression and the charset all change on input.
         self.unchecked = true;
-        self.bytes(&input)
+        let lines = self.bytes(&input)?;
+        if !lines.is_empty() {
+            self.wire.line_typed();
+        }
+        Ok(lines)
     }
 
     fn message(&mut self, message: ToSession) -> Result<(), CloseReason> {

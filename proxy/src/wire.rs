@@ -39,6 +39,10 @@ pub struct Wire {
     /// Bytes ready for the socket (compressed if MCCP2 was on when they were sealed).
     ready: Vec<u8>,
     compressor: Option<Compressor>,
+    /// The last thing written was a prompt with nothing to mark its end (no EOR or GA), so
+    /// the client's cursor sits after it: text arriving now must start on a new line. Typing
+    /// a line ends it (the client echoed the Enter).
+    after_bare_prompt: bool,
 }
 
 impl Wire {
@@ -49,18 +53,40 @@ impl Wire {
 
     /// Game text in markup, rendered for this client, plus a line end.
     pub fn text(&mut self, markup: &str, caps: &Capabilities, prefs: &DisplayPrefs) {
+        self.leave_prompt();
         self.render(markup, caps, prefs);
         self.pending.extend_from_slice(b"\r\n");
     }
 
-    /// A prompt: rendered, no line end, then EOR or GA as the client expects.
+    /// A prompt: rendered, no line end, then EOR or GA as the client expects. Clients that
+    /// get either end the prompt's line themselves when text follows; for the others, the
+    /// next text starts with a line end ([`Wire::line_typed`] says when not to).
     pub fn prompt(&mut self, markup: &str, caps: &Capabilities, prefs: &DisplayPrefs, end: &[u8]) {
-        self.render(markup, caps, prefs);
+        self.leave_prompt();
+        // Wrapping drops spaces at the end of a line; a prompt keeps its own, or what the
+        // player types runs into it.
+        let kept = &markup[markup.trim_end_matches(' ').len()..];
+        self.render_keeping(markup, caps, prefs, kept);
         self.pending.extend_from_slice(end);
+        self.after_bare_prompt = end.is_empty();
+    }
+
+    /// The player sent a line: their client echoed its Enter, so the cursor is on a fresh
+    /// line.
+    pub fn line_typed(&mut self) {
+        self.after_bare_prompt = false;
+    }
+
+    /// Starts a new line if the cursor sits after a bare prompt.
+    fn leave_prompt(&mut self) {
+        if std::mem::take(&mut self.after_bare_prompt) {
+            self.pending.extend_from_slice(b"\r\n");
+        }
     }
 
     /// A line from tether itself: plain, marked, never coloured.
     pub fn notice(&mut self, text: &str, caps: &Capabilities) {
+        self.leave_prompt();
         negotiation::encode_text(
             caps.client.charset,
             &format!("[tether] {text}\n"),
@@ -69,11 +95,26 @@ impl Wire {
     }
 
     fn render(&mut self, text: &str, caps: &Capabilities, prefs: &DisplayPrefs) {
+        self.render_keeping(text, caps, prefs, "");
+    }
+
+    /// Renders `text`, wrapped if the player wants it, with `kept` put back after wrapping.
+    fn render_keeping(
+        &mut self,
+        text: &str,
+        caps: &Capabilities,
+        prefs: &DisplayPrefs,
+        kept: &str,
+    ) {
         let depth = prefs.color.unwrap_or_else(|| caps.color_depth());
         let wrapped;
         let text = match caps.client.width {
             Some(width) if prefs.wrap && width > 0 => {
-                wrapped = markup::wrap(text, usize::from(width));
+                let mut lines = markup::wrap(text, usize::from(width));
+                if !lines.ends_with(kept) {
+                    lines.push_str(kept);
+                }
+                wrapped = lines;
                 wrapped.as_str()
             }
             _ => text,
@@ -148,6 +189,8 @@ impl Wire {
             pending: Vec::new(),
             ready: state.ready,
             compressor: None,
+            // Not carried: after a hand-over, at worst one line shares the prompt's.
+            after_bare_prompt: false,
         };
         match state.compressing {
             Compression::Off => {}
@@ -249,6 +292,52 @@ mod tests {
         let mut wire = Wire::default();
         wire.text("aaaa bbbb cccc", &caps, &prefs);
         assert_eq!(wire.take(), b"aaaa bbbb\r\ncccc\r\n");
+    }
+
+    #[test]
+    fn a_wrapped_prompt_keeps_its_trailing_space() {
+        let caps = Capabilities {
+            client: ClientInfo {
+                width: Some(10),
+                ..ClientInfo::default()
+            },
+            ..Capabilities::default()
+        };
+        let prefs = DisplayPrefs {
+            wrap: true,
+            color: Some(ColorDepth::None),
+        };
+        let mut wire = Wire::default();
+        wire.prompt("{bold}login>{/} ", &caps, &prefs, &[255, 249]);
+        assert_eq!(wire.take(), b"login> \xff\xf9");
+        wire.prompt("100hp 100mp > ", &caps, &prefs, &[]);
+        assert_eq!(wire.take(), b"100hp\r\n100mp > ");
+    }
+
+    #[test]
+    fn text_after_a_bare_prompt_starts_on_a_new_line() {
+        let caps = Capabilities::default();
+        let prefs = DisplayPrefs {
+            wrap: false,
+            color: Some(ColorDepth::None),
+        };
+        let mut wire = Wire::default();
+        wire.prompt("> ", &caps, &prefs, &[]);
+        wire.text("Bob says hi", &caps, &prefs);
+        wire.prompt("> ", &caps, &prefs, &[]);
+        wire.notice("The game is back.", &caps);
+        assert_eq!(
+            wire.take(),
+            b"> \r\nBob says hi\r\n> \r\n[tether] The game is back.\r\n"
+        );
+        // The player's Enter already moved the cursor: no empty line before the answer.
+        wire.prompt("> ", &caps, &prefs, &[]);
+        wire.line_typed();
+        wire.text("You say hi", &caps, &prefs);
+        // A client told where the prompt ends (GA or EOR) breaks the line itself.
+        wire.prompt("> ", &caps, &prefs, &[255, 249]);
+        wire.text("Bob waves", &caps, &prefs);
+        assert_eq!(wire.take(), b"> You say hi\r\n> \xff\xf9Bob waves\r\n");
     }
 
     #[test]

@@ -5,11 +5,16 @@ use tether_protocol::SessionKey;
 use super::{
     Delivery, Game, Outbox, Player, Purpose, SecretFor, StateBlob, chain, gmcp, msg, split_word,
 };
+use crate::api::{Ctx, Event, Who};
 use crate::db::{CharacterRecord, DbError};
 use crate::password::{Outcome, Password, Work};
 
 use super::names::normalize_name;
 use super::throttle::{self, Subject};
+
+/// The log target of failed and throttled logins: fixed, not the module's path, because
+/// operators' fail2ban filters match it (`scripts/fail2ban/`), and code moves.
+const LOGIN_LOG: &str = "tether::login";
 
 // `quit` at a password prompt leaves rather than being taken for a password.
 const _: () = assert!(msg::MIN_PASSWORD > "quit".len());
@@ -28,8 +33,7 @@ pub(super) fn guest(game: &mut Game, key: SessionKey, seq: u64, text: &str, out:
 }
 
 fn quit(game: &mut Game, key: SessionKey, out: &mut Outbox) {
-    out.text(key, msg::farewell(None));
-    game.disconnect(key, msg::goodbye(), out);
+    game.disconnect(key, &msg::farewell(None), out);
 }
 
 /// `<name> [password]`; the password is the rest of the line so that it may contain spaces.
@@ -163,6 +167,7 @@ fn connect_with(
 ) {
     if let Some((seconds, subject)) = login_wait(game, key, name) {
         tracing::warn!(
+            target: LOGIN_LOG,
             account = %name,
             address = %peer_shown(game, key),
             seconds,
@@ -239,7 +244,7 @@ fn peer_shown(game: &Game, key: SessionKey) -> String {
 /// fail2ban's filter (`scripts/fail2ban/`) matches, and closes a connection that has failed
 /// too often.
 fn login_failed(game: &mut Game, key: SessionKey, name: &str, known: bool, out: &mut Outbox) {
-    tracing::warn!(account = %name, address = %peer_shown(game, key), "login failed");
+    tracing::warn!(target: LOGIN_LOG, account = %name, address = %peer_shown(game, key), "login failed");
     let now = crate::db::unix_now();
     for subject in subjects(game, key, name) {
         // A name that is nobody's is not counted: a guesser could fill the table with them.
@@ -289,6 +294,7 @@ pub(super) fn finish(
                 Err(DbError::NameTaken(_)) => out.text(key, msg::name_taken(&name)),
                 Err(error @ DbError::Lost { .. }) => {
                     tracing::error!(?key, error = %chain(&error), "cannot create an account");
+                    let error = game.not_saved_error(error);
                     out.text(key, game.not_saved(&error));
                 }
                 Err(error) => {
@@ -344,7 +350,14 @@ fn enter(
     greeting: String,
     out: &mut Outbox,
 ) {
-    let player: Player = game.player_from_record(record);
+    let new = !greeting.is_empty();
+    let player: Player = match game.player_from_record(record) {
+        Ok(player) => player,
+        Err(error) => {
+            tracing::error!(?key, error = %chain(&error), "cannot load a character to log in");
+            return out.text(key, msg::internal_error());
+        }
+    };
     // A session that already said goodbye is not "taken over": nobody is playing it any more.
     let took_over = match game.session_of(player.id).filter(|k| *k != key) {
         Some(other) => {
@@ -364,7 +377,6 @@ fn enter(
     out.push(key, Delivery::Display(player.display));
     if game.speaks_gmcp(key) {
         out.gmcp(key, gmcp::char_name(&player));
-        out.gmcp(key, gmcp::char_vitals(&player));
     }
     let greeting = if greeting.is_empty() {
         msg::welcome_back(&player.name, took_over)
@@ -375,11 +387,17 @@ fn enter(
     if !took_over {
         game.tell_room(&player.room, key, &msg::entered_game(&player.name), out);
     }
+    let who = Who {
+        session: key,
+        character: player.id,
+    };
+    let room = player.room.clone();
     game.set_player(key, Some(player));
     if let Some(session) = game.sessions.get_mut(&key) {
         // The character blob replaced any password-prompt blob.
         session.secret_in_blob = false;
     }
-    // Also sends Char.Status and Room.Info.
-    super::commands::arrive(game, key, out);
+    let mut ctx = Ctx::new(game, out, Some(who));
+    ctx.fire_for(who, &Event::LoggedIn { new });
+    ctx.fire_for(who, &Event::Entered { room, from: None });
 }

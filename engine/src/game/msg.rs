@@ -9,16 +9,13 @@
 
 use tether_protocol::markup::escape;
 
-use crate::world::Room;
-
 use super::names::NameError;
 use tether_protocol::markup::ColorDepth;
 
-use super::{ClientInfo, DisplayPrefs, Vitals};
+use super::{ClientInfo, DisplayPrefs};
 
 /// More than 4, so that `quit` at a password prompt can never be a real password.
 pub(super) use crate::password::{MAX_LEN as MAX_PASSWORD, MIN_LEN as MIN_PASSWORD};
-pub(super) const MAX_TITLE: usize = 60;
 
 // ---- The palette ----
 //
@@ -26,11 +23,7 @@ pub(super) const MAX_TITLE: usize = 60;
 // out, yellow people coming and going, bright yellow speech, magenta private words, red
 // trouble.
 
-const ROOM_NAME: &str = "{bold}{bright-cyan}";
-const EXITS: &str = "{green}";
 const PEOPLE: &str = "{yellow}";
-const SPEECH: &str = "{bright-yellow}";
-const TELL: &str = "{bright-magenta}";
 const TROUBLE: &str = "{red}";
 const DONE: &str = "{bright-green}";
 const HEADING: &str = "{bold}";
@@ -39,15 +32,6 @@ const HEADING: &str = "{bold}";
 /// itself, or the rest of it loses the colour.
 fn paint(style: &str, markup: &str) -> String {
     format!("{style}{markup}{{/}}")
-}
-
-/// `Alice` or `Alice the Brave`, escaped.
-pub(super) fn with_title(name: &str, title: &str) -> String {
-    if title.is_empty() {
-        escape(name)
-    } else {
-        escape(&format!("{name} {title}"))
-    }
 }
 
 // ---- Prompts ----
@@ -62,24 +46,6 @@ pub(super) fn password_prompt() -> String {
 
 pub(super) fn new_password_prompt() -> String {
     "Choose a password: ".to_owned()
-}
-
-/// `100/100hp 100/100mp > `, each number coloured by how full it is.
-pub(super) fn prompt(vitals: &Vitals) -> String {
-    fn gauge(now: u32, max: u32, unit: &str) -> String {
-        let style = match (now.saturating_mul(4), max) {
-            (_, 0) => "{green}",
-            (quarters, max) if quarters > max.saturating_mul(2) => "{green}",
-            (quarters, max) if quarters > max => "{yellow}",
-            _ => "{red}",
-        };
-        format!("{}/{max}{unit}", paint(style, &now.to_string()))
-    }
-    format!(
-        "{} {} > ",
-        gauge(vitals.hp, vitals.max_hp, "hp"),
-        gauge(vitals.mp, vitals.max_mp, "mp")
-    )
 }
 
 // ---- Before login ----
@@ -231,141 +197,11 @@ pub(super) fn farewell(name: Option<&str>) -> String {
     }
 }
 
-pub(super) fn goodbye() -> &'static str {
-    "Goodbye."
-}
-
 // ---- Looking ----
-
-/// `others` are `(name, title)` of the other characters in the room.
-pub(super) fn room_view(room: &Room, others: &[(&str, &str)]) -> String {
-    let mut text = format!(
-        "{}\n{}\n",
-        paint(ROOM_NAME, room.name()),
-        room.description()
-    );
-    if room.exits().is_empty() {
-        text.push_str(&paint(EXITS, "Exits: none."));
-    } else {
-        // Exit names are single lowercase words (the world checks), so no escaping needed.
-        let names: Vec<&str> = room.exits().iter().map(|e| e.name()).collect();
-        text.push_str(&paint(EXITS, &format!("Exits: {}.", names.join(", "))));
-    }
-    for (name, title) in others {
-        text.push('\n');
-        text.push_str(&paint(
-            PEOPLE,
-            &format!("{} is here.", with_title(name, title)),
-        ));
-    }
-    text
-}
-
-pub(super) fn look_at(name: &str, title: &str, is_self: bool) -> String {
-    if is_self {
-        format!("You see yourself: {}.", with_title(name, title))
-    } else {
-        format!("You see {}.", with_title(name, title))
-    }
-}
-
-pub(super) fn not_here(target: &str) -> String {
-    format!("You don't see \"{}\" here.", escape(target))
-}
 
 // ---- Talking ----
 
-pub(super) fn say_what() -> &'static str {
-    "Say what?"
-}
-
-pub(super) fn you_say(text: &str) -> String {
-    paint(SPEECH, &format!("You say, \"{}\"", escape(text)))
-}
-
-pub(super) fn says(name: &str, text: &str) -> String {
-    paint(
-        SPEECH,
-        &format!("{} says, \"{}\"", escape(name), escape(text)),
-    )
-}
-
-pub(super) fn emote_what() -> &'static str {
-    "Emote what?"
-}
-
-pub(super) fn emote(name: &str, text: &str) -> String {
-    // Possessives and punctuation attach to the name: `:'s hat flies off` -> `Alice's hat ...`.
-    if text.starts_with(['\'', ',', '.', '!', '?']) {
-        escape(&format!("{name}{text}"))
-    } else {
-        escape(&format!("{name} {text}"))
-    }
-}
-
-pub(super) fn tell_usage() -> &'static str {
-    "Usage: tell <name> <message>"
-}
-
-pub(super) fn tell_what(name: &str) -> String {
-    format!("Tell {} what?", escape(name))
-}
-
-pub(super) fn not_online(name: &str) -> String {
-    format!("No one called \"{}\" is online.", escape(name))
-}
-
-pub(super) fn tell_self() -> &'static str {
-    "You tell yourself a secret. It stays safe with you."
-}
-
-pub(super) fn you_tell(name: &str, text: &str) -> String {
-    paint(
-        TELL,
-        &format!("You tell {}, \"{}\"", escape(name), escape(text)),
-    )
-}
-
-pub(super) fn tells_you(name: &str, text: &str) -> String {
-    paint(
-        TELL,
-        &format!("{} tells you, \"{}\"", escape(name), escape(text)),
-    )
-}
-
-/// `online` are `(name, title)`, already sorted.
-pub(super) fn who(online: &[(&str, &str)]) -> String {
-    let mut text = paint(HEADING, "Players online:");
-    for (name, title) in online {
-        text.push_str(&format!("\n  {}", with_title(name, title)));
-    }
-    match online.len() {
-        1 => text.push_str("\n1 player online."),
-        n => text.push_str(&format!("\n{n} players online.")),
-    }
-    text
-}
-
 // ---- Moving ----
-
-pub(super) fn go_where() -> &'static str {
-    "Go where?"
-}
-
-pub(super) fn no_exit() -> &'static str {
-    "You can't go that way."
-}
-
-pub(super) fn leaves(name: &str, exit: &str) -> String {
-    paint(
-        PEOPLE,
-        &format!("{} leaves {}.", escape(name), escape(exit)),
-    )
-}
-
-pub(super) fn arrives(name: &str) -> String {
-    paint(PEOPLE, &format!("{} arrives.", escape(name)))
-}
 
 /// A change could not be saved, so it was not made.
 pub(super) fn not_saved() -> String {
@@ -386,23 +222,7 @@ pub(super) fn database_lost() -> String {
 
 // ---- Titles ----
 
-pub(super) fn title_too_long() -> String {
-    format!("Titles can be at most {MAX_TITLE} characters long.")
-}
-
-pub(super) fn title_set(name: &str, title: &str) -> String {
-    format!("You are now known as {}.", with_title(name, title))
-}
-
-pub(super) fn title_cleared() -> &'static str {
-    "Your title has been cleared."
-}
-
 // ---- Vitals ----
-
-pub(super) fn rested() -> &'static str {
-    "You rest for a moment and feel fully refreshed."
-}
 
 // ---- Settings and the client ----
 
@@ -416,10 +236,6 @@ pub(super) fn config(prefs: &DisplayPrefs) -> String {
         on_off(prefs.wrap),
         super::color_word(prefs.color),
     )
-}
-
-pub(super) fn config_usage() -> &'static str {
-    "Usage: config, config wrap on|off, config color auto|none|16|256|truecolor"
 }
 
 pub(super) fn wrap_set(wrap: bool) -> String {
@@ -481,37 +297,6 @@ pub(super) fn client_info(info: &ClientInfo) -> String {
 
 // ---- Help and the rest ----
 
-pub(super) fn game_help(is_admin: bool) -> String {
-    let mut text = paint(HEADING, "Commands:");
-    text.push_str(
-        "\n\
-         \x20 look [name]          look around, or at someone here (also: l)\n\
-         \x20 say <text>           speak to the room (also: '<text>)\n\
-         \x20 emote <text>         act, e.g. \"emote waves\" (also: :<text>)\n\
-         \x20 tell <name> <text>   speak privately to someone online\n\
-         \x20 who                  see who is online\n\
-         \x20 <exit>, go <exit>    move; n, s, e, w, u, d, ne, nw, se, sw work too\n\
-         \x20 title [text]         set your title, or clear it\n\
-         \x20 rest                 catch your breath\n\
-         \x20 config               show your display settings:\n\
-         \x20   config wrap on|off                          wrap long lines\n\
-         \x20   config color auto|none|16|256|truecolor     colours\n\
-         \x20 client               what the server knows about your client\n\
-         \x20 quit                 leave the game",
-    );
-    if is_admin {
-        text.push('\n');
-        text.push_str(&paint(HEADING, "Admin commands:"));
-        text.push_str(
-            "\n\
-             \x20 @reload              restart the game core; players stay connected\n\
-             \x20 @upgrade-proxy       start a new proxy that takes every connection over\n\
-             \x20 @shutdown            stop the server",
-        );
-    }
-    text
-}
-
 /// A command panicked: the game caught it and carries on.
 pub(super) fn command_failed() -> String {
     paint(
@@ -535,6 +320,76 @@ pub(super) fn quarantined(line: Option<&str>) -> String {
              after it goes on as normal."
         ),
     )
+}
+
+/// The prompt of a game that has none of its own.
+pub(super) fn default_prompt() -> String {
+    "> ".to_owned()
+}
+
+/// After a command's arguments did not fit.
+pub(super) fn usage(usage: &str) -> String {
+    format!("Usage: {}", escape(usage))
+}
+
+/// `help`'s list: `(usage, summary)` of every command the player may use, then the topics.
+pub(super) fn help_index(
+    commands: &[(&str, &str)],
+    admin: &[(&str, &str)],
+    topics: &[&str],
+) -> String {
+    let list = |heading: &str, entries: &[(&str, &str)]| {
+        let width = entries
+            .iter()
+            .map(|(u, _)| u.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut text = paint(HEADING, heading);
+        for (usage, summary) in entries {
+            text.push_str(&format!(
+                "\n  {:<width$}  {}",
+                escape(usage),
+                escape(summary)
+            ));
+        }
+        text
+    };
+    let mut text = list("Commands:", commands);
+    if !admin.is_empty() {
+        text.push('\n');
+        text.push_str(&list("Admin commands:", admin));
+    }
+    if !topics.is_empty() {
+        text.push('\n');
+        text.push_str(&format!(
+            "{} {}",
+            paint(HEADING, "Topics:"),
+            escape(&topics.join(", "))
+        ));
+    }
+    text.push_str("\nType \"help <command>\" for more about one.");
+    text
+}
+
+/// `help <command>`: its usage, other names, summary and longer help (markup already).
+pub(super) fn help_page(usage: &str, aliases: &[String], summary: &str, help: &str) -> String {
+    let mut text = paint(HEADING, &format!("Usage: {}", escape(usage)));
+    if !aliases.is_empty() {
+        text.push_str(&format!("\nAlso: {}", escape(&aliases.join(", "))));
+    }
+    if !summary.is_empty() {
+        text.push('\n');
+        text.push_str(&escape(summary));
+    }
+    if !help.is_empty() {
+        text.push('\n');
+        text.push_str(help);
+    }
+    text
+}
+
+pub(super) fn no_help(word: &str) -> String {
+    format!("There is no help on \"{}\".", escape(word))
 }
 
 pub(super) fn huh() -> &'static str {
@@ -570,12 +425,6 @@ mod tests {
 
     #[test]
     fn own_markup_is_well_formed() {
-        let vitals = Vitals {
-            hp: 10,
-            max_hp: 100,
-            mp: 60,
-            max_mp: 100,
-        };
         let info = ClientInfo {
             client_name: Some("Mudlet".into()),
             width: Some(80),
@@ -583,22 +432,27 @@ mod tests {
         };
         for markup in [
             login_prompt(),
-            prompt(&vitals),
-            prompt(&Vitals::full()),
             banner("World"),
             guest_help(),
             bad_name(NameError::TooShort),
             wrong_login(),
             created("World", "Alice"),
             entered_game("Alice"),
-            says("Alice", "hi"),
-            tells_you("Alice", "hi"),
-            who(&[("Alice", "the Brave")]),
             config(&DisplayPrefs::default()),
             wrap_set(false),
             color_set(Some(ColorDepth::TrueColor)),
             client_info(&info),
-            game_help(true),
+            help_index(
+                &[("look", "look around")],
+                &[("@reload", "reload")],
+                &["rules"],
+            ),
+            help_page(
+                "tell <name> <text>",
+                &["t".to_owned()],
+                "speak privately",
+                "",
+            ),
             not_saved(),
         ] {
             assert_no_stray_braces(&markup);
@@ -606,30 +460,13 @@ mod tests {
     }
 
     #[test]
-    fn prompt_colours_follow_the_gauge() {
-        let mut vitals = Vitals::full();
-        assert_eq!(plain(&prompt(&vitals)), "100/100hp 100/100mp > ");
-        assert!(prompt(&vitals).starts_with("{green}100{/}/100hp"));
-        vitals.hp = 40;
-        assert!(prompt(&vitals).starts_with("{yellow}40{/}"));
-        vitals.hp = 25;
-        assert!(prompt(&vitals).starts_with("{red}25{/}"));
-    }
-
-    #[test]
     fn player_text_is_escaped_once() {
+        assert_eq!(plain(&no_help("{/}x")), "There is no help on \"{/}x\".");
         assert_eq!(
-            says("Alice", "{red}hi"),
-            "{bright-yellow}Alice says, \"{{red}hi\"{/}"
+            plain(&farewell(Some("{red}A"))),
+            "Farewell, {red}A. Come back soon!"
         );
-        assert_eq!(
-            plain(&with_title("Alice", "{bold}the {{Bold}")),
-            "Alice {bold}the {{Bold}"
-        );
-        assert_eq!(plain(&not_here("{/}x")), "You don't see \"{/}x\" here.");
-        assert_eq!(plain(&emote("Bob", "'s {red}hat")), "Bob's {red}hat");
     }
-
     #[test]
     fn client_info_line() {
         let info = ClientInfo {
