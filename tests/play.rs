@@ -122,3 +122,25 @@ fn shutdown_says_goodbye_and_everything_survives_a_full_restart() {
     player.send("south");
     player.expect("Exits");
 }
+
+/// A pasted script longer than the queue kept for a core that is away (100 lines): with the
+/// core attached, every line is handled, in order, and nothing is refused.
+#[test]
+fn a_long_paste_is_handled_whole_while_the_core_is_attached() {
+    let tether = Tether::start();
+    let mut player = tether.connect();
+    player.create("Paster", "pasted-in");
+    let paste: String = (1..=150).map(|n| format!("say line {n}\r\n")).collect();
+    player.send_raw(paste.as_bytes());
+    let mut heard = Vec::new();
+    while heard.len() < 150 {
+        let line = player.expect_line("the pasted lines' answers", |line| {
+            line.contains("You say, \"line ") || line.contains("not accepted")
+        });
+        assert!(!line.contains("not accepted"), "{line}");
+        heard.push(line);
+    }
+    for (n, line) in heard.iter().enumerate() {
+        assert!(line.contains(&format!("\"line {}\"", n + 1)), "{n}: {line}");
+    }
+}

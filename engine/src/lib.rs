@@ -1,16 +1,25 @@
-//! The tether game core: the world, its rules and its persistence.
+//! tether's game engine: everything a game core needs except its rules, and the API a game is
+//! written against.
 //!
-//! The game logic is sans-IO: [`game::Game`] takes events (sessions opening, lines of input,
-//! finished password jobs) and answers with an [`game::Outbox`]; the shell around it owns the
-//! link to the proxies, the threads and the clock. Everything durable is in the [`db::Db`] or
-//! in the state blob each proxy keeps per session, so the core can be restarted at any time.
+//! **Writing a game.** A game is a [`Rules`]: [`Command`]s, hooks on [`Event`]s, ticks and
+//! timers, typed [`Attribute`]s per character and room, [`Migration`]s and the prompt. Every
+//! handler gets a [`Ctx`]. The game's binary is one call, [`main`]`(rules)`; its tests drive
+//! the real engine through [`testing::TestGame`]. The demo game (`game/`, crate `tether-core`)
+//! is written this way, and `docs/tutorial.md` walks through adding to it.
+//!
+//! **Inside.** The rules run inside `Game`, a sans-IO state machine: events go in (sessions
+//! opening, lines of input, finished password jobs, time passing) and an outbox of deliveries
+//! comes out; the shell around it (`link`) owns the link to the proxies, the threads and the
+//! clock. Everything durable is in the [`Db`] or in the state blob each proxy keeps per
+//! session, so the core can be restarted at any time: that is what makes a hot deploy
+//! invisible to players.
 //!
 //! [`admin`] is what `tether admin` does to the accounts on the server's host.
 //!
-//! Each line runs isolated: a panic in a command is caught and the game carries on; what
-//! cannot be caught is survived by the supervisor, which learns from the core's witness page
-//! (`tether_protocol::witness`) which line was being handled. [`fault`] injects such bugs for
-//! the tests, in debug builds only.
+//! Each line runs isolated: a panic in a command, hook, tick or timer is caught and the game
+//! carries on; what cannot be caught is survived by the supervisor, which learns from the
+//! core's witness page (`tether_protocol::witness`) which line was being handled. [`fault`]
+//! injects such bugs for the tests, in debug builds only.
 
 pub mod admin;
 mod api;

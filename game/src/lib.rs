@@ -126,3 +126,8 @@ pub fn rules() -> Rules {
         });
     rules
 }
+
+/// The tutorial (`docs/tutorial.md`), whose every code block runs as a doctest of this crate.
+#[doc = include_str!("../../docs/tutorial.md")]
+#[cfg(doctest)]
+pub struct Tutorial;
