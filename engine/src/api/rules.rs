@@ -15,6 +15,22 @@ pub(crate) type MigrationStep = Box<dyn Fn(&mut Migration<'_>) -> Result<(), Mig
 
 /// Something that happened to a player, for the hooks of [`Rules::on_event`]. The player is
 /// [`Ctx::me`].
+///
+/// ```
+/// use tether_engine::{Event, Rules};
+///
+/// let mut rules = Rules::new();
+/// rules.on_event(|ctx, event| {
+///     let Some(me) = ctx.me() else { return };
+///     match event {
+///         Event::LoggedIn { new: true } => ctx.send(me, "Welcome, newcomer!"),
+///         Event::Entered { room, .. } if room == "tavern" => {
+///             ctx.send(me, "The barkeep nods at you.")
+///         }
+///         _ => {}
+///     }
+/// });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// They logged in: `new` for a character just created. Not sent when a core restart
