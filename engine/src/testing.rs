@@ -215,6 +215,16 @@ impl TestGame {
     }
 }
 
+/// Fails if `markup` has a brace that is not a tag: a misspelt tag, which the renderer would
+/// show as text. For a game's own message functions.
+pub fn assert_well_formed_markup(markup: &str) {
+    for token in tether_protocol::markup::tokens(markup) {
+        if let tether_protocol::markup::Token::Text(text) = token {
+            assert!(!text.contains(['{', '}']), "{markup:?}");
+        }
+    }
+}
+
 /// The markup session `n` was sent, one entry per text.
 pub fn markups(out: &Outbox, n: u64) -> Vec<&str> {
     out.events

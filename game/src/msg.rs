@@ -238,18 +238,10 @@ pub(crate) fn movement_topic() -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use tether_protocol::markup::{Token, plain, tokens};
+    use tether_engine::testing::assert_well_formed_markup as assert_no_stray_braces;
+    use tether_protocol::markup::plain;
 
     use super::*;
-
-    /// Catches misspelt tags, which the renderer would show as text.
-    fn assert_no_stray_braces(markup: &str) {
-        for token in tokens(markup) {
-            if let Token::Text(text) = token {
-                assert!(!text.contains(['{', '}']), "{markup:?}");
-            }
-        }
-    }
 
     #[test]
     fn own_markup_is_well_formed() {
