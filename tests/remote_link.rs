@@ -183,7 +183,7 @@ fn a_proxy_another_authority_signed_is_refused_and_the_core_says_why() {
         ],
     );
     // Trusting its own authority, it refuses our core's certificate.
-    let said = run_rogue(link_port, &rogue_files, || {
+    let said = run_rogue(link_port, &rogue_files, "cannot attach to the core", || {
         core_host.expect_log(&["refused a proxy link from 127.0.0.1", "another game's"])
     });
     assert!(
@@ -197,12 +197,17 @@ fn a_proxy_another_authority_signed_is_refused_and_the_core_says_why() {
         rogue_files.join("ca.pem"),
     )
     .expect("copying the authority's certificate");
-    let said = run_rogue(link_port, &rogue_files, || {
-        core_host.expect_log(&[
-            "refused a proxy link from 127.0.0.1",
-            "not signed by this game's link authority",
-        ])
-    });
+    let said = run_rogue(
+        link_port,
+        &rogue_files,
+        "the core refused this proxy",
+        || {
+            core_host.expect_log(&[
+                "refused a proxy link from 127.0.0.1",
+                "not signed by this game's link authority",
+            ])
+        },
+    );
     assert!(
         said.contains("the core refused this proxy: TLS"),
         "the rogue proxy's log says it was refused over TLS: {said}"
@@ -213,9 +218,10 @@ fn a_proxy_another_authority_signed_is_refused_and_the_core_says_why() {
     );
 }
 
-/// Runs a bare proxy with `files` against the core until `until` has seen what it waits for;
-/// what the proxy logged.
-fn run_rogue(link_port: u16, files: &Path, until: impl FnOnce() -> String) -> String {
+/// Runs a bare proxy with `files` against the core until `until` has seen what it waits for
+/// and the proxy has logged `says` (the two sides log at their own pace); what the proxy
+/// logged.
+fn run_rogue(link_port: u16, files: &Path, says: &str, until: impl FnOnce() -> String) -> String {
     let rogue = Command::new(binary("tether-proxy"))
         .arg("--telnet")
         .arg(format!("127.0.0.1:{}", free_port()))
@@ -233,12 +239,35 @@ fn run_rogue(link_port: u16, files: &Path, until: impl FnOnce() -> String) -> St
         .expect("starting the rogue proxy");
     // Killed however this ends: a failed expectation must not leave it retrying for ever.
     let mut rogue = KillOnDrop(Some(rogue));
+    let stderr = rogue
+        .0
+        .as_mut()
+        .and_then(|child| child.stderr.take())
+        .expect("the rogue proxy's stderr");
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let logged = logged.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut logged = logged.lock().expect("the rogue's log");
+                logged.push_str(&line);
+                logged.push('\n');
+            }
+        })
+    };
     let line = until();
     eprintln!("the core said: {line}");
-    let mut rogue = rogue.0.take().expect("the rogue proxy");
-    let _ = rogue.kill();
-    let output = rogue.wait_with_output().expect("the rogue proxy's output");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    wait_for("the rogue proxy to log why", || {
+        let logged = logged.lock().expect("the rogue's log");
+        logged.contains(says).then_some(())
+    });
+    drop(rogue);
+    let _ = reader.join();
+    logged.lock().expect("the rogue's log").clone()
 }
 
 struct KillOnDrop(Option<std::process::Child>);
