@@ -266,10 +266,14 @@ pub struct Game {
     clock: clock::Clock,
     /// Sessions gain or lose a character, move or go away only through
     /// [`Game::insert_session`], [`Game::remove_session`], [`Game::set_player`] and
-    /// [`Game::move_player`], which keep `roster` and `present` in step (as does
+    /// [`Game::move_player`], which keep `roster`, `guests` and `present` in step (as does
     /// [`Game::disconnect`] when a session starts closing).
     sessions: BTreeMap<SessionKey, Session>,
     roster: Roster,
+    /// Sessions with no character yet (at the login prompt): what the login limits check,
+    /// every second, without a walk over 10,000 players in the game (which held the core
+    /// for milliseconds each time).
+    guests: BTreeSet<SessionKey>,
     /// Sessions with a character that are not closing: [`Game::players_online`], asked for
     /// every time the core sends output, without a walk over every session.
     present: usize,
@@ -305,6 +309,7 @@ impl Game {
             clock,
             sessions: BTreeMap::new(),
             roster: Roster::default(),
+            guests: BTreeSet::new(),
             present: 0,
             clients: BTreeMap::new(),
             next_ticket: 1,
@@ -332,9 +337,10 @@ impl Game {
         }
         let limits = self.login_limits;
         let late: Vec<(SessionKey, &'static str)> = self
-            .sessions
+            .guests
             .iter()
-            .filter(|(_, s)| s.player.is_none() && !s.closing && s.pending.is_none())
+            .filter_map(|key| Some((key, self.sessions.get(key)?)))
+            .filter(|(_, s)| !s.closing && s.pending.is_none())
             .filter_map(|(key, s)| {
                 if now.saturating_duration_since(s.arrived) >= limits.total {
                     Some((*key, msg::login_took_too_long()))
@@ -917,8 +923,11 @@ impl Game {
     /// Adds or replaces a session; the one replaced, if any, comes back.
     fn insert_session(&mut self, key: SessionKey, session: Session) -> Option<Session> {
         let old = self.remove_session(key);
-        if let Some(player) = &session.player {
-            self.roster.add(key, player.id, &player.room);
+        match &session.player {
+            Some(player) => self.roster.add(key, player.id, &player.room),
+            None => {
+                self.guests.insert(key);
+            }
         }
         self.present += usize::from(session.is_present());
         self.note_players();
@@ -928,8 +937,11 @@ impl Game {
 
     fn remove_session(&mut self, key: SessionKey) -> Option<Session> {
         let session = self.sessions.remove(&key)?;
-        if let Some(player) = &session.player {
-            self.roster.remove(key, player.id, &player.room);
+        match &session.player {
+            Some(player) => self.roster.remove(key, player.id, &player.room),
+            None => {
+                self.guests.remove(&key);
+            }
         }
         self.present -= usize::from(session.is_present());
         self.note_players();
@@ -941,11 +953,17 @@ impl Game {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if let Some(old) = &session.player {
-            self.roster.remove(key, old.id, &old.room);
+        match &session.player {
+            Some(old) => self.roster.remove(key, old.id, &old.room),
+            None => {
+                self.guests.remove(&key);
+            }
         }
-        if let Some(new) = &player {
-            self.roster.add(key, new.id, &new.room);
+        match &player {
+            Some(new) => self.roster.add(key, new.id, &new.room),
+            None => {
+                self.guests.insert(key);
+            }
         }
         self.present -= usize::from(session.is_present());
         session.player = player;
@@ -969,6 +987,13 @@ impl Game {
             self.roster_from_sessions(),
             "the roster is off"
         );
+        let guests: BTreeSet<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.player.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        assert_eq!(self.guests, guests, "the guests are off");
         assert_eq!(
             self.present,
             self.present_from_sessions(),
