@@ -352,7 +352,7 @@ impl Game {
             })
             .collect();
         for (key, why) in late {
-            tracing::info!(?key, why, "closing a connection that did not log in");
+            tracing::info!(session = %key, why, "closing a connection that did not log in");
             self.disconnect(key, why, out);
         }
     }
@@ -415,12 +415,12 @@ impl Game {
     }
 
     pub fn session_opened(&mut self, key: SessionKey, remote_addr: &str, out: &mut Outbox) {
-        tracing::info!(?key, remote_addr, "session opened");
+        tracing::info!(session = %key, address = remote_addr, "session opened");
         if self
             .insert_session(key, Session::new(None, remote_addr, self.now))
             .is_some()
         {
-            tracing::warn!(?key, "session opened twice; starting it over");
+            tracing::warn!(session = %key, "session opened twice; starting it over");
         }
         out.text(key, msg::banner(self.world.name()));
         self.prompt(key, out);
@@ -443,7 +443,7 @@ impl Game {
                 self.detach(other, out);
             }
         }
-        tracing::debug!(?key, logged_in = player.is_some(), "session restored");
+        tracing::debug!(session = %key, logged_in = player.is_some(), "session restored");
         let mut session = Session::new(player, remote_addr, self.now);
         if secret.is_some() {
             session.input_hidden = !checking;
@@ -456,7 +456,7 @@ impl Game {
     /// What the proxy knows about a session's client; sent when the session opens or is
     /// restored and whenever the client tells the proxy something new.
     pub fn session_client(&mut self, key: SessionKey, info: ClientInfo) {
-        tracing::debug!(?key, ?info, "client info");
+        tracing::debug!(session = %key, ?info, "client info");
         self.clients.insert(key, info);
     }
 
@@ -469,12 +469,12 @@ impl Game {
             return;
         };
         if let Some(player) = session.player {
-            tracing::info!(?key, name = %player.name, "left the game");
+            tracing::info!(session = %key, character = %player.name, "left the game");
             let mark = out.events.len();
             self.tell_room(&player.room, key, &msg::left_game(&player.name), out);
             self.prompt_bystanders(mark, Some(key), out);
         } else {
-            tracing::info!(?key, "session closed");
+            tracing::info!(session = %key, "session closed");
         }
     }
 
@@ -532,7 +532,7 @@ impl Game {
     fn line_inner(&mut self, key: SessionKey, seq: u64, text: &str, out: &mut Outbox) {
         let session = self.sessions.entry(key).or_insert_with(|| {
             tracing::warn!(
-                ?key,
+                session = %key,
                 "line for an unknown session; treating it as a new one"
             );
             Session::new(None, "", self.now)
@@ -544,7 +544,7 @@ impl Game {
         } else if session.queue.len() < MAX_QUEUED_LINES {
             session.queue.push_back((seq, text.to_owned()));
         } else {
-            tracing::warn!(?key, "input queue overflow while logging in; disconnecting");
+            tracing::warn!(session = %key, "input queue overflow while logging in; disconnecting");
             session.queue.clear();
             self.disconnect(key, msg::too_much_input(), out);
         }
@@ -553,7 +553,7 @@ impl Game {
     pub fn password_done(&mut self, done: PasswordDone, out: &mut Outbox) {
         let key = done.key;
         let Some(session) = self.sessions.get_mut(&key) else {
-            tracing::debug!(?key, "password result for a session that is gone");
+            tracing::debug!(session = %key, "password result for a session that is gone");
             return;
         };
         if session
@@ -561,7 +561,7 @@ impl Game {
             .as_ref()
             .is_none_or(|p| p.ticket != done.ticket)
         {
-            tracing::debug!(?key, "stale password result ignored");
+            tracing::debug!(session = %key, "stale password result ignored");
             return;
         }
         let Some(pending) = session.pending.take() else {
@@ -818,7 +818,7 @@ impl Game {
         let blob: StateBlob = match serde_json::from_slice(state) {
             Ok(blob) => blob,
             Err(error) => {
-                tracing::warn!(?key, %error, "unreadable session state; session is logged out");
+                tracing::warn!(session = %key, %error, "unreadable session state; session is logged out");
                 return (None, None, false);
             }
         };
@@ -829,16 +829,16 @@ impl Game {
             Ok(Some(record)) => match self.player_from_record(record) {
                 Ok(player) => Some(player),
                 Err(error) => {
-                    tracing::error!(?key, error = %chain(&error), "cannot load restored character");
+                    tracing::error!(session = %key, error = %chain(&error), "cannot load restored character");
                     None
                 }
             },
             Ok(None) => {
-                tracing::warn!(?key, id, "restored character no longer exists");
+                tracing::warn!(session = %key, id, "restored character no longer exists");
                 None
             }
             Err(error) => {
-                tracing::error!(?key, error = %chain(&error), "cannot load restored character");
+                tracing::error!(session = %key, error = %chain(&error), "cannot load restored character");
                 None
             }
         };
@@ -910,7 +910,7 @@ impl Game {
             return false;
         };
         self.db.is_admin(player.id).unwrap_or_else(|error| {
-            tracing::error!(?key, error = %chain(&error), "cannot check an administrator");
+            tracing::error!(session = %key, error = %chain(&error), "cannot check an administrator");
             false
         })
     }
@@ -1191,7 +1191,7 @@ impl Game {
                 Err(CommandError::Usage) => Err(msg::usage(&command.usage)),
                 Err(CommandError::Refused(why)) => Err(why),
                 Err(CommandError::NotSaved(error)) => {
-                    tracing::error!(?key, command = %command.name, %error, "a change was not saved");
+                    tracing::error!(session = %key, command = %command.name, %error, "a change was not saved");
                     Err(ctx.game.not_saved(&error))
                 }
                 Ok(()) => Ok(()),

@@ -28,24 +28,91 @@ pub const QUEUE_BYTES: usize = 1 << 20;
 /// How long [`Guard`] lets the writer finish when the process ends.
 const FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
 
+/// How log lines are written: for people, or for machines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One line of text per event (coloured only when stderr is a terminal and `NO_COLOR`
+    /// is not set).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// own fields (`session`, `character`, `address`, ... where they apply) at the top level,
+    /// for a log shipper to index.
+    Json,
+}
+
+/// The environment variable that chooses the [`Format`] (`text` or `json`): the supervisor
+/// sets it for the proxy and the core from its `--log-format`.
+pub const FORMAT_VAR: &str = "TETHER_LOG_FORMAT";
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<Format, String> {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown log format {other:?} (text or json)")),
+        }
+    }
+}
+
+impl Format {
+    /// The word [`Format::from_str`](std::str::FromStr) reads.
+    pub fn word(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// Installs the subscriber for this process in the format [`FORMAT_VAR`] names (text if
+/// unset or unknown); see [`init_as`].
+pub fn init() -> Guard {
+    let wanted = std::env::var(FORMAT_VAR).ok();
+    let format = wanted.as_deref().map(str::parse::<Format>);
+    let guard = init_as(match &format {
+        Some(Ok(format)) => *format,
+        _ => Format::Text,
+    });
+    if let Some(Err(why)) = format {
+        tracing::warn!("{FORMAT_VAR}: {why}; writing text");
+    }
+    guard
+}
+
 /// Installs the subscriber for this process (`RUST_LOG` filters, `info` by default) and the
 /// panic hook. Keep the guard until the process ends: dropping it writes what is queued.
-pub fn init() -> Guard {
+pub fn init_as(format: Format) -> Guard {
     let sink = Sink::start(std::io::stderr());
     let _ = INSTALLED.set(sink.clone());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let installed = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(sink.clone())
-        // Colours for a human at a terminal, never into a journal or a file.
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(sink.clone());
+    let installed = match format {
+        // Colours for a human at a terminal, never into a journal, a pipe or a file.
+        Format::Text => builder.with_ansi(colours_wanted()).try_init(),
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
     if installed.is_ok() {
         std::panic::set_hook(Box::new(|info| {
             tracing::error!(target: "panic", "{info}");
         }));
     }
     Guard { sink }
+}
+
+/// Whether text logs get colour codes: only for a terminal, and not if `NO_COLOR` is set
+/// (<https://no-color.org>).
+fn colours_wanted() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The sink `init` installed, for [`flush`].

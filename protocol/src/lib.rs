@@ -45,6 +45,13 @@ pub struct SessionKey {
     pub session: u64,
 }
 
+/// `proxy:session`, as logs show it.
+impl std::fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.proxy, self.session)
+    }
+}
+
 /// Checks the version a peer announced against ours, with a message fit for an operator.
 pub fn check_version(peer_role: &str, peer_version: u32) -> Result<(), String> {
     if peer_version == PROTOCOL_VERSION {

@@ -60,7 +60,7 @@ pub struct LineId {
 
 impl std::fmt::Display for LineId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.key.proxy, self.key.session, self.seq)
+        write!(f, "{}:{}", self.key, self.seq)
     }
 }
 

@@ -282,7 +282,7 @@ where
     let (messages_tx, messages) = mailbox::mailbox(OUTPUT_QUEUE);
     let peer = info.remote_addr.clone();
     let kind = info.transport;
-    info!(session, %peer, transport = %kind, "connected");
+    info!(session, address = %peer, transport = %kind, "connected");
     // The keeper hears of the connection before the link can tell it anything about it.
     keep(
         &context.keeper,
@@ -536,7 +536,7 @@ async fn close<T: Transport>(
     transport.close(&reason).await;
     // Only now: the keeper's copy would keep a connection open that was not shut down.
     context.keeper.closed(session);
-    info!(session, %peer, %reason, "disconnected");
+    info!(session, address = %peer, %reason, "disconnected");
     context.link.send(ToLink::Closed {
         session,
         reason: reason.to_string(),

@@ -170,6 +170,11 @@ pub struct Options {
     /// [default: DATA/link-tls]
     #[arg(long, global = true, value_name = "DIR")]
     pub link_tls: Option<PathBuf>,
+
+    /// How every tether process writes its log to stderr: `text`, or `json` (one object per
+    /// line) for a log shipper [default: $TETHER_LOG_FORMAT, else text]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<tether_log::Format>,
 }
 
 impl Options {

@@ -248,12 +248,23 @@ pub struct Settings {
     pub core_site: CoreSite,
     /// The link's certificates, for proxies on other hosts.
     pub link_tls: PathBuf,
+    /// The log format the command line chose, passed on to the proxy and the core (who
+    /// otherwise inherit `TETHER_LOG_FORMAT`, as the supervisor read it).
+    pub log_format: Option<tether_log::Format>,
 }
 
 impl Settings {
     pub fn resolve(options: &Options, defaults: Defaults) -> Result<Settings, ConfigError> {
         let file = FileConfig::for_options(options)?;
         Ok(merge(options, &file, defaults))
+    }
+
+    /// What the proxy and the core need in their environment besides what they inherit.
+    pub fn child_env(&self) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        self.log_format
+            .map(|format| (tether_log::FORMAT_VAR.into(), format.word().into()))
+            .into_iter()
+            .collect()
     }
 
     /// The proxy's options for TLS.
@@ -364,6 +375,7 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
             .clone()
             .or_else(|| file.link.tls.clone())
             .unwrap_or_else(|| data_dir(cli, file).join(tether_protocol::link_tls::DIR_IN_DATA)),
+        log_format: cli.log_format,
     }
 }
 
@@ -425,7 +437,28 @@ mod tests {
                 tls: None,
                 core_site: CoreSite::Here { listen: None },
                 link_tls: PathBuf::from("data/link-tls"),
+                log_format: None,
             }
+        );
+        assert!(
+            settings.child_env().is_empty(),
+            "children inherit the environment"
+        );
+    }
+
+    #[test]
+    fn the_log_format_on_the_command_line_reaches_the_children() {
+        let options = Options {
+            log_format: Some(tether_log::Format::Json),
+            ..Options::default()
+        };
+        let settings = merge(&options, &FileConfig::default(), defaults());
+        assert_eq!(
+            settings.child_env(),
+            [(
+                std::ffi::OsString::from(tether_log::FORMAT_VAR),
+                std::ffi::OsString::from("json")
+            )]
         );
     }
 

@@ -9,7 +9,10 @@ use tether_supervisor::{AskError, Cli, ClientError, Command, Request, admin, ask
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _log = tether_log::init();
+    let _log = match cli.options.log_format {
+        Some(format) => tether_log::init_as(format),
+        None => tether_log::init(),
+    };
     match cli.subcommand() {
         Command::Up => match up(&cli.options).context("tether could not run") {
             Ok(()) => ExitCode::SUCCESS,

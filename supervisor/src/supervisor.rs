@@ -586,6 +586,7 @@ impl Supervisor {
             (LINK_FD_VAR.into(), LINK_FD.to_string().into()),
             (CONTROL_VAR.into(), settings.control_socket().into()),
         ];
+        env.extend(settings.child_env());
         let quarantine = self.suspects.quarantine_list();
         if !quarantine.is_empty() {
             env.push((QUARANTINE_VAR.into(), quarantine.into()));
@@ -624,7 +625,7 @@ impl Supervisor {
             .chain(self.settings.tls_args())
             .chain(self.settings.proxy_link_args())
             .collect(),
-            env: Vec::new(),
+            env: self.settings.child_env(),
             link_fd: None,
             keeper_fd: None,
             witness: None,

@@ -257,6 +257,11 @@ impl Tether {
         strip_ansi(&text)
     }
 
+    /// What tether has logged so far (with `capture_log`), byte for byte.
+    pub fn raw_log(&self) -> String {
+        std::fs::read_to_string(self.root.join("tether.log")).unwrap_or_default()
+    }
+
     /// Waits until the log has a line containing every one of `needles`; returns it.
     pub fn expect_log(&self, needles: &[&str]) -> String {
         wait_for(&format!("a log line with {needles:?}"), || {

@@ -70,7 +70,7 @@ fn name_free(game: &Game, key: SessionKey, name: &str, out: &mut Outbox) -> bool
             false
         }
         Err(error) => {
-            tracing::error!(?key, error = %chain(&error), "cannot check a name");
+            tracing::error!(session = %key, error = %chain(&error), "cannot check a name");
             out.text(key, msg::internal_error());
             false
         }
@@ -180,7 +180,7 @@ fn connect_with(
     let found = match game.db.credentials(name) {
         Ok(found) => found,
         Err(error) => {
-            tracing::error!(?key, error = %chain(&error), "cannot look up an account");
+            tracing::error!(session = %key, error = %chain(&error), "cannot look up an account");
             return out.text(key, msg::internal_error());
         }
     };
@@ -223,7 +223,7 @@ fn login_wait(game: &Game, key: SessionKey, name: &str) -> Option<(i64, Subject)
             let (failures, last_at) = match game.db.login_failures(&subject.key()) {
                 Ok(found) => found?,
                 Err(error) => {
-                    tracing::error!(?key, error = %chain(&error), "cannot read failed logins");
+                    tracing::error!(session = %key, error = %chain(&error), "cannot read failed logins");
                     return None;
                 }
             };
@@ -256,7 +256,7 @@ fn login_failed(game: &mut Game, key: SessionKey, name: &str, known: bool, out: 
             .db
             .record_login_failure(&subject.key(), now, policy.forget_after)
         {
-            tracing::error!(?key, error = %chain(&error), "cannot record a failed login");
+            tracing::error!(session = %key, error = %chain(&error), "cannot record a failed login");
         }
     }
     out.text(key, msg::wrong_login());
@@ -287,18 +287,18 @@ pub(super) fn finish(
             let start = game.world.start_for(&name).to_owned();
             match game.db.create_account(&name, &hash, &start, false) {
                 Ok(record) => {
-                    tracing::info!(?key, name = %record.name, "character created");
+                    tracing::info!(session = %key, character = %record.name, address = %peer_shown(game, key), "character created");
                     let greeting = msg::created(game.world.name(), &record.name);
                     enter(game, key, record, greeting, out);
                 }
                 Err(DbError::NameTaken(_)) => out.text(key, msg::name_taken(&name)),
                 Err(error @ DbError::Lost { .. }) => {
-                    tracing::error!(?key, error = %chain(&error), "cannot create an account");
+                    tracing::error!(session = %key, error = %chain(&error), "cannot create an account");
                     let error = game.not_saved_error(error);
                     out.text(key, game.not_saved(&error));
                 }
                 Err(error) => {
-                    tracing::error!(?key, error = %chain(&error), "cannot create an account");
+                    tracing::error!(session = %key, error = %chain(&error), "cannot create an account");
                     out.text(key, msg::internal_error());
                 }
             }
@@ -312,17 +312,17 @@ pub(super) fn finish(
         ) => {
             match game.db.character(id) {
                 Ok(Some(record)) => {
-                    tracing::info!(?key, name = %record.name, "logged in");
+                    tracing::info!(session = %key, character = %record.name, address = %peer_shown(game, key), "logged in");
                     let account = Subject::Account(record.name.clone()).key();
                     if let Err(error) = game.db.clear_login_failures(&account) {
-                        tracing::error!(?key, error = %chain(&error), "cannot clear failed logins");
+                        tracing::error!(session = %key, error = %chain(&error), "cannot clear failed logins");
                     }
                     enter(game, key, record, String::new(), out);
                 }
                 // Deleted while the password was being checked.
                 Ok(None) => out.text(key, msg::wrong_login()),
                 Err(error) => {
-                    tracing::error!(?key, error = %chain(&error), "cannot load a character");
+                    tracing::error!(session = %key, error = %chain(&error), "cannot load a character");
                     out.text(key, msg::internal_error());
                 }
             }
@@ -331,11 +331,11 @@ pub(super) fn finish(
             login_failed(game, key, &name, character_id.is_some(), out);
         }
         (_, Outcome::Hashed(Err(error)) | Outcome::Verified(Err(error))) => {
-            tracing::error!(?key, error = %chain(&error), "password check failed");
+            tracing::error!(session = %key, error = %chain(&error), "password check failed");
             out.text(key, msg::internal_error());
         }
         (_, _) => {
-            tracing::error!(?key, "password result does not match the job it was for");
+            tracing::error!(session = %key, "password result does not match the job it was for");
             out.text(key, msg::internal_error());
         }
     }
@@ -354,7 +354,7 @@ fn enter(
     let player: Player = match game.player_from_record(record) {
         Ok(player) => player,
         Err(error) => {
-            tracing::error!(?key, error = %chain(&error), "cannot load a character to log in");
+            tracing::error!(session = %key, error = %chain(&error), "cannot load a character to log in");
             return out.text(key, msg::internal_error());
         }
     };

@@ -25,7 +25,7 @@ impl Roster {
         {
             // The game detaches a character from its old session before giving it to a new
             // one; getting here means that order was broken somewhere.
-            tracing::error!(?key, ?other, character, "character in two sessions");
+            tracing::error!(session = %key, ?other, character, "character in two sessions");
         }
     }
 
