@@ -23,6 +23,7 @@ mod link_capnp {
     include!(concat!(env!("OUT_DIR"), "/link_capnp.rs"));
 }
 
+pub mod admin_token;
 pub mod control;
 pub mod framing;
 pub mod keeper;

@@ -11,6 +11,7 @@ use tether_protocol::message::Charset;
 use crate::close::{CloseReason, FLOOD_NOTICE};
 use crate::flood::{FloodGuard, FloodLimits, Verdict};
 use crate::line::{self, LineAssembler, LineEvent, MAX_LINE_BYTES};
+use crate::metrics::{self, Refusal};
 
 /// Lines that passed, and what the player must be told, from one piece of input.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -91,6 +92,7 @@ impl Admission {
         match self.flood.check(now) {
             Verdict::Accept => Ok(true),
             Verdict::Refuse { first } => {
+                metrics::global().refused(Refusal::too_fast);
                 if first {
                     notices.push(self.too_fast());
                 }
@@ -112,10 +114,12 @@ impl Admission {
         for event in events {
             match event {
                 LineEvent::Overlong { limit } => {
+                    metrics::global().refused(Refusal::overlong);
                     admitted.notices.push(line::overlong_notice(limit));
                 }
                 LineEvent::Line(line) => {
                     if line.had_invalid_utf8 {
+                        metrics::global().refused(Refusal::invalid_utf8);
                         admitted.notices.push(line::INVALID_UTF8_NOTICE.to_string());
                     }
                     if self.message(now, &mut admitted.notices)? {

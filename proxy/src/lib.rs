@@ -41,6 +41,7 @@ pub mod line;
 mod link;
 mod mailbox;
 pub mod mccp;
+pub mod metrics;
 mod negotiation;
 mod proxy_protocol;
 mod relay;

@@ -15,7 +15,7 @@
 //! answers what is in flight, says `detached`, and keeps the sessions and their output for
 //! the next proxy, which attaches with the same proxy id and is told it `resumed`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::message::{
-    self, Attach, ClientInfo, CoreMessage, DecodeError, Hello, ProxyEvent, ProxyMessage,
+    self, Attach, ClientInfo, CoreMessage, DecodeError, Delivery, Hello, ProxyEvent, ProxyMessage,
     SessionInfo, Welcome,
 };
 use tether_protocol::process::CoreNews;
@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 
 use crate::keeper::Keeper;
 use crate::mailbox;
+use crate::metrics;
 use crate::relay::{CoreHealth, KeptSlot, Refused, Relay, RelayState, ToSession};
 use crate::state;
 
@@ -199,6 +200,8 @@ impl LinkHandle {
                 freeze_reply: None,
                 keeper: config.keeper.clone(),
                 resume_expected: false,
+                typed_at: HashMap::new(),
+                attached_before: false,
             },
         )
     }
@@ -254,6 +257,11 @@ impl LinkHandle {
     /// How the core looks from here (for `/health`).
     pub fn core_health(&self) -> CoreHealth {
         self.lock().relay.health(Instant::now())
+    }
+
+    /// The sessions, clients and queues as the relay has them now (for `/metrics`).
+    pub fn census(&self) -> metrics::Census {
+        self.lock().relay.census()
     }
 
     /// Why no core can start, as the supervisor last said (for `/health`).
@@ -322,8 +330,12 @@ pub fn resume(
             freeze_reply: None,
             keeper: config.keeper.clone(),
             resume_expected: false,
+            typed_at: HashMap::new(),
+            // The previous proxy's core: its next attach ends a gap.
+            attached_before: true,
         },
     );
+    metrics::global().took_over();
     let connection = match frozen.connection {
         Some((stream, unread)) => match stream
             .set_nonblocking(true)
@@ -393,6 +405,12 @@ struct Shell {
     /// attach that it kept the sessions. If it did not (it is another core), what was
     /// submitted and not acknowledged goes to it again.
     resume_expected: bool,
+    /// When each line not yet acknowledged reached the proxy, by session, for the round trip
+    /// in `/metrics`. Not carried to a successor: a line in flight during a hand-over goes
+    /// unmeasured.
+    typed_at: HashMap<u64, VecDeque<(u64, Instant)>>,
+    /// A core has attached to this link before: the next attach ends a gap.
+    attached_before: bool,
 }
 
 impl Shell {
@@ -407,23 +425,50 @@ impl Shell {
                 self.relay.opened(session, info);
             }
             ToLink::Line { session, text } => match self.relay.line(session, text) {
-                Ok(_) => {}
-                Err(Refused::QueueFull { limit }) => self.send(
-                    session,
-                    ToSession::Notice(format!(
-                        "Too many lines are waiting for the game ({limit}); that last line \
+                Ok(seq) => {
+                    metrics::global().line_taken();
+                    self.typed_at
+                        .entry(session)
+                        .or_default()
+                        .push_back((seq, Instant::now()));
+                }
+                Err(Refused::QueueFull { limit }) => {
+                    metrics::global().refused(metrics::Refusal::queue_full);
+                    self.send(
+                        session,
+                        ToSession::Notice(format!(
+                            "Too many lines are waiting for the game ({limit}); that last line \
                          was not accepted. Please wait a moment and send it again."
-                    )),
-                ),
+                        )),
+                    )
+                }
                 Err(Refused::UnknownSession) => {
                     warn!(session, "line from a session the link does not know")
                 }
             },
             ToLink::Closed { session, reason } => {
                 self.sessions.remove(&session);
+                self.typed_at.remove(&session);
                 self.relay.closed(session, reason);
             }
             ToLink::Client { session, client } => self.relay.client(session, client),
+        }
+    }
+
+    /// The core acknowledged `session`'s lines up to `seq`: their round trips are over.
+    fn acknowledged(&mut self, session: u64, seq: u64, now: Instant) {
+        let Some(waiting) = self.typed_at.get_mut(&session) else {
+            return;
+        };
+        while let Some(&(typed, at)) = waiting.front()
+            && typed <= seq
+        {
+            metrics::global().answered(now.saturating_duration_since(at));
+            waiting.pop_front();
+        }
+        // Kept only while lines are in flight: an idle session costs nothing here.
+        if waiting.is_empty() {
+            self.typed_at.remove(&session);
         }
     }
 
@@ -827,6 +872,12 @@ where
         // acknowledged again, as after a lost link.
         shell.relay.detached(Instant::now());
     }
+    let gap = match shell.relay.health(Instant::now()) {
+        CoreHealth::Detached(gap) if shell.attached_before => Some(gap),
+        _ => None,
+    };
+    metrics::global().core_attached(gap);
+    shell.attached_before = true;
     shell.relay.attached();
     shell.flush();
     info!(
@@ -919,7 +970,11 @@ fn route(
     match decoded {
         CoreMessage::Deliver(events) => {
             let mut shell = link.lock();
+            let now = Instant::now();
             for event in events {
+                if let Delivery::Ack(seq) = event.delivery {
+                    shell.acknowledged(event.session, seq, now);
+                }
                 shell.relay.delivered(event);
             }
             shell.flush();

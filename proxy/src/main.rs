@@ -71,6 +71,10 @@ struct Args {
     /// player's address: `telnet`, `http` (repeat, or separate with commas).
     #[arg(long, value_enum, value_delimiter = ',')]
     proxy_protocol: Vec<Listener>,
+    /// The admin token's file (`tether admin token` makes it): whoever presents that token
+    /// may read `/metrics` [default: none; `/metrics` refuses everyone]
+    #[arg(long, value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -168,6 +172,7 @@ fn main() -> anyhow::Result<()> {
             _ => Proxy::bind(args.telnet, http, args.telnets, args.https, link).await?,
         };
         proxy.tls = tls;
+        proxy.admin_token = args.admin_token_file;
         proxy.core_news_on_stdin = args.core_news_on_stdin;
         proxy.handover = args.handover;
         proxy.keeper = keeper;

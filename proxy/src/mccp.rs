@@ -44,6 +44,8 @@ pub struct Compressor {
     stream: Box<z::z_stream>,
     /// Carries on a stream another process started ([`Compressor::resume`]).
     resumed: bool,
+    /// This session's place in the MCCP2 gauge of `/metrics`, for as long as it compresses.
+    _counted: crate::metrics::Holding,
 }
 
 impl std::fmt::Debug for Compressor {
@@ -132,6 +134,7 @@ impl Compressor {
             return None;
         }
         Some(Compressor {
+            _counted: crate::metrics::global().compressing(),
             stream,
             resumed: false,
         })

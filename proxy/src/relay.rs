@@ -220,6 +220,31 @@ impl Relay {
         self.sessions.len()
     }
 
+    /// The sessions, their clients and their queues, counted for `/metrics`. A walk over
+    /// every session, so for a scrape, never for a line.
+    pub fn census(&self) -> crate::metrics::Census {
+        let mut census = crate::metrics::Census {
+            core_attached: self.is_up(),
+            ..Default::default()
+        };
+        // Every transport, at 0 when nobody uses it: a graph wants a 0, not a gap.
+        let mut by_transport: BTreeMap<&'static str, i64> =
+            tether_protocol::message::Transport::ALL
+                .into_iter()
+                .map(|transport| (transport.name(), 0))
+                .collect();
+        for slot in self.sessions.values().filter(|slot| slot.closed.is_none()) {
+            *by_transport.entry(slot.info.transport.name()).or_default() += 1;
+            census.gmcp += i64::from(slot.client.gmcp);
+            census.screen_reader += i64::from(slot.client.screen_reader);
+            let queued = i64::try_from(slot.unacked.len()).unwrap_or(i64::MAX);
+            census.queued_lines += queued;
+            census.session_queue_max = census.session_queue_max.max(queued);
+        }
+        census.sessions = by_transport.into_iter().collect();
+        census
+    }
+
     pub fn opened(&mut self, session: u64, info: SessionInfo) {
         let announced = self.is_up();
         if announced {

@@ -70,6 +70,8 @@ pub struct Proxy {
     /// The TLS certificates, read from the files the operator named (never carried over:
     /// each proxy reads them itself).
     pub tls: Option<Arc<Certificates>>,
+    /// The admin token's file, for `/metrics` (see `tether_protocol::admin_token`).
+    pub admin_token: Option<PathBuf>,
 }
 
 /// Which listeners take the PROXY protocol (see `proxy_protocol`).
@@ -140,6 +142,7 @@ impl Proxy {
             gate: Gate::new(gate::Limits::default()),
             proxy_protocol: ProxyProtocolOn::default(),
             tls: None,
+            admin_token: None,
         })
     }
 
@@ -246,6 +249,7 @@ impl Proxy {
             gate: Gate::new(gate::Limits::default()),
             proxy_protocol: ProxyProtocolOn::default(),
             tls: None,
+            admin_token: None,
             carried: Some(Carried {
                 started: kept.started,
                 next_session_id,
@@ -372,6 +376,7 @@ impl Proxy {
             gate: Gate::new(gate::Limits::default()),
             proxy_protocol: ProxyProtocolOn::default(),
             tls: None,
+            admin_token: None,
             carried: Some(Carried {
                 started,
                 next_session_id,
@@ -458,8 +463,10 @@ impl Proxy {
             gate,
             proxy_protocol,
             tls,
+            admin_token,
             ..
         } = self;
+        let admin_token: Option<Arc<std::path::Path>> = admin_token.map(Arc::from);
         let game_status = link_config.game_status.clone();
         let (link, carried) = match carried {
             Some(carried) => {
@@ -541,6 +548,7 @@ impl Proxy {
             let web = web::Web {
                 context: context.clone(),
                 sessions: sessions.clone(),
+                admin_token: admin_token.clone(),
             };
             tokio::spawn(web::serve(http, web, None))
         });
@@ -570,6 +578,7 @@ impl Proxy {
             let web = web::Web {
                 context: context.clone(),
                 sessions: sessions.clone(),
+                admin_token: admin_token.clone(),
             };
             Some(tokio::spawn(web::serve(listener, web, Some(door.clone()?))))
         });

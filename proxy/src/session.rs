@@ -144,11 +144,25 @@ pub trait Transport {
     fn close(&mut self, reason: &CloseReason) -> impl std::future::Future<Output = ()> + Send;
     /// A copy of the socket, for the keeper.
     fn socket_copy(&self) -> Option<OwnedFd>;
+    /// Whether the connection is encrypted (for `/metrics`).
+    fn is_tls(&self) -> bool;
     /// The socket, for another process to carry on with; the transport back if it cannot be
     /// carried (the connection is then closed like any other).
     fn into_socket(self) -> Result<CarriedSocket, Self>
     where
         Self: Sized;
+}
+
+/// What a transport's input and output weigh, for the byte counts in `/metrics`: the
+/// payload (telnet bytes, or a WebSocket message's), not the framing around it.
+pub trait Measured {
+    fn byte_len(&self) -> usize;
+}
+
+impl Measured for Vec<u8> {
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
 }
 
 /// Queues `output` and writes it: a closing session's last words. Callers box it: a write
@@ -278,11 +292,14 @@ pub fn run<S, T>(
 where
     S: Speaker,
     T: Transport<In = S::In, Out = S::Out>,
+    S::In: Measured,
+    S::Out: Measured,
 {
     let (messages_tx, messages) = mailbox::mailbox(OUTPUT_QUEUE);
     let peer = info.remote_addr.clone();
     let kind = info.transport;
     info!(session, address = %peer, transport = %kind, "connected");
+    crate::metrics::global().connected(kind, transport.is_tls());
     // The keeper hears of the connection before the link can tell it anything about it.
     keep(
         &context.keeper,
@@ -318,6 +335,8 @@ pub async fn resume<S, T>(
 ) where
     S: Speaker,
     T: Transport<In = S::In, Out = S::Out>,
+    S::In: Measured,
+    S::Out: Measured,
 {
     debug!(session, %peer, "carried on from the previous proxy");
     for message in queued {
@@ -382,8 +401,11 @@ async fn serve<S, T>(
 ) where
     S: Speaker,
     T: Transport<In = S::In, Out = S::Out>,
+    S::In: Measured,
+    S::Out: Measured,
 {
     let link = context.link.clone();
+    let counted = crate::metrics::global().session(kind, transport.is_tls());
     // What the keeper holds for this session (a fingerprint), so it hears only of changes.
     let mut kept = 0u64;
     // Should this task end any other way than below (a panic), the keeper must still let
@@ -397,9 +419,9 @@ async fn serve<S, T>(
         // full socket is waited for, in a future of its own: it is the largest state of
         // this loop, and boxed, no idle session carries room for it (it cost every session
         // half a kilobyte). A hand-over may stop a slow write half way (the rest travels).
-        let written = transport
-            .queue(speaker.take_output())
-            .and_then(|()| transport.write_now());
+        let output = speaker.take_output();
+        counted.sent(output.iter().map(Measured::byte_len).sum());
+        let written = transport.queue(output).and_then(|()| transport.write_now());
         let turn = match written {
             Err(error) => Some(Turn::Close(CloseReason::WriteFailed(error.to_string()))),
             Ok(true) => None,
@@ -420,10 +442,13 @@ async fn serve<S, T>(
             None => tokio::select! {
             input = transport.recv() => match input {
                 Ok(None) => Turn::Close(CloseReason::ClientClosed),
-                Ok(Some(input)) => match speaker.input(input) {
-                    Ok(lines) => Turn::Lines(lines),
-                    Err(reason) => Turn::Close(reason),
-                },
+                Ok(Some(input)) => {
+                    counted.received(input.byte_len());
+                    match speaker.input(input) {
+                        Ok(lines) => Turn::Lines(lines),
+                        Err(reason) => Turn::Close(reason),
+                    }
+                }
                 Err(error) => Turn::Close(error),
             },
             delivery = messages.recv() => match delivery {
@@ -537,6 +562,7 @@ async fn close<T: Transport>(
     // Only now: the keeper's copy would keep a connection open that was not shut down.
     context.keeper.closed(session);
     info!(session, address = %peer, %reason, "disconnected");
+    crate::metrics::global().ended(&reason);
     context.link.send(ToLink::Closed {
         session,
         reason: reason.to_string(),
@@ -672,6 +698,10 @@ impl Transport for TcpTransport {
     fn socket_copy(&self) -> Option<OwnedFd> {
         use std::os::fd::AsFd;
         self.stream.as_fd().try_clone_to_owned().ok()
+    }
+
+    fn is_tls(&self) -> bool {
+        false
     }
 
     fn into_socket(mut self) -> Result<CarriedSocket, TcpTransport> {

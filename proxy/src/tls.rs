@@ -402,6 +402,10 @@ impl Transport for TlsTransport {
         None
     }
 
+    fn is_tls(&self) -> bool {
+        true
+    }
+
     fn into_socket(self) -> Result<CarriedSocket, TlsTransport> {
         Err(self)
     }

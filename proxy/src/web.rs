@@ -1,5 +1,6 @@
 //! The web front door: an HTTP listener (axum) that serves the browser client (`/`), its
-//! WebSocket (`/ws`) and a readiness answer (`/health`).
+//! WebSocket (`/ws`), a readiness answer (`/health`) and, for an admin token's holder, the
+//! Prometheus metrics (`/metrics`).
 //!
 //! WebSocket sessions are sessions like any other: same lifecycle (`session::run`), same
 //! queueing across core reloads, same markup, same GMCP. Two subprotocols from
@@ -55,12 +56,16 @@ pub struct Web {
     pub context: Context,
     /// Web sessions are tracked with the telnet ones, so shutdown waits for their goodbyes.
     pub sessions: TaskTracker,
+    /// The admin token's file (see `tether_protocol::admin_token`); `None`: nobody may see
+    /// what is behind it.
+    pub admin_token: Option<Arc<std::path::Path>>,
 }
 
 pub fn router(web: Web) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/ws", get(websocket))
         .with_state(web)
 }
@@ -100,6 +105,61 @@ async fn health(State(web): State<Web>) -> Response {
             ),
         )
             .into_response(),
+    }
+}
+
+/// The Prometheus metrics, for whoever presents the admin token (`Authorization: Bearer`).
+/// On a public listener too: without the token it says nothing but how to get in.
+async fn metrics(State(web): State<Web>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refusal(&web, &headers) {
+        return refusal;
+    }
+    let census = web.context.link.census();
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&census),
+    )
+        .into_response()
+}
+
+/// `None` if the request carries the admin token; else the answer to give instead.
+fn refusal(web: &Web, headers: &HeaderMap) -> Option<Response> {
+    use tether_protocol::admin_token::{self, Check};
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let check = match &web.admin_token {
+        Some(path) => admin_token::check(path, presented),
+        None => Check::NoneSet,
+    };
+    match check {
+        Check::Valid => None,
+        Check::Invalid => Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "unauthorised: present the admin token (`Authorization: Bearer <token>`; \
+             `tether admin token` shows it)\n",
+            )
+                .into_response(),
+        ),
+        Check::NoneSet => Some(
+            (
+                StatusCode::FORBIDDEN,
+                "forbidden: no admin token is set on this host; `tether admin token` makes one\n",
+            )
+                .into_response(),
+        ),
+    }
+}
+
+impl crate::session::Measured for Frame {
+    fn byte_len(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Binary(bytes) => bytes.len(),
+        }
     }
 }
 

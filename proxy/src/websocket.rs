@@ -272,6 +272,10 @@ impl Transport for WsTransport {
         self.conn.socket_copy()
     }
 
+    fn is_tls(&self) -> bool {
+        matches!(self.conn, Conn::Tls(_))
+    }
+
     fn into_socket(mut self) -> Result<CarriedSocket, WsTransport> {
         let _ = self.take_frames();
         let WsTransport {
@@ -329,6 +333,10 @@ impl Transport for TelnetFrames {
 
     fn socket_copy(&self) -> Option<OwnedFd> {
         self.0.socket_copy()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
     }
 
     fn into_socket(self) -> Result<CarriedSocket, TelnetFrames> {

@@ -217,7 +217,11 @@ impl Wire {
             return;
         }
         match &mut self.compressor {
-            Some(compressor) => compressor.compress(&self.pending, &mut self.ready),
+            Some(compressor) => {
+                let before = self.ready.len();
+                compressor.compress(&self.pending, &mut self.ready);
+                crate::metrics::global().compressed(self.pending.len(), self.ready.len() - before);
+            }
             // Nothing sealed yet: hand the bytes over instead of copying them.
             None if self.ready.is_empty() => std::mem::swap(&mut self.ready, &mut self.pending),
             None => self.ready.extend_from_slice(&self.pending),

@@ -15,13 +15,16 @@ use crate::cli::{AdminAction, Options};
 pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
     let data = crate::config::client_data_dir(options)?;
     same_user_as(&data, "tether admin")?;
-    let mut accounts = Accounts::open(&data)
-        .with_context(|| format!("cannot open the accounts in {}", data.display()))?;
+    // Opened only by the actions that need them: a proxy's host has no accounts.
+    let accounts = || {
+        Accounts::open(&data)
+            .with_context(|| format!("cannot open the accounts in {}", data.display()))
+    };
     let mut out = std::io::stdout().lock();
     match action {
         AdminAction::Create { name, player } => {
             let password = new_password()?;
-            let name = accounts.create(name, &password, !player)?;
+            let name = accounts()?.create(name, &password, !player)?;
             let role = if *player {
                 "a player"
             } else {
@@ -30,21 +33,21 @@ pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
             writeln!(out, "created {name}, {role}; log in with `connect {name}`")?;
         }
         AdminAction::Promote { name } => {
-            let said = match accounts.set_admin(name, true)? {
+            let said = match accounts()?.set_admin(name, true)? {
                 Change::Made => "is now an administrator",
                 Change::AlreadySo => "was already an administrator",
             };
             writeln!(out, "{} {said}", display_name(name))?;
         }
         AdminAction::Demote { name } => {
-            let said = match accounts.set_admin(name, false)? {
+            let said = match accounts()?.set_admin(name, false)? {
                 Change::Made => "is no longer an administrator",
                 Change::AlreadySo => "was not an administrator",
             };
             writeln!(out, "{} {said}", display_name(name))?;
         }
         AdminAction::List => {
-            let listed = accounts.list()?;
+            let listed = accounts()?.list()?;
             if listed.is_empty() {
                 writeln!(out, "no accounts yet")?;
             }
@@ -62,10 +65,40 @@ pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
         }
         AdminAction::ResetPassword { name } => {
             let password = new_password()?;
-            let name = accounts.reset_password(name, &password)?;
+            let name = accounts()?.reset_password(name, &password)?;
             writeln!(out, "{name} has a new password")?;
         }
+        AdminAction::Token { rotate } => token(&data, *rotate)?,
     }
+    Ok(())
+}
+
+/// Prints the admin token, making one if there is none (or a new one if `rotate`). Only the
+/// token goes to stdout, so `tether admin token > file` gives a scraper its credentials file;
+/// what happened goes to stderr.
+fn token(data: &Path, rotate: bool) -> anyhow::Result<()> {
+    use tether_protocol::admin_token;
+    let path = data.join(admin_token::FILE_IN_DATA);
+    let kept = admin_token::read(&path)
+        .with_context(|| format!("cannot read the admin token at {}", path.display()))?;
+    let token = match kept {
+        Some(token) if !rotate => token,
+        kept => {
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("cannot create {}", data.display()))?;
+            let token = admin_token::generate()?;
+            admin_token::write(&path, &token)
+                .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
+            let said = if kept.is_some() {
+                "a new admin token replaces the old one, which no longer works"
+            } else {
+                "made an admin token"
+            };
+            eprintln!("{said}; it is kept in {}", path.display());
+            token
+        }
+    };
+    writeln!(std::io::stdout().lock(), "{token}")?;
     Ok(())
 }
 

@@ -92,6 +92,13 @@ pub enum AdminAction {
     List,
     /// Give a character a new password
     ResetPassword { name: String },
+    /// Show the admin token (made if there is none) that `/metrics` and the dashboard ask
+    /// for; it is kept in DATA/admin-token, readable by the game's user only
+    Token {
+        /// Make a new token; the old one stops working at once
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -231,6 +238,10 @@ mod tests {
             Command::Admin(AdminAction::ResetPassword { name: "bob".into() })
         );
         assert!(Cli::try_parse_from(["tether", "admin", "promote"]).is_err());
+        assert_eq!(
+            parse(&["admin", "token", "--rotate"]).subcommand(),
+            Command::Admin(AdminAction::Token { rotate: true })
+        );
     }
 
     #[test]

@@ -326,6 +326,11 @@ impl Settings {
     pub fn handover_socket(&self) -> PathBuf {
         self.data.join(HANDOVER_SOCKET)
     }
+
+    /// The admin token the proxy asks of `/metrics` and the dashboard (`tether admin token`).
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data.join(tether_protocol::admin_token::FILE_IN_DATA)
+    }
 }
 
 pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {

@@ -616,6 +616,8 @@ impl Supervisor {
                 CORE_NEWS_FLAG.into(),
                 HANDOVER_FLAG.into(),
                 self.settings.handover_socket().into(),
+                "--admin-token-file".into(),
+                self.settings.admin_token_file().into(),
             ]
             .into_iter()
             .chain(self.settings.limits.proxy_args())

@@ -566,10 +566,19 @@ fn kill_recorded_children(data: &Path) {
 
 /// A plain HTTP/1.1 GET; the whole answer, status line first.
 pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    http_get_with(addr, path, &[])
+}
+
+/// [`http_get`] with extra request headers (`("Authorization", "Bearer ...")`).
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .expect("request");
     let mut response = String::new();

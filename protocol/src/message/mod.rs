@@ -86,14 +86,17 @@ impl Transport {
         }
     }
 
+    /// Every transport, in the order they were added.
+    pub const ALL: [Transport; 3] = [
+        Transport::Telnet,
+        Transport::WebSocket,
+        Transport::WebSocketTelnet,
+    ];
+
     pub fn from_name(name: &str) -> Option<Transport> {
-        [
-            Transport::Telnet,
-            Transport::WebSocket,
-            Transport::WebSocketTelnet,
-        ]
-        .into_iter()
-        .find(|transport| transport.name() == name)
+        Transport::ALL
+            .into_iter()
+            .find(|transport| transport.name() == name)
     }
 }
 
