@@ -99,6 +99,9 @@ fn metrics_count_what_players_do_and_survive_a_core_reload() {
     let mut player = tether.connect().with_mccp2();
     player.expect("connect <name>");
     player.create("Counted", "counted1");
+    let mut stranger = tether.connect();
+    stranger.send("connect Counted guessed1");
+    stranger.expect("Wrong name or password");
     for n in 0..5 {
         player.send(&format!("say count {n}"));
         player.expect(&format!("You say, \"count {n}\""));
@@ -108,6 +111,13 @@ fn metrics_count_what_players_do_and_survive_a_core_reload() {
     player.expect("not valid UTF-8");
 
     let playing = metrics();
+    assert_eq!(value(&playing, "tether_logins_total"), 1.0, "{playing}");
+    assert_eq!(value(&playing, "tether_login_failures_total"), 1.0);
+    assert_eq!(
+        value(&playing, "tether_players"),
+        1.0,
+        "the stranger is not playing"
+    );
     let lines = value(&playing, "tether_lines_total");
     assert!(
         lines >= 8.0,
@@ -115,7 +125,7 @@ fn metrics_count_what_players_do_and_survive_a_core_reload() {
     );
     assert_eq!(
         value(&playing, "tether_sessions{transport=\"telnet\"}"),
-        1.0,
+        2.0,
         "{playing}"
     );
     assert_eq!(
@@ -126,8 +136,8 @@ fn metrics_count_what_players_do_and_survive_a_core_reload() {
     let telnet_connections = "tether_connections_total{transport=\"telnet\",tls=\"false\"}";
     assert_eq!(
         value(&playing, telnet_connections) - value(&before, telnet_connections),
-        1.0,
-        "one more connection (the harness's readiness probe was one before)"
+        2.0,
+        "two more connections (the harness's readiness probe was one before)"
     );
     assert!(
         value(
@@ -174,7 +184,25 @@ fn metrics_count_what_players_do_and_survive_a_core_reload() {
         value(&after, "tether_input_refused_total{why=\"invalid_utf8\"}"),
         1.0
     );
-    assert_eq!(value(&after, "tether_sessions{transport=\"telnet\"}"), 1.0);
+    assert_eq!(value(&after, "tether_sessions{transport=\"telnet\"}"), 2.0);
+    // The new core told the proxy again who plays; that was no new login.
+    assert_eq!(value(&after, "tether_players"), 1.0, "{after}");
+    assert_eq!(value(&after, "tether_logins_total"), 1.0);
+
+    // A new proxy process starts its counters afresh, and learns who plays from the core.
+    let proxy = tether.proxy_pid();
+    tether.upgrade_proxy();
+    assert_ne!(tether.wait_for_new_proxy(proxy), proxy);
+    let upgraded = wait_for("the new proxy told who plays", || {
+        let body = metrics();
+        (value(&body, "tether_players") == 1.0).then_some(body)
+    });
+    assert_eq!(value(&upgraded, "tether_logins_total"), 0.0, "{upgraded}");
+    assert_eq!(value(&upgraded, "tether_proxy_handovers_total"), 1.0);
+    player.send("say upgraded");
+    player.expect("You say, \"upgraded\"");
+    let before = metrics();
+    drop(stranger);
 
     drop(player);
     let closed = "tether_disconnects_total{reason=\"client_closed\"}";
@@ -183,7 +211,7 @@ fn metrics_count_what_players_do_and_survive_a_core_reload() {
         "the session counted as ended, its compression with it",
         || {
             let body = metrics();
-            (value(&body, closed) == value(&before, closed) + 1.0
+            (value(&body, closed) == value(&before, closed) + 2.0
                 && value(&body, "tether_sessions_with{feature=\"mccp2\"}") == 0.0)
                 .then_some(body)
         },
@@ -191,7 +219,8 @@ fn metrics_count_what_players_do_and_survive_a_core_reload() {
     assert_eq!(value(&ended, "tether_sessions{transport=\"telnet\"}"), 0.0);
 
     parsed_by_prometheus(&ended);
-    dashboard_names_only_real_metrics(&ended);
+    // Before the upgrade: a new proxy writes no sample of a family nobody counted into yet.
+    dashboard_names_only_real_metrics(&after);
 }
 
 /// The sample Grafana dashboard (`scripts/grafana/tether.json`) asks only for metrics a

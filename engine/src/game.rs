@@ -478,6 +478,27 @@ impl Game {
         }
     }
 
+    /// Tells a proxy that attached who each of its logged-in sessions plays (for the
+    /// operator's view; see `Delivery::Playing`).
+    pub fn announce_players(&self, proxy: u64, out: &mut Outbox) {
+        let first = SessionKey { proxy, session: 0 };
+        let of_proxy = self
+            .sessions
+            .range(first..)
+            .take_while(|(key, _)| key.proxy == proxy);
+        for (key, session) in of_proxy {
+            if let Some(player) = &session.player {
+                out.push(
+                    *key,
+                    Delivery::Playing {
+                        character: player.name.clone(),
+                        fresh: false,
+                    },
+                );
+            }
+        }
+    }
+
     pub fn proxy_detached(&mut self, proxy: u64) {
         self.clients.retain(|key, _| key.proxy != proxy);
         let gone: Vec<SessionKey> = self

@@ -718,6 +718,7 @@ fn attach(
                 restore(&mut state.game, proxy_id, snapshot, &mut outbox);
             }
         }
+        state.game.announce_players(proxy_id, &mut outbox);
         let generation = state.next_generation;
         state.next_generation += 1;
         connection.answer(CoreMessage::Welcome(Welcome {

@@ -166,7 +166,18 @@ struct CoreEvent {
     hideInput @6 :Bool;       # true: stop the client echoing (password entry); false: echo again
     gmcp @7 :GmcpMessage;     # sent only if the client supports the package
     display @8 :DisplayPrefs; # the player's display settings; the proxy keeps them
+    playing @9 :Playing;      # the session plays this character (for the operator's view)
+    loginFailed @10 :Void;    # a wrong password was given (for the operator's counters)
   }
+}
+
+struct Playing {
+  # Sent when a session logs in (`fresh`), and again for every logged-in session to each
+  # proxy that attaches (not `fresh`), so a proxy that started after the login knows too.
+  # Only for what an operator sees (metrics, the dashboard): nothing a player gets depends on
+  # it, and a core that never sends it loses nothing but that view.
+  character @0 :Text;
+  fresh @1 :Bool;
 }
 
 struct GmcpMessage {

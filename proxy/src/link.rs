@@ -240,6 +240,11 @@ impl LinkHandle {
         }
     }
 
+    /// Who each logged-in session plays, as the core said (for a successor).
+    pub fn players(&self) -> Vec<(u64, String)> {
+        self.lock().relay.players()
+    }
+
     /// Tells the keeper what the relay holds for every session (a new keeper set).
     pub fn keep_all(&self) {
         let mut shell = self.lock();
@@ -316,8 +321,10 @@ pub fn resume(
     state: LinkState,
     frozen: FrozenLink,
     sessions: HashMap<u64, SessionHandle>,
+    players: Vec<(u64, String)>,
 ) -> LinkHandle {
-    let relay = Relay::import(state.relay, Instant::now(), config.max_queued_lines);
+    let mut relay = Relay::import(state.relay, Instant::now(), config.max_queued_lines);
+    relay.watch_players(players);
     let link = LinkHandle::with_shell(
         &config,
         Shell {
@@ -424,28 +431,30 @@ impl Shell {
                 self.sessions.insert(session, handle);
                 self.relay.opened(session, info);
             }
-            ToLink::Line { session, text } => match self.relay.line(session, text) {
-                Ok(seq) => {
-                    metrics::global().line_taken();
-                    self.typed_at
-                        .entry(session)
-                        .or_default()
-                        .push_back((seq, Instant::now()));
-                }
-                Err(Refused::QueueFull { limit }) => {
-                    metrics::global().refused(metrics::Refusal::queue_full);
-                    self.send(
-                        session,
-                        ToSession::Notice(format!(
-                            "Too many lines are waiting for the game ({limit}); that last line \
+            ToLink::Line { session, text } => {
+                match self.relay.line(session, text, Instant::now()) {
+                    Ok(seq) => {
+                        metrics::global().line_taken();
+                        self.typed_at
+                            .entry(session)
+                            .or_default()
+                            .push_back((seq, Instant::now()));
+                    }
+                    Err(Refused::QueueFull { limit }) => {
+                        metrics::global().refused(metrics::Refusal::queue_full);
+                        self.send(
+                            session,
+                            ToSession::Notice(format!(
+                                "Too many lines are waiting for the game ({limit}); that last line \
                          was not accepted. Please wait a moment and send it again."
-                        )),
-                    )
+                            )),
+                        )
+                    }
+                    Err(Refused::UnknownSession) => {
+                        warn!(session, "line from a session the link does not know")
+                    }
                 }
-                Err(Refused::UnknownSession) => {
-                    warn!(session, "line from a session the link does not know")
-                }
-            },
+            }
             ToLink::Closed { session, reason } => {
                 self.sessions.remove(&session);
                 self.typed_at.remove(&session);

@@ -119,6 +119,8 @@ pub struct Metrics {
     bytes_out: Family<ViaLabel, Counter>,
     mccp2_saved: Counter,
     lines: Counter,
+    logins: Counter,
+    login_failures: Counter,
     refused: Family<RefusalLabel, Counter>,
     ended: Family<EndedLabel, Counter>,
     round_trip: Histogram,
@@ -128,6 +130,7 @@ pub struct Metrics {
     // Gathered at scrape time from the relay ([`Census`]).
     sessions: Family<TransportLabel, Gauge>,
     sessions_with: Family<FeatureLabel, Gauge>,
+    players: Gauge,
     core_attached: Gauge,
     queued_lines: Gauge,
     session_queue_max: Gauge,
@@ -152,6 +155,8 @@ impl Metrics {
             bytes_out: Family::default(),
             mccp2_saved: Counter::default(),
             lines: Counter::default(),
+            logins: Counter::default(),
+            login_failures: Counter::default(),
             refused: Family::default(),
             ended: Family::default(),
             // 0.25 ms to about 8 s.
@@ -162,6 +167,7 @@ impl Metrics {
             handovers: Counter::default(),
             sessions: Family::default(),
             sessions_with: Family::default(),
+            players: Gauge::default(),
             core_attached: Gauge::default(),
             queued_lines: Gauge::default(),
             session_queue_max: Gauge::default(),
@@ -193,6 +199,16 @@ impl Metrics {
             "lines",
             "Lines players typed that were taken for the game",
             m.lines.clone(),
+        );
+        registry.register(
+            "logins",
+            "Logins to a character, new characters included (as the core reported them)",
+            m.logins.clone(),
+        );
+        registry.register(
+            "login_failures",
+            "Logins refused for a wrong password (as the core reported them)",
+            m.login_failures.clone(),
         );
         registry.register(
             "input_refused",
@@ -233,6 +249,11 @@ impl Metrics {
             "sessions_with",
             "Sessions open now with a feature: tls, mccp2 (compressed output), gmcp, screen_reader",
             m.sessions_with.clone(),
+        );
+        registry.register(
+            "players",
+            "Sessions playing a character now (logged in)",
+            m.players.clone(),
         );
         registry.register(
             "core_attached",
@@ -285,6 +306,14 @@ impl Metrics {
 
     pub fn line_taken(&self) {
         self.lines.inc();
+    }
+
+    pub fn logged_in(&self) {
+        self.logins.inc();
+    }
+
+    pub fn login_failed(&self) {
+        self.login_failures.inc();
     }
 
     pub fn refused(&self, why: Refusal) {
@@ -378,6 +407,8 @@ pub struct Census {
     pub sessions: Vec<(&'static str, i64)>,
     pub gmcp: i64,
     pub screen_reader: i64,
+    /// Sessions playing a character (logged in).
+    pub players: i64,
     pub core_attached: bool,
     pub queued_lines: i64,
     pub session_queue_max: i64,
@@ -399,6 +430,7 @@ pub fn render(census: &Census) -> String {
             feature: "screen_reader",
         })
         .set(census.screen_reader);
+    m.players.set(census.players);
     m.core_attached.set(i64::from(census.core_attached));
     m.queued_lines.set(census.queued_lines);
     m.session_queue_max.set(census.session_queue_max);

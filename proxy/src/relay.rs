@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tether_protocol::message::{
@@ -32,7 +32,8 @@ pub const IN_FLIGHT_FACTOR: usize = 10;
 /// What the shell must do to a player's connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToSession {
-    /// What the core delivered for the player (never `Ack` or `State`: those are the relay's).
+    /// What the core delivered for the player (never `Ack`, `State`, `Playing` or
+    /// `LoginFailed`: those are the relay's).
     Core(Delivery),
     /// A message from tether itself (shown as such, never from a player).
     Notice(String),
@@ -145,6 +146,19 @@ pub struct Relay {
     max_queued_lines: usize,
     /// Sessions whose [`KeptSlot`] changed since [`Relay::take_kept`].
     kept: BTreeSet<u64>,
+    /// What the operator's view (metrics, the dashboard) knows of each session beyond its
+    /// slot. Not carried to another proxy: the core announces who plays to every proxy that
+    /// attaches, and idle time starts again.
+    watched: HashMap<u64, Watched>,
+}
+
+/// See [`Relay::watched`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Watched {
+    /// The character the session plays, as the core said ([`Delivery::Playing`]).
+    pub character: Option<String>,
+    /// When the player last typed a line here.
+    pub last_line: Option<Instant>,
 }
 
 impl Relay {
@@ -160,6 +174,7 @@ impl Relay {
             to_sessions: Vec::new(),
             max_queued_lines,
             kept: BTreeSet::new(),
+            watched: HashMap::new(),
         }
     }
 
@@ -233,9 +248,18 @@ impl Relay {
                 .into_iter()
                 .map(|transport| (transport.name(), 0))
                 .collect();
-        for slot in self.sessions.values().filter(|slot| slot.closed.is_none()) {
+        for (session, slot) in self
+            .sessions
+            .iter()
+            .filter(|(_, slot)| slot.closed.is_none())
+        {
             *by_transport.entry(slot.info.transport.name()).or_default() += 1;
             census.gmcp += i64::from(slot.client.gmcp);
+            census.players += i64::from(
+                self.watched
+                    .get(session)
+                    .is_some_and(|watched| watched.character.is_some()),
+            );
             census.screen_reader += i64::from(slot.client.screen_reader);
             let queued = i64::try_from(slot.unacked.len()).unwrap_or(i64::MAX);
             census.queued_lines += queued;
@@ -270,7 +294,7 @@ impl Relay {
 
     /// A player typed a line. Returns its sequence number, or why it was refused (the caller
     /// tells the player: a refused line is never silently dropped).
-    pub fn line(&mut self, session: u64, text: String) -> Result<u64, Refused> {
+    pub fn line(&mut self, session: u64, text: String, now: Instant) -> Result<u64, Refused> {
         let up = self.is_up();
         let slot = self
             .sessions
@@ -297,6 +321,7 @@ impl Relay {
             slot.sent_seq = seq;
         }
         slot.unacked.push_back((seq, text));
+        self.watched.entry(session).or_default().last_line = Some(now);
         Ok(seq)
     }
 
@@ -308,10 +333,10 @@ impl Relay {
         if up {
             self.outbox
                 .push(event(session, SessionEvent::Closed(reason)));
-            self.sessions.remove(&session);
+            self.forget(session);
         } else if slot.unacked.is_empty() && !slot.announced {
             // No core ever heard of it and it left nothing to deliver.
-            self.sessions.remove(&session);
+            self.forget(session);
         } else {
             slot.closed = Some(reason);
         }
@@ -393,7 +418,7 @@ impl Relay {
             }
         }
         for session in finished {
-            self.sessions.remove(&session);
+            self.forget(session);
         }
     }
 
@@ -449,12 +474,44 @@ impl Relay {
                     self.kept.insert(session);
                 }
             }
+            Delivery::Playing { character, fresh } => {
+                if fresh {
+                    crate::metrics::global().logged_in();
+                }
+                if self.sessions.contains_key(&session) {
+                    self.watched.entry(session).or_default().character = Some(character);
+                }
+            }
+            Delivery::LoginFailed => crate::metrics::global().login_failed(),
             show => {
                 if self.is_live(session) {
                     self.to_sessions.push((session, ToSession::Core(show)));
                 }
             }
         }
+    }
+
+    /// Who each logged-in session plays (see [`Watched::character`]).
+    pub fn players(&self) -> Vec<(u64, String)> {
+        self.watched
+            .iter()
+            .filter_map(|(&session, watched)| Some((session, watched.character.clone()?)))
+            .collect()
+    }
+
+    /// Who sessions play, as a predecessor knew it ([`Relay::players`]).
+    pub fn watch_players(&mut self, players: Vec<(u64, String)>) {
+        for (session, character) in players {
+            if self.sessions.contains_key(&session) {
+                self.watched.entry(session).or_default().character = Some(character);
+            }
+        }
+    }
+
+    /// The session is gone from here for good.
+    fn forget(&mut self, session: u64) {
+        self.sessions.remove(&session);
+        self.watched.remove(&session);
     }
 
     /// Time passes: a gap longer than `NOTICE_AFTER` (no core, or a core that does not
@@ -531,6 +588,7 @@ impl Relay {
             to_sessions: state.to_sessions,
             max_queued_lines,
             kept: BTreeSet::new(),
+            watched: HashMap::new(),
         }
     }
 
@@ -569,6 +627,7 @@ impl Relay {
             to_sessions: Vec::new(),
             max_queued_lines,
             kept: BTreeSet::new(),
+            watched: HashMap::new(),
         }
     }
 
@@ -647,8 +706,8 @@ mod tests {
         let now = Instant::now();
         let mut relay = up_relay(now);
         relay.opened(1, info());
-        assert_eq!(relay.line(1, "look".into()), Ok(1));
-        assert_eq!(relay.line(1, "say hi".into()), Ok(2));
+        assert_eq!(relay.line(1, "look".into(), Instant::now()), Ok(1));
+        assert_eq!(relay.line(1, "say hi".into(), Instant::now()), Ok(2));
         let submits = relay.take_submits();
         assert_eq!(submits[0], event(1, SessionEvent::Opened(info())));
         assert_eq!(
@@ -663,15 +722,15 @@ mod tests {
         let now = Instant::now();
         let mut relay = up_relay(now);
         relay.opened(1, info());
-        relay.line(1, "one".into()).unwrap();
-        relay.line(1, "two".into()).unwrap();
+        relay.line(1, "one".into(), Instant::now()).unwrap();
+        relay.line(1, "two".into(), Instant::now()).unwrap();
         relay.take_submits();
         relay.delivered(CoreEvent {
             session: 1,
             delivery: Delivery::Ack(1),
         });
         relay.detached(now);
-        relay.line(1, "three".into()).unwrap();
+        relay.line(1, "three".into(), Instant::now()).unwrap();
         assert!(
             relay.take_submits().is_empty(),
             "nothing is sent while down"
@@ -708,10 +767,10 @@ mod tests {
         relay.opened(1, info());
         relay.detached(now);
         for i in 0..3 {
-            relay.line(1, format!("l{i}")).unwrap();
+            relay.line(1, format!("l{i}"), Instant::now()).unwrap();
         }
         assert_eq!(
-            relay.line(1, "l3".into()),
+            relay.line(1, "l3".into(), Instant::now()),
             Err(Refused::QueueFull { limit: 3 })
         );
         relay.attached();
@@ -725,10 +784,10 @@ mod tests {
         relay.opened(1, info());
         // 3 is this relay's queue bound; a core is attached, so many more may be in flight.
         for i in 0..30 {
-            relay.line(1, format!("l{i}")).unwrap();
+            relay.line(1, format!("l{i}"), Instant::now()).unwrap();
         }
         assert_eq!(
-            relay.line(1, "one too many".into()),
+            relay.line(1, "one too many".into(), Instant::now()),
             Err(Refused::QueueFull {
                 limit: 3 * IN_FLIGHT_FACTOR
             })
@@ -737,7 +796,7 @@ mod tests {
         // Once the link drops, nothing more queues until the backlog is under the bound.
         relay.detached(now);
         assert_eq!(
-            relay.line(1, "later".into()),
+            relay.line(1, "later".into(), Instant::now()),
             Err(Refused::QueueFull { limit: 3 })
         );
     }
@@ -747,7 +806,9 @@ mod tests {
         let now = Instant::now();
         let mut relay = Relay::new(now, 10);
         relay.opened(4, info());
-        relay.line(4, "create bob secret1".into()).unwrap();
+        relay
+            .line(4, "create bob secret1".into(), Instant::now())
+            .unwrap();
         assert!(relay.snapshots().is_empty());
         relay.attached();
         let submits = relay.take_submits();
@@ -811,7 +872,7 @@ mod tests {
         relay.opened(1, info());
         relay.take_submits();
         relay.detached(now);
-        relay.line(1, "say bye".into()).unwrap();
+        relay.line(1, "say bye".into(), Instant::now()).unwrap();
         relay.closed(1, "eof".into());
         relay.attached();
         let submits = relay.take_submits();
@@ -852,7 +913,7 @@ mod tests {
         let start = Instant::now();
         let mut relay = up_relay(start);
         relay.opened(1, info());
-        relay.line(1, "fault hang".into()).unwrap();
+        relay.line(1, "fault hang".into(), Instant::now()).unwrap();
         relay.take_submits();
         relay.submitted(start);
         assert_eq!(relay.health(start), CoreHealth::Answering);
@@ -946,8 +1007,8 @@ mod tests {
         let now = Instant::now();
         let mut relay = up_relay(now);
         relay.opened(1, info());
-        relay.line(1, "a".into()).unwrap();
-        relay.line(1, "b".into()).unwrap();
+        relay.line(1, "a".into(), Instant::now()).unwrap();
+        relay.line(1, "b".into(), Instant::now()).unwrap();
         relay.take_submits();
         relay.delivered(CoreEvent {
             session: 1,

@@ -91,6 +91,8 @@ struct Carried {
     link: LinkState,
     link_connection: Option<(std::os::unix::net::UnixStream, Vec<u8>)>,
     sessions: Vec<(SessionState, OwnedFd)>,
+    /// Who the sessions play (see `ProxyState::players`).
+    players: Vec<(u64, String)>,
 }
 
 impl Proxy {
@@ -256,6 +258,8 @@ impl Proxy {
                 link: LinkState::recovered(slots),
                 link_connection: None,
                 sessions,
+                // The attach this proxy makes has the core say who plays.
+                players: Vec::new(),
             }),
         })
     }
@@ -315,6 +319,7 @@ impl Proxy {
             link: link_state,
             link_unread,
             sessions,
+            players,
         } = state;
         let expected = 1
             + usize::from(http)
@@ -383,6 +388,7 @@ impl Proxy {
                 link: link_state,
                 link_connection,
                 sessions: carried_sessions,
+                players,
             }),
         })
     }
@@ -480,7 +486,13 @@ impl Proxy {
                     handles.insert(state.id, handle);
                     sessions.push((state, socket, messages));
                 }
-                let link = link::resume(link_config.clone(), carried.link, frozen, handles);
+                let link = link::resume(
+                    link_config.clone(),
+                    carried.link,
+                    frozen,
+                    handles,
+                    carried.players,
+                );
                 (
                     link,
                     Some((carried.started, carried.next_session_id, sessions)),
@@ -717,6 +729,7 @@ impl Serving {
             link: self.context.link.export(),
             link_unread,
             sessions: states,
+            players: self.context.link.players(),
         };
         Ok(Frozen { state, sockets })
     }

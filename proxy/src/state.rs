@@ -26,7 +26,10 @@ use crate::session::TelnetState;
 use crate::web::WebSpeaker;
 
 /// Bumped whenever the encoding of any piece changes.
-pub const STATE_VERSION: u8 = 3;
+pub const STATE_VERSION: u8 = 4;
+
+/// Version 3 differs only in [`ProxyState`], which had no `players`.
+const VERSION_WITHOUT_PLAYERS: u8 = 3;
 
 /// Version 2 differs only in [`ProxyState`] and [`KeptProxy`], which had no `telnets` and
 /// `https`: a proxy from before TLS hands over (or leaves with its keeper) what this one
@@ -115,6 +118,26 @@ pub struct ProxyState {
     /// What was read from the core's connection and not handled, when it travels.
     pub link_unread: Option<Vec<u8>>,
     pub sessions: Vec<SessionState>,
+    /// Who each logged-in session plays, as the core said (for the operator's view; the
+    /// link to the core travels as it is, so the core has no reason to say it again).
+    pub players: Vec<(u64, String)>,
+}
+
+/// [`ProxyState`] as version 3 wrote it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct ProxyStateV3 {
+    proxy_id: u64,
+    started: u64,
+    next_session_id: u64,
+    game_status: Vec<(String, String)>,
+    cannot_start: Option<String>,
+    http: bool,
+    telnets: bool,
+    https: bool,
+    link: LinkState,
+    link_unread: Option<Vec<u8>>,
+    sessions: Vec<SessionState>,
 }
 
 /// [`ProxyState`] as version 2 wrote it.
@@ -135,6 +158,11 @@ struct ProxyStateV2 {
 pub trait Decode: serde::de::DeserializeOwned {
     /// From a version 2 encoding: the same as now, unless the type says otherwise.
     fn from_v2(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
+    /// From a version 3 encoding: the same as now, unless the type says otherwise.
+    fn from_v3(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
 }
@@ -172,6 +200,25 @@ impl Decode for ProxyState {
             link: old.link,
             link_unread: old.link_unread,
             sessions: old.sessions,
+            players: Vec::new(),
+        })
+    }
+
+    fn from_v3(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let old: ProxyStateV3 = postcard::from_bytes(bytes)?;
+        Ok(ProxyState {
+            proxy_id: old.proxy_id,
+            started: old.started,
+            next_session_id: old.next_session_id,
+            game_status: old.game_status,
+            cannot_start: old.cannot_start,
+            http: old.http,
+            telnets: old.telnets,
+            https: old.https,
+            link: old.link,
+            link_unread: old.link_unread,
+            sessions: old.sessions,
+            players: Vec::new(),
         })
     }
 }
@@ -181,7 +228,7 @@ pub enum StateError {
     #[error("an empty state")]
     Empty,
     #[error(
-        "state version {found}, this proxy reads versions {VERSION_WITHOUT_TLS} and {STATE_VERSION}"
+        "state version {found}, this proxy reads versions {VERSION_WITHOUT_TLS} to {STATE_VERSION}"
     )]
     Version { found: u8 },
     #[error("unreadable state: {0}")]
@@ -201,6 +248,7 @@ pub fn decode<T: Decode>(bytes: &[u8]) -> Result<T, StateError> {
     let (&version, rest) = bytes.split_first().ok_or(StateError::Empty)?;
     match version {
         STATE_VERSION => Ok(postcard::from_bytes(rest)?),
+        VERSION_WITHOUT_PLAYERS => Ok(T::from_v3(rest)?),
         VERSION_WITHOUT_TLS => Ok(T::from_v2(rest)?),
         found => Err(StateError::Version { found }),
     }
@@ -275,7 +323,7 @@ mod tests {
             },
         );
         for text in ["look", "north", "say hi"] {
-            relay.line(7, text.into()).expect("queued");
+            relay.line(7, text.into(), Instant::now()).expect("queued");
         }
         relay.delivered(CoreEvent {
             session: 7,
@@ -428,6 +476,30 @@ mod tests {
             (7, 12, true, false)
         );
         let error = decode::<KeptProxy>(&[1, 0]).expect_err("too old");
-        assert!(error.to_string().contains("versions 2 and 3"), "{error}");
+        assert!(error.to_string().contains("versions 2 to 4"), "{error}");
+    }
+
+    #[test]
+    fn a_version_3_proxy_state_is_read_without_players() {
+        let mut bytes = vec![VERSION_WITHOUT_PLAYERS];
+        bytes.extend(
+            postcard::to_stdvec(&ProxyStateV3 {
+                proxy_id: 7,
+                started: 100,
+                next_session_id: 12,
+                game_status: vec![("NAME".into(), "tether".into())],
+                cannot_start: None,
+                http: true,
+                telnets: true,
+                https: false,
+                link: LinkState::default(),
+                link_unread: None,
+                sessions: Vec::new(),
+            })
+            .expect("encode"),
+        );
+        let state: ProxyState = decode(&bytes).expect("readable");
+        assert_eq!((state.proxy_id, state.telnets), (7, true));
+        assert!(state.players.is_empty());
     }
 }

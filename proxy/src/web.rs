@@ -530,7 +530,12 @@ impl Speaker for WebSpeaker {
                 return Err(CloseReason::Game(reason));
             }
             // The relay's own business; never routed to a session.
-            ToSession::Core(Delivery::Ack(_) | Delivery::State(_)) => {}
+            ToSession::Core(
+                Delivery::Ack(_)
+                | Delivery::State(_)
+                | Delivery::Playing { .. }
+                | Delivery::LoginFailed,
+            ) => {}
         }
         Ok(())
     }

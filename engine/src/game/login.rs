@@ -259,6 +259,7 @@ fn login_failed(game: &mut Game, key: SessionKey, name: &str, known: bool, out: 
             tracing::error!(session = %key, error = %chain(&error), "cannot record a failed login");
         }
     }
+    out.push(key, Delivery::LoginFailed);
     out.text(key, msg::wrong_login());
     count_against_connection(game, key, out);
 }
@@ -375,6 +376,13 @@ fn enter(
     // this point still finds them logged in.
     out.push(key, Delivery::State(blob.encode()));
     out.push(key, Delivery::Display(player.display));
+    out.push(
+        key,
+        Delivery::Playing {
+            character: player.name.clone(),
+            fresh: true,
+        },
+    );
     if game.speaks_gmcp(key) {
         out.gmcp(key, gmcp::char_name(&player));
     }

@@ -253,6 +253,11 @@ pub enum Delivery {
     Gmcp { package: String, json: String },
     /// How the player wants text shown; the proxy keeps it.
     Display(DisplayPrefs),
+    /// The session plays this character: at login (`fresh`), and to each proxy that attaches
+    /// (not `fresh`). For the operator's view only.
+    Playing { character: String, fresh: bool },
+    /// A wrong password was given on this session. For the operator's counters only.
+    LoginFailed,
 }
 
 /// A player's display settings, chosen in game and kept by the proxy for the session.

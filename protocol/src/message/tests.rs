@@ -161,6 +161,15 @@ fn every_core_message_and_delivery_round_trips() {
             package: "Room.Info".into(),
             json: r#"{"num":1}"#.into(),
         },
+        Delivery::Playing {
+            character: "Ærwen".into(),
+            fresh: true,
+        },
+        Delivery::Playing {
+            character: "Bob".into(),
+            fresh: false,
+        },
+        Delivery::LoginFailed,
     ];
     for color in [
         None,

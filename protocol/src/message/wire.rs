@@ -291,6 +291,12 @@ fn write_core_event(mut builder: core_event::Builder, event: &CoreEvent) {
                 Some(ColorDepth::TrueColor) => ColorChoice::TrueColor,
             });
         }
+        Delivery::Playing { character, fresh } => {
+            let mut playing = builder.init_playing();
+            playing.set_character(character.as_str());
+            playing.set_fresh(*fresh);
+        }
+        Delivery::LoginFailed => builder.set_login_failed(()),
     }
 }
 
@@ -324,6 +330,14 @@ fn read_core_event(event: core_event::Reader<'_>) -> Result<Option<CoreEvent>, D
                 },
             })
         }
+        Ok(core_event::Playing(playing)) => {
+            let playing = playing?;
+            Delivery::Playing {
+                character: owned(playing.get_character())?,
+                fresh: playing.get_fresh(),
+            }
+        }
+        Ok(core_event::LoginFailed(())) => Delivery::LoginFailed,
         // From a newer core: what this proxy does not know, it cannot act on.
         Err(capnp::NotInSchema(_)) => return Ok(None),
     };
