@@ -89,10 +89,40 @@ const MIGRATIONS: &[&str] = &[
         applied_at  INTEGER NOT NULL
     );
 "#,
+    // 5: moderation (`moderation`): bans by character name or by address, with an expiry
+    // (NULL: until lifted); every administrator's action, for the record; and a shutdown
+    // announced for later, so that its countdown outlives a core reload.
+    r#"
+    CREATE TABLE bans (
+        kind       TEXT    NOT NULL,
+        target     TEXT    NOT NULL,
+        reason     TEXT    NOT NULL,
+        by_whom    TEXT    NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER,
+        PRIMARY KEY (kind, target)
+    ) WITHOUT ROWID;
+    CREATE TABLE admin_audit (
+        id     INTEGER PRIMARY KEY,
+        at_ms  INTEGER NOT NULL,
+        actor  TEXT    NOT NULL,
+        action TEXT    NOT NULL,
+        target TEXT    NOT NULL,
+        detail TEXT    NOT NULL
+    );
+    CREATE TABLE scheduled_shutdown (
+        only    INTEGER PRIMARY KEY CHECK (only = 1),
+        at_ms   INTEGER NOT NULL,
+        reason  TEXT    NOT NULL,
+        by_whom TEXT    NOT NULL
+    );
+"#,
 ];
 
 mod game_data;
+mod moderation;
 pub use game_data::{GameMigrationError, TimerRow};
+pub use moderation::{AuditAction, AuditEntry, Ban, BanTarget, PlannedShutdown};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

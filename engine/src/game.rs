@@ -8,10 +8,12 @@
 //! ([`Delivery::State`]); everything in a `Game` can be rebuilt from those two, which is what
 //! makes a core restart invisible to players.
 
+mod admin_commands;
 pub(crate) mod builtin;
 mod clock;
 pub(crate) mod gmcp;
 mod login;
+pub(crate) mod moderation;
 mod msg;
 pub(crate) mod names;
 mod roster;
@@ -90,8 +92,9 @@ pub enum AdminRequest {
 pub struct Outbox {
     pub events: Vec<(SessionKey, Delivery)>,
     pub jobs: Vec<PasswordJob>,
-    /// With the session that asked, so the shell can tell it how the request went.
-    pub requests: Vec<(SessionKey, AdminRequest)>,
+    /// With the session that asked, so the shell can tell it how the request went (`None`:
+    /// the game itself asked, as when a planned shutdown falls due).
+    pub requests: Vec<(Option<SessionKey>, AdminRequest)>,
 }
 
 impl Outbox {
@@ -286,6 +289,10 @@ pub struct Game {
     witness: Option<Witness>,
     /// Lines that were being handled at two core deaths in a row: never run again.
     quarantine: BTreeSet<LineId>,
+    /// A planned shutdown counting down (see `moderation`); read from the database at the
+    /// first tick, when the game first knows the time.
+    countdown: Option<moderation::Countdown>,
+    countdown_resumed: bool,
 }
 
 impl Game {
@@ -315,6 +322,8 @@ impl Game {
             next_ticket: 1,
             witness: None,
             quarantine: BTreeSet::new(),
+            countdown: None,
+            countdown_resumed: false,
         })
     }
 
@@ -329,6 +338,11 @@ impl Game {
         self.now = now;
         self.unix_ms = unix_ms;
         let mark = out.events.len();
+        if !self.countdown_resumed {
+            self.countdown_resumed = true;
+            self.resume_countdown();
+        }
+        self.run_countdown(out);
         self.run_ticks(out);
         self.run_timers(out);
         self.prompt_bystanders(mark, None, out);
@@ -421,6 +435,10 @@ impl Game {
             .is_some()
         {
             tracing::warn!(session = %key, "session opened twice; starting it over");
+        }
+        if let Some(ban) = self.address_ban(key) {
+            tracing::info!(session = %key, address = remote_addr, "refused a banned address");
+            return self.disconnect(key, &msg::banned(&ban, self.unix_ms), out);
         }
         out.text(key, msg::banner(self.world.name()));
         self.prompt(key, out);

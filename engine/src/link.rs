@@ -524,7 +524,7 @@ fn dispatch(shared: &Shared, outbox: Outbox) {
 /// reload works, this core is gone before the answer comes: the admin hears nothing more.)
 async fn ask_supervisor(
     shared: Shared,
-    requester: SessionKey,
+    requester: Option<SessionKey>,
     socket: Option<PathBuf>,
     request: control::Request,
 ) {
@@ -551,6 +551,7 @@ async fn ask_supervisor(
                             .iter()
                             .rev()
                             .find(|line| control::outcome(line).is_some())
+                        && let Some(requester) = requester
                     {
                         let said = outcome.trim_start_matches("ok:").trim();
                         shared.borrow_mut().send(
@@ -573,6 +574,9 @@ async fn ask_supervisor(
     };
     if let Some(failure) = failure {
         warn!(command, %failure, "admin request failed");
+        let Some(requester) = requester else {
+            return;
+        };
         shared.borrow_mut().send(
             requester,
             Delivery::Output(format!(

@@ -352,15 +352,15 @@ fn only_an_account_made_admin_on_the_host_is_one() {
     let out = h.send(1, "@reload");
     assert_eq!(
         out.requests,
-        [(key(1), tether_engine::AdminRequest::Reload)]
+        [(Some(key(1)), tether_engine::AdminRequest::Reload)]
     );
     assert_eq!(texts(&out, 1), ["Reloading the game core..."]);
-    let out = h.send(1, "@shutdown");
+    let out = h.send(1, "@shutdown now");
     assert_eq!(
         out.requests,
-        [(key(1), tether_engine::AdminRequest::Shutdown)]
+        [(Some(key(1)), tether_engine::AdminRequest::Shutdown)]
     );
-    assert_eq!(texts(&out, 1), ["Shutting down..."]);
+    assert_eq!(texts(&out, 1), ["The server is shutting down now."]);
     let out = h.send(2, "@reload");
     assert!(out.requests.is_empty());
     assert_eq!(texts(&out, 2), [HUH]);

@@ -252,7 +252,7 @@ impl<'a> Ctx<'a> {
     /// Asks the supervisor for something only it can do; `me` is told how it went.
     pub fn request(&mut self, request: AdminRequest) {
         if let Some(me) = self.me {
-            self.out.requests.push((me.session, request));
+            self.out.requests.push((Some(me.session), request));
         }
     }
 

@@ -1,10 +1,10 @@
 //! The engine's own commands, in every game's [`Rules`] from the start: help, display
-//! settings, the client, quitting, and the administrators' requests to the supervisor. They
+//! settings, the client, quitting, and the administrators' commands (`admin_commands`). They
 //! are registered like a game's, so a game can replace any of them.
 
 use tether_protocol::message::Delivery;
 
-use super::{AdminRequest, msg};
+use super::msg;
 use crate::api::{Access, Args, Command, CommandError, CommandResult, Ctx, Rules};
 
 pub(crate) fn register(rules: &mut Rules) {
@@ -43,39 +43,7 @@ pub(crate) fn register(rules: &mut Rules) {
                     Ok(())
                 }),
         );
-    for (name, summary, request) in [
-        (
-            "@reload",
-            "restart the game core; players stay connected",
-            AdminRequest::Reload,
-        ),
-        (
-            "@upgrade-proxy",
-            "start a new proxy that takes every connection over",
-            AdminRequest::UpgradeProxy,
-        ),
-        ("@shutdown", "stop the server", AdminRequest::Shutdown),
-    ] {
-        rules.command(
-            Command::new(name)
-                .summary(summary)
-                .admin_only()
-                .run(move |ctx, _| {
-                    let me = ctx.me().expect("commands have a player");
-                    tracing::info!(name = %ctx.name(me), ?request, "admin request");
-                    ctx.request(request);
-                    ctx.send(
-                        me,
-                        match request {
-                            AdminRequest::Reload => msg::reloading(),
-                            AdminRequest::UpgradeProxy => msg::upgrading_proxy(),
-                            AdminRequest::Shutdown => msg::shutting_down(),
-                        },
-                    );
-                    Ok(())
-                }),
-        );
-    }
+    super::admin_commands::register(rules);
 }
 
 /// `help`: every command the player may use, or one command's or topic's page.

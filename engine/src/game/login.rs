@@ -6,7 +6,7 @@ use super::{
     Delivery, Game, Outbox, Player, Purpose, SecretFor, StateBlob, chain, gmcp, msg, split_word,
 };
 use crate::api::{Ctx, Event, Who};
-use crate::db::{CharacterRecord, DbError};
+use crate::db::{BanTarget, CharacterRecord, DbError};
 use crate::password::{Outcome, Password, Work};
 
 use super::names::normalize_name;
@@ -63,6 +63,13 @@ fn create(game: &mut Game, key: SessionKey, seq: u64, rest: &str, out: &mut Outb
 
 /// Says why not if the name cannot be had.
 fn name_free(game: &Game, key: SessionKey, name: &str, out: &mut Outbox) -> bool {
+    if game
+        .ban_holding(&BanTarget::Name(name.to_owned()))
+        .is_some()
+    {
+        out.text(key, msg::name_banned(name));
+        return false;
+    }
     match game.db.name_taken(name) {
         Ok(false) => true,
         Ok(true) => {
@@ -313,6 +320,13 @@ pub(super) fn finish(
         ) => {
             match game.db.character(id) {
                 Ok(Some(record)) => {
+                    // Checked once the password is right, so that only the character's owner
+                    // learns of the ban and its reason.
+                    if let Some(ban) = game.ban_holding(&BanTarget::Name(record.name.clone())) {
+                        tracing::info!(session = %key, character = %record.name, address = %peer_shown(game, key), "refused a banned character");
+                        let farewell = msg::banned(&ban, game.unix_ms);
+                        return game.disconnect(key, &farewell, out);
+                    }
                     tracing::info!(session = %key, character = %record.name, address = %peer_shown(game, key), "logged in");
                     let account = Subject::Account(record.name.clone()).key();
                     if let Err(error) = game.db.clear_login_failures(&account) {

@@ -12,7 +12,11 @@ use tether_protocol::markup::escape;
 use super::names::NameError;
 use tether_protocol::markup::ColorDepth;
 
+use std::time::Duration;
+
+use super::moderation::BanLength;
 use super::{ClientInfo, DisplayPrefs};
+use crate::db::{AuditEntry, Ban, BanTarget, PlannedShutdown};
 
 /// More than 4, so that `quit` at a password prompt can never be a real password.
 pub(super) use crate::password::{MAX_LEN as MAX_PASSWORD, MIN_LEN as MIN_PASSWORD};
@@ -404,8 +408,192 @@ pub(super) fn upgrading_proxy() -> &'static str {
     "Upgrading the proxy; nobody will be disconnected..."
 }
 
-pub(super) fn shutting_down() -> &'static str {
-    "Shutting down..."
+// ---- Moderation ----
+
+/// A span of time the way people say it, rounded to its largest unit: `2 hours`, `1 minute`,
+/// `45 seconds` (under a second counts as one).
+pub(super) fn span(span: Duration) -> String {
+    let seconds = span.as_secs().max(1);
+    let (count, unit) = [
+        (7 * 86_400, "week"),
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+    ]
+    .into_iter()
+    .find(|(size, _)| seconds >= *size)
+    .map_or((seconds, "second"), |(size, unit)| (seconds / size, unit));
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural}")
+}
+
+fn span_between(from_ms: i64, to_ms: i64) -> String {
+    span(Duration::from_millis(
+        u64::try_from(to_ms.saturating_sub(from_ms)).unwrap_or(0),
+    ))
+}
+
+/// ` Reason: ...` for a reason given, nothing otherwise.
+fn because(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" Reason: {}", escape(reason))
+    }
+}
+
+pub(super) fn kicked(reason: &str) -> String {
+    paint(
+        TROUBLE,
+        &format!("An administrator has disconnected you.{}", because(reason)),
+    )
+}
+
+pub(super) fn kick_done(name: &str) -> String {
+    format!("{} has been disconnected.", escape(name))
+}
+
+/// The last words to a connection a ban keeps out, or closes.
+pub(super) fn banned(ban: &Ban, now_ms: i64) -> String {
+    let who = match &ban.target {
+        BanTarget::Name(_) => "This character is",
+        BanTarget::Address(_) => "Connections from your address are",
+    };
+    let until = match ban.expires_ms {
+        None => " until further notice".to_owned(),
+        Some(at) => format!(" for {}", span_between(now_ms, at)),
+    };
+    paint(
+        TROUBLE,
+        &format!("{who} banned{until}.{}", because(&ban.reason)),
+    )
+}
+
+pub(super) fn name_banned(name: &str) -> String {
+    paint(
+        TROUBLE,
+        &format!("The name {} cannot be used.", escape(name)),
+    )
+}
+
+pub(super) fn ban_done(target: &BanTarget, length: BanLength, closed: usize) -> String {
+    let how_long = match length {
+        BanLength::Forever => "until lifted".to_owned(),
+        BanLength::For(length) => format!("for {}", span(length)),
+    };
+    let closed = match closed {
+        0 => String::new(),
+        1 => " 1 connection was closed.".to_owned(),
+        n => format!(" {n} connections were closed."),
+    };
+    format!(
+        "{} is banned {how_long}.{closed}",
+        escape(&target.to_string())
+    )
+}
+
+pub(super) fn unbanned(target: &BanTarget, lifted: bool) -> String {
+    let target = escape(&target.to_string());
+    if lifted {
+        format!("The ban on {target} is lifted.")
+    } else {
+        format!("{target} is not banned.")
+    }
+}
+
+pub(super) fn ban_list(bans: &[Ban], now_ms: i64) -> String {
+    if bans.is_empty() {
+        return "Nobody is banned.".to_owned();
+    }
+    let mut text = paint(HEADING, "Bans");
+    for ban in bans {
+        let until = match ban.expires_ms {
+            None => "until lifted".to_owned(),
+            Some(at) => format!("{} left", span_between(now_ms, at)),
+        };
+        text.push_str(&format!(
+            "\n  {:<24} {until}, by {}",
+            escape(&ban.target.to_string()),
+            escape(&ban.by),
+        ));
+        if !ban.reason.is_empty() {
+            text.push_str(&format!(": {}", escape(&ban.reason)));
+        }
+    }
+    text
+}
+
+pub(super) fn wall(actor: &str, text: &str) -> String {
+    format!(
+        "{} {}",
+        paint("{bold}{bright-magenta}", &format!("[{}]", escape(actor))),
+        escape(text)
+    )
+}
+
+pub(super) fn admin_set(name: &str, admin: bool, changed: bool) -> String {
+    let name = escape(name);
+    match (admin, changed) {
+        (true, true) => format!("{name} is now an administrator."),
+        (true, false) => format!("{name} was already an administrator."),
+        (false, true) => format!("{name} is no longer an administrator."),
+        (false, false) => format!("{name} was not an administrator."),
+    }
+}
+
+pub(super) fn shutdown_in(left: Duration, reason: &str) -> String {
+    paint(
+        TROUBLE,
+        &format!(
+            "The server shuts down in {}.{}",
+            span(left),
+            because(reason)
+        ),
+    )
+}
+
+pub(super) fn shutdown_now(reason: &str) -> String {
+    paint(
+        TROUBLE,
+        &format!("The server is shutting down now.{}", because(reason)),
+    )
+}
+
+pub(super) fn shutdown_cancelled() -> &'static str {
+    "{bright-green}The shutdown is called off.{/}"
+}
+
+pub(super) fn shutdown_status(plan: Option<&PlannedShutdown>, now_ms: i64) -> String {
+    match plan {
+        None => "No shutdown is planned. Usage: @shutdown now|<minutes>|<time>|cancel [reason]"
+            .to_owned(),
+        Some(plan) => format!(
+            "The server shuts down in {}, as {} planned.{}",
+            span_between(now_ms, plan.at_ms),
+            escape(&plan.by),
+            because(&plan.reason)
+        ),
+    }
+}
+
+pub(super) fn audit_trail(trail: &[AuditEntry], now_ms: i64) -> String {
+    if trail.is_empty() {
+        return "No administrator has done anything yet.".to_owned();
+    }
+    let mut text = paint(HEADING, "Administrators' actions, latest last");
+    for entry in trail {
+        text.push_str(&format!(
+            "\n  {:>12} ago  {} {} {}",
+            span_between(entry.at_ms, now_ms),
+            escape(&entry.actor),
+            escape(&entry.action),
+            escape(&entry.target),
+        ));
+        if !entry.detail.is_empty() {
+            text.push_str(&format!(" ({})", escape(&entry.detail)));
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -450,6 +638,60 @@ mod tests {
         ] {
             assert_no_stray_braces(&markup);
         }
+        let ban = Ban {
+            target: BanTarget::Name("Mallory".into()),
+            reason: "spam".into(),
+            by: "Root".into(),
+            created_ms: 0,
+            expires_ms: Some(60_000),
+        };
+        let entry = AuditEntry {
+            at_ms: 0,
+            actor: "Root".into(),
+            action: "ban".into(),
+            target: "Mallory".into(),
+            detail: "spam".into(),
+        };
+        let plan = PlannedShutdown {
+            at_ms: 60_000,
+            reason: "upgrade".into(),
+            by: "Root".into(),
+        };
+        for markup in [
+            kicked("spam"),
+            banned(&ban, 0),
+            name_banned("Mallory"),
+            ban_done(&ban.target, BanLength::Forever, 1),
+            ban_list(std::slice::from_ref(&ban), 0),
+            wall("Root", "hello"),
+            shutdown_in(Duration::from_secs(60), "upgrade"),
+            shutdown_now(""),
+            shutdown_cancelled().to_owned(),
+            shutdown_status(Some(&plan), 0),
+            audit_trail(&[entry], 1_000),
+        ] {
+            assert_no_stray_braces(&markup);
+        }
+    }
+
+    #[test]
+    fn spans_read_as_people_say_them() {
+        assert_eq!(span(Duration::from_millis(300)), "1 second");
+        assert_eq!(span(Duration::from_secs(45)), "45 seconds");
+        assert_eq!(span(Duration::from_secs(60)), "1 minute");
+        assert_eq!(span(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(span(Duration::from_secs(7200)), "2 hours");
+        assert_eq!(span(Duration::from_secs(3 * 86_400)), "3 days");
+        assert_eq!(span(Duration::from_secs(14 * 86_400)), "2 weeks");
+    }
+
+    #[test]
+    fn an_administrators_words_are_escaped() {
+        assert_eq!(plain(&wall("Root", "{red}hi")), "[Root] {red}hi");
+        assert_eq!(
+            plain(&kicked("{blink}bye")),
+            "An administrator has disconnected you. Reason: {blink}bye"
+        );
     }
 
     #[test]
