@@ -1,6 +1,8 @@
 //! What `tether admin` does to the accounts, on the server's host: make an administrator on
 //! purpose (the game itself never makes one, so a fresh server open to the internet is not
-//! owned by whoever connects first), list the accounts, promote, demote, reset a password.
+//! owned by whoever connects first), list the accounts, promote, demote, reset a password,
+//! ban and lift bans, read the audit trail. Each change is recorded in the audit trail under
+//! the name of whoever made it (`host:<user>`).
 //!
 //! Whoever can run it can already read and write the data directory, so it asks for nothing
 //! more. It works on the database directly, beside a running game or without one; the game
@@ -8,8 +10,11 @@
 //! once, for players online too.
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::db::{AccountSummary, Db, DbError};
+use crate::db::{AccountSummary, AuditAction, Db, DbError};
+pub use crate::db::{AuditEntry, Ban, BanTarget};
+pub use crate::game::moderation::{BanLength, parse_ban_target};
 pub use crate::game::names::NameError;
 use crate::game::names::normalize_name;
 use crate::password::{self, Password, PasswordError};
@@ -41,21 +46,30 @@ pub enum Change {
     AlreadySo,
 }
 
-/// The accounts of one data directory.
+/// The accounts of one data directory, changed by `actor`.
 pub struct Accounts {
     db: Db,
+    actor: String,
 }
 
 impl Accounts {
-    /// Opens (creating if need be, owner-only) the database in `data`.
-    pub fn open(data: &Path) -> Result<Accounts, AdminError> {
+    /// Opens (creating if need be, owner-only) the database in `data`; `actor` is who the
+    /// audit trail says made the changes.
+    pub fn open(data: &Path, actor: &str) -> Result<Accounts, AdminError> {
         tether_protocol::private::dir(data).map_err(|source| AdminError::DataDir {
             path: data.to_owned(),
             source,
         })?;
         Ok(Accounts {
             db: Db::open(&Db::path_in(data))?,
+            actor: actor.to_owned(),
         })
+    }
+
+    fn record(&self, action: AuditAction, target: &str, detail: &str) -> Result<(), AdminError> {
+        Ok(self
+            .db
+            .audit(now_ms(), &self.actor, action, target, detail)?)
     }
 
     pub fn list(&self) -> Result<Vec<AccountSummary>, AdminError> {
@@ -73,6 +87,8 @@ impl Accounts {
         let name = normalize_name(name)?;
         let hash = hash(clear)?;
         self.db.create_account(&name, &hash, "", admin)?;
+        let role = if admin { "administrator" } else { "player" };
+        self.record(AuditAction::CreateAccount, &name, role)?;
         Ok(name)
     }
 
@@ -82,7 +98,15 @@ impl Accounts {
         match self.db.set_admin(&name, admin)? {
             None => Err(AdminError::NoSuchAccount(name)),
             Some(was) if was == admin => Ok(Change::AlreadySo),
-            Some(_) => Ok(Change::Made),
+            Some(_) => {
+                let action = if admin {
+                    AuditAction::Promote
+                } else {
+                    AuditAction::Demote
+                };
+                self.record(action, &name, "")?;
+                Ok(Change::Made)
+            }
         }
     }
 
@@ -91,11 +115,68 @@ impl Accounts {
         let name = normalize_name(name)?;
         let hash = hash(clear)?;
         if self.db.set_password_hash(&name, &hash)? {
+            self.record(AuditAction::ResetPassword, &name, "")?;
             Ok(name)
         } else {
             Err(AdminError::NoSuchAccount(name))
         }
     }
+}
+
+impl Accounts {
+    /// Bans `target` for `length`. It holds at the next login or connection; who it covers
+    /// and is in the game now stays until kicked (`tether admin kick`, or `@ban` in the game,
+    /// which does both).
+    pub fn ban(
+        &self,
+        target: &BanTarget,
+        length: BanLength,
+        reason: &str,
+    ) -> Result<Ban, AdminError> {
+        let now = now_ms();
+        let ban = Ban {
+            target: target.clone(),
+            reason: reason.to_owned(),
+            by: self.actor.clone(),
+            created_ms: now,
+            expires_ms: length.expires_ms(now),
+        };
+        self.db.add_ban(&ban)?;
+        let detail = match length {
+            BanLength::Forever => format!("forever: {reason}"),
+            BanLength::For(span) => format!("for {}s: {reason}", span.as_secs()),
+        };
+        self.record(AuditAction::Ban, &target.to_string(), &detail)?;
+        Ok(ban)
+    }
+
+    /// Lifts the ban on `target`; whether there was one.
+    pub fn unban(&self, target: &BanTarget) -> Result<bool, AdminError> {
+        let lifted = self.db.remove_ban(target)?;
+        if lifted {
+            self.record(AuditAction::Unban, &target.to_string(), "")?;
+        }
+        Ok(lifted)
+    }
+
+    /// Every ban that holds now.
+    pub fn bans(&self) -> Result<Vec<Ban>, AdminError> {
+        Ok(self.db.bans(now_ms())?)
+    }
+
+    /// The last `limit` lines of the audit trail, oldest first.
+    pub fn audit_trail(&self, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
+        Ok(self.db.audit_trail(limit)?)
+    }
+}
+
+/// Milliseconds since the Unix epoch, as the game keeps time in the database.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 fn hash(clear: &str) -> Result<String, AdminError> {
@@ -114,7 +195,7 @@ mod tests {
     fn an_administrator_is_made_listed_demoted_and_given_a_new_password() {
         let root = tempfile::tempdir().expect("temp dir");
         let data = root.path().join("data");
-        let mut accounts = Accounts::open(&data).expect("open");
+        let mut accounts = Accounts::open(&data, "host:test").expect("open");
         assert!(!accounts.any_admin().expect("any"));
         assert_eq!(
             accounts.create("root", "rootpass", true).expect("create"),
@@ -173,5 +254,32 @@ mod tests {
             accounts.reset_password("nobody", "newpass1"),
             Err(AdminError::NoSuchAccount(_))
         ));
+    }
+
+    #[test]
+    fn bans_made_on_the_host_hold_and_everything_is_on_record() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let accounts = Accounts::open(root.path(), "host:ops").expect("open");
+        let target = parse_ban_target("mallory").expect("name");
+        let ban = accounts
+            .ban(&target, BanLength::Forever, "spam")
+            .expect("ban");
+        assert_eq!((ban.by.as_str(), ban.expires_ms), ("host:ops", None));
+        assert_eq!(accounts.bans().expect("bans"), [ban]);
+        assert!(accounts.unban(&target).expect("unban"));
+        assert!(!accounts.unban(&target).expect("again"));
+        let trail: Vec<(String, String, String)> = accounts
+            .audit_trail(10)
+            .expect("trail")
+            .into_iter()
+            .map(|e| (e.actor, e.action, e.target))
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                ("host:ops".into(), "ban".into(), "Mallory".into()),
+                ("host:ops".into(), "unban".into(), "Mallory".into())
+            ]
+        );
     }
 }

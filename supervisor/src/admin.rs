@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use tether_engine::admin::{Accounts, Change};
+use tether_engine::admin::{Accounts, Ban, BanLength, BanTarget, Change, parse_ban_target};
 
 use crate::cli::{AdminAction, Options};
 
@@ -16,8 +16,9 @@ pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
     let data = crate::config::client_data_dir(options)?;
     same_user_as(&data, "tether admin")?;
     // Opened only by the actions that need them: a proxy's host has no accounts.
+    let actor = actor();
     let accounts = || {
-        Accounts::open(&data)
+        Accounts::open(&data, &actor)
             .with_context(|| format!("cannot open the accounts in {}", data.display()))
     };
     let mut out = std::io::stdout().lock();
@@ -68,6 +69,62 @@ pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
             let name = accounts()?.reset_password(name, &password)?;
             writeln!(out, "{name} has a new password")?;
         }
+        AdminAction::Ban {
+            target,
+            length,
+            reason,
+        } => {
+            let target = ban_target(target)?;
+            let Some(length) = BanLength::parse(length) else {
+                bail!("{length:?} is not a time: use 30m, 12h, 7d, 2w or forever");
+            };
+            let ban = accounts()?.ban(&target, length, reason)?;
+            writeln!(out, "banned {}", describe(&ban))?;
+            if let BanTarget::Name(_) = target {
+                writeln!(
+                    out,
+                    "(it holds from their next login; a player online stays until kicked)"
+                )?;
+            }
+        }
+        AdminAction::Unban { target } => {
+            let target = ban_target(target)?;
+            let said = if accounts()?.unban(&target)? {
+                "the ban is lifted"
+            } else {
+                "was not banned"
+            };
+            writeln!(out, "{target}: {said}")?;
+        }
+        AdminAction::Bans => {
+            let bans = accounts()?.bans()?;
+            if bans.is_empty() {
+                writeln!(out, "nobody is banned")?;
+            }
+            for ban in bans {
+                writeln!(out, "{}", describe(&ban))?;
+            }
+        }
+        AdminAction::Audit { last } => {
+            let trail = accounts()?.audit_trail(*last)?;
+            if trail.is_empty() {
+                writeln!(out, "no administrator has done anything yet")?;
+            }
+            for entry in trail {
+                write!(
+                    out,
+                    "{}  {:<16} {:<18} {}",
+                    date(entry.at_ms),
+                    entry.actor,
+                    entry.action,
+                    entry.target
+                )?;
+                if !entry.detail.is_empty() {
+                    write!(out, " ({})", entry.detail)?;
+                }
+                writeln!(out)?;
+            }
+        }
         AdminAction::Token { rotate } => token(&data, *rotate)?,
     }
     Ok(())
@@ -100,6 +157,40 @@ fn token(data: &Path, rotate: bool) -> anyhow::Result<()> {
     };
     writeln!(std::io::stdout().lock(), "{token}")?;
     Ok(())
+}
+
+/// Who the audit trail says made a change from this host: `host:<user>`.
+fn actor() -> String {
+    let uid = nix::unistd::geteuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |user| user.name);
+    format!("host:{user}")
+}
+
+fn ban_target(word: &str) -> anyhow::Result<BanTarget> {
+    parse_ban_target(word).with_context(|| format!("{word:?} is neither an IP address nor a name"))
+}
+
+/// One ban on one line: whom, until when, by whom, why.
+fn describe(ban: &Ban) -> String {
+    let until = match ban.expires_ms {
+        None => "until lifted".to_owned(),
+        Some(at) => format!("until {}", date(at)),
+    };
+    let mut line = format!("{:<24} {until}, by {}", ban.target.to_string(), ban.by);
+    if !ban.reason.is_empty() {
+        line.push_str(&format!(": {}", ban.reason));
+    }
+    line
+}
+
+/// A time kept in Unix milliseconds, as an HTTP date (UTC, unambiguous).
+fn date(ms: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    httpdate::fmt_http_date(at)
 }
 
 /// Names are stored capitalised; say it the way the game will.

@@ -92,6 +92,31 @@ pub enum AdminAction {
     List,
     /// Give a character a new password
     ResetPassword { name: String },
+    /// Keep a character (by name) or an address out; it holds at the next login or
+    /// connection, and is recorded in the audit trail
+    Ban {
+        /// A character's name, or an IP address
+        target: String,
+        /// How long: 30m, 12h, 7d, 2w, or forever
+        #[arg(long = "for", value_name = "TIME", default_value = "forever")]
+        length: String,
+        /// Why, as the banned player is told
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a ban
+    Unban {
+        /// A character's name, or an IP address
+        target: String,
+    },
+    /// List the bans that hold, and until when
+    Bans,
+    /// Show the latest administrators' actions (in the game and here)
+    Audit {
+        /// How many
+        #[arg(long, short = 'n', default_value_t = 20)]
+        last: usize,
+    },
     /// Show the admin token (made if there is none) that `/metrics` and the dashboard ask
     /// for; it is kept in DATA/admin-token, readable by the game's user only
     Token {
@@ -238,6 +263,18 @@ mod tests {
             Command::Admin(AdminAction::ResetPassword { name: "bob".into() })
         );
         assert!(Cli::try_parse_from(["tether", "admin", "promote"]).is_err());
+        assert_eq!(
+            parse(&["admin", "ban", "1.2.3.4", "--for", "7d", "--reason", "bots"]).subcommand(),
+            Command::Admin(AdminAction::Ban {
+                target: "1.2.3.4".into(),
+                length: "7d".into(),
+                reason: "bots".into()
+            })
+        );
+        assert_eq!(
+            parse(&["admin", "audit", "-n", "5"]).subcommand(),
+            Command::Admin(AdminAction::Audit { last: 5 })
+        );
         assert_eq!(
             parse(&["admin", "token", "--rotate"]).subcommand(),
             Command::Admin(AdminAction::Token { rotate: true })

@@ -79,7 +79,6 @@ pub enum AuditAction {
     Demote,
     CreateAccount,
     ResetPassword,
-    RotateToken,
 }
 
 impl AuditAction {
@@ -97,7 +96,6 @@ impl AuditAction {
             AuditAction::Demote => "demote",
             AuditAction::CreateAccount => "create-account",
             AuditAction::ResetPassword => "reset-password",
-            AuditAction::RotateToken => "rotate-token",
         }
     }
 }
