@@ -132,6 +132,7 @@ impl CoreState {
             SessionEvent::Line { seq, text } => self.game.line(key, seq, &text, outbox),
             SessionEvent::Closed(_) => self.game.session_closed(key, outbox),
             SessionEvent::Client(info) => self.game.session_client(key, *info),
+            SessionEvent::Order(order) => self.game.order(key.proxy, *order, outbox),
         }
     }
 

@@ -19,7 +19,7 @@ fn game() -> TestGame {
 
 /// The last words session `n` was sent, as text.
 fn farewell(out: &tether_engine::Outbox, n: u64) -> Option<String> {
-    disconnect_of(out, n).map(tether_protocol::markup::plain)
+    disconnect_of(out, n).map(str::to_owned)
 }
 
 fn everything(out: &tether_engine::Outbox, n: u64) -> String {

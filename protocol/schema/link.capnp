@@ -142,7 +142,48 @@ struct ProxyEvent {
     line @2 :InputLine;       # a player sent a line
     closed @3 :Text;          # the connection ended; the text says why
     client @4 :ClientInfo;    # negotiation learned something new about the client
+    order @5 :Order;          # an operator's order (session is 0); answered by orderDone
   }
+}
+
+struct Order {
+  # What an operator asks of the game from outside it (the dashboard, `tether admin`), through
+  # a proxy's admin API. A core that does not know `order` skips it; one that does not know
+  # the action answers ok = false.
+  id @0 :UInt64;          # the proxy's, echoed in orderDone
+  actor @1 :Text;         # who asked, for the audit trail ("host:ops", "dashboard")
+  union {
+    kick @2 :KickOrder;
+    ban @3 :BanOrder;
+    unban @4 :Text;       # a name or an address
+    wall @5 :Text;        # said to everyone
+    shutdown @6 :ShutdownOrder;
+    cancelShutdown @7 :Void;
+    reload @8 :Void;      # asked of the supervisor, as @reload does
+    upgradeProxy @9 :Void;
+  }
+}
+
+struct KickOrder {
+  name @0 :Text;
+  reason @1 :Text;
+}
+
+struct BanOrder {
+  target @0 :Text;        # a character's name or an IP address
+  seconds @1 :UInt64;     # 0: until lifted
+  reason @2 :Text;
+}
+
+struct ShutdownOrder {
+  seconds @0 :UInt32;     # 0: now
+  reason @1 :Text;
+}
+
+struct OrderDone {
+  id @0 :UInt64;
+  ok @1 :Bool;
+  said @2 :Text;          # plain text, for the operator
 }
 
 struct InputLine {
@@ -168,6 +209,7 @@ struct CoreEvent {
     display @8 :DisplayPrefs; # the player's display settings; the proxy keeps them
     playing @9 :Playing;      # the session plays this character (for the operator's view)
     loginFailed @10 :Void;    # a wrong password was given (for the operator's counters)
+    orderDone @11 :OrderDone; # the answer to an operator's order (session is 0)
   }
 }
 

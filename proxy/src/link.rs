@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::message::{
-    self, Attach, ClientInfo, CoreMessage, DecodeError, Delivery, Hello, ProxyEvent, ProxyMessage,
-    SessionInfo, Welcome,
+    self, Attach, ClientInfo, CoreMessage, DecodeError, Delivery, Hello, Order, OrderAction,
+    ProxyEvent, ProxyMessage, SessionInfo, Welcome,
 };
 use tether_protocol::process::CoreNews;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -38,7 +38,9 @@ use tracing::{debug, info, warn};
 use crate::keeper::Keeper;
 use crate::mailbox;
 use crate::metrics;
-use crate::relay::{CoreHealth, KeptSlot, Refused, Relay, RelayState, ToSession};
+use crate::relay::{
+    CoreHealth, KeptSlot, NoCore, OrderAnswer, Refused, Relay, RelayState, ToSession,
+};
 use crate::state;
 
 /// Messages a player's session sends to the link.
@@ -202,6 +204,7 @@ impl LinkHandle {
                 resume_expected: false,
                 typed_at: HashMap::new(),
                 attached_before: false,
+                orders: Orders::default(),
             },
         )
     }
@@ -274,6 +277,27 @@ impl LinkHandle {
         lock(&self.cannot_start).clone()
     }
 
+    /// Has the core carry out an operator's order, and waits for its answer.
+    pub async fn order(
+        &self,
+        actor: String,
+        action: OrderAction,
+    ) -> Result<OrderAnswer, OrderError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut shell = self.lock();
+            shell.orders.next_id += 1;
+            let id = shell.orders.next_id;
+            shell.relay.order(Order { id, actor, action })?;
+            shell.orders.waiting.insert(id, reply);
+        }
+        self.submit_ready.notify_one();
+        match tokio::time::timeout(ORDER_LIMIT, answer).await {
+            Ok(Ok(answer)) => Ok(answer),
+            _ => Err(OrderError::NoAnswer),
+        }
+    }
+
     /// Takes one event from a session.
     pub fn send(&self, message: ToLink) {
         let mut shell = self.lock();
@@ -340,6 +364,7 @@ pub fn resume(
             typed_at: HashMap::new(),
             // The previous proxy's core: its next attach ends a gap.
             attached_before: true,
+            orders: Orders::default(),
         },
     );
     metrics::global().took_over();
@@ -418,6 +443,31 @@ struct Shell {
     typed_at: HashMap<u64, VecDeque<(u64, Instant)>>,
     /// A core has attached to this link before: the next attach ends a gap.
     attached_before: bool,
+    orders: Orders,
+}
+
+/// Operators' orders waiting for the core's answer, by id.
+#[derive(Default)]
+struct Orders {
+    next_id: u64,
+    waiting: HashMap<u64, oneshot::Sender<OrderAnswer>>,
+}
+
+/// How long an operator waits for the core to carry an order out. The core answers at once;
+/// no answer means it went away with the order (a crash or a reload in between).
+const ORDER_LIMIT: Duration = Duration::from_secs(10);
+
+/// Why an operator's order got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OrderError {
+    #[error(transparent)]
+    NoCore(#[from] NoCore),
+    #[error(
+        "the game core did not answer within {}s (it may have restarted, or be older than \
+         this proxy); see `tether admin audit` for whether it was done",
+        ORDER_LIMIT.as_secs()
+    )]
+    NoAnswer,
 }
 
 impl Shell {
@@ -484,6 +534,13 @@ impl Shell {
     /// Pushes what the relay decided out to sessions (unless the link is frozen: the next
     /// proxy routes it).
     fn flush(&mut self) {
+        for answer in self.relay.take_answers() {
+            if let Some(reply) = self.orders.waiting.remove(&answer.id) {
+                let _ = reply.send(answer);
+            }
+        }
+        // Whoever gave up waiting is forgotten.
+        self.orders.waiting.retain(|_, reply| !reply.is_closed());
         for (session, kept) in self.relay.take_kept() {
             if self.keeper.is_on() {
                 self.keeper.link(session, state::encode(&kept));

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tether_protocol::message::{
-    ClientInfo, CoreEvent, Delivery, ProxyEvent, SessionEvent, SessionInfo, SessionSnapshot,
+    ClientInfo, CoreEvent, Delivery, Order, ProxyEvent, SessionEvent, SessionInfo, SessionSnapshot,
 };
 
 /// How long a core may be away before players are told; shorter gaps print nothing.
@@ -32,8 +32,8 @@ pub const IN_FLIGHT_FACTOR: usize = 10;
 /// What the shell must do to a player's connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToSession {
-    /// What the core delivered for the player (never `Ack`, `State`, `Playing` or
-    /// `LoginFailed`: those are the relay's).
+    /// What the core delivered for the player (never `Ack`, `State`, `Playing`,
+    /// `LoginFailed` or `OrderDone`: those are the relay's).
     Core(Delivery),
     /// A message from tether itself (shown as such, never from a player).
     Notice(String),
@@ -150,7 +150,24 @@ pub struct Relay {
     /// slot. Not carried to another proxy: the core announces who plays to every proxy that
     /// attaches, and idle time starts again.
     watched: HashMap<u64, Watched>,
+    /// Answers to operators' orders, for [`Relay::take_answers`]. Not carried: whoever waits
+    /// for them is in this process.
+    answers: Vec<OrderAnswer>,
 }
+
+/// The core's answer to an operator's order ([`Relay::order`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderAnswer {
+    pub id: u64,
+    pub ok: bool,
+    /// Plain text, for the operator.
+    pub said: String,
+}
+
+/// An order cannot be sent: no core is attached to carry it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no game core is attached to carry the order out; try again when it is back")]
+pub struct NoCore;
 
 /// See [`Relay::watched`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -175,6 +192,7 @@ impl Relay {
             max_queued_lines,
             kept: BTreeSet::new(),
             watched: HashMap::new(),
+            answers: Vec::new(),
         }
     }
 
@@ -483,6 +501,9 @@ impl Relay {
                 }
             }
             Delivery::LoginFailed => crate::metrics::global().login_failed(),
+            Delivery::OrderDone { id, ok, said } => {
+                self.answers.push(OrderAnswer { id, ok, said });
+            }
             show => {
                 if self.is_live(session) {
                     self.to_sessions.push((session, ToSession::Core(show)));
@@ -589,6 +610,7 @@ impl Relay {
             max_queued_lines,
             kept: BTreeSet::new(),
             watched: HashMap::new(),
+            answers: Vec::new(),
         }
     }
 
@@ -628,6 +650,7 @@ impl Relay {
             max_queued_lines,
             kept: BTreeSet::new(),
             watched: HashMap::new(),
+            answers: Vec::new(),
         }
     }
 
@@ -659,6 +682,25 @@ impl Relay {
     /// The next `submit` batch (empty: nothing to send).
     pub fn take_submits(&mut self) -> Vec<ProxyEvent<'static>> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Sends an operator's order to the core with the next batch; its answer comes back
+    /// through [`Relay::take_answers`]. Refused while no core is attached, rather than kept:
+    /// an operator who kicks someone wants it done now or to hear why not.
+    pub fn order(&mut self, order: Order) -> Result<(), NoCore> {
+        if !self.is_up() {
+            return Err(NoCore);
+        }
+        self.outbox.push(ProxyEvent {
+            session: 0,
+            event: SessionEvent::Order(Box::new(order)),
+        });
+        Ok(())
+    }
+
+    /// The answers to orders that came in since the last call.
+    pub fn take_answers(&mut self) -> Vec<OrderAnswer> {
+        std::mem::take(&mut self.answers)
     }
 
     /// Messages for player connections produced since the last call.

@@ -927,7 +927,8 @@ impl TelnetSpeaker {
                 Delivery::Ack(_)
                 | Delivery::State(_)
                 | Delivery::Playing { .. }
-                | Delivery::LoginFailed,
+                | Delivery::LoginFailed
+                | Delivery::OrderDone { .. },
             ) => {}
         }
         Ok(())

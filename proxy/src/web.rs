@@ -28,13 +28,14 @@ use tether_protocol::markup;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
-use tether_protocol::message::{self, Charset, ClientInfo, Delivery, SessionInfo};
+use tether_protocol::message::{self, Charset, ClientInfo, Delivery, OrderAction, SessionInfo};
 
 use crate::admission::{Admission, Admitted};
 use crate::close::CloseReason;
 use crate::conn::Conn;
 use crate::gate::{Door, Permit};
 use crate::gmcp::{self, Gmcp, Received};
+use crate::link::OrderError;
 use crate::proxy_protocol;
 use crate::relay::{CoreHealth, ToSession};
 use crate::session::{self, Context, Speaker, TelnetSpeaker};
@@ -66,6 +67,7 @@ pub fn router(web: Web) -> Router {
         .route("/", get(index))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/admin/orders", axum::routing::post(order))
         .route("/ws", get(websocket))
         .with_state(web)
 }
@@ -120,6 +122,129 @@ async fn metrics(State(web): State<Web>, headers: HeaderMap) -> Response {
         crate::metrics::render(&census),
     )
         .into_response()
+}
+
+/// An operator's order as `POST /admin/orders` takes it (JSON), e.g.
+/// `{"order": "kick", "name": "Bob", "reason": "spam", "actor": "host:ops"}`.
+#[derive(Debug, Deserialize)]
+struct OrderRequest {
+    /// Who asks, for the audit trail: only letters, digits and `:._@-`, at most 40 of them;
+    /// anything else is recorded as `operator`.
+    #[serde(default)]
+    actor: String,
+    #[serde(flatten)]
+    order: OrderBody,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "order", rename_all = "kebab-case")]
+enum OrderBody {
+    Kick {
+        name: String,
+        #[serde(default)]
+        reason: String,
+    },
+    Ban {
+        target: String,
+        /// 0 or absent: until lifted.
+        #[serde(default)]
+        seconds: u64,
+        #[serde(default)]
+        reason: String,
+    },
+    Unban {
+        target: String,
+    },
+    Wall {
+        text: String,
+    },
+    Shutdown {
+        /// 0 or absent: now.
+        #[serde(default)]
+        seconds: u32,
+        #[serde(default)]
+        reason: String,
+    },
+    CancelShutdown,
+    Reload,
+    UpgradeProxy,
+}
+
+impl From<OrderBody> for OrderAction {
+    fn from(body: OrderBody) -> OrderAction {
+        match body {
+            OrderBody::Kick { name, reason } => OrderAction::Kick { name, reason },
+            OrderBody::Ban {
+                target,
+                seconds,
+                reason,
+            } => OrderAction::Ban {
+                target,
+                seconds,
+                reason,
+            },
+            OrderBody::Unban { target } => OrderAction::Unban { target },
+            OrderBody::Wall { text } => OrderAction::Wall { text },
+            OrderBody::Shutdown { seconds, reason } => OrderAction::Shutdown { seconds, reason },
+            OrderBody::CancelShutdown => OrderAction::CancelShutdown,
+            OrderBody::Reload => OrderAction::Reload,
+            OrderBody::UpgradeProxy => OrderAction::UpgradeProxy,
+        }
+    }
+}
+
+/// Who the audit trail says gave an order: what the operator's tool said, if it is a plain
+/// name, else `operator` (the token is the credential; this is only a label).
+fn actor_label(said: &str) -> String {
+    let plain = !said.is_empty()
+        && said.len() <= 40
+        && said
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":._@-".contains(c));
+    if plain {
+        said.to_owned()
+    } else {
+        "operator".to_owned()
+    }
+}
+
+/// `POST /admin/orders`: an operator's order for the game (kick, ban, unban, wall, shutdown,
+/// cancel-shutdown, reload, upgrade-proxy), behind the admin token. The answer is JSON,
+/// `{"ok": bool, "said": text}`: 200 done, 422 refused by the game (not online, bad name),
+/// 400 not an order, 503 no core attached, 504 no answer.
+async fn order(State(web): State<Web>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(refusal) = refusal(&web, &headers) {
+        return refusal;
+    }
+    let answer = |status: StatusCode, ok: bool, said: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "ok": ok, "said": said }).to_string(),
+        )
+            .into_response()
+    };
+    let request: OrderRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                false,
+                format!("not an order: {error}"),
+            );
+        }
+    };
+    let actor = actor_label(&request.actor);
+    match web.context.link.order(actor, request.order.into()).await {
+        Ok(done) if done.ok => answer(StatusCode::OK, true, done.said),
+        Ok(done) => answer(StatusCode::UNPROCESSABLE_ENTITY, false, done.said),
+        Err(error @ OrderError::NoCore(_)) => {
+            answer(StatusCode::SERVICE_UNAVAILABLE, false, error.to_string())
+        }
+        Err(error @ OrderError::NoAnswer) => {
+            answer(StatusCode::GATEWAY_TIMEOUT, false, error.to_string())
+        }
+    }
 }
 
 /// `None` if the request carries the admin token; else the answer to give instead.
@@ -534,7 +659,8 @@ impl Speaker for WebSpeaker {
                 Delivery::Ack(_)
                 | Delivery::State(_)
                 | Delivery::Playing { .. }
-                | Delivery::LoginFailed,
+                | Delivery::LoginFailed
+                | Delivery::OrderDone { .. },
             ) => {}
         }
         Ok(())

@@ -586,6 +586,31 @@ pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> 
     response
 }
 
+/// A plain HTTP/1.1 POST of a JSON `body`, with extra request headers; the whole answer,
+/// status line first.
+pub fn http_post_json(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
 /// Finds a line like `core: pid 1234 ...` (the first number after `<role>` and `pid`).
 fn pid_after(status: &str, role: &str) -> Option<i32> {
     status.lines().find_map(|line| {

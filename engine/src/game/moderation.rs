@@ -2,13 +2,16 @@
 //! the database, with an expiry), lift bans, say something to everyone, and shut the server
 //! down after a countdown with a reason. Every action goes into the audit trail.
 //!
-//! These are the game's verbs, whoever asks: the in-game `@` commands (`builtin`) call them,
-//! with the administrator's character as the actor.
+//! These are the game's verbs, whoever asks: the in-game `@` commands (`admin_commands`) call
+//! them with the administrator's character as the actor, and an operator's [`Order`] from a
+//! proxy's admin API (the dashboard, `tether admin`) with whoever the proxy vouched for.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use tether_protocol::SessionKey;
+use tether_protocol::markup::plain;
+use tether_protocol::message::{Delivery, Order, OrderAction};
 
 use super::names::{NameError, normalize_name};
 use super::{AdminRequest, Game, Outbox, chain, msg};
@@ -96,6 +99,8 @@ pub enum ModerationError {
     Yourself,
     #[error("{0}")]
     NotSaved(NotSaved),
+    #[error("This core does not know that order; it is older than the proxy.")]
+    Unknown,
 }
 
 /// A shutdown counting down in this core (also in the database, for the next core).
@@ -398,6 +403,111 @@ impl Game {
                 tracing::error!(error = %chain(&error), "cannot read the planned shutdown")
             }
         }
+    }
+}
+
+impl Game {
+    /// Carries out an operator's order from proxy `proxy` and answers it there.
+    pub(crate) fn order(&mut self, proxy: u64, order: Order, out: &mut Outbox) {
+        let Order { id, actor, action } = order;
+        // Whatever the operator's tool sent, players get it as any player's text would be.
+        let clean = |text: String| crate::text::sanitize_player_text(&text);
+        let action = match action {
+            OrderAction::Kick { name, reason } => OrderAction::Kick {
+                name,
+                reason: clean(reason),
+            },
+            OrderAction::Ban {
+                target,
+                seconds,
+                reason,
+            } => OrderAction::Ban {
+                target,
+                seconds,
+                reason: clean(reason),
+            },
+            OrderAction::Wall { text } => OrderAction::Wall { text: clean(text) },
+            OrderAction::Shutdown { seconds, reason } => OrderAction::Shutdown {
+                seconds,
+                reason: clean(reason),
+            },
+            other => other,
+        };
+        let mark = out.events.len();
+        let done: Result<String, ModerationError> = match action {
+            OrderAction::Kick { name, reason } => self
+                .kick(&actor, &name, &reason, out)
+                .map(|name| msg::kick_done(&name)),
+            OrderAction::Ban {
+                target,
+                seconds,
+                reason,
+            } => parse_ban_target(&target)
+                .map_err(ModerationError::from)
+                .and_then(|target| {
+                    let length = match seconds {
+                        0 => BanLength::Forever,
+                        seconds => BanLength::For(Duration::from_secs(seconds)),
+                    };
+                    let closed = self.ban(&actor, None, target.clone(), length, &reason, out)?;
+                    Ok(msg::ban_done(&target, length, closed))
+                }),
+            OrderAction::Unban { target } => parse_ban_target(&target)
+                .map_err(ModerationError::from)
+                .and_then(|target| {
+                    let lifted = self.unban(&actor, &target)?;
+                    Ok(msg::unbanned(&target, lifted))
+                }),
+            OrderAction::Wall { text } => {
+                self.wall(&actor, &text, out);
+                Ok("Said to everyone.".to_owned())
+            }
+            OrderAction::Shutdown { seconds, reason } => self
+                .shut_down(
+                    &actor,
+                    None,
+                    Duration::from_secs(seconds.into()),
+                    &reason,
+                    out,
+                )
+                .map(|()| msg::shutdown_status(self.planned_shutdown(), self.unix_ms)),
+            OrderAction::CancelShutdown => self.cancel_shutdown(&actor, out).map(|cancelled| {
+                if cancelled {
+                    msg::shutdown_cancelled().to_owned()
+                } else {
+                    msg::shutdown_status(None, self.unix_ms)
+                }
+            }),
+            OrderAction::Reload | OrderAction::UpgradeProxy => {
+                let (request, audit, said) = if action == OrderAction::Reload {
+                    (AdminRequest::Reload, AuditAction::Reload, msg::reloading())
+                } else {
+                    (
+                        AdminRequest::UpgradeProxy,
+                        AuditAction::UpgradeProxy,
+                        msg::upgrading_proxy(),
+                    )
+                };
+                self.record(&actor, audit, "server", "");
+                out.requests.push((None, request));
+                Ok(said.to_owned())
+            }
+            OrderAction::Unknown => Err(ModerationError::Unknown),
+        };
+        let (ok, said) = match done {
+            Ok(said) => (true, said),
+            Err(ModerationError::NotSaved(error)) => (false, self.not_saved(&error)),
+            Err(error) => (false, error.to_string()),
+        };
+        out.push(
+            SessionKey { proxy, session: 0 },
+            Delivery::OrderDone {
+                id,
+                ok,
+                said: plain(&said),
+            },
+        );
+        self.prompt_bystanders(mark, None, out);
     }
 }
 

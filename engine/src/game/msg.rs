@@ -413,7 +413,10 @@ pub(super) fn upgrading_proxy() -> &'static str {
 /// A span of time the way people say it, rounded to its largest unit: `2 hours`, `1 minute`,
 /// `45 seconds` (under a second counts as one).
 pub(super) fn span(span: Duration) -> String {
-    let seconds = span.as_secs().max(1);
+    // Rounded up to whole seconds, so that an hour less a few milliseconds is "1 hour".
+    let seconds = u64::try_from(span.as_millis().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1);
     let (count, unit) = [
         (7 * 86_400, "week"),
         (86_400, "day"),
@@ -442,18 +445,28 @@ fn because(reason: &str) -> String {
     }
 }
 
+/// Last words ([`Delivery::Disconnect`](tether_protocol::message::Delivery)) are plain text,
+/// not markup: these two are not painted or escaped.
 pub(super) fn kicked(reason: &str) -> String {
-    paint(
-        TROUBLE,
-        &format!("An administrator has disconnected you.{}", because(reason)),
+    format!(
+        "An administrator has disconnected you.{}",
+        plain_because(reason)
     )
+}
+
+fn plain_because(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" Reason: {reason}")
+    }
 }
 
 pub(super) fn kick_done(name: &str) -> String {
     format!("{} has been disconnected.", escape(name))
 }
 
-/// The last words to a connection a ban keeps out, or closes.
+/// The last words (plain text, see [`kicked`]) to a connection a ban keeps out, or closes.
 pub(super) fn banned(ban: &Ban, now_ms: i64) -> String {
     let who = match &ban.target {
         BanTarget::Name(_) => "This character is",
@@ -463,10 +476,7 @@ pub(super) fn banned(ban: &Ban, now_ms: i64) -> String {
         None => " until further notice".to_owned(),
         Some(at) => format!(" for {}", span_between(now_ms, at)),
     };
-    paint(
-        TROUBLE,
-        &format!("{who} banned{until}.{}", because(&ban.reason)),
-    )
+    format!("{who} banned{until}.{}", plain_because(&ban.reason))
 }
 
 pub(super) fn name_banned(name: &str) -> String {
@@ -658,8 +668,6 @@ mod tests {
             by: "Root".into(),
         };
         for markup in [
-            kicked("spam"),
-            banned(&ban, 0),
             name_banned("Mallory"),
             ban_done(&ban.target, BanLength::Forever, 1),
             ban_list(std::slice::from_ref(&ban), 0),
@@ -689,9 +697,11 @@ mod tests {
     fn an_administrators_words_are_escaped() {
         assert_eq!(plain(&wall("Root", "{red}hi")), "[Root] {red}hi");
         assert_eq!(
-            plain(&kicked("{blink}bye")),
-            "An administrator has disconnected you. Reason: {blink}bye"
+            kicked("{blink}bye"),
+            "An administrator has disconnected you. Reason: {blink}bye",
+            "last words are plain text"
         );
+        assert_eq!(span(Duration::from_millis(3_599_999)), "1 hour");
     }
 
     #[test]

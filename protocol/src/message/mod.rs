@@ -176,6 +176,49 @@ pub enum SessionEvent<'a> {
     /// Negotiation learned something new about the client. (Boxed: it is rare and large, and
     /// every line in a batch would otherwise be as large as it.)
     Client(Box<ClientInfo>),
+    /// An operator's order, not a session's (its session is 0); the core answers with
+    /// [`Delivery::OrderDone`]. Boxed for the same reason as `Client`.
+    Order(Box<Order>),
+}
+
+/// What an operator asks of the game from outside it: the dashboard, `tether admin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// The proxy's, echoed in the answer.
+    pub id: u64,
+    /// Who asked, as the audit trail records it.
+    pub actor: String,
+    pub action: OrderAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderAction {
+    Kick {
+        name: String,
+        reason: String,
+    },
+    /// `seconds` 0: until lifted. `target` is a name or an IP address.
+    Ban {
+        target: String,
+        seconds: u64,
+        reason: String,
+    },
+    Unban {
+        target: String,
+    },
+    Wall {
+        text: String,
+    },
+    /// `seconds` 0: now.
+    Shutdown {
+        seconds: u32,
+        reason: String,
+    },
+    CancelShutdown,
+    Reload,
+    UpgradeProxy,
+    /// From a newer proxy: an action this core does not know, answered as such.
+    Unknown,
 }
 
 impl ProxyEvent<'_> {
@@ -191,6 +234,7 @@ impl ProxyEvent<'_> {
                 },
                 SessionEvent::Closed(reason) => SessionEvent::Closed(reason),
                 SessionEvent::Client(client) => SessionEvent::Client(client),
+                SessionEvent::Order(order) => SessionEvent::Order(order),
             },
         }
     }
@@ -258,6 +302,9 @@ pub enum Delivery {
     Playing { character: String, fresh: bool },
     /// A wrong password was given on this session. For the operator's counters only.
     LoginFailed,
+    /// The answer to the [`Order`] `id` (its session is 0): whether it was done, and what
+    /// happened, in plain text for the operator.
+    OrderDone { id: u64, ok: bool, said: String },
 }
 
 /// A player's display settings, chosen in game and kept by the proxy for the session.

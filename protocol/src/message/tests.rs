@@ -84,7 +84,7 @@ fn attach_with_sessions_round_trips() {
 
 #[test]
 fn every_session_event_round_trips() {
-    let events = vec![
+    let mut events = vec![
         ProxyEvent {
             session: 3,
             event: SessionEvent::Opened(info(Transport::WebSocket)),
@@ -116,6 +116,39 @@ fn every_session_event_round_trips() {
             event: SessionEvent::Closed("connection reset".into()),
         },
     ];
+    for action in [
+        OrderAction::Kick {
+            name: "Bob".into(),
+            reason: "spam".into(),
+        },
+        OrderAction::Ban {
+            target: "203.0.113.9".into(),
+            seconds: 3600,
+            reason: String::new(),
+        },
+        OrderAction::Unban {
+            target: "Bob".into(),
+        },
+        OrderAction::Wall {
+            text: "Hello {red}all".into(),
+        },
+        OrderAction::Shutdown {
+            seconds: 300,
+            reason: "upgrade".into(),
+        },
+        OrderAction::CancelShutdown,
+        OrderAction::Reload,
+        OrderAction::UpgradeProxy,
+    ] {
+        events.push(ProxyEvent {
+            session: 0,
+            event: SessionEvent::Order(Box::new(Order {
+                id: 7,
+                actor: "host:ops".into(),
+                action,
+            })),
+        });
+    }
     proxy_round_trip(&ProxyMessage::Submit(events));
     proxy_round_trip(&ProxyMessage::Submit(Vec::new()));
     proxy_round_trip(&ProxyMessage::Detach);
@@ -170,6 +203,11 @@ fn every_core_message_and_delivery_round_trips() {
             fresh: false,
         },
         Delivery::LoginFailed,
+        Delivery::OrderDone {
+            id: 7,
+            ok: false,
+            said: "Bob is not in the game.".into(),
+        },
     ];
     for color in [
         None,

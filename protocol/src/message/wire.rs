@@ -16,13 +16,13 @@ use capnp::message::ReaderSegments;
 
 use super::{
     Attach, Charset, ClientInfo, CoreEvent, CoreMessage, Delivery, DisplayPrefs, Hello,
-    MsspVariable, ProxyEvent, ProxyMessage, SessionEvent, SessionInfo, SessionSnapshot, Transport,
-    Welcome,
+    MsspVariable, Order, OrderAction, ProxyEvent, ProxyMessage, SessionEvent, SessionInfo,
+    SessionSnapshot, Transport, Welcome,
 };
 use crate::framing;
 use crate::link_capnp::{
-    ColorChoice, client_info, core_event, core_message, proxy_event, proxy_message, session_info,
-    session_snapshot,
+    ColorChoice, client_info, core_event, core_message, order, proxy_event, proxy_message,
+    session_info, session_snapshot,
 };
 use crate::markup::ColorDepth;
 
@@ -115,6 +115,9 @@ impl<'m> ProxyMessage<'m> {
                         Ok(proxy_event::Closed(reason)) => SessionEvent::Closed(owned(reason)?),
                         Ok(proxy_event::Client(client)) => {
                             SessionEvent::Client(Box::new(read_client(client?)?))
+                        }
+                        Ok(proxy_event::Order(order)) => {
+                            SessionEvent::Order(Box::new(read_order(order?)?))
                         }
                         // From a newer proxy: what this core does not know, it cannot act on.
                         Err(capnp::NotInSchema(_)) => continue,
@@ -263,7 +266,83 @@ fn write_proxy_event(mut builder: proxy_event::Builder, event: &ProxyEvent<'_>) 
         }
         SessionEvent::Closed(reason) => builder.set_closed(reason.as_str()),
         SessionEvent::Client(client) => write_client(builder.init_client(), client),
+        SessionEvent::Order(order) => write_order(builder.init_order(), order),
     }
+}
+
+fn write_order(mut builder: order::Builder, order: &Order) {
+    builder.set_id(order.id);
+    builder.set_actor(order.actor.as_str());
+    match &order.action {
+        OrderAction::Kick { name, reason } => {
+            let mut kick = builder.init_kick();
+            kick.set_name(name.as_str());
+            kick.set_reason(reason.as_str());
+        }
+        OrderAction::Ban {
+            target,
+            seconds,
+            reason,
+        } => {
+            let mut ban = builder.init_ban();
+            ban.set_target(target.as_str());
+            ban.set_seconds(*seconds);
+            ban.set_reason(reason.as_str());
+        }
+        OrderAction::Unban { target } => builder.set_unban(target.as_str()),
+        OrderAction::Wall { text } => builder.set_wall(text.as_str()),
+        OrderAction::Shutdown { seconds, reason } => {
+            let mut shutdown = builder.init_shutdown();
+            shutdown.set_seconds(*seconds);
+            shutdown.set_reason(reason.as_str());
+        }
+        OrderAction::CancelShutdown => builder.set_cancel_shutdown(()),
+        OrderAction::Reload => builder.set_reload(()),
+        OrderAction::UpgradeProxy => builder.set_upgrade_proxy(()),
+        // Never sent: only read from a newer proxy. Written as the harmless cancelShutdown
+        // rather than an empty union, which would read as a kick.
+        OrderAction::Unknown => builder.set_cancel_shutdown(()),
+    }
+}
+
+fn read_order(order: order::Reader<'_>) -> Result<Order, DecodeError> {
+    let action = match order.which() {
+        Ok(order::Kick(kick)) => {
+            let kick = kick?;
+            OrderAction::Kick {
+                name: owned(kick.get_name())?,
+                reason: owned(kick.get_reason())?,
+            }
+        }
+        Ok(order::Ban(ban)) => {
+            let ban = ban?;
+            OrderAction::Ban {
+                target: owned(ban.get_target())?,
+                seconds: ban.get_seconds(),
+                reason: owned(ban.get_reason())?,
+            }
+        }
+        Ok(order::Unban(target)) => OrderAction::Unban {
+            target: owned(target)?,
+        },
+        Ok(order::Wall(text)) => OrderAction::Wall { text: owned(text)? },
+        Ok(order::Shutdown(shutdown)) => {
+            let shutdown = shutdown?;
+            OrderAction::Shutdown {
+                seconds: shutdown.get_seconds(),
+                reason: owned(shutdown.get_reason())?,
+            }
+        }
+        Ok(order::CancelShutdown(())) => OrderAction::CancelShutdown,
+        Ok(order::Reload(())) => OrderAction::Reload,
+        Ok(order::UpgradeProxy(())) => OrderAction::UpgradeProxy,
+        Err(capnp::NotInSchema(_)) => OrderAction::Unknown,
+    };
+    Ok(Order {
+        id: order.get_id(),
+        actor: owned(order.get_actor())?,
+        action,
+    })
 }
 
 fn write_core_event(mut builder: core_event::Builder, event: &CoreEvent) {
@@ -297,6 +376,12 @@ fn write_core_event(mut builder: core_event::Builder, event: &CoreEvent) {
             playing.set_fresh(*fresh);
         }
         Delivery::LoginFailed => builder.set_login_failed(()),
+        Delivery::OrderDone { id, ok, said } => {
+            let mut done = builder.init_order_done();
+            done.set_id(*id);
+            done.set_ok(*ok);
+            done.set_said(said.as_str());
+        }
     }
 }
 
@@ -338,6 +423,14 @@ fn read_core_event(event: core_event::Reader<'_>) -> Result<Option<CoreEvent>, D
             }
         }
         Ok(core_event::LoginFailed(())) => Delivery::LoginFailed,
+        Ok(core_event::OrderDone(done)) => {
+            let done = done?;
+            Delivery::OrderDone {
+                id: done.get_id(),
+                ok: done.get_ok(),
+                said: owned(done.get_said())?,
+            }
+        }
         // From a newer core: what this proxy does not know, it cannot act on.
         Err(capnp::NotInSchema(_)) => return Ok(None),
     };
