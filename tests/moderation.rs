@@ -25,6 +25,14 @@ fn order(http: SocketAddr, token: Option<&str>, body: &str) -> (u16, String) {
     (status, body)
 }
 
+/// `tether admin <args>` aimed at this game's web listener.
+fn cli(tether: &Tether, web: &str, args: &[&str]) -> (bool, String) {
+    // Before the action: `wall` takes the rest of the line as its text.
+    let mut all = vec!["--http", web];
+    all.extend(args);
+    tether.admin(&all, "")
+}
+
 fn token(tether: &Tether) -> String {
     let (ok, text) = tether.admin(&["token"], "");
     assert!(ok, "{text}");
@@ -68,9 +76,22 @@ fn orders_from_outside_reach_the_players_and_are_on_record() {
     let last = bob.expect_closed().join("\n");
     assert!(last.contains("Reason: testing kicks"), "{last}");
 
-    // A ban made on the host holds at the next login, with no word to the game.
-    let (ok, text) = tether.admin(&["ban", "bob", "--for", "1h", "--reason", "cheating"], "");
-    assert!(ok && text.contains("banned Bob"), "{text}");
+    // `tether admin` sends the same orders: a ban closes what it covers at once and holds
+    // at the next login.
+    let web = http.to_string();
+    let mut bob = tether.connect();
+    bob.login("Bob", "bobs-secret");
+    let (ok, text) = cli(
+        &tether,
+        &web,
+        &["ban", "bob", "--for", "1h", "--reason", "cheating"],
+    );
+    assert!(ok && text.contains("Bob is banned for 1 hour"), "{text}");
+    let last = bob.expect_closed().join("\n");
+    assert!(
+        last.contains("banned for 1 hour. Reason: cheating"),
+        "{last}"
+    );
     let (ok, text) = tether.admin(&["bans"], "");
     assert!(
         ok && text.contains("Bob") && text.contains("cheating"),
@@ -83,21 +104,22 @@ fn orders_from_outside_reach_the_players_and_are_on_record() {
         last.contains("banned for 1 hour. Reason: cheating"),
         "{last}"
     );
-    let (ok, text) = tether.admin(&["unban", "bob"], "");
-    assert!(ok && text.contains("lifted"), "{text}");
+    let (ok, text) = cli(&tether, &web, &["unban", "bob"]);
+    assert!(ok && text.contains("The ban on Bob is lifted"), "{text}");
     let mut bob = tether.connect();
     bob.login("Bob", "bobs-secret");
+    let (ok, text) = cli(&tether, &web, &["kick", "nobody"]);
+    assert!(!ok && text.contains("Nobody is not in the game"), "{text}");
+    let (ok, text) = cli(&tether, &web, &["wall", "back", "in", "five"]);
+    assert!(ok, "{text}");
+    bob.expect("] back in five");
 
-    // A countdown everyone hears, called off, then one that ends the server.
-    let (status, body) = order(
-        http,
-        Some(&token),
-        r#"{"order":"shutdown","seconds":600,"reason":"new areas"}"#,
-    );
-    assert_eq!(status, 200, "{body}");
+    // A countdown everyone hears, called off.
+    let (ok, text) = cli(&tether, &web, &["shutdown", "10", "--reason", "new areas"]);
+    assert!(ok && text.contains("shuts down in 10 minutes"), "{text}");
     bob.expect("The server shuts down in 10 minutes. Reason: new areas");
-    let (status, body) = order(http, Some(&token), r#"{"order":"cancel-shutdown"}"#);
-    assert_eq!(status, 200, "{body}");
+    let (ok, text) = cli(&tether, &web, &["shutdown", "cancel"]);
+    assert!(ok, "{text}");
     bob.expect("The shutdown is called off.");
 
     let (ok, trail) = tether.admin(&["audit"], "");
@@ -105,8 +127,9 @@ fn orders_from_outside_reach_the_players_and_are_on_record() {
     for said in [
         "host:ops         wall",
         "operator         kick               Bob (testing kicks)",
-        "ban                Bob",
+        "ban                Bob (for 1 hour: cheating)",
         "unban              Bob",
+        "shutdown           server (in 10 minutes: new areas)",
         "shutdown-cancelled",
     ] {
         assert!(

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::db::{AccountSummary, AuditAction, Db, DbError};
 pub use crate::db::{AuditEntry, Ban, BanTarget};
-pub use crate::game::moderation::{BanLength, parse_ban_target};
+pub use crate::game::moderation::{BanLength, parse_ban_target, parse_span};
 pub use crate::game::names::NameError;
 use crate::game::names::normalize_name;
 use crate::password::{self, Password, PasswordError};
@@ -142,10 +142,7 @@ impl Accounts {
             expires_ms: length.expires_ms(now),
         };
         self.db.add_ban(&ban)?;
-        let detail = match length {
-            BanLength::Forever => format!("forever: {reason}"),
-            BanLength::For(span) => format!("for {}s: {reason}", span.as_secs()),
-        };
+        let detail = crate::game::moderation::ban_detail(length, reason);
         self.record(AuditAction::Ban, &target.to_string(), &detail)?;
         Ok(ban)
     }

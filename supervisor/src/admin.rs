@@ -7,7 +7,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use tether_engine::admin::{Accounts, Ban, BanLength, BanTarget, Change, parse_ban_target};
+use tether_engine::admin::{
+    Accounts, Ban, BanLength, BanTarget, Change, parse_ban_target, parse_span,
+};
+
+use crate::orders::{self, Outcome};
 
 use crate::cli::{AdminAction, Options};
 
@@ -78,23 +82,65 @@ pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
             let Some(length) = BanLength::parse(length) else {
                 bail!("{length:?} is not a time: use 30m, 12h, 7d, 2w or forever");
             };
-            let ban = accounts()?.ban(&target, length, reason)?;
-            writeln!(out, "banned {}", describe(&ban))?;
-            if let BanTarget::Name(_) = target {
+            let seconds = match length {
+                BanLength::Forever => 0,
+                BanLength::For(span) => span.as_secs(),
+            };
+            let order = serde_json::json!({
+                "order": "ban", "target": target_word(&target), "seconds": seconds, "reason": reason
+            });
+            // Through the running game, which also closes whatever the ban covers; straight
+            // into the database when none runs.
+            if let Some(said) = live(options, &data, &actor, order)? {
+                writeln!(out, "{said}")?;
+            } else {
+                let ban = accounts()?.ban(&target, length, reason)?;
                 writeln!(
                     out,
-                    "(it holds from their next login; a player online stays until kicked)"
+                    "banned {} (no game answered on this host's web listener: it holds from \
+                     the next login)",
+                    describe(&ban)
                 )?;
             }
         }
         AdminAction::Unban { target } => {
             let target = ban_target(target)?;
-            let said = if accounts()?.unban(&target)? {
-                "the ban is lifted"
+            let order = serde_json::json!({"order": "unban", "target": target_word(&target)});
+            if let Some(said) = live(options, &data, &actor, order)? {
+                writeln!(out, "{said}")?;
             } else {
-                "was not banned"
+                let said = if accounts()?.unban(&target)? {
+                    "the ban is lifted"
+                } else {
+                    "was not banned"
+                };
+                writeln!(out, "{target}: {said}")?;
+            }
+        }
+        AdminAction::Kick { name, reason } => {
+            let order = serde_json::json!({"order": "kick", "name": name, "reason": reason});
+            writeln!(out, "{}", running(live(options, &data, &actor, order)?)?)?;
+        }
+        AdminAction::Wall { text } => {
+            let order = serde_json::json!({"order": "wall", "text": text.join(" ")});
+            writeln!(out, "{}", running(live(options, &data, &actor, order)?)?)?;
+        }
+        AdminAction::Shutdown { when, reason } => {
+            let order = match when.to_ascii_lowercase().as_str() {
+                "cancel" => serde_json::json!({"order": "cancel-shutdown"}),
+                "now" => serde_json::json!({"order": "shutdown", "seconds": 0, "reason": reason}),
+                _ => {
+                    let Some(after) = parse_span(when, Some(std::time::Duration::from_secs(60)))
+                    else {
+                        bail!(
+                            "{when:?} is not a time: use now, minutes (10), 90s, 15m, 2h or cancel"
+                        );
+                    };
+                    let seconds = u32::try_from(after.as_secs()).unwrap_or(u32::MAX);
+                    serde_json::json!({"order": "shutdown", "seconds": seconds, "reason": reason})
+                }
             };
-            writeln!(out, "{target}: {said}")?;
+            writeln!(out, "{}", running(live(options, &data, &actor, order)?)?)?;
         }
         AdminAction::Bans => {
             let bans = accounts()?.bans()?;
@@ -134,12 +180,23 @@ pub fn run(options: &Options, action: &AdminAction) -> anyhow::Result<()> {
 /// token goes to stdout, so `tether admin token > file` gives a scraper its credentials file;
 /// what happened goes to stderr.
 fn token(data: &Path, rotate: bool) -> anyhow::Result<()> {
+    let (token, said) = token_in(data, rotate)?;
+    if let Some(said) = said {
+        eprintln!("{said}");
+    }
+    writeln!(std::io::stdout().lock(), "{token}")?;
+    Ok(())
+}
+
+/// The admin token of `data`, made if there is none (or made anew if `rotate`), and what
+/// was done, if anything. A proxy reads the file at each request: a new one counts at once.
+pub(crate) fn token_in(data: &Path, rotate: bool) -> anyhow::Result<(String, Option<String>)> {
     use tether_protocol::admin_token;
     let path = data.join(admin_token::FILE_IN_DATA);
     let kept = admin_token::read(&path)
         .with_context(|| format!("cannot read the admin token at {}", path.display()))?;
-    let token = match kept {
-        Some(token) if !rotate => token,
+    match kept {
+        Some(token) if !rotate => Ok((token, None)),
         kept => {
             std::fs::create_dir_all(data)
                 .with_context(|| format!("cannot create {}", data.display()))?;
@@ -151,12 +208,12 @@ fn token(data: &Path, rotate: bool) -> anyhow::Result<()> {
             } else {
                 "made an admin token"
             };
-            eprintln!("{said}; it is kept in {}", path.display());
-            token
+            Ok((
+                token,
+                Some(format!("{said}; it is kept in {}", path.display())),
+            ))
         }
-    };
-    writeln!(std::io::stdout().lock(), "{token}")?;
-    Ok(())
+    }
 }
 
 /// Who the audit trail says made a change from this host: `host:<user>`.
@@ -167,6 +224,45 @@ fn actor() -> String {
         .flatten()
         .map_or_else(|| uid.to_string(), |user| user.name);
     format!("host:{user}")
+}
+
+/// Posts an order to the running game: what it said, or `None` when no game runs here.
+/// A refusal (not online, a bad name) or a proxy without a core is an error.
+fn live(
+    options: &Options,
+    data: &Path,
+    actor: &str,
+    order: serde_json::Value,
+) -> anyhow::Result<Option<String>> {
+    let Some(web) = crate::config::client_web_address(options)? else {
+        bail!(
+            "orders to a running game go through the proxy's web listener, and `http` is off \
+             here; use the in-game @ commands"
+        );
+    };
+    match orders::send(&web, data, actor, order)? {
+        Outcome::Done(said) => Ok(Some(said)),
+        Outcome::Refused(said) | Outcome::NoCore(said) => bail!("{said}"),
+        Outcome::NoGame => Ok(None),
+    }
+}
+
+/// What an order that needs a running game says, or why there is none.
+fn running(said: Option<String>) -> anyhow::Result<String> {
+    said.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no game answers on this host's web listener (give --http or --config if it \
+             listens elsewhere)"
+        )
+    })
+}
+
+/// How the game's admin API spells a ban's target.
+fn target_word(target: &BanTarget) -> String {
+    match target {
+        BanTarget::Name(name) => name.clone(),
+        BanTarget::Address(address) => address.to_string(),
+    }
 }
 
 fn ban_target(word: &str) -> anyhow::Result<BanTarget> {

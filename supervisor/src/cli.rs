@@ -92,8 +92,30 @@ pub enum AdminAction {
     List,
     /// Give a character a new password
     ResetPassword { name: String },
-    /// Keep a character (by name) or an address out; it holds at the next login or
-    /// connection, and is recorded in the audit trail
+    /// Disconnect a player from the running game, telling them why
+    Kick {
+        name: String,
+        /// Why, as the player is told
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Say something to everyone in the running game
+    Wall {
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
+        text: Vec<String>,
+    },
+    /// Shut the running game down after a countdown everyone hears (warnings at 60, 30, 15,
+    /// 10, 5, 2 and 1 minutes, 30 and 10 seconds), now, or call a countdown off
+    Shutdown {
+        /// now, minutes (10), a time (90s, 15m, 2h), or cancel
+        when: String,
+        /// Why, as everyone is told
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Keep a character (by name) or an address out, and disconnect whoever it covers in the
+    /// running game; with no game running it holds from the next start. Recorded in the
+    /// audit trail
     Ban {
         /// A character's name, or an IP address
         target: String,
@@ -269,6 +291,19 @@ mod tests {
                 target: "1.2.3.4".into(),
                 length: "7d".into(),
                 reason: "bots".into()
+            })
+        );
+        assert_eq!(
+            parse(&["admin", "wall", "back", "in", "5"]).subcommand(),
+            Command::Admin(AdminAction::Wall {
+                text: vec!["back".into(), "in".into(), "5".into()]
+            })
+        );
+        assert_eq!(
+            parse(&["admin", "shutdown", "10m", "--reason", "upgrade"]).subcommand(),
+            Command::Admin(AdminAction::Shutdown {
+                when: "10m".into(),
+                reason: "upgrade".into()
             })
         );
         assert_eq!(

@@ -409,6 +409,31 @@ pub fn client_data_dir(options: &Options) -> Result<PathBuf, ConfigError> {
     Ok(std::path::absolute(&data).unwrap_or(data))
 }
 
+/// Where a client command reaches the proxy's web listener, on this host: the `http`
+/// address with an unspecified IP (`0.0.0.0`, `::`) made the loopback one. `None`: it is off.
+pub fn client_web_address(options: &Options) -> Result<Option<String>, ConfigError> {
+    let file = FileConfig::for_options(options)?;
+    let http = options
+        .http
+        .clone()
+        .or_else(|| file.http.clone())
+        .unwrap_or_else(|| DEFAULT_HTTP.to_string());
+    if http == "off" {
+        return Ok(None);
+    }
+    Ok(Some(match http.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => {
+            let loopback: std::net::IpAddr = if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            std::net::SocketAddr::new(loopback, addr.port()).to_string()
+        }
+        _ => http,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

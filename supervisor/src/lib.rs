@@ -36,6 +36,7 @@ mod keeper;
 mod link_certs;
 mod liveness;
 mod notify;
+mod orders;
 mod pidfd;
 mod shutdown;
 mod sockets;

@@ -307,14 +307,15 @@ impl Tether {
         self.supervisor.stderr.take()
     }
 
-    /// Runs `tether admin <args> --data <dir>` with `input` as its standard input (a
+    /// Runs `tether admin --data <dir> <args>` with `input` as its standard input (a
     /// password), and returns (success, output).
     pub fn admin(&self, args: &[&str], input: &str) -> (bool, String) {
+        // `--data` first: an action such as `wall` takes the rest of the line as its text.
         let mut child = Command::new(binary("tether"))
             .arg("admin")
-            .args(args)
             .arg("--data")
             .arg(self.data_dir())
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -58,6 +58,14 @@ impl BanLength {
     }
 }
 
+/// How the audit trail describes a ban's length and reason.
+pub(crate) fn ban_detail(length: BanLength, reason: &str) -> String {
+    match length {
+        BanLength::Forever => format!("forever: {reason}"),
+        BanLength::For(span) => format!("for {}: {reason}", msg::span(span)),
+    }
+}
+
 /// A span such as `30s`, `10m`, `2h`, `7d` or `2w`; a bare number is in `bare` units, or not
 /// a span when `bare` is `None`.
 pub fn parse_span(word: &str, bare: Option<Duration>) -> Option<Duration> {
@@ -216,10 +224,7 @@ impl Game {
         if let Err(error) = self.db.add_ban(&ban) {
             return Err(ModerationError::NotSaved(self.not_saved_error(error)));
         }
-        let detail = match length {
-            BanLength::Forever => format!("forever: {reason}"),
-            BanLength::For(span) => format!("for {}: {reason}", msg::span(span)),
-        };
+        let detail = ban_detail(length, reason);
         self.record(actor, AuditAction::Ban, &ban.target.to_string(), &detail);
         let farewell = msg::banned(&ban, self.unix_ms);
         for key in &hits {
