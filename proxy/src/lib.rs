@@ -29,6 +29,7 @@
 mod admission;
 mod close;
 mod conn;
+mod dashboard;
 mod fault;
 mod flood;
 #[doc(hidden)]

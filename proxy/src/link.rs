@@ -205,6 +205,7 @@ impl LinkHandle {
                 typed_at: HashMap::new(),
                 attached_before: false,
                 orders: Orders::default(),
+                core_name: None,
             },
         )
     }
@@ -265,6 +266,24 @@ impl LinkHandle {
     /// How the core looks from here (for `/health`).
     pub fn core_health(&self) -> CoreHealth {
         self.lock().relay.health(Instant::now())
+    }
+
+    /// The open sessions, for the dashboard.
+    pub fn overview(&self, max: usize) -> crate::dashboard::Overview {
+        self.lock().relay.overview(Instant::now(), max)
+    }
+
+    /// The core as the dashboard shows it: who it is and how it answers.
+    pub fn core_summary(&self) -> String {
+        let shell = self.lock();
+        let name = shell.core_name.as_deref().unwrap_or("no core yet");
+        match shell.relay.health(Instant::now()) {
+            CoreHealth::Answering => format!("{name}, answering"),
+            CoreHealth::NotAnswering(waited) => {
+                format!("{name}, not answering for {:.1} s", waited.as_secs_f64())
+            }
+            CoreHealth::Detached(gap) => format!("detached for {:.1} s", gap.as_secs_f64()),
+        }
     }
 
     /// The sessions, clients and queues as the relay has them now (for `/metrics`).
@@ -365,9 +384,11 @@ pub fn resume(
             // The previous proxy's core: its next attach ends a gap.
             attached_before: true,
             orders: Orders::default(),
+            core_name: None,
         },
     );
     metrics::global().took_over();
+    crate::dashboard::hub().moment("this proxy took every connection over from its predecessor");
     let connection = match frozen.connection {
         Some((stream, unread)) => match stream
             .set_nonblocking(true)
@@ -444,6 +465,8 @@ struct Shell {
     /// A core has attached to this link before: the next attach ends a gap.
     attached_before: bool,
     orders: Orders,
+    /// The attached core's name as it gave it (version and pid), for the dashboard.
+    core_name: Option<String>,
 }
 
 /// Operators' orders waiting for the core's answer, by id.
@@ -584,6 +607,11 @@ impl Shell {
 
     /// The connection ended: what it did not confirm goes to the next core.
     fn connection_lost(&mut self) {
+        if self.relay.is_up() {
+            crate::dashboard::hub().moment(
+                "core went away (a reload, a restart or a crash): players' input is queued",
+            );
+        }
         if let Some(batch) = self.in_flight.take() {
             self.relay.not_delivered(&batch);
         }
@@ -943,6 +971,15 @@ where
         _ => None,
     };
     metrics::global().core_attached(gap);
+    crate::dashboard::hub().moment(&match gap {
+        Some(gap) => format!(
+            "core attached: {} after {:.0} ms without one",
+            welcome.core_name,
+            gap.as_secs_f64() * 1000.0
+        ),
+        None => format!("core attached: {}", welcome.core_name),
+    });
+    shell.core_name = Some(welcome.core_name.clone());
     shell.attached_before = true;
     shell.relay.attached();
     shell.flush();

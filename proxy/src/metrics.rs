@@ -308,6 +308,11 @@ impl Metrics {
         self.lines.inc();
     }
 
+    /// Lines taken since the process started (for the dashboard's rate).
+    pub fn lines_taken(&self) -> u64 {
+        self.lines.get()
+    }
+
     pub fn logged_in(&self) {
         self.logins.inc();
     }
@@ -330,6 +335,7 @@ impl Metrics {
 
     pub fn answered(&self, waited: Duration) {
         self.round_trip.observe(waited.as_secs_f64());
+        crate::dashboard::round_trip(waited);
     }
 
     /// A core attached, after `gap` without one (none for the first).

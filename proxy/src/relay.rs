@@ -512,6 +512,39 @@ impl Relay {
         }
     }
 
+    /// The open sessions for the dashboard, at most `max` of them (the most recently active
+    /// first). A walk over every session: for the dashboard's ticker, never for a line.
+    pub fn overview(&self, now: Instant, max: usize) -> crate::dashboard::Overview {
+        let mut rows: Vec<crate::dashboard::SessionRow> = self
+            .sessions
+            .iter()
+            .filter(|(_, slot)| slot.closed.is_none())
+            .map(|(&session, slot)| {
+                let watched = self.watched.get(&session);
+                let client = [&slot.client.client_name, &slot.client.client_version]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                crate::dashboard::SessionRow {
+                    session,
+                    transport: slot.info.transport.name(),
+                    address: slot.info.remote_addr.clone(),
+                    client,
+                    character: watched.and_then(|w| w.character.clone()),
+                    idle_s: watched
+                        .and_then(|w| w.last_line)
+                        .map(|at| now.saturating_duration_since(at).as_secs()),
+                }
+            })
+            .collect();
+        let total = rows.len();
+        rows.sort_by_key(|row| (row.idle_s.is_none(), row.idle_s));
+        rows.truncate(max);
+        crate::dashboard::Overview { total, rows }
+    }
+
     /// Who each logged-in session plays (see [`Watched::character`]).
     pub fn players(&self) -> Vec<(u64, String)> {
         self.watched

@@ -67,9 +67,121 @@ pub fn router(web: Web) -> Router {
         .route("/", get(index))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/admin", get(dashboard_page))
+        .route("/admin/live", get(dashboard_live))
         .route("/admin/orders", axum::routing::post(order))
         .route("/ws", get(websocket))
         .with_state(web)
+}
+
+/// The dashboard's page: nothing on it until the admin token opens `/admin/live`.
+async fn dashboard_page() -> Response {
+    (
+        // The page runs only its own script and talks only to this origin.
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        )],
+        Html(DASHBOARD_HTML),
+    )
+        .into_response()
+}
+
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// How long an opened `/admin/live` may take to present the token.
+const TOKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `/admin/live`: the dashboard's feed. A browser cannot put the token in a WebSocket's
+/// headers, so the first message must be it; anything else closes the socket with a reason
+/// (policy violation) and nothing shown.
+async fn dashboard_live(
+    State(web): State<Web>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    crate::dashboard::start_ticker(web.context.link.clone());
+    upgrade.on_upgrade(move |socket| dashboard_feed(web, socket))
+}
+
+async fn dashboard_feed(web: Web, mut socket: axum::extract::ws::WebSocket) {
+    use axum::extract::ws::{CloseFrame, Message, close_code};
+    use tether_protocol::admin_token::{self, Check};
+    let presented = match tokio::time::timeout(TOKEN_WAIT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => Some(text.trim().to_owned()),
+        _ => None,
+    };
+    let check = match (&web.admin_token, &presented) {
+        (Some(path), Some(token)) => admin_token::check(path, Some(token)),
+        (Some(_), None) => Check::Invalid,
+        (None, _) => Check::NoneSet,
+    };
+    let refusal = match check {
+        Check::Valid => None,
+        Check::Invalid => Some("wrong admin token"),
+        Check::NoneSet => Some("no admin token is set: run `tether admin token` on the host"),
+    };
+    if let Some(reason) = refusal {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code: close_code::POLICY,
+                reason: reason.into(),
+            })))
+            .await;
+        return;
+    }
+    let hub = crate::dashboard::hub();
+    let (mut feed, history) = hub.subscribe();
+    let hello = serde_json::json!({
+        "type": "hello",
+        "core": web.context.link.core_summary(),
+        "sessions": web.context.link.overview(500),
+    });
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    for moment in history {
+        if socket
+            .send(Message::Text(moment.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let mut shutdown = web.context.shutdown.clone();
+    loop {
+        tokio::select! {
+            pushed = feed.recv() => match pushed {
+                Ok(json) => {
+                    if socket.send(Message::Text(json.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                // Too slow to keep up: the next tick brings it up to date.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            received = socket.recv() => match received {
+                // The page says nothing after the token; orders go through /admin/orders.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            _ = shutdown.wait() => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: close_code::AWAY,
+                        reason: "this proxy is stopping or being replaced".into(),
+                    })))
+                    .await;
+                return;
+            }
+        }
+    }
 }
 
 async fn index() -> Html<&'static str> {
@@ -193,6 +305,21 @@ impl From<OrderBody> for OrderAction {
     }
 }
 
+/// An order's name, as the API spells it.
+fn order_name(action: &OrderAction) -> &'static str {
+    match action {
+        OrderAction::Kick { .. } => "kick",
+        OrderAction::Ban { .. } => "ban",
+        OrderAction::Unban { .. } => "unban",
+        OrderAction::Wall { .. } => "wall",
+        OrderAction::Shutdown { .. } => "shutdown",
+        OrderAction::CancelShutdown => "cancel-shutdown",
+        OrderAction::Reload => "reload",
+        OrderAction::UpgradeProxy => "upgrade-proxy",
+        OrderAction::Unknown => "unknown",
+    }
+}
+
 /// Who the audit trail says gave an order: what the operator's tool said, if it is a plain
 /// name, else `operator` (the token is the credential; this is only a label).
 fn actor_label(said: &str) -> String {
@@ -235,7 +362,13 @@ async fn order(State(web): State<Web>, headers: HeaderMap, body: axum::body::Byt
         }
     };
     let actor = actor_label(&request.actor);
-    match web.context.link.order(actor, request.order.into()).await {
+    let action: OrderAction = request.order.into();
+    let what = order_name(&action);
+    let done = web.context.link.order(actor.clone(), action).await;
+    if let Ok(done) = &done {
+        crate::dashboard::hub().moment(&format!("{actor}: {what}: {}", done.said));
+    }
+    match done {
         Ok(done) if done.ok => answer(StatusCode::OK, true, done.said),
         Ok(done) => answer(StatusCode::UNPROCESSABLE_ENTITY, false, done.said),
         Err(error @ OrderError::NoCore(_)) => {
