@@ -91,3 +91,60 @@ fn a_browser_player_plays_with_a_telnet_player_through_a_reload() {
         std::fs::copy(&screenshot, docs).expect("copying the screenshot");
     }
 }
+
+#[test]
+fn the_dashboard_shows_and_steers_a_live_game() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !real_client("node", node)
+        || !real_client("chromium", Path::new(&chromium()).exists())
+        || !real_client(
+            "playwright-core (npm ci in tests/web)",
+            web.join("node_modules/playwright-core").exists(),
+        )
+    {
+        return;
+    }
+    let tether = Tether::start();
+    let (ok, text) = tether.admin(&["token"], "");
+    assert!(ok, "{text}");
+    let token = text
+        .lines()
+        .find(|line| line.len() == 64)
+        .expect("a token")
+        .to_owned();
+    let screenshot = tether.data_dir().join("dashboard.png");
+    let output = Command::new("node")
+        .current_dir(&web)
+        .arg("dashboard.mjs")
+        .arg("--web")
+        .arg(format!("http://{}", tether.http))
+        .arg("--telnet")
+        .arg(tether.telnet.to_string())
+        .arg("--token")
+        .arg(&token)
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .env("CHROMIUM", chromium())
+        .output()
+        .expect("running node");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "dashboard test failed:\n{said}");
+    assert!(screenshot.exists(), "a screenshot was taken");
+    let (ok, trail) = tether.admin(&["audit"], "");
+    assert!(
+        ok && trail.contains("dashboard") && trail.contains("kick") && trail.contains("reload"),
+        "the page's actions are on record:\n{trail}"
+    );
+    if std::env::var_os("TETHER_UPDATE_SCREENSHOT").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
+        std::fs::copy(&screenshot, docs).expect("copying the screenshot");
+    }
+}

@@ -13,16 +13,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const DEADLINE = Number(process.env.DEADLINE_MS) || 45_000;
-const FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  // The test certificate is self-signed.
-  '--ignore-certificate-errors',
-];
+import { DEADLINE, FLAGS as COMMON_FLAGS, Failure, fail, waitInPage } from './common.mjs';
 
-class Failure extends Error {}
-const fail = (message) => { throw new Failure(message); };
+// The test certificate is self-signed.
+const FLAGS = [...COMMON_FLAGS, '--ignore-certificate-errors'];
+
 const log = (message) => console.log(`[secure web test] ${message}`);
 
 function parseArgs(argv) {
@@ -33,14 +28,6 @@ function parseArgs(argv) {
     args[key] = argv[i + 1];
   }
   return args.web && args['reload-cmd'] ? args : null;
-}
-
-async function waitInPage(page, what, fn, arg) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: DEADLINE, polling: 100 });
-  } catch (error) {
-    fail(`page: ${what} did not happen within ${DEADLINE} ms (${error.message.split('\n')[0]})`);
-  }
 }
 
 const outputHas = (page, needle) =>
