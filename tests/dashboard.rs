@@ -113,6 +113,19 @@ async fn the_live_feed_pushes_sessions_numbers_and_moments() {
             .is_some_and(|rows| rows.iter().any(|row| row["character"] == "Bob"))
     })
     .await;
+    // `tether status` shows the same from the proxy: who plays on what, which core.
+    let (ok, status) = tether.ctl(&["status", "--http", &tether.http.to_string()]);
+    assert!(ok, "{status}");
+    let game = status
+        .lines()
+        .find(|line| line.starts_with("game: "))
+        .unwrap_or_else(|| panic!("no game line in {status}"));
+    assert!(
+        game.contains("core tether-core ")
+            && game.contains("answering")
+            && game.contains("players 1 (telnet 1, websocket 0, websocket-telnet 0)"),
+        "{game}"
+    );
     let row = sessions["rows"]
         .as_array()
         .and_then(|rows| rows.iter().find(|row| row["character"] == "Bob"))

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Once, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -33,7 +33,6 @@ pub struct Hub {
     /// Set while at least one dashboard is open: round trips are sampled only then.
     watched: AtomicBool,
     samples: Mutex<Vec<Duration>>,
-    started: Instant,
 }
 
 static HUB: LazyLock<Hub> = LazyLock::new(|| Hub {
@@ -41,7 +40,6 @@ static HUB: LazyLock<Hub> = LazyLock::new(|| Hub {
     history: Mutex::new(VecDeque::with_capacity(HISTORY)),
     watched: AtomicBool::new(false),
     samples: Mutex::new(Vec::new()),
-    started: Instant::now(),
 });
 
 /// This process's hub.
@@ -173,7 +171,7 @@ async fn tick(link: LinkHandle) {
             sessions: census.sessions.iter().map(|(_, n)| *n as usize).sum(),
             players: census.players,
             core: link.core_summary(),
-            proxy_uptime_s: hub.started.elapsed().as_secs(),
+            proxy_uptime_s: crate::metrics::uptime().as_secs(),
         }));
         if count.is_multiple_of(2) {
             hub.publish(&Push::Sessions(link.overview(MAX_ROWS)));

@@ -140,6 +140,11 @@ pub struct Metrics {
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 static STARTED: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
 
+/// How long this proxy process has run.
+pub fn uptime() -> Duration {
+    STARTED.elapsed()
+}
+
 /// This process's metrics.
 pub fn global() -> &'static Metrics {
     &METRICS
@@ -415,6 +420,8 @@ pub struct Census {
     pub screen_reader: i64,
     /// Sessions playing a character (logged in).
     pub players: i64,
+    /// The same, by transport name.
+    pub players_by_transport: Vec<(&'static str, i64)>,
     pub core_attached: bool,
     pub queued_lines: i64,
     pub session_queue_max: i64,
@@ -441,7 +448,7 @@ pub fn render(census: &Census) -> String {
     m.queued_lines.set(census.queued_lines);
     m.session_queue_max.set(census.session_queue_max);
     m.uptime
-        .set(i64::try_from(STARTED.elapsed().as_secs()).unwrap_or(i64::MAX));
+        .set(i64::try_from(uptime().as_secs()).unwrap_or(i64::MAX));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &m.registry);

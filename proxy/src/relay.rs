@@ -266,24 +266,28 @@ impl Relay {
                 .into_iter()
                 .map(|transport| (transport.name(), 0))
                 .collect();
+        let mut players_by_transport = by_transport.clone();
         for (session, slot) in self
             .sessions
             .iter()
             .filter(|(_, slot)| slot.closed.is_none())
         {
-            *by_transport.entry(slot.info.transport.name()).or_default() += 1;
+            let transport = slot.info.transport.name();
+            *by_transport.entry(transport).or_default() += 1;
             census.gmcp += i64::from(slot.client.gmcp);
-            census.players += i64::from(
-                self.watched
-                    .get(session)
-                    .is_some_and(|watched| watched.character.is_some()),
-            );
+            let playing = self
+                .watched
+                .get(session)
+                .is_some_and(|watched| watched.character.is_some());
+            census.players += i64::from(playing);
+            *players_by_transport.entry(transport).or_default() += i64::from(playing);
             census.screen_reader += i64::from(slot.client.screen_reader);
             let queued = i64::try_from(slot.unacked.len()).unwrap_or(i64::MAX);
             census.queued_lines += queued;
             census.session_queue_max = census.session_queue_max.max(queued);
         }
         census.sessions = by_transport.into_iter().collect();
+        census.players_by_transport = players_by_transport.into_iter().collect();
         census
     }
 

@@ -69,6 +69,7 @@ pub fn router(web: Web) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin", get(dashboard_page))
         .route("/admin/live", get(dashboard_live))
+        .route("/admin/summary", get(summary))
         .route("/admin/orders", axum::routing::post(order))
         .route("/ws", get(websocket))
         .with_state(web)
@@ -232,6 +233,33 @@ async fn metrics(State(web): State<Web>, headers: HeaderMap) -> Response {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::render(&census),
+    )
+        .into_response()
+}
+
+/// `GET /admin/summary`: the game as this proxy sees it, for `tether status` (JSON, behind
+/// the admin token): the core (name, version, pid, how it answers), sessions and players by
+/// transport, this proxy's uptime.
+async fn summary(State(web): State<Web>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refusal(&web, &headers) {
+        return refusal;
+    }
+    let census = web.context.link.census();
+    let by_transport = |counts: &[(&'static str, i64)]| {
+        counts
+            .iter()
+            .map(|(transport, count)| ((*transport).to_owned(), serde_json::json!(count)))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let body = serde_json::json!({
+        "core": web.context.link.core_summary(),
+        "sessions": by_transport(&census.sessions),
+        "players": by_transport(&census.players_by_transport),
+        "proxy_uptime_s": crate::metrics::uptime().as_secs(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
     )
         .into_response()
 }

@@ -283,6 +283,37 @@ pub fn ask(options: &Options, request: Request) -> Result<bool, AskError> {
     Ok(ok)
 }
 
+/// What `tether status` adds from the proxy on this host (`GET /admin/summary` with the admin
+/// token): the core as the proxy knows it, and players and sessions by transport. Nothing
+/// when there is no token yet, the web listener is off or nothing answers there: the
+/// supervisor's own lines stand alone then.
+pub fn proxy_status(options: &Options) -> Vec<String> {
+    let (Ok(data), Ok(Some(web))) = (
+        config::client_data_dir(options),
+        config::client_web_address(options),
+    ) else {
+        return Vec::new();
+    };
+    let Some(summary) = orders::summary(&web, &data) else {
+        return Vec::new();
+    };
+    let by_transport = |field: &str| {
+        let counts = summary[field].as_object().cloned().unwrap_or_default();
+        let total: i64 = counts.values().filter_map(serde_json::Value::as_i64).sum();
+        let each: Vec<String> = counts
+            .iter()
+            .map(|(transport, count)| format!("{transport} {count}"))
+            .collect();
+        format!("{total} ({})", each.join(", "))
+    };
+    vec![format!(
+        "game: core {}; players {}; sessions {}",
+        summary["core"].as_str().unwrap_or("unknown"),
+        by_transport("players"),
+        by_transport("sessions"),
+    )]
+}
+
 /// Asks the supervisor and hands each reply line to `on_line`; returns whether the outcome
 /// was `ok`.
 pub fn ask_quietly(

@@ -24,7 +24,15 @@ fn main() -> ExitCode {
         Command::Reload => client(&cli, Request::Reload),
         Command::UpgradeProxy => client(&cli, Request::UpgradeProxy),
         Command::UpgradeSupervisor => upgrade_supervisor(&cli),
-        Command::Status => client(&cli, Request::Status),
+        Command::Status => {
+            let answered = client(&cli, Request::Status);
+            if answered == ExitCode::SUCCESS {
+                for line in tether_supervisor::proxy_status(&cli.options) {
+                    println!("{line}");
+                }
+            }
+            answered
+        }
         Command::Stop => client(&cli, Request::Shutdown),
         Command::Admin(action) => match admin(&cli.options, &action) {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! `tether admin kick|wall|shutdown` (and `ban`/`unban` while a game runs): orders for the
 //! running game, posted to the proxy's admin API (`POST /admin/orders`) on this host with the
-//! admin token from the data directory, the way the dashboard sends them.
+//! admin token from the data directory, the way the dashboard sends them; and what
+//! `tether status` adds from the proxy (`GET /admin/summary`).
 //!
 //! The HTTP here is one request to our own listener on loopback, plain HTTP/1.1 with
 //! `Connection: close`: a few lines over `TcpStream`, where a client crate would bring a TLS
@@ -41,33 +42,11 @@ pub fn send(
     if let Some(fields) = order.as_object_mut() {
         fields.insert("actor".into(), actor.into());
     }
-    let body = order.to_string();
-    let mut stream = match TcpStream::connect(web) {
-        Ok(stream) => stream,
-        Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Ok(Outcome::NoGame);
-        }
-        Err(error) => return Err(error).with_context(|| format!("cannot reach {web}")),
+    let Some((status, body)) = exchange(web, &token, "POST", "/admin/orders", &order.to_string())?
+    else {
+        return Ok(Outcome::NoGame);
     };
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    write!(
-        stream,
-        "POST /admin/orders HTTP/1.1\r\nHost: {web}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .with_context(|| format!("cannot send the order to {web}"))?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .with_context(|| format!("no answer from {web}"))?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("{web} did not answer in HTTP"))?;
-    let said = serde_json::from_str::<serde_json::Value>(body)
+    let said = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|json| json.get("said")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| body.trim().to_owned());
@@ -81,4 +60,49 @@ pub fn send(
         ),
         _ => bail!("the proxy at {web} answered {status}: {said}"),
     })
+}
+
+/// The game as the proxy on this host sees it (`GET /admin/summary`), for `tether status`;
+/// `None` when there is no admin token yet or nothing answers.
+pub fn summary(web: &str, data: &Path) -> Option<serde_json::Value> {
+    let path = data.join(tether_protocol::admin_token::FILE_IN_DATA);
+    let token = tether_protocol::admin_token::read(&path).ok()??;
+    match exchange(web, &token, "GET", "/admin/summary", "") {
+        Ok(Some((200, body))) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
+}
+
+/// One request with the admin token: (status, body), or `None` when nothing listens.
+fn exchange(
+    web: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<Option<(u16, String)>> {
+    let mut stream = match TcpStream::connect(web) {
+        Ok(stream) => stream,
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("cannot reach {web}")),
+    };
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .with_context(|| format!("cannot send a request to {web}"))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .with_context(|| format!("no answer from {web}"))?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("{web} did not answer in HTTP"))?;
+    Ok(Some((status, body.to_owned())))
 }
