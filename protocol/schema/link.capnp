@@ -148,8 +148,8 @@ struct ProxyEvent {
 
 struct Order {
   # What an operator asks of the game from outside it (the dashboard, `tether admin`), through
-  # a proxy's admin API. A core that does not know `order` skips it; one that does not know
-  # the action answers ok = false.
+  # a proxy's admin API. A core that does not know `order`, or its action, skips it: the
+  # proxy stops waiting for the answer after a while and says the core may be older.
   id @0 :UInt64;          # the proxy's, echoed in orderDone
   actor @1 :Text;         # who asked, for the audit trail ("host:ops", "dashboard")
   union {

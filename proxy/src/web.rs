@@ -344,7 +344,6 @@ fn order_name(action: &OrderAction) -> &'static str {
         OrderAction::CancelShutdown => "cancel-shutdown",
         OrderAction::Reload => "reload",
         OrderAction::UpgradeProxy => "upgrade-proxy",
-        OrderAction::Unknown => "unknown",
     }
 }
 

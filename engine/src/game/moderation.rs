@@ -107,8 +107,6 @@ pub enum ModerationError {
     Yourself,
     #[error("{0}")]
     NotSaved(NotSaved),
-    #[error("This core does not know that order; it is older than the proxy.")]
-    Unknown,
 }
 
 /// A shutdown counting down in this core (also in the database, for the next core).
@@ -497,7 +495,6 @@ impl Game {
                 out.requests.push((None, request));
                 Ok(said.to_owned())
             }
-            OrderAction::Unknown => Err(ModerationError::Unknown),
         };
         let (ok, said) = match done {
             Ok(said) => (true, said),

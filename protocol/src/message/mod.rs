@@ -217,8 +217,6 @@ pub enum OrderAction {
     CancelShutdown,
     Reload,
     UpgradeProxy,
-    /// From a newer proxy: an action this core does not know, answered as such.
-    Unknown,
 }
 
 impl ProxyEvent<'_> {

@@ -116,9 +116,12 @@ impl<'m> ProxyMessage<'m> {
                         Ok(proxy_event::Client(client)) => {
                             SessionEvent::Client(Box::new(read_client(client?)?))
                         }
-                        Ok(proxy_event::Order(order)) => {
-                            SessionEvent::Order(Box::new(read_order(order?)?))
-                        }
+                        Ok(proxy_event::Order(order)) => match read_order(order?)? {
+                            Some(order) => SessionEvent::Order(Box::new(order)),
+                            // An order this core does not know: the proxy's wait for an
+                            // answer ends in its own time, saying the core may be older.
+                            None => continue,
+                        },
                         // From a newer proxy: what this core does not know, it cannot act on.
                         Err(capnp::NotInSchema(_)) => continue,
                     };
@@ -299,13 +302,11 @@ fn write_order(mut builder: order::Builder, order: &Order) {
         OrderAction::CancelShutdown => builder.set_cancel_shutdown(()),
         OrderAction::Reload => builder.set_reload(()),
         OrderAction::UpgradeProxy => builder.set_upgrade_proxy(()),
-        // Never sent: only read from a newer proxy. Written as the harmless cancelShutdown
-        // rather than an empty union, which would read as a kick.
-        OrderAction::Unknown => builder.set_cancel_shutdown(()),
     }
 }
 
-fn read_order(order: order::Reader<'_>) -> Result<Order, DecodeError> {
+/// `None` for an action this side does not know (from a newer proxy).
+fn read_order(order: order::Reader<'_>) -> Result<Option<Order>, DecodeError> {
     let action = match order.which() {
         Ok(order::Kick(kick)) => {
             let kick = kick?;
@@ -336,13 +337,13 @@ fn read_order(order: order::Reader<'_>) -> Result<Order, DecodeError> {
         Ok(order::CancelShutdown(())) => OrderAction::CancelShutdown,
         Ok(order::Reload(())) => OrderAction::Reload,
         Ok(order::UpgradeProxy(())) => OrderAction::UpgradeProxy,
-        Err(capnp::NotInSchema(_)) => OrderAction::Unknown,
+        Err(capnp::NotInSchema(_)) => return Ok(None),
     };
-    Ok(Order {
+    Ok(Some(Order {
         id: order.get_id(),
         actor: owned(order.get_actor())?,
         action,
-    })
+    }))
 }
 
 fn write_core_event(mut builder: core_event::Builder, event: &CoreEvent) {
