@@ -109,13 +109,7 @@ fn the_dashboard_shows_and_steers_a_live_game() {
         return;
     }
     let tether = Tether::start();
-    let (ok, text) = tether.admin(&["token"], "");
-    assert!(ok, "{text}");
-    let token = text
-        .lines()
-        .find(|line| line.len() == 64)
-        .expect("a token")
-        .to_owned();
+    let token = tether.admin_token();
     let screenshot = tether.data_dir().join("dashboard.png");
     let output = Command::new("node")
         .current_dir(&web)

@@ -62,15 +62,6 @@ async fn expect(
     }
 }
 
-fn token(tether: &Tether) -> String {
-    let (ok, text) = tether.admin(&["token"], "");
-    assert!(ok, "{text}");
-    text.lines()
-        .find(|line| line.len() == 64)
-        .unwrap_or_else(|| panic!("no token in {text:?}"))
-        .to_owned()
-}
-
 #[tokio::test]
 async fn the_live_feed_refuses_anyone_without_the_admin_token() {
     let tether = Tether::start();
@@ -83,7 +74,7 @@ async fn the_live_feed_refuses_anyone_without_the_admin_token() {
     assert_eq!(code, CloseCode::Policy);
     assert!(reason.contains("no admin token is set"), "{reason}");
 
-    let token = token(&tether);
+    let token = tether.admin_token();
     let mut socket = feed(&tether, &token[..63]).await;
     let (code, reason) = closed(&mut socket).await;
     assert_eq!(
@@ -95,7 +86,7 @@ async fn the_live_feed_refuses_anyone_without_the_admin_token() {
 #[tokio::test]
 async fn the_live_feed_pushes_sessions_numbers_and_moments() {
     let tether = Tether::start();
-    let token = token(&tether);
+    let token = tether.admin_token();
     let mut socket = feed(&tether, &token).await;
     let hello = expect(&mut socket, "hello", |_| true).await;
     assert!(

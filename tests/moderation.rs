@@ -33,22 +33,13 @@ fn cli(tether: &Tether, web: &str, args: &[&str]) -> (bool, String) {
     tether.admin(&all, "")
 }
 
-fn token(tether: &Tether) -> String {
-    let (ok, text) = tether.admin(&["token"], "");
-    assert!(ok, "{text}");
-    text.lines()
-        .find(|line| line.len() == 64)
-        .unwrap_or_else(|| panic!("no token in {text:?}"))
-        .to_owned()
-}
-
 #[test]
 fn orders_from_outside_reach_the_players_and_are_on_record() {
     let mut tether = Tether::start();
     let http = tether.http;
     let (status, _) = order(http, None, r#"{"order":"wall","text":"hi"}"#);
     assert_eq!(status, 403, "no token exists yet");
-    let token = token(&tether);
+    let token = tether.admin_token();
     let (status, _) = order(http, Some("nope"), r#"{"order":"wall","text":"hi"}"#);
     assert_eq!(status, 401);
     let (status, body) = order(http, Some(&token), r#"{"order":"dance"}"#);

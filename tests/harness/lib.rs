@@ -336,6 +336,16 @@ impl Tether {
         (output.status.success(), text)
     }
 
+    /// The admin token `tether admin token` prints (making it the first time).
+    pub fn admin_token(&self) -> String {
+        let (ok, text) = self.admin(&["token"], "");
+        assert!(ok, "tether admin token: {text}");
+        text.lines()
+            .find(|line| line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(|| panic!("no token in {text:?}"))
+            .to_owned()
+    }
+
     /// Makes an existing character an administrator, as an operator does on the host.
     pub fn promote(&self, name: &str) {
         let (ok, text) = self.admin(&["promote", name], "");
