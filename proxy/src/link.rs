@@ -15,7 +15,7 @@
 //! answers what is in flight, says `detached`, and keeps the sessions and their output for
 //! the next proxy, which attaches with the same proxy id and is told it `resumed`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tether_protocol::framing::{self, MessageReader};
 use tether_protocol::message::{
-    self, Attach, ClientInfo, CoreMessage, DecodeError, Delivery, Hello, Order, OrderAction,
-    ProxyEvent, ProxyMessage, SessionInfo, Welcome,
+    self, Attach, ClientInfo, CoreMessage, DecodeError, Hello, Order, OrderAction, ProxyEvent,
+    ProxyMessage, SessionInfo, Welcome,
 };
 use tether_protocol::process::CoreNews;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -202,7 +202,6 @@ impl LinkHandle {
                 freeze_reply: None,
                 keeper: config.keeper.clone(),
                 resume_expected: false,
-                typed_at: HashMap::new(),
                 attached_before: false,
                 orders: Orders::default(),
                 core_name: None,
@@ -380,7 +379,6 @@ pub fn resume(
             freeze_reply: None,
             keeper: config.keeper.clone(),
             resume_expected: false,
-            typed_at: HashMap::new(),
             // The previous proxy's core: its next attach ends a gap.
             attached_before: true,
             orders: Orders::default(),
@@ -458,10 +456,6 @@ struct Shell {
     /// attach that it kept the sessions. If it did not (it is another core), what was
     /// submitted and not acknowledged goes to it again.
     resume_expected: bool,
-    /// When each line not yet acknowledged reached the proxy, by session, for the round trip
-    /// in `/metrics`. Not carried to a successor: a line in flight during a hand-over goes
-    /// unmeasured.
-    typed_at: HashMap<u64, VecDeque<(u64, Instant)>>,
     /// A core has attached to this link before: the next attach ends a gap.
     attached_before: bool,
     orders: Orders,
@@ -506,13 +500,7 @@ impl Shell {
             }
             ToLink::Line { session, text } => {
                 match self.relay.line(session, text, Instant::now()) {
-                    Ok(seq) => {
-                        metrics::global().line_taken();
-                        self.typed_at
-                            .entry(session)
-                            .or_default()
-                            .push_back((seq, Instant::now()));
-                    }
+                    Ok(_) => metrics::global().line_taken(),
                     Err(Refused::QueueFull { limit }) => {
                         metrics::global().refused(metrics::Refusal::queue_full);
                         self.send(
@@ -530,27 +518,9 @@ impl Shell {
             }
             ToLink::Closed { session, reason } => {
                 self.sessions.remove(&session);
-                self.typed_at.remove(&session);
                 self.relay.closed(session, reason);
             }
             ToLink::Client { session, client } => self.relay.client(session, client),
-        }
-    }
-
-    /// The core acknowledged `session`'s lines up to `seq`: their round trips are over.
-    fn acknowledged(&mut self, session: u64, seq: u64, now: Instant) {
-        let Some(waiting) = self.typed_at.get_mut(&session) else {
-            return;
-        };
-        while let Some(&(typed, at)) = waiting.front()
-            && typed <= seq
-        {
-            metrics::global().answered(now.saturating_duration_since(at));
-            waiting.pop_front();
-        }
-        // Kept only while lines are in flight: an idle session costs nothing here.
-        if waiting.is_empty() {
-            self.typed_at.remove(&session);
         }
     }
 
@@ -562,8 +532,10 @@ impl Shell {
                 let _ = reply.send(answer);
             }
         }
-        // Whoever gave up waiting is forgotten.
-        self.orders.waiting.retain(|_, reply| !reply.is_closed());
+        // Whoever gave up waiting is forgotten (rarely anyone: most flushes skip the walk).
+        if !self.orders.waiting.is_empty() {
+            self.orders.waiting.retain(|_, reply| !reply.is_closed());
+        }
         for (session, kept) in self.relay.take_kept() {
             if self.keeper.is_on() {
                 self.keeper.link(session, state::encode(&kept));
@@ -1075,10 +1047,7 @@ fn route(
             let mut shell = link.lock();
             let now = Instant::now();
             for event in events {
-                if let Delivery::Ack(seq) = event.delivery {
-                    shell.acknowledged(event.session, seq, now);
-                }
-                shell.relay.delivered(event);
+                shell.relay.delivered(event, now);
             }
             shell.flush();
         }

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tether_protocol::message::{
@@ -65,6 +65,11 @@ pub struct Slot {
     announced: bool,
     /// The connection is gone but lines it typed still wait for a core.
     closed: Option<String>,
+    /// What the operator's view (metrics, the dashboard) knows of the session. Not carried to
+    /// another proxy: the core announces who plays to every proxy that attaches, idle time
+    /// starts again, and a line in flight during a hand-over goes unmeasured.
+    #[serde(skip)]
+    watched: Watched,
 }
 
 /// What the keeper holds of a [`Slot`]: what a proxy that carries on after a crash needs to
@@ -146,10 +151,6 @@ pub struct Relay {
     max_queued_lines: usize,
     /// Sessions whose [`KeptSlot`] changed since [`Relay::take_kept`].
     kept: BTreeSet<u64>,
-    /// What the operator's view (metrics, the dashboard) knows of each session beyond its
-    /// slot. Not carried to another proxy: the core announces who plays to every proxy that
-    /// attaches, and idle time starts again.
-    watched: HashMap<u64, Watched>,
     /// Answers to operators' orders, for [`Relay::take_answers`]. Not carried: whoever waits
     /// for them is in this process.
     answers: Vec<OrderAnswer>,
@@ -169,13 +170,17 @@ pub struct OrderAnswer {
 #[error("no game core is attached to carry the order out; try again when it is back")]
 pub struct NoCore;
 
-/// See [`Relay::watched`].
+/// See [`Slot::watched`]. Kept in the slot rather than in a map of its own: a player's line
+/// then costs the operator's view no lookup and, once the queue has its room, no allocation.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Watched {
+struct Watched {
     /// The character the session plays, as the core said ([`Delivery::Playing`]).
-    pub character: Option<String>,
+    character: Option<String>,
     /// When the player last typed a line here.
-    pub last_line: Option<Instant>,
+    last_line: Option<Instant>,
+    /// When each line this proxy took and the core has not acknowledged reached it, oldest
+    /// first, for the round trip in `/metrics` and on the dashboard.
+    typed_at: VecDeque<(u64, Instant)>,
 }
 
 impl Relay {
@@ -191,7 +196,6 @@ impl Relay {
             to_sessions: Vec::new(),
             max_queued_lines,
             kept: BTreeSet::new(),
-            watched: HashMap::new(),
             answers: Vec::new(),
         }
     }
@@ -267,18 +271,11 @@ impl Relay {
                 .map(|transport| (transport.name(), 0))
                 .collect();
         let mut players_by_transport = by_transport.clone();
-        for (session, slot) in self
-            .sessions
-            .iter()
-            .filter(|(_, slot)| slot.closed.is_none())
-        {
+        for slot in self.sessions.values().filter(|slot| slot.closed.is_none()) {
             let transport = slot.info.transport.name();
             *by_transport.entry(transport).or_default() += 1;
             census.gmcp += i64::from(slot.client.gmcp);
-            let playing = self
-                .watched
-                .get(session)
-                .is_some_and(|watched| watched.character.is_some());
+            let playing = slot.watched.character.is_some();
             census.players += i64::from(playing);
             *players_by_transport.entry(transport).or_default() += i64::from(playing);
             census.screen_reader += i64::from(slot.client.screen_reader);
@@ -310,6 +307,7 @@ impl Relay {
                 sent_seq: 0,
                 announced,
                 closed: None,
+                watched: Watched::default(),
             },
         );
     }
@@ -343,7 +341,8 @@ impl Relay {
             slot.sent_seq = seq;
         }
         slot.unacked.push_back((seq, text));
-        self.watched.entry(session).or_default().last_line = Some(now);
+        slot.watched.last_line = Some(now);
+        slot.watched.typed_at.push_back((seq, now));
         Ok(seq)
     }
 
@@ -478,13 +477,20 @@ impl Relay {
         }
     }
 
-    /// Events from the core, in order.
-    pub fn delivered(&mut self, CoreEvent { session, delivery }: CoreEvent) {
+    /// Events from the core, in order, as they arrive (`now`).
+    pub fn delivered(&mut self, CoreEvent { session, delivery }: CoreEvent, now: Instant) {
         match delivery {
             Delivery::Ack(seq) => {
                 if let Some(slot) = self.sessions.get_mut(&session) {
                     while slot.unacked.front().is_some_and(|(s, _)| *s <= seq) {
                         slot.unacked.pop_front();
+                    }
+                    let typed_at = &mut slot.watched.typed_at;
+                    while let Some(&(typed, at)) = typed_at.front()
+                        && typed <= seq
+                    {
+                        crate::metrics::global().answered(now.saturating_duration_since(at));
+                        typed_at.pop_front();
                     }
                     slot.acked_seq = slot.acked_seq.max(seq);
                     slot.sent_seq = slot.sent_seq.max(slot.acked_seq);
@@ -500,8 +506,8 @@ impl Relay {
                 if fresh {
                     crate::metrics::global().logged_in();
                 }
-                if self.sessions.contains_key(&session) {
-                    self.watched.entry(session).or_default().character = Some(character);
+                if let Some(slot) = self.sessions.get_mut(&session) {
+                    slot.watched.character = Some(character);
                 }
             }
             Delivery::LoginFailed => crate::metrics::global().login_failed(),
@@ -524,7 +530,6 @@ impl Relay {
             .iter()
             .filter(|(_, slot)| slot.closed.is_none())
             .map(|(&session, slot)| {
-                let watched = self.watched.get(&session);
                 let client = [&slot.client.client_name, &slot.client.client_version]
                     .into_iter()
                     .flatten()
@@ -536,9 +541,10 @@ impl Relay {
                     transport: slot.info.transport.name(),
                     address: slot.info.remote_addr.clone(),
                     client,
-                    character: watched.and_then(|w| w.character.clone()),
-                    idle_s: watched
-                        .and_then(|w| w.last_line)
+                    character: slot.watched.character.clone(),
+                    idle_s: slot
+                        .watched
+                        .last_line
                         .map(|at| now.saturating_duration_since(at).as_secs()),
                 }
             })
@@ -551,17 +557,17 @@ impl Relay {
 
     /// Who each logged-in session plays (see [`Watched::character`]).
     pub fn players(&self) -> Vec<(u64, String)> {
-        self.watched
+        self.sessions
             .iter()
-            .filter_map(|(&session, watched)| Some((session, watched.character.clone()?)))
+            .filter_map(|(&session, slot)| Some((session, slot.watched.character.clone()?)))
             .collect()
     }
 
     /// Who sessions play, as a predecessor knew it ([`Relay::players`]).
     pub fn watch_players(&mut self, players: Vec<(u64, String)>) {
         for (session, character) in players {
-            if self.sessions.contains_key(&session) {
-                self.watched.entry(session).or_default().character = Some(character);
+            if let Some(slot) = self.sessions.get_mut(&session) {
+                slot.watched.character = Some(character);
             }
         }
     }
@@ -569,7 +575,6 @@ impl Relay {
     /// The session is gone from here for good.
     fn forget(&mut self, session: u64) {
         self.sessions.remove(&session);
-        self.watched.remove(&session);
     }
 
     /// Time passes: a gap longer than `NOTICE_AFTER` (no core, or a core that does not
@@ -646,7 +651,6 @@ impl Relay {
             to_sessions: state.to_sessions,
             max_queued_lines,
             kept: BTreeSet::new(),
-            watched: HashMap::new(),
             answers: Vec::new(),
         }
     }
@@ -672,6 +676,7 @@ impl Relay {
                     sent_seq: 0,
                     announced: kept.announced,
                     closed: None,
+                    watched: Watched::default(),
                 };
                 (session, slot)
             })
@@ -686,7 +691,6 @@ impl Relay {
             to_sessions: Vec::new(),
             max_queued_lines,
             kept: BTreeSet::new(),
-            watched: HashMap::new(),
             answers: Vec::new(),
         }
     }
@@ -804,10 +808,13 @@ mod tests {
         relay.line(1, "one".into(), Instant::now()).unwrap();
         relay.line(1, "two".into(), Instant::now()).unwrap();
         relay.take_submits();
-        relay.delivered(CoreEvent {
-            session: 1,
-            delivery: Delivery::Ack(1),
-        });
+        relay.delivered(
+            CoreEvent {
+                session: 1,
+                delivery: Delivery::Ack(1),
+            },
+            Instant::now(),
+        );
         relay.detached(now);
         relay.line(1, "three".into(), Instant::now()).unwrap();
         assert!(
@@ -831,10 +838,13 @@ mod tests {
         let mut relay = up_relay(now);
         relay.opened(7, info());
         relay.take_submits();
-        relay.delivered(CoreEvent {
-            session: 7,
-            delivery: Delivery::State(b"char=3".to_vec()),
-        });
+        relay.delivered(
+            CoreEvent {
+                session: 7,
+                delivery: Delivery::State(b"char=3".to_vec()),
+            },
+            Instant::now(),
+        );
         relay.detached(now);
         assert_eq!(relay.snapshots()[0].state, b"char=3".to_vec());
     }
@@ -1060,18 +1070,27 @@ mod tests {
         let now = Instant::now();
         let mut relay = up_relay(now);
         relay.opened(1, info());
-        relay.delivered(CoreEvent {
-            session: 1,
-            delivery: Delivery::Output("hello".into()),
-        });
-        relay.delivered(CoreEvent {
-            session: 99,
-            delivery: Delivery::Output("nobody".into()),
-        });
-        relay.delivered(CoreEvent {
-            session: 1,
-            delivery: Delivery::Disconnect("Goodbye.".into()),
-        });
+        relay.delivered(
+            CoreEvent {
+                session: 1,
+                delivery: Delivery::Output("hello".into()),
+            },
+            Instant::now(),
+        );
+        relay.delivered(
+            CoreEvent {
+                session: 99,
+                delivery: Delivery::Output("nobody".into()),
+            },
+            Instant::now(),
+        );
+        relay.delivered(
+            CoreEvent {
+                session: 1,
+                delivery: Delivery::Disconnect("Goodbye.".into()),
+            },
+            Instant::now(),
+        );
         assert_eq!(
             relay.take_for_sessions(),
             vec![
@@ -1089,10 +1108,13 @@ mod tests {
         relay.line(1, "a".into(), Instant::now()).unwrap();
         relay.line(1, "b".into(), Instant::now()).unwrap();
         relay.take_submits();
-        relay.delivered(CoreEvent {
-            session: 1,
-            delivery: Delivery::Ack(2),
-        });
+        relay.delivered(
+            CoreEvent {
+                session: 1,
+                delivery: Delivery::Ack(2),
+            },
+            Instant::now(),
+        );
         relay.detached(now);
         relay.attached();
         assert!(line_texts(&relay.take_submits()).is_empty());

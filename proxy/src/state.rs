@@ -325,14 +325,20 @@ mod tests {
         for text in ["look", "north", "say hi"] {
             relay.line(7, text.into(), Instant::now()).expect("queued");
         }
-        relay.delivered(CoreEvent {
-            session: 7,
-            delivery: Delivery::Ack(1),
-        });
-        relay.delivered(CoreEvent {
-            session: 7,
-            delivery: Delivery::State(b"blob".to_vec()),
-        });
+        relay.delivered(
+            CoreEvent {
+                session: 7,
+                delivery: Delivery::Ack(1),
+            },
+            Instant::now(),
+        );
+        relay.delivered(
+            CoreEvent {
+                session: 7,
+                delivery: Delivery::State(b"blob".to_vec()),
+            },
+            Instant::now(),
+        );
         (speaker, relay)
     }
 
