@@ -385,11 +385,18 @@ class Bots:
         log(f"{self.label}: {' '.join(self.args[1:])}")
         process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         tail: list[str] = []
+        runs = OUT / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in self.label.lower())
+        # Every second's progress line, kept: where a run's spread comes from (a stall, a
+        # queue that builds) shows in them, not in the window's percentiles.
+        progress_log = (runs / f"{slug}.progress.txt").open("w")
 
         def follow() -> None:
             phase, since, last = "", time.monotonic(), 0.0
             for raw in iter(process.stderr.readline, b""):
                 line = raw.decode(errors="replace")
+                progress_log.write(line)
                 tail.append(line)
                 del tail[:-20]
                 if time.monotonic() - last > 15:
@@ -409,12 +416,10 @@ class Bots:
         stdout = process.stdout.read().decode()
         process.wait()
         reader.join(timeout=5)
+        progress_log.close()
         if process.returncode != 0:
             raise RuntimeError(f"tether-bots failed ({process.returncode}):\n{''.join(tail)}")
         result = json.loads(stdout.strip().splitlines()[-1])
-        runs = OUT / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        slug = "".join(c if c.isalnum() else "-" for c in self.label.lower())
         (runs / f"{slug}.json").write_text(json.dumps(result, indent=1))
         return result
 
