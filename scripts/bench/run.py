@@ -120,6 +120,24 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bots_cpu_seconds() -> float:
+    """CPU time of every running tether-bots process (the load's own cost)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "tether-bots":
+                total += cpu_seconds(int(entry.name))
+        except OSError:
+            continue
+    return total
+
+
 def children(pid: int) -> dict[str, int]:
     """Direct children of `pid` by program name."""
     found = {}
@@ -654,10 +672,21 @@ def capacity(steps: list[int], tether_work: Path, mccp2: bool = False) -> dict:
         server.start()
         samples = {}
 
+        cpu = {}
+
+        def cpu_now() -> dict[str, float]:
+            taken = {name: cpu_seconds(pid) for name, pid in server.pids().items()}
+            return {**taken, "bots": bots_cpu_seconds(), "at": time.monotonic()}
+
         def on_progress(phase: str, seconds: float) -> None:
             key = {"idle": ("idle", 5), "measuring": ("active", WINDOW / 2)}.get(phase)
             if key and seconds >= key[1] and key[0] not in samples:
                 samples[key[0]] = {name: rss_kib(pid) for name, pid in server.pids().items()}
+            # CPU over most of the window (its edges are a progress line, a second, apart).
+            if phase == "measuring" and "from" not in cpu:
+                cpu["from"] = cpu_now()
+            if phase == "measuring" and seconds >= WINDOW * 0.8 and "to" not in cpu:
+                cpu["to"] = cpu_now()
 
         try:
             time.sleep(1)
@@ -673,6 +702,17 @@ def capacity(steps: list[int], tether_work: Path, mccp2: bool = False) -> dict:
             server.stop()
         result["rooms"] = rooms
         result["rss"] = samples
+        if "to" in cpu:
+            wall = cpu["to"]["at"] - cpu["from"]["at"]
+            # Each process's share of one CPU over the window, and its CPU per command.
+            result["cpu"] = {
+                name: {
+                    "busy": (cpu["to"][name] - cpu["from"][name]) / wall,
+                    "per_command_us": (cpu["to"][name] - cpu["from"][name])
+                    / (wall * result["per_s"]) * 1e6 if result["per_s"] else None,
+                }
+                for name in ("proxy", "core", "bots")
+            }
         results[sessions] = result
     return results
 
@@ -829,6 +869,24 @@ def report_capacity(results: dict) -> list[str]:
                     f"\nMarginal, {low:,} to {high:,} sessions, {state}: proxy "
                     f"{grown['proxy']:.1f} KiB, core {grown['core']:.1f} KiB per session."
                 )
+    lines += [
+        "",
+        "CPU during the window (user + system time from /proc, over its middle 80 %; one CPU ="
+        " 100 %), and per command handled:",
+        "",
+        "| sessions | proxy | core | bots | proxy / command | core / command | bots / command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for sessions, r in results.items():
+        cpu = r.get("cpu")
+        if not cpu:
+            continue
+        busy = " | ".join(f"{cpu[p]['busy'] * 100:.0f} %" for p in ("proxy", "core", "bots"))
+        each = " | ".join(
+            "-" if cpu[p]["per_command_us"] is None else f"{cpu[p]['per_command_us']:.0f} µs"
+            for p in ("proxy", "core", "bots")
+        )
+        lines.append(f"| {sessions:,} | {busy} | {each} |")
     lines += ["", "Resident sizes (KiB):", "", "| sessions | state | proxy | core |", "|---|---|---|---|"]
     for sessions, r in results.items():
         for state, sizes in r["rss"].items():
