@@ -4,6 +4,8 @@
     python3 scripts/bench/run.py                      # everything (about an hour)
     python3 scripts/bench/run.py --only roundtrip     # one scenario (see --help)
     python3 scripts/bench/run.py --no-evennia         # tether and the floor only
+    python3 scripts/bench/run.py --only capacity --capacity-steps 10000 --repeat 3
+                                                      # the run-to-run spread too
 
 Every server is a real one on loopback, driven by `tether-bots` (release build) over telnet:
 
@@ -49,6 +51,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -664,57 +667,67 @@ def report_upgrades(results: dict) -> list[str]:
     return lines + [""]
 
 
-def capacity(steps: list[int], tether_work: Path, mccp2: bool = False) -> dict:
+def capacity(steps: list[int], tether_work: Path, mccp2: bool = False, repeat: int = 1) -> dict:
+    """Each step `repeat` times. A step's result is its median run (by p50), with every run
+    in `runs` for the spread."""
     results = {}
     for sessions in steps:
-        rooms = max(1, round(sessions / ROOM_SIZE))
-        server = Tether(tether_work, free_port(), ring(sessions))
-        server.start()
-        samples = {}
-
-        cpu = {}
-
-        def cpu_now() -> dict[str, float]:
-            taken = {name: cpu_seconds(pid) for name, pid in server.pids().items()}
-            return {**taken, "bots": bots_cpu_seconds(), "at": time.monotonic()}
-
-        def on_progress(phase: str, seconds: float) -> None:
-            key = {"idle": ("idle", 5), "measuring": ("active", WINDOW / 2)}.get(phase)
-            if key and seconds >= key[1] and key[0] not in samples:
-                samples[key[0]] = {name: rss_kib(pid) for name, pid in server.pids().items()}
-            # CPU over most of the window (its edges are a progress line, a second, apart).
-            if phase == "measuring" and "from" not in cpu:
-                cpu["from"] = cpu_now()
-            if phase == "measuring" and seconds >= WINDOW * 0.8 and "to" not in cpu:
-                cpu["to"] = cpu_now()
-
-        try:
-            time.sleep(1)
-            samples["empty"] = {name: rss_kib(pid) for name, pid in server.pids().items()}
-            processes = 1 + sessions // 15000
-            bots = Bots(
-                f"capacity {sessions}", server.port, sessions, CAPACITY_RATE, ramp=100,
-                login_timeout=1200, idle=15, processes=processes, mix=CAPACITY_MIX,
-                mccp2=mccp2,
-            )
-            result = summary(bots.run(on_progress))
-        finally:
-            server.stop()
-        result["rooms"] = rooms
-        result["rss"] = samples
-        if "to" in cpu:
-            wall = cpu["to"]["at"] - cpu["from"]["at"]
-            # Each process's share of one CPU over the window, and its CPU per command.
-            result["cpu"] = {
-                name: {
-                    "busy": (cpu["to"][name] - cpu["from"][name]) / wall,
-                    "per_command_us": (cpu["to"][name] - cpu["from"][name])
-                    / (wall * result["per_s"]) * 1e6 if result["per_s"] else None,
-                }
-                for name in ("proxy", "core", "bots")
-            }
-        results[sessions] = result
+        runs = []
+        for attempt in range(repeat):
+            label = f"capacity {sessions}" + (f" run {attempt + 1}" if repeat > 1 else "")
+            runs.append(capacity_run(sessions, tether_work, mccp2, label))
+        ranked = sorted(runs, key=lambda r: r["p50"] if r["p50"] is not None else float("inf"))
+        results[sessions] = {**ranked[(len(ranked) - 1) // 2], "runs": runs}
     return results
+
+
+def capacity_run(sessions: int, tether_work: Path, mccp2: bool, label: str) -> dict:
+    rooms = max(1, round(sessions / ROOM_SIZE))
+    server = Tether(tether_work, free_port(), ring(sessions))
+    server.start()
+    samples = {}
+    cpu = {}
+
+    def cpu_now() -> dict[str, float]:
+        taken = {name: cpu_seconds(pid) for name, pid in server.pids().items()}
+        return {**taken, "bots": bots_cpu_seconds(), "at": time.monotonic()}
+
+    def on_progress(phase: str, seconds: float) -> None:
+        key = {"idle": ("idle", 5), "measuring": ("active", WINDOW / 2)}.get(phase)
+        if key and seconds >= key[1] and key[0] not in samples:
+            samples[key[0]] = {name: rss_kib(pid) for name, pid in server.pids().items()}
+        # CPU over most of the window (its edges are a progress line, a second, apart).
+        if phase == "measuring" and "from" not in cpu:
+            cpu["from"] = cpu_now()
+        if phase == "measuring" and seconds >= WINDOW * 0.8 and "to" not in cpu:
+            cpu["to"] = cpu_now()
+
+    try:
+        time.sleep(1)
+        samples["empty"] = {name: rss_kib(pid) for name, pid in server.pids().items()}
+        processes = 1 + sessions // 15000
+        bots = Bots(
+            label, server.port, sessions, CAPACITY_RATE, ramp=100,
+            login_timeout=1200, idle=15, processes=processes, mix=CAPACITY_MIX,
+            mccp2=mccp2,
+        )
+        result = summary(bots.run(on_progress))
+    finally:
+        server.stop()
+    result["rooms"] = rooms
+    result["rss"] = samples
+    if "to" in cpu:
+        wall = cpu["to"]["at"] - cpu["from"]["at"]
+        # Each process's share of one CPU over the window, and its CPU per command.
+        result["cpu"] = {
+            name: {
+                "busy": (cpu["to"][name] - cpu["from"][name]) / wall,
+                "per_command_us": (cpu["to"][name] - cpu["from"][name])
+                / (wall * result["per_s"]) * 1e6 if result["per_s"] else None,
+            }
+            for name in ("proxy", "core", "bots")
+        }
+    return result
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -824,6 +837,19 @@ def report_faults(results: dict, sessions: int, rate: float) -> list[str]:
     return lines + [""]
 
 
+def cpu_share(run: dict, process: str) -> str:
+    cpu = run.get("cpu")
+    return f"{cpu[process]['busy'] * 100:.0f} %" if cpu else "-"
+
+
+def spread_of(values: list[float | None]) -> str:
+    """min / median / max of one figure over several runs."""
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return "-"
+    return " / ".join(ms(v) for v in (known[0], statistics.median(known), known[-1]))
+
+
 def report_capacity(results: dict) -> list[str]:
     lines = [
         "## Capacity and memory (scenarios 2 and 4)",
@@ -887,6 +913,31 @@ def report_capacity(results: dict) -> list[str]:
             for p in ("proxy", "core", "bots")
         )
         lines.append(f"| {sessions:,} | {busy} | {each} |")
+    if any(len(r.get("runs", [])) > 1 for r in results.values()):
+        lines += [
+            "",
+            "Run to run: each session count was run several times; the table above shows the "
+            "median run (by p50). Every run, then min / median / max over the runs:",
+            "",
+            "| sessions | run | p50 | p99 | max | lost | dropped | proxy CPU | core CPU |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for sessions, r in results.items():
+            runs = r.get("runs", [])
+            for number, run in enumerate(runs, 1):
+                lines.append(
+                    f"| {sessions:,} | {number} | {ms(run['p50'])} | {ms(run['p99'])} "
+                    f"| {ms(run['max'])} | {run['lost']} | {run['dropped']} "
+                    f"| {cpu_share(run, 'proxy')} | {cpu_share(run, 'core')} |"
+                )
+            spread = {
+                key: spread_of([run[key] for run in runs]) for key in ("p50", "p99", "max")
+            }
+            lines.append(
+                f"| {sessions:,} | min / median / max | {spread['p50']} | {spread['p99']} "
+                f"| {spread['max']} | {sum(run['lost'] for run in runs)} "
+                f"| {sum(run['dropped'] for run in runs)} | | |"
+            )
     lines += ["", "Resident sizes (KiB):", "", "| sessions | state | proxy | core |", "|---|---|---|---|"]
     for sessions, r in results.items():
         for state, sizes in r["rss"].items():
@@ -905,6 +956,8 @@ def main() -> int:
                         help="a tenth of the sessions and 10 s windows: checks the setup only")
     parser.add_argument("--capacity-steps", default="1000,10000",
                         help="session counts for the capacity scenario")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each capacity step, reported each and as min/median/max")
     parser.add_argument("--upgrade-steps", default=None,
                         help="session counts for the upgrade scenario (default: 1000,10000)")
     parser.add_argument("--upgrade-modes", default=",".join(PROXY_DISRUPTIONS),
@@ -973,9 +1026,9 @@ def main() -> int:
         sections += report_upgrades(upgrades())
     steps = [int(n) for n in args.capacity_steps.split(",")]
     if "capacity" in wanted:
-        sections += report_capacity(capacity(steps, OUT / "tether"))
+        sections += report_capacity(capacity(steps, OUT / "tether", repeat=args.repeat))
     if "mccp2" in wanted:
-        report = report_capacity(capacity(steps, OUT / "tether", mccp2=True))
+        report = report_capacity(capacity(steps, OUT / "tether", mccp2=True, repeat=args.repeat))
         report[0] += ", every bot with MCCP2"
         sections += report
 
