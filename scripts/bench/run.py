@@ -907,7 +907,7 @@ def report_capacity(results: dict) -> list[str]:
         cpu = r.get("cpu")
         if not cpu:
             continue
-        busy = " | ".join(f"{cpu[p]['busy'] * 100:.0f} %" for p in ("proxy", "core", "bots"))
+        busy = " | ".join(cpu_share(r, p) for p in ("proxy", "core", "bots"))
         each = " | ".join(
             "-" if cpu[p]["per_command_us"] is None else f"{cpu[p]['per_command_us']:.0f} µs"
             for p in ("proxy", "core", "bots")
