@@ -7,6 +7,10 @@
 //! TLS link cannot move between processes, so it detaches and its successor attaches again)
 //! loses nothing either. A proxy whose certificate another authority signed is refused, and
 //! the core's log says so.
+//!
+//! A second `tether` on the core's own host runs one more proxy on the core's link socket
+//! (`--core DATA/link.sock`, for more players than one process's open files allow): the same
+//! holds there, its upgrade moving the socket itself to the new proxy.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -103,7 +107,7 @@ fn both_type_through(
 fn a_proxy_on_another_host_plays_through_reloads_crashes_and_its_own_upgrade() {
     let (core_host, edge, _link_port, _dirs) = core_and_edge();
     assert!(
-        edge.status().contains("runs on another host"),
+        edge.status().contains("another supervisor runs it"),
         "{}",
         edge.status()
     );
@@ -162,6 +166,54 @@ fn a_proxy_on_another_host_plays_through_reloads_crashes_and_its_own_upgrade() {
     );
 
     // Still one world, and Bob still speaks as Bob: he was never logged out.
+    bob.send("say still here");
+    alice.expect("Bob says, \"still here\"");
+}
+
+#[test]
+fn a_second_proxy_on_the_core_host_attaches_over_the_link_socket() {
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let core_host = Tether::start_with(Options {
+        root: Some(dirs.path().join("first")),
+        ..Options::default()
+    });
+    let socket = core_host.data_dir().join("link.sock");
+    let second = Tether::start_with(Options {
+        root: Some(dirs.path().join("second")),
+        args: vec!["--core".into(), socket.display().to_string()],
+        ..Options::default()
+    });
+    assert!(
+        second.status().contains("another supervisor runs it"),
+        "{}",
+        second.status()
+    );
+
+    let mut alice = core_host.connect();
+    alice.create("Alice", "wonderland");
+    let mut bob = second.connect();
+    bob.create("Bob", "builder1");
+    bob.send("say hello from the second proxy");
+    alice.expect("Bob says, \"hello from the second proxy\"");
+
+    let (local, other) = both_type_through(&mut alice, &mut bob, || {
+        core_host.reload();
+    });
+    eprintln!(
+        "reload: first {} lines (longest {:?}), second {} lines (longest {:?})",
+        local.sent, local.longest_wait, other.sent, other.longest_wait
+    );
+
+    // Its upgrade hands the link socket itself to the new proxy, as on the core's host.
+    let old_proxy = second.proxy_pid();
+    both_type_through(&mut alice, &mut bob, || {
+        second.upgrade_proxy();
+    });
+    assert_ne!(
+        second.proxy_pid(),
+        old_proxy,
+        "the second proxy was replaced"
+    );
     bob.send("say still here");
     alice.expect("Bob says, \"still here\"");
 }

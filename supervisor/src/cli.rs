@@ -215,8 +215,9 @@ pub struct Options {
     #[arg(long, global = true, value_name = "ADDR", conflicts_with = "core")]
     pub link_listen: Option<String>,
 
-    /// Run only a proxy on this host, for the game core at ADDR on another host (its
-    /// --link-listen), or `[link] core` [default: the core runs here]
+    /// Run only a proxy, for a game core another `tether` runs: at ADDR on another host (its
+    /// --link-listen), or at its link socket on this host (a path: DATA/link.sock), or
+    /// `[link] core` [default: the core runs here]
     #[arg(long, global = true, value_name = "ADDR")]
     pub core: Option<String>,
 

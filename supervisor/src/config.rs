@@ -88,8 +88,39 @@ pub enum CoreSite {
     /// Here, started and restarted by this supervisor; `listen`: it also takes proxies on
     /// other hosts there.
     Here { listen: Option<String> },
-    /// On another host, at this address: this host runs only a proxy (an edge host).
-    Elsewhere(String),
+    /// Run by another supervisor: this one runs only a proxy (an edge host, or one more proxy
+    /// on the core's own host).
+    Elsewhere(CoreAt),
+}
+
+/// Where a core run by another supervisor takes proxies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreAt {
+    /// Its `--link-listen`, on another host: TCP with the link's TLS.
+    Tcp(String),
+    /// Its link socket (DATA/link.sock), on this host: one more proxy beside the core's own,
+    /// for more players than one process's open files allow. No TLS: the socket is owner-only.
+    Unix(PathBuf),
+}
+
+impl CoreAt {
+    /// A host:port never holds a `/`; a path to a socket always does.
+    pub fn parse(text: &str) -> Self {
+        if text.contains('/') {
+            CoreAt::Unix(PathBuf::from(text))
+        } else {
+            CoreAt::Tcp(text.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for CoreAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoreAt::Tcp(addr) => write!(f, "{addr}"),
+            CoreAt::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// The config file's `[tls]` table.
@@ -309,12 +340,13 @@ impl Settings {
     /// The proxy's options for reaching the core.
     pub fn proxy_link_args(&self) -> Vec<std::ffi::OsString> {
         match &self.core_site {
-            CoreSite::Elsewhere(addr) => vec![
+            CoreSite::Elsewhere(CoreAt::Tcp(addr)) => vec![
                 "--core".into(),
                 addr.into(),
                 "--link-tls".into(),
                 self.link_tls.clone().into(),
             ],
+            CoreSite::Elsewhere(CoreAt::Unix(socket)) => vec!["--link".into(), socket.into()],
             CoreSite::Here { .. } => vec!["--link".into(), self.link_socket().into()],
         }
     }
@@ -370,7 +402,7 @@ pub fn merge(cli: &Options, file: &FileConfig, defaults: Defaults) -> Settings {
             _ => file.tls.clone(),
         },
         core_site: match cli.core.clone().or_else(|| file.link.core.clone()) {
-            Some(addr) => CoreSite::Elsewhere(addr),
+            Some(addr) => CoreSite::Elsewhere(CoreAt::parse(&addr)),
             None => CoreSite::Here {
                 listen: cli.link_listen.clone().or_else(|| file.link.listen.clone()),
             },
@@ -521,8 +553,23 @@ mod tests {
         };
         assert_eq!(
             merge(&cli, &file, defaults()).core_site,
-            CoreSite::Elsewhere("other:1".into()),
+            CoreSite::Elsewhere(CoreAt::Tcp("other:1".into())),
             "the command line wins"
+        );
+
+        // One more proxy on the core's host: its link socket, no TLS.
+        let cli = Options {
+            core: Some("/var/lib/tether/link.sock".into()),
+            ..Options::default()
+        };
+        let settings = merge(&cli, &FileConfig::default(), defaults());
+        assert_eq!(
+            settings.core_site,
+            CoreSite::Elsewhere(CoreAt::Unix("/var/lib/tether/link.sock".into()))
+        );
+        assert_eq!(
+            settings.proxy_link_args(),
+            ["--link", "/var/lib/tether/link.sock"]
         );
     }
 

@@ -148,16 +148,20 @@ pub fn up(options: &Options) -> Result<(), UpError> {
     settings.link_tls = absolute(&settings.link_tls);
     // Read here too: a file that is missing or readable by others is said once, clearly,
     // instead of by a child that fails to start over and over.
-    let link_check = match &settings.core_site {
+    let link_check = match &mut settings.core_site {
         config::CoreSite::Here { listen: Some(_) } => Some((
             tether_protocol::link_tls::server_config(&settings.link_tls).map(drop),
             "made on this host by `tether link-certs init`",
         )),
-        config::CoreSite::Elsewhere(_) => Some((
+        config::CoreSite::Elsewhere(config::CoreAt::Tcp(_)) => Some((
             tether_protocol::link_tls::client_config(&settings.link_tls).map(drop),
             "made on the core's host by `tether link-certs proxy NAME` and copied here",
         )),
         config::CoreSite::Here { listen: None } => None,
+        config::CoreSite::Elsewhere(config::CoreAt::Unix(socket)) => {
+            *socket = absolute(socket);
+            None
+        }
     };
     if let Some((Err(source), how)) = link_check {
         return Err(UpError::LinkTls {

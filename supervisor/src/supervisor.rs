@@ -1447,9 +1447,9 @@ impl Supervisor {
     }
 
     fn request_reload(&mut self, waiter: Option<Replier>) {
-        if let CoreSite::Elsewhere(addr) = &self.settings.core_site {
+        if let CoreSite::Elsewhere(at) = &self.settings.core_site {
             let why = format!(
-                "reload refused: the game core runs on another host ({addr}); reload it there"
+                "reload refused: another supervisor runs the game core (at {at}); reload it there"
             );
             warn!("{why}");
             if let Some(waiter) = waiter {
@@ -1741,7 +1741,7 @@ impl Supervisor {
                         format!("CANNOT START: {reason}; `tether reload` tries again")
                     }
                     (None, None, None) => match &self.settings.core_site {
-                        CoreSite::Elsewhere(addr) => format!("it runs on another host, {addr}"),
+                        CoreSite::Elsewhere(at) => format!("another supervisor runs it, at {at}"),
                         CoreSite::Here { .. } => "stopped".to_string(),
                     },
                 };
