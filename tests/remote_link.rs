@@ -218,6 +218,82 @@ fn a_second_proxy_on_the_core_host_attaches_over_the_link_socket() {
     alice.expect("Bob says, \"still here\"");
 }
 
+/// The benchmark's players, as it runs them at 20,000 and more: `tether-bots` spread over two
+/// proxies (`--target A,B`), each bot taking MCCP2 and GMCP as Mudlet does. Every bot logs in,
+/// is compressed and hears GMCP, and every command is answered.
+#[test]
+fn bots_play_on_two_proxies_compressed_and_with_gmcp() {
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let first = Tether::start_with(Options {
+        root: Some(dirs.path().join("first")),
+        capture_log: true,
+        ..Options::default()
+    });
+    let second = Tether::start_with(Options {
+        root: Some(dirs.path().join("second")),
+        args: vec![
+            "--core".into(),
+            first.data_dir().join("link.sock").display().to_string(),
+        ],
+        ..Options::default()
+    });
+    let output = Command::new(binary("tether-bots"))
+        .arg("--target")
+        .arg(format!("{},{}", first.telnet, second.telnet))
+        .args(["--sessions", "4", "--rate", "0.5", "--warmup", "0.5"])
+        .args([
+            "--duration",
+            "2",
+            "--mix",
+            "say=50,look=50",
+            "--mccp2",
+            "--gmcp",
+        ])
+        .args(["--json", "--no-progress"])
+        .output()
+        .expect("running tether-bots");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "tether-bots: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .expect("tether-bots' JSON report");
+    let all = &report["summary"]["all"];
+    assert_eq!(report["logged_in"], 4, "{report}");
+    assert_eq!(report["dropped"], 0, "{report}");
+    assert_eq!(report["compressed"], 4, "{report}");
+    assert!(report["gmcp_messages"].as_u64() >= Some(4), "{report}");
+    assert!(all["answered"].as_u64() > Some(0), "{report}");
+    assert_eq!(all["answered"], all["sent"], "{report}");
+    assert_eq!(all["lost"], 0, "{report}");
+    // Both proxies held players: the core names each session by its proxy's id. (The bots
+    // have left; the core may not have logged the last of them yet.)
+    let per_proxy = wait_for("the core to log four bots leaving", || {
+        let log = first.log();
+        let mut per_proxy = std::collections::BTreeMap::<String, usize>::new();
+        for line in log.lines().filter(|line| line.contains("left the game")) {
+            if let Some(proxy) = line
+                .split("session=")
+                .nth(1)
+                .and_then(|rest| rest.split(':').next())
+            {
+                *per_proxy.entry(proxy.to_owned()).or_default() += 1;
+            }
+        }
+        (per_proxy.values().sum::<usize>() == 4).then_some(per_proxy)
+    });
+    assert_eq!(
+        per_proxy.values().copied().collect::<Vec<_>>(),
+        [2, 2],
+        "two bots on each proxy: {per_proxy:?}"
+    );
+}
+
 #[test]
 fn a_proxy_another_authority_signed_is_refused_and_the_core_says_why() {
     let (core_host, _edge, link_port, dirs) = core_and_edge();

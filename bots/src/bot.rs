@@ -70,6 +70,10 @@ pub struct Counters {
     /// Measured commands known to be lost: their session closed before the answer.
     pub lost: AtomicU64,
     pub answered: AtomicU64,
+    /// Sessions whose server compressed (MCCP2) what it sent, and GMCP messages received, by
+    /// sessions that have ended.
+    pub compressed: AtomicU64,
+    pub gmcp_messages: AtomicU64,
 }
 
 #[derive(Default, Clone, serde::Serialize, serde::Deserialize)]

@@ -29,6 +29,7 @@ use crate::hist::Hist;
 use crate::mix::Mix;
 use crate::report::{Progress, Report};
 use crate::run::{ChildMessage, ProgressOut, ProgressPrinter, Worker};
+use crate::telnet::Accept;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum LoginMode {
@@ -47,7 +48,8 @@ enum LoginMode {
     about = "Opens N telnet sessions that play a scripted mix and measures every command's round trip."
 )]
 struct Cli {
-    /// The server's telnet address.
+    /// The server's telnet address, or several separated by commas: sessions take them in
+    /// turn (one proxy each, for more players than one proxy's open files allow).
     #[arg(long, default_value = "127.0.0.1:4000")]
     target: String,
     /// Sessions (players) in all.
@@ -102,6 +104,10 @@ struct Cli {
     /// Accept MCCP2 compression and inflate it, as Mudlet, TinTin++ and most clients do.
     #[arg(long)]
     mccp2: bool,
+    /// Accept GMCP and ask for what Mudlet asks for (`Core.Hello`, `Core.Supports.Set` with
+    /// Char, Room, Comm.Channel and more), as Mudlet and most graphical clients do.
+    #[arg(long)]
+    gmcp: bool,
     /// Print the final result as one JSON line instead of a table.
     #[arg(long)]
     json: bool,
@@ -140,7 +146,7 @@ const SPARE_FILES: u64 = 64;
 const AUTO_PER_ADDR: u64 = 20_000;
 
 struct Checked {
-    target: SocketAddr,
+    targets: Vec<SocketAddr>,
     total: u64,
     source_addrs: u32,
     name_width: usize,
@@ -152,19 +158,27 @@ async fn check(cli: &Cli) -> Result<Checked> {
     if cli.sessions == 0 {
         bail!("--sessions must be at least 1");
     }
-    let target = tokio::net::lookup_host(&cli.target)
-        .await
-        .with_context(|| format!("--target {}", cli.target))?
-        .next()
-        .with_context(|| format!("--target {} resolves to nothing", cli.target))?;
-    let loopback = target.ip().is_loopback() && target.is_ipv4();
+    let mut targets = Vec::new();
+    for text in cli.target.split(',').map(str::trim) {
+        targets.push(
+            tokio::net::lookup_host(text)
+                .await
+                .with_context(|| format!("--target {text}"))?
+                .next()
+                .with_context(|| format!("--target {text} resolves to nothing"))?,
+        );
+    }
+    let loopback = targets
+        .iter()
+        .all(|target| target.ip().is_loopback() && target.is_ipv4());
     let source_addrs = match cli.source_addrs {
         None if loopback => total.div_ceil(AUTO_PER_ADDR).clamp(1, 254) as u32,
         None => 0,
         Some(0) => 0,
         Some(n) if !loopback => bail!(
             "--source-addrs {n} binds 127.0.0.x, which reaches only an IPv4 loopback target; \
-             use --source-addrs 0 (and several machines) for {target}"
+             use --source-addrs 0 (and several machines) for {}",
+            cli.target
         ),
         Some(n) if n > 254 => bail!("--source-addrs: at most 254 (127.0.0.1..=127.0.0.254)"),
         Some(n) => n,
@@ -217,7 +231,7 @@ async fn check(cli: &Cli) -> Result<Checked> {
     seconds(cli.warmup, "--warmup")?;
     seconds(cli.connect_timeout, "--connect-timeout")?;
     Ok(Checked {
-        target,
+        targets,
         total,
         source_addrs,
         name_width,
@@ -248,7 +262,7 @@ async fn worker(cli: &Cli, checked: Checked, files: u64) -> Result<Report> {
         );
     }
     let worker = Worker {
-        target: checked.target,
+        targets: checked.targets,
         target_text: cli.target.clone(),
         sessions: cli.sessions,
         first_index: cli.first_index,
@@ -261,7 +275,10 @@ async fn worker(cli: &Cli, checked: Checked, files: u64) -> Result<Report> {
         duration: seconds(cli.duration, "--duration")?,
         connect_timeout: seconds(cli.connect_timeout, "--connect-timeout")?,
         mix_text: checked.plan.mix.describe(),
-        mccp2: cli.mccp2,
+        accept: Accept {
+            mccp2: cli.mccp2,
+            gmcp: cli.gmcp,
+        },
     };
     let output = if cli.child_index.is_some() {
         ProgressOut::Json
@@ -311,6 +328,9 @@ fn child_args(cli: &Cli, index: u64, sessions: u64, first: u64, run_id: u32) -> 
     .collect();
     if let Some(addrs) = cli.source_addrs {
         args.extend(["--source-addrs".to_owned(), addrs.to_string()]);
+    }
+    if cli.gmcp {
+        args.push("--gmcp".to_owned());
     }
     if cli.mccp2 {
         args.push("--mccp2".to_owned());

@@ -25,6 +25,11 @@ pub struct Report {
     pub login_failed: u64,
     pub logged_in: u64,
     pub dropped: u64,
+    /// Sessions the server compressed (MCCP2), and GMCP messages received, over the run.
+    #[serde(default)]
+    pub compressed: u64,
+    #[serde(default)]
+    pub gmcp_messages: u64,
     /// Duplicated answers: a token answered twice (or never sent).
     pub unexpected: u64,
     /// Measured commands sent and answered per second of the window (summed over processes).
@@ -104,6 +109,8 @@ impl Report {
         self.login_failed += other.login_failed;
         self.logged_in += other.logged_in;
         self.dropped += other.dropped;
+        self.compressed += other.compressed;
+        self.gmcp_messages += other.gmcp_messages;
         self.unexpected += other.unexpected;
         // Each process measured its own window of the same length: rates add up.
         self.sent_per_s += other.sent_per_s;
@@ -152,6 +159,13 @@ impl Report {
             );
         }
         out.push('\n');
+        if self.compressed > 0 || self.gmcp_messages > 0 {
+            let _ = writeln!(
+                out,
+                "sessions compressed (MCCP2): {}; GMCP messages received: {}",
+                self.compressed, self.gmcp_messages
+            );
+        }
         let _ = writeln!(
             out,
             "window {:.1} s: sent {} ({:.1}/s), answered {} ({:.1} commands/s), lost {}, out of order {}, duplicated {}, sessions dropped {}",

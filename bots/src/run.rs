@@ -14,10 +14,11 @@ use crate::bot::{Bot, Plan, Shared, Window};
 use crate::mix::Kind;
 use crate::names;
 use crate::report::{Progress, Report};
-use crate::telnet::Telnet;
+use crate::telnet::{Accept, Telnet};
 
 pub struct Worker {
-    pub target: SocketAddr,
+    /// Session `global` plays on `targets[global % targets.len()]`.
+    pub targets: Vec<SocketAddr>,
     pub target_text: String,
     /// Sessions of this process, with global indexes `first_index..first_index + sessions`.
     pub sessions: u64,
@@ -33,8 +34,8 @@ pub struct Worker {
     pub duration: Duration,
     pub connect_timeout: Duration,
     pub mix_text: String,
-    /// Accept MCCP2 and inflate, as real clients do.
-    pub mccp2: bool,
+    /// The options taken as real clients take them (MCCP2, GMCP).
+    pub accept: Accept,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,9 @@ pub fn source_addr(global: u64, count: u32) -> Option<SocketAddr> {
 }
 
 async fn connect(worker: &Worker, global: u64) -> std::io::Result<TcpStream> {
-    let socket = if worker.target.is_ipv4() {
+    // Never empty: `check` resolved at least one.
+    let target = worker.targets[(global % worker.targets.len() as u64) as usize];
+    let socket = if target.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
@@ -71,7 +74,7 @@ async fn connect(worker: &Worker, global: u64) -> std::io::Result<TcpStream> {
     if let Some(source) = source_addr(global, worker.source_addrs) {
         socket.bind(source)?;
     }
-    let stream = tokio::time::timeout(worker.connect_timeout, socket.connect(worker.target))
+    let stream = tokio::time::timeout(worker.connect_timeout, socket.connect(target))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     // Commands are small and latency is what we measure: no Nagle delay.
@@ -94,11 +97,7 @@ async fn session(shared: Arc<Shared>, worker: Arc<Worker>, local: u64, start_at:
     let mut window = shared.window.subscribe();
     let name = names::name(&worker.prefix, global, worker.name_width);
     let mut bot = Bot::connected(&shared, global, name, Instant::now());
-    let mut telnet = if worker.mccp2 {
-        Telnet::with_mccp2()
-    } else {
-        Telnet::default()
-    };
+    let mut telnet = Telnet::accepting(worker.accept);
     let (mut reader, mut writer) = stream.into_split();
     // Small on purpose: 20,000 sessions hold one each.
     let mut buffer = vec![0u8; 4096];
@@ -156,6 +155,13 @@ async fn session(shared: Arc<Shared>, worker: Arc<Worker>, local: u64, start_at:
             }
         }
     }
+    let counters = &shared.counters;
+    counters
+        .compressed
+        .fetch_add(u64::from(telnet.streams_started > 0), Relaxed);
+    counters
+        .gmcp_messages
+        .fetch_add(telnet.gmcp_messages, Relaxed);
 }
 
 fn phase(window: &Window, now: Instant) -> &'static str {
@@ -339,6 +345,8 @@ pub async fn run(worker: Worker, plan: Plan, output: ProgressOut) -> Report {
         login_failed: counters.login_failed.load(Relaxed),
         logged_in: counters.logged_in.load(Relaxed),
         dropped: counters.dropped.load(Relaxed),
+        compressed: counters.compressed.load(Relaxed),
+        gmcp_messages: counters.gmcp_messages.load(Relaxed),
         unexpected: measured.unexpected,
         kinds: Kind::ALL
             .iter()

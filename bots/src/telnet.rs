@@ -3,9 +3,11 @@
 //!
 //! A bot wants plain lines, so it refuses every option: `DO x` is answered `WONT x` and
 //! `WILL x` is answered `DONT x`, each at most once per option, which keeps the server in plain
-//! NVT mode (no subnegotiations) and can never loop with a server that asks again. The one
-//! exception, when asked for (`Telnet::with_mccp2`): MCCP2, which real clients all accept, so a
-//! bot inflates like Mudlet does and costs the server what a real player costs. Subnegotiations are skipped, `IAC IAC` is a data byte 255, ANSI escape sequences
+//! NVT mode (no subnegotiations) and can never loop with a server that asks again. The
+//! exceptions, when asked for (`Accept`), are what every modern client takes, so that a bot
+//! costs the server what a real player costs: MCCP2, inflated as Mudlet does, and GMCP, with
+//! Mudlet's `Core.Hello` and `Core.Supports.Set` (the messages that follow are counted, not
+//! read). Other subnegotiations are skipped, `IAC IAC` is a data byte 255, ANSI escape sequences
 //! (CSI, OSC and two-byte escapes) are removed, and `IAC GA` / `IAC EOR` end a line, because a
 //! prompt is not followed by a newline. Nothing here assumes that a server sends prompts.
 
@@ -19,6 +21,7 @@ const GA: u8 = 249;
 const SE: u8 = 240;
 const EOR: u8 = 239;
 const MCCP2: u8 = 86;
+const GMCP: u8 = 201;
 const ESC: u8 = 0x1b;
 const BEL: u8 = 0x07;
 
@@ -56,13 +59,28 @@ pub struct Telnet {
     refused_do: [bool; 256],
     refused_will: [bool; 256],
     reply: Vec<u8>,
-    /// Accept MCCP2 when offered.
-    mccp2: bool,
+    accept: Accept,
     /// Inflating a compressed stream (between `IAC SB MCCP2 IAC SE` and its end).
     inflater: Option<Box<flate2::Decompress>>,
-    /// Compressed streams that ended cleanly, and the bytes in and out of all of them.
+    /// Compressed streams begun, and those that ended cleanly.
+    pub streams_started: u64,
     pub streams_ended: u64,
+    /// GMCP was accepted (and Mudlet's hello sent).
+    gmcp_on: bool,
+    /// GMCP messages received.
+    pub gmcp_messages: u64,
 }
+
+/// The options a bot takes when the server offers them; it refuses the rest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accept {
+    pub mccp2: bool,
+    pub gmcp: bool,
+}
+
+/// What Mudlet 4.17 says once GMCP is on: who it is, and the packages it wants.
+const MUDLET_HELLO: &[u8] = br#"Core.Hello {"client":"Mudlet","version":"4.17.2"}"#;
+const MUDLET_SUPPORTS: &[u8] = br#"Core.Supports.Set ["Char 1", "Char.Skills 1", "Char.Items 1", "Comm.Channel 1", "Room 1", "IRE.Rift 1", "IRE.Composer 1", "External.Discord 1", "Client.Media 1"]"#;
 
 impl Default for Telnet {
     fn default() -> Self {
@@ -73,18 +91,21 @@ impl Default for Telnet {
             refused_do: [false; 256],
             refused_will: [false; 256],
             reply: Vec::new(),
-            mccp2: false,
+            accept: Accept::default(),
             inflater: None,
+            streams_started: 0,
             streams_ended: 0,
+            gmcp_on: false,
+            gmcp_messages: 0,
         }
     }
 }
 
 impl Telnet {
-    /// A client that accepts MCCP2 and inflates what follows.
-    pub fn with_mccp2() -> Telnet {
+    /// A client that takes these options when offered.
+    pub fn accepting(accept: Accept) -> Telnet {
         Telnet {
-            mccp2: true,
+            accept,
             ..Telnet::default()
         }
     }
@@ -153,8 +174,19 @@ impl Telnet {
                 }
                 Wire::Option(verb) => {
                     self.wire = Wire::Data;
-                    if self.mccp2 && verb == WILL && byte == MCCP2 {
+                    if self.accept.mccp2 && verb == WILL && byte == MCCP2 {
                         self.reply.extend_from_slice(&[IAC, DO, MCCP2]);
+                    } else if self.accept.gmcp && verb == WILL && byte == GMCP {
+                        // Accepted once: a server that offers again is not answered again.
+                        if std::mem::replace(&mut self.gmcp_on, true) {
+                            continue;
+                        }
+                        self.reply.extend_from_slice(&[IAC, DO, GMCP]);
+                        for message in [MUDLET_HELLO, MUDLET_SUPPORTS] {
+                            self.reply.extend_from_slice(&[IAC, SB, GMCP]);
+                            self.reply.extend_from_slice(message);
+                            self.reply.extend_from_slice(&[IAC, SE]);
+                        }
                     } else {
                         self.refuse(verb, byte);
                     }
@@ -172,7 +204,11 @@ impl Telnet {
                         continue;
                     }
                     self.wire = Wire::Data;
-                    if option == MCCP2 && self.mccp2 {
+                    if option == GMCP {
+                        self.gmcp_messages += 1;
+                    }
+                    if option == MCCP2 && self.accept.mccp2 {
+                        self.streams_started += 1;
                         self.inflater = Some(Box::new(flate2::Decompress::new(true)));
                         return at + 1;
                     }
@@ -303,7 +339,10 @@ mod tests {
             },
             Some(vec![IAC, DONT, MCCP2])
         );
-        let mut telnet = Telnet::with_mccp2();
+        let mut telnet = Telnet::accepting(Accept {
+            mccp2: true,
+            gmcp: false,
+        });
         run(&mut telnet, &[IAC, WILL, MCCP2]);
         assert_eq!(telnet.take_reply(), Some(vec![IAC, DO, MCCP2]));
         // A stream, its end, plain text, and a second stream, cut anywhere.
@@ -323,6 +362,36 @@ mod tests {
             telnet.feed(b"garbage!", |_| {}).is_err(),
             "a broken stream is an error"
         );
+    }
+
+    #[test]
+    fn gmcp_is_taken_as_mudlet_takes_it_when_asked_for() {
+        let offer = [IAC, WILL, GMCP];
+        let mut plain = Telnet::default();
+        run(&mut plain, &offer);
+        assert_eq!(plain.take_reply(), Some(vec![IAC, DONT, GMCP]));
+
+        let mut telnet = Telnet::accepting(Accept {
+            mccp2: false,
+            gmcp: true,
+        });
+        assert!(run(&mut telnet, &offer).is_empty());
+        let reply = telnet.take_reply().expect("an answer");
+        assert!(reply.starts_with(&[IAC, DO, GMCP, IAC, SB, GMCP]));
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.contains(r#"Core.Hello {"client":"Mudlet""#), "{text}");
+        assert!(text.contains(r#"Core.Supports.Set ["Char 1""#), "{text}");
+        assert!(reply.ends_with(&[IAC, SE]));
+        // Offered again: nothing more to say (neither a second hello nor a refusal).
+        run(&mut telnet, &offer);
+        assert_eq!(telnet.take_reply(), None);
+
+        let mut input = vec![IAC, SB, GMCP];
+        input.extend_from_slice(br#"Char.Vitals {"hp":100}"#);
+        input.extend_from_slice(&[IAC, SE]);
+        input.extend_from_slice(b"a line\r\n");
+        assert_eq!(run(&mut telnet, &input), ["a line"]);
+        assert_eq!(telnet.gmcp_messages, 1);
     }
 
     fn lines(input: &[u8]) -> Vec<String> {
