@@ -19,15 +19,19 @@ Scenarios (names for --only):
   roundtrip  1, 100 and 1,000 sessions against both floors, tether, tether with its players
              on a proxy attached over the TCP+TLS link (as on another host), and Evennia
   reload     a planned reload, then a kill -9 of the game process, under 1,000 active
-             sessions, against tether and Evennia
+             sessions, against tether and Evennia; and tether alone under 10,000 players
+             typing every 5 s in rooms of 20
   capacity   tether with players spread over rooms of about 20, each typing every 5 s,
-             at growing session counts; proxy and core memory (from /proc) while the
+             at growing session counts (past 15,000, on more proxies and bots processes),
+             drawn as plots (target/bench/*.png, by matplotlib in a virtualenv of its own);
+             proxy and core memory (from /proc) while the
              sessions are idle and while they play
   upgrade    a planned proxy upgrade (`tether upgrade-proxy`), and a kill -9 of the proxy,
              under 1,000 sessions typing every second and 10,000 typing every 5 s, in rooms
              of 20
-  mccp2      the capacity scenario with every bot accepting MCCP2 and inflating, as real
-             clients do: what a compressed session costs the proxy
+  clients    the capacity scenario with every bot taking MCCP2 (inflating) and GMCP (with
+             Mudlet's Core.Hello and Core.Supports.Set), as real clients do: what such a
+             session costs the proxy
   faults     tether under 1,000 active sessions in rooms of 20: a core that hangs
              (kill -STOP, replaced after the hang timeout) and a poison command (one player's
              `fault panic`, caught, or `fault abort` or `fault hang`, which kill two cores
@@ -73,9 +77,12 @@ ROUNDTRIP = [(1, 0.2), (100, 2.0), (1000, 20.0)]
 # The issue's 1,000 active sessions in one room, as Evennia can be set up too; a lighter load
 # that Evennia can carry, so that what a reload itself costs shows apart from overload; and
 # tether alone with 1,000 sessions typing every second in rooms of 20, so that some command
-# is always in flight when the core goes away.
-DISRUPTIONS = [(1000, 20.0, False), (100, 10.0, False), (1000, 1.0, True)]
+# is always in flight when the core goes away; and tether alone with 10,000 players typing
+# every 5 s in rooms of 20 (the capacity scenario's load), where a new core has the most to
+# take over.
 CAPACITY_RATE = 5.0
+FAULTS_LOAD = (1000, 1.0, True)
+DISRUPTIONS = [(1000, 20.0, False), (100, 10.0, False), FAULTS_LOAD, (10000, CAPACITY_RATE, True)]
 # `who` lists every player: at 10,000 sessions each one is a 10,000-line answer, and the
 # default mix's 10 % of it alone would be two million lines a second. Capacity leaves it out.
 CAPACITY_MIX = "say=50,look=35,move=15"
@@ -249,8 +256,10 @@ class Tether:
         wait_for_port(self.port, f"tether (log: {self.work / 'tether.log'})", self.process)
 
     def pids(self) -> dict[str, int]:
+        """The proxy's and the core's pids (no core for a `tether` that runs only a proxy)."""
         found = children(self.process.pid)
-        return {"proxy": found["tether-proxy"], "core": found["tether-core"]}
+        roles = {"proxy": "tether-proxy", "core": "tether-core"}
+        return {role: found[name] for role, name in roles.items() if name in found}
 
     def reload(self) -> None:
         subprocess.run(self.command("reload"), check=True, capture_output=True)
@@ -386,11 +395,14 @@ class Evennia:
 class Bots:
     """One tether-bots run; `on_progress(phase, seconds_in_phase)` is called once a second."""
 
-    def __init__(self, label: str, port: int, sessions: int, rate: float, **options):
+    def __init__(self, label: str, port: int | list[int], sessions: int, rate: float, **options):
+        """`port`: the server's telnet port, or several (one per proxy: sessions take them in
+        turn)."""
         self.label = label
+        ports = port if isinstance(port, list) else [port]
         self.args = [
             str(RELEASE / "tether-bots"),
-            "--target", f"127.0.0.1:{port}",
+            "--target", ",".join(f"127.0.0.1:{p}" for p in ports),
             "--sessions", str(sessions),
             "--rate", str(rate),
             "--duration", str(options.pop("duration", WINDOW)),
@@ -463,6 +475,8 @@ def summary(result: dict) -> dict:
         "p99": everything["p99_ms"] if answered else None,
         "max": everything["max_ms"] if answered else None,
         "failures": result.get("failures", {}),
+        "compressed": result.get("compressed", 0),
+        "gmcp_messages": result.get("gmcp_messages", 0),
     }
 
 
@@ -667,35 +681,60 @@ def report_upgrades(results: dict) -> list[str]:
     return lines + [""]
 
 
-def capacity(steps: list[int], tether_work: Path, mccp2: bool = False, repeat: int = 1) -> dict:
+def capacity(steps: list[int], tether_work: Path, clients: bool = False, repeat: int = 1) -> dict:
     """Each step `repeat` times. A step's result is its median run (by p50), with every run
-    in `runs` for the spread."""
+    in `runs` for the spread. `clients`: every bot takes MCCP2 and GMCP as Mudlet does."""
     results = {}
     for sessions in steps:
         runs = []
         for attempt in range(repeat):
-            label = f"capacity {sessions}" + (f" run {attempt + 1}" if repeat > 1 else "")
-            runs.append(capacity_run(sessions, tether_work, mccp2, label))
+            label = f"{'clients' if clients else 'capacity'} {sessions}" + (
+                f" run {attempt + 1}" if repeat > 1 else ""
+            )
+            runs.append(capacity_run(sessions, tether_work, clients, label))
         ranked = sorted(runs, key=lambda r: r["p50"] if r["p50"] is not None else float("inf"))
         results[sessions] = {**ranked[(len(ranked) - 1) // 2], "runs": runs}
     return results
 
 
-def capacity_run(sessions: int, tether_work: Path, mccp2: bool, label: str) -> dict:
+# Players per proxy and per bots process: a process here may hold about 20,000 open files,
+# and a proxy's supervisor (its keeper) holds a copy of every connection too.
+PER_PROCESS = 15000
+
+
+def capacity_run(sessions: int, tether_work: Path, clients: bool, label: str) -> dict:
     rooms = max(1, round(sessions / ROOM_SIZE))
     server = Tether(tether_work, free_port(), ring(sessions))
-    server.start()
+    # Past one proxy's open files, more proxies on the core's link socket, each its own
+    # `tether up --core DATA/link.sock` (README: "More proxies on one host").
+    more = [
+        Tether(tether_work.with_name(f"{tether_work.name}-proxy-{n}"), free_port())
+        for n in range(2, -(-sessions // PER_PROCESS) + 1)
+    ]
+    servers = [server, *more]
     samples = {}
     cpu = {}
 
+    def pids() -> list[tuple[str, int]]:
+        return [(role, pid) for each in servers for role, pid in each.pids().items()]
+
+    def rss_now() -> dict[str, int]:
+        """Every process of a role added up: all proxies are the proxy."""
+        taken = {"proxy": 0, "core": 0}
+        for role, pid in pids():
+            taken[role] += rss_kib(pid)
+        return taken
+
     def cpu_now() -> dict[str, float]:
-        taken = {name: cpu_seconds(pid) for name, pid in server.pids().items()}
+        taken = {"proxy": 0.0, "core": 0.0}
+        for role, pid in pids():
+            taken[role] += cpu_seconds(pid)
         return {**taken, "bots": bots_cpu_seconds(), "at": time.monotonic()}
 
     def on_progress(phase: str, seconds: float) -> None:
         key = {"idle": ("idle", 5), "measuring": ("active", WINDOW / 2)}.get(phase)
         if key and seconds >= key[1] and key[0] not in samples:
-            samples[key[0]] = {name: rss_kib(pid) for name, pid in server.pids().items()}
+            samples[key[0]] = rss_now()
         # CPU over most of the window (its edges are a progress line, a second, apart).
         if phase == "measuring" and "from" not in cpu:
             cpu["from"] = cpu_now()
@@ -703,17 +742,23 @@ def capacity_run(sessions: int, tether_work: Path, mccp2: bool, label: str) -> d
             cpu["to"] = cpu_now()
 
     try:
+        server.start()
+        for proxy in more:
+            proxy.extra = ["--core", str(tether_work / "data" / "link.sock")]
+            proxy.start()
         time.sleep(1)
-        samples["empty"] = {name: rss_kib(pid) for name, pid in server.pids().items()}
-        processes = 1 + sessions // 15000
+        samples["empty"] = rss_now()
         bots = Bots(
-            label, server.port, sessions, CAPACITY_RATE, ramp=100,
-            login_timeout=1200, idle=15, processes=processes, mix=CAPACITY_MIX,
-            mccp2=mccp2,
+            label, [each.port for each in servers], sessions, CAPACITY_RATE, ramp=100,
+            login_timeout=1200, idle=15, processes=-(-sessions // PER_PROCESS),
+            mix=CAPACITY_MIX, mccp2=clients, gmcp=clients,
         )
         result = summary(bots.run(on_progress))
     finally:
-        server.stop()
+        for each in reversed(servers):
+            each.stop()
+    result["proxies"] = len(servers)
+    result["offered_per_s"] = sessions / CAPACITY_RATE
     result["rooms"] = rooms
     result["rss"] = samples
     if "to" in cpu:
@@ -850,22 +895,53 @@ def spread_of(values: list[float | None]) -> str:
     return " / ".join(ms(v) for v in (known[0], statistics.median(known), known[-1]))
 
 
+def clients_line(results: dict) -> str:
+    """That the bots really were compressed and heard GMCP, per session count."""
+    said = [
+        f"{sessions:,}: {r['compressed']:,} sessions compressed, "
+        f"{r['gmcp_messages']:,} GMCP messages received"
+        for sessions, r in results.items()
+    ]
+    return "Every bot took MCCP2 and GMCP as Mudlet does (" + "; ".join(said) + ").\n"
+
+
+def plots(results: dict, prefix: str, title: str) -> list[str]:
+    """The capacity results as JSON beside the report (OUT/PREFIX.json) and, with two session
+    counts or more, drawn as PNG curves (plot.py); the report's lines that show them."""
+    saved = OUT / f"{prefix}.json"
+    steps = [{"sessions": sessions, **r} for sessions, r in results.items()]
+    saved.write_text(json.dumps({"prefix": prefix, "title": title, "steps": steps}, indent=1))
+    if len(steps) < 2:
+        return []
+    import plot  # beside this file
+
+    try:
+        drawn = plot.draw(saved, OUT)
+    except (OSError, subprocess.CalledProcessError) as error:  # the figures are still in the tables
+        log(f"  plotting failed: {error}")
+        return [f"(The plots could not be drawn: {error}.)", ""]
+    return [f"![{path.stem}]({path.name})" for path in drawn] + [""]
+
+
 def report_capacity(results: dict) -> list[str]:
     lines = [
         "## Capacity and memory (scenarios 2 and 4)",
         "",
         f"tether with a ring of rooms, about {ROOM_SIZE} players in each, every player "
         f"typing one command every {CAPACITY_RATE:g} s ({CAPACITY_MIX}: no `who`, whose "
-        "answer lists every player). Memory is VmRSS from /proc: before the "
+        f"answer lists every player). One proxy per {PER_PROCESS:,} players (a process here "
+        "may hold about 20,000 open files): the others are more `tether up --core "
+        "DATA/link.sock` on the core's link socket, the bots spread over them and over one "
+        f"process per {PER_PROCESS:,}; the proxy's figures add all proxies up. Memory is VmRSS from /proc: before the "
         "sessions, after 5 s of all sessions logged in and silent (idle), and halfway through "
         "the window (active); per session = growth over the empty server / sessions (the "
         "core's growth includes its argon2 working memory, 19 MiB per concurrent hash, kept "
         "for the next login; the marginal figure between two session counts leaves it out).",
         "",
-        "| sessions | logged in | rooms | commands/s | p50 | p99 | max | lost | dropped "
-        "| proxy idle / session | proxy active / session | core idle / session "
-        "| core active / session |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| sessions | proxies | logged in | rooms | commands/s offered / handled | p50 | p99 "
+        "| max | lost | dropped | proxy idle / session | proxy active / session "
+        "| core idle / session | core active / session |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sessions, r in results.items():
         rss = r["rss"]
@@ -877,8 +953,8 @@ def report_capacity(results: dict) -> list[str]:
             return f"{grown / sessions:.1f} KiB"
 
         lines.append(
-            f"| {sessions:,} | {r['logged_in']:,} | {r['rooms']} | {r['per_s']:.0f} "
-            f"| {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} | {r['lost']} | {r['dropped']} "
+            f"| {sessions:,} | {r.get('proxies', 1)} | {r['logged_in']:,} | {r['rooms']} "
+            f"| {sessions / CAPACITY_RATE:.0f} / {r['per_s']:.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} | {r['lost']} | {r['dropped']} "
             f"| {per('proxy', 'idle')} | {per('proxy', 'active')} | {per('core', 'idle')} "
             f"| {per('core', 'active')} |"
         )
@@ -946,11 +1022,11 @@ def report_capacity(results: dict) -> list[str]:
 
 
 def main() -> int:
-    global ROUNDTRIP, DISRUPTIONS, UPGRADES, WINDOW, PROXY_DISRUPTIONS
+    global ROUNDTRIP, DISRUPTIONS, FAULTS_LOAD, UPGRADES, WINDOW, PROXY_DISRUPTIONS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="roundtrip,reload,upgrade,capacity,mccp2,faults",
+    parser.add_argument("--only", default="roundtrip,reload,upgrade,capacity,clients,faults",
                         help="comma-separated scenarios: roundtrip, reload, upgrade, capacity, "
-                        "mccp2, faults")
+                        "clients, faults")
     parser.add_argument("--no-evennia", action="store_true", help="leave Evennia out")
     parser.add_argument("--quick", action="store_true",
                         help="a tenth of the sessions and 10 s windows: checks the setup only")
@@ -970,6 +1046,7 @@ def main() -> int:
     if args.quick:
         ROUNDTRIP = [(n // 10 or 1, rate) for n, rate in ROUNDTRIP]
         DISRUPTIONS = [(n // 10, rate, spread) for n, rate, spread in DISRUPTIONS]
+        FAULTS_LOAD = (FAULTS_LOAD[0] // 10, *FAULTS_LOAD[1:])
         UPGRADES = [(n // 10, rate) for n, rate in UPGRADES]
         WINDOW = 10.0
     wanted = set(args.only.split(","))
@@ -1009,10 +1086,16 @@ def main() -> int:
             servers = [Tether(OUT / "tether", free_port(), ring(sessions) if spread else None)]
             if game and not spread:
                 servers.append(game)
+            # Past 1,000 players: logins faster, the capacity scenario's mix (no `who`) and
+            # one bots process per PER_PROCESS, as in the upgrade scenario.
+            big = {
+                "ramp": 200, "login_timeout": 600, "processes": -(-sessions // PER_PROCESS),
+                "mix": CAPACITY_MIX,
+            } if sessions > 1000 else {}
             for server in servers:
                 for mode in ("reload", "kill"):
                     try:
-                        result = disruption(server, mode, sessions, rate)
+                        result = disruption(server, mode, sessions, rate, **big)
                     except Exception as error:  # one broken run must not lose the others
                         log(f"  {mode} run failed: {error}")
                         server.stop()
@@ -1020,17 +1103,22 @@ def main() -> int:
                     results[(server.name, sessions, rate, spread, mode)] = result
         sections += report_disruption(results)
     if "faults" in wanted:
-        sessions, rate, _ = DISRUPTIONS[-1]
+        sessions, rate, _ = FAULTS_LOAD
         sections += report_faults(faults(sessions, rate), sessions, rate)
     if "upgrade" in wanted:
         sections += report_upgrades(upgrades())
     steps = [int(n) for n in args.capacity_steps.split(",")]
     if "capacity" in wanted:
-        sections += report_capacity(capacity(steps, OUT / "tether", repeat=args.repeat))
-    if "mccp2" in wanted:
-        report = report_capacity(capacity(steps, OUT / "tether", mccp2=True, repeat=args.repeat))
-        report[0] += ", every bot with MCCP2"
+        results = capacity(steps, OUT / "tether", repeat=args.repeat)
+        sections += report_capacity(results)
+        sections += plots(results, "capacity", "tether: players in rooms of 20")
+    if "clients" in wanted:
+        results = capacity(steps, OUT / "tether", clients=True, repeat=args.repeat)
+        report = report_capacity(results)
+        report[0] += ", every bot with MCCP2 and GMCP"
+        report.insert(2, clients_line(results))
         sections += report
+        sections += plots(results, "clients", "tether: players with MCCP2 and GMCP, rooms of 20")
 
     minutes = (datetime.datetime.now(datetime.timezone.utc) - started).seconds // 60
     header = [
