@@ -962,9 +962,12 @@ def report_capacity(results: dict) -> list[str]:
     for low, high in zip(counts, counts[1:]):
         for state in ("idle", "active"):
             if state in results[low]["rss"] and state in results[high]["rss"]:
+                # Growth over each run's own empty server: the two may differ in proxies.
+                def growth(r: dict, p: str) -> int:
+                    return r["rss"][state][p] - r["rss"]["empty"][p]
+
                 grown = {
-                    p: (results[high]["rss"][state][p] - results[low]["rss"][state][p])
-                    / (high - low)
+                    p: (growth(results[high], p) - growth(results[low], p)) / (high - low)
                     for p in ("proxy", "core")
                 }
                 lines.append(
