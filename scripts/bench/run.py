@@ -32,6 +32,8 @@ Scenarios (names for --only):
   clients    the capacity scenario with every bot taking MCCP2 (inflating) and GMCP (with
              Mudlet's Core.Hello and Core.Supports.Set), as real clients do: what such a
              session costs the proxy
+  cost       one session's command: context switches (/proc) and user-space instructions
+             (callgrind, under valgrind) of the proxy and the core, per command
   faults     tether under 1,000 active sessions in rooms of 20: a core that hangs
              (kill -STOP, replaced after the hang timeout) and a poison command (one player's
              `fault panic`, caught, or `fault abort` or `fault hang`, which kill two cores
@@ -134,6 +136,20 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of one process, all its threads, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every thread of one process, from /proc."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:  # a thread that ended
+            continue
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                total += int(line.split()[1])
+    return total
 
 
 def bots_cpu_seconds() -> float:
@@ -624,6 +640,120 @@ def faults(sessions: int, rate: float) -> dict:
     return results
 
 
+# One session typing every 0.2 s, as in the round trip: what each of its commands costs.
+COST_RATE = 0.2
+
+
+def cost() -> dict:
+    """What one session's command costs tether's proxy and core: context switches (all
+    threads, from /proc, in a normal run) and instructions executed in user space (callgrind,
+    in a run with both under valgrind), over the middle of the measuring window, divided by
+    the commands answered in it. The kernel's instructions are not counted: this machine's
+    kernel offers no hardware counters (perf stat says `<not supported>`)."""
+    results = {}
+
+    def measure(server: Tether, start, stop) -> dict:
+        """Runs one session; `start()` at the window's start and `stop()` at 80 % of it
+        return per-process figures; their difference per command."""
+        marks = {}
+
+        def on_progress(phase: str, seconds: float) -> None:
+            if phase == "measuring" and "from" not in marks:
+                marks["from"] = (start(), time.monotonic())
+            if phase == "measuring" and seconds >= WINDOW * 0.8 and "to" not in marks:
+                marks["to"] = (stop(), time.monotonic())
+
+        server.start()
+        try:
+            bots = Bots(f"cost {server.name}", server.port, 1, COST_RATE, ramp=50)
+            result = summary(bots.run(on_progress))
+        finally:
+            server.stop()
+        (before, since), (after, until) = marks["from"], marks["to"]
+        commands = result["per_s"] * (until - since)
+        return {
+            "commands": commands,
+            "p50": result["p50"],
+            "per_command": {p: (after[p] - before[p]) / commands for p in ("proxy", "core")},
+        }
+
+    server = Tether(OUT / "tether", free_port())
+
+    def switches() -> dict[str, int]:
+        return {role: context_switches(pid) for role, pid in server.pids().items()}
+
+    results["switches"] = measure(server, switches, switches)
+
+    # The same under callgrind: each process writes its pid, then becomes valgrind.
+    work = OUT / "callgrind"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for role in ("proxy", "core"):
+        script = work / f"{role}.sh"
+        script.write_text(
+            "#!/bin/sh\n"
+            f"echo $$ > {work / role}.pid\n"
+            f"exec valgrind --tool=callgrind --callgrind-out-file={work / role}.%p.out "
+            f"{RELEASE / ('tether-' + role)} \"$@\"\n"
+        )
+        script.chmod(0o755)
+    server = Tether(OUT / "tether", free_port())
+    # Valgrind runs them some 50 times slower: no hang timeout, and no watching.
+    server.extra = ["--proxy-bin", str(work / "proxy.sh"), "--core-bin", str(work / "core.sh"),
+                    "--hang-timeout", "3600"]
+
+    def instructions(zero: bool) -> dict[str, int]:
+        taken = {}
+        for role in ("proxy", "core"):
+            pid = (work / f"{role}.pid").read_text().strip()
+            if zero:
+                subprocess.run(["callgrind_control", "--zero", pid], check=True,
+                               capture_output=True)
+                taken[role] = 0
+                continue
+            dumped = set(work.glob(f"{role}.{pid}.out*"))
+            subprocess.run(["callgrind_control", "--dump", pid], check=True, capture_output=True)
+            fresh = sorted(set(work.glob(f"{role}.{pid}.out*")) - dumped,
+                           key=lambda path: path.stat().st_mtime)
+            # "summary: N": instructions (Ir) since the zeroing, all threads.
+            found = re.search(r"^summary: (\d+)", fresh[-1].read_text(), re.M)
+            taken[role] = int(found[1])
+        return taken
+
+    if shutil.which("valgrind") and shutil.which("callgrind_control"):
+        results["instructions"] = measure(
+            server, lambda: instructions(True), lambda: instructions(False)
+        )
+    else:
+        log("  valgrind is not installed: no instruction counts")
+    return results
+
+
+def report_cost(results: dict) -> list[str]:
+    lines = [
+        "## One session's cost per command",
+        "",
+        f"One session typing one command every {COST_RATE:g} s (the default mix), against "
+        "tether; over the middle of the window, divided by the commands answered in it. "
+        "Context switches: every thread's voluntary and involuntary switches, from /proc. "
+        "Instructions: user space only, counted by callgrind (both processes run under "
+        "valgrind, so that run's round trip is not tether's); the kernel's share is not "
+        "counted (no hardware counters on this machine).",
+        "",
+        "| measure | proxy | core | commands | p50 in that run |",
+        "|---|---|---|---|---|",
+    ]
+    for key, name in (("switches", "context switches / command"),
+                      ("instructions", "instructions (user) / command")):
+        if key in results:
+            r = results[key]
+            lines.append(
+                f"| {name} | {r['per_command']['proxy']:,.1f} | {r['per_command']['core']:,.1f} "
+                f"| {r['commands']:.0f} | {ms(r['p50'])} |"
+            )
+    return lines + [""]
+
+
 def ring(sessions: int) -> Path:
     """The ring world file for `sessions` players in rooms of about ROOM_SIZE."""
     rooms = max(1, round(sessions / ROOM_SIZE))
@@ -748,8 +878,11 @@ def capacity_run(sessions: int, tether_work: Path, clients: bool, label: str) ->
             proxy.start()
         time.sleep(1)
         samples["empty"] = rss_now()
+        # argon2 hashes about 40 logins a second here (two CPUs); started faster, logins
+        # queue for minutes and the core closes those past its 300 s login limit (42 of
+        # 40,000 were, at 100 a second).
         bots = Bots(
-            label, [each.port for each in servers], sessions, CAPACITY_RATE, ramp=100,
+            label, [each.port for each in servers], sessions, CAPACITY_RATE, ramp=40,
             login_timeout=1200, idle=15, processes=-(-sessions // PER_PROCESS),
             mix=CAPACITY_MIX, mccp2=clients, gmcp=clients,
         )
@@ -1027,9 +1160,9 @@ def report_capacity(results: dict) -> list[str]:
 def main() -> int:
     global ROUNDTRIP, DISRUPTIONS, FAULTS_LOAD, UPGRADES, WINDOW, PROXY_DISRUPTIONS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="roundtrip,reload,upgrade,capacity,clients,faults",
-                        help="comma-separated scenarios: roundtrip, reload, upgrade, capacity, "
-                        "clients, faults")
+    parser.add_argument("--only", default="roundtrip,cost,reload,upgrade,capacity,clients,faults",
+                        help="comma-separated scenarios: roundtrip, cost, reload, upgrade, "
+                        "capacity, clients, faults")
     parser.add_argument("--no-evennia", action="store_true", help="leave Evennia out")
     parser.add_argument("--quick", action="store_true",
                         help="a tenth of the sessions and 10 s windows: checks the setup only")
@@ -1105,6 +1238,8 @@ def main() -> int:
                         continue
                     results[(server.name, sessions, rate, spread, mode)] = result
         sections += report_disruption(results)
+    if "cost" in wanted:
+        sections += report_cost(cost())
     if "faults" in wanted:
         sessions, rate, _ = FAULTS_LOAD
         sections += report_faults(faults(sessions, rate), sessions, rate)
