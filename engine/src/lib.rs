@@ -41,7 +41,7 @@ pub use api::{
     Migration, MigrationError, NotSaved, Rules, Who,
 };
 pub use db::{Db, GameMigrationError};
-pub use game::{Game, LoginLimits, Outbox, panic_is_isolated};
+pub use game::{Game, LoginLimits, Outbox, RestoredSession, panic_is_isolated};
 pub use link::{RemoteDoor, serve};
 pub use outbound::{HIGH_WATER, MAX_BATCH};
 pub use run::main;

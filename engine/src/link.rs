@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use tether_protocol::SessionKey;
 use tether_protocol::control;
 use tether_protocol::framing::{self, MessageReader};
+use tether_protocol::link_socket::LinkSocket;
 use tether_protocol::message::{
-    self, CoreMessage, DecodeError, Delivery, ProxyEvent, ProxyMessage, SessionEvent,
-    SessionSnapshot, Welcome,
+    self, CoreMessage, DecodeError, Delivery, ProxyEvent, ProxyMessage, SessionEvent, Welcome,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
@@ -39,7 +39,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::game::{AdminRequest, Game, Outbox};
+use crate::game::{AdminRequest, Game, Outbox, RestoredSession};
 use crate::gather::{self, Gathering, Input};
 use crate::outbound::Outbound;
 
@@ -225,10 +225,13 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let (reader, writer) = stream.into_split();
-                    tokio::task::spawn_local(serve_connection(reader, writer, shared.clone()));
-                }
+                Ok((stream, _)) => match stream.into_std().and_then(LinkSocket::new) {
+                    Ok(socket) => {
+                        let (reader, writer) = socket.into_split();
+                        tokio::task::spawn_local(serve_connection(reader, writer, shared.clone()));
+                    }
+                    Err(error) => warn!(%error, "cannot take a link connection"),
+                },
                 Err(error) => {
                     warn!(%error, "accept on the link socket failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -719,9 +722,20 @@ fn attach(
             None => false,
         };
         if !resumed {
-            for snapshot in attach.sessions {
-                restore(&mut state.game, proxy_id, snapshot, &mut outbox);
-            }
+            let restored = attach
+                .sessions
+                .into_iter()
+                .map(|snapshot| RestoredSession {
+                    key: SessionKey {
+                        proxy: proxy_id,
+                        session: snapshot.session,
+                    },
+                    remote_addr: snapshot.info.remote_addr,
+                    state: snapshot.state,
+                    client: snapshot.client,
+                })
+                .collect();
+            state.game.sessions_restored(restored, &mut outbox);
         }
         state.game.announce_players(proxy_id, &mut outbox);
         let generation = state.next_generation;
@@ -761,15 +775,6 @@ fn attach(
         info!(proxy = %attach.hello.proxy_name, sessions, "proxy attached");
     }
     Ok((proxy_id, generation))
-}
-
-fn restore(game: &mut Game, proxy_id: u64, snapshot: SessionSnapshot, outbox: &mut Outbox) {
-    let key = SessionKey {
-        proxy: proxy_id,
-        session: snapshot.session,
-    };
-    game.session_restored(key, &snapshot.info.remote_addr, &snapshot.state, outbox);
-    game.session_client(key, snapshot.client);
 }
 
 /// Where one proxy's input is taken, one batch at a time.

@@ -25,7 +25,7 @@ use tether_protocol::SessionKey;
 use tether_protocol::markup::plain;
 use tether_protocol::message::{ClientInfo, Delivery};
 
-use crate::{Db, Game, Rules, World};
+use crate::{Db, Game, RestoredSession, Rules, World};
 
 /// A small world for tests: a hall (the start) and a yard north of it.
 pub const WORLD: &str = r#"
@@ -202,10 +202,17 @@ impl TestGame {
         let mut next = TestGame::starting_at(rules, world, db, self.now, self.unix_ms);
         next.seqs = self.seqs;
         let mut out = Outbox::new();
-        for (n, blob) in blobs {
-            next.game
-                .session_restored(key(*n), "127.0.0.1:5000", blob, &mut out);
-        }
+        // As a core takes a proxy's sessions over: all at once.
+        let restored = blobs
+            .iter()
+            .map(|(n, blob)| RestoredSession {
+                key: key(*n),
+                remote_addr: "127.0.0.1:5000".into(),
+                state: blob.clone(),
+                client: ClientInfo::default(),
+            })
+            .collect();
+        next.game.sessions_restored(restored, &mut out);
         next.check();
         next
     }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tether_engine::testing::{TestGame, WORLD, prompts, text, texts};
+use tether_engine::testing::{TestGame, WORLD, prompts, state_of, text, texts};
 use tether_engine::{Attribute, Command, CommandError, Db, Rules};
 
 const GOLD: Attribute<u32> = Attribute::new("gold");
@@ -115,6 +115,37 @@ fn attributes_are_saved_and_read_back_after_a_restart() {
     let mut h = h.restart(rules(), WORLD, &[(1, blob)]);
     assert_eq!(texts(&h.send(1, "i"), 1), ["You carry 5 gold."]);
     assert_eq!(texts(&h.send(1, "ring"), 1), ["The bell rings (2)."]);
+}
+
+/// A new core takes a proxy's sessions over all at once (`Game::sessions_restored`, as at a
+/// reload), reading their characters together: each gets its own character and data back,
+/// and a session whose character is gone, or whose blob cannot be read, is logged out
+/// without taking the others with it.
+#[test]
+fn a_core_taking_over_restores_every_session_at_once() {
+    let mut h = TestGame::new(rules());
+    let alice = h.create(1, "alice");
+    let bob = h.create(2, "bob");
+    h.send(1, "earn 5");
+    h.send(2, "earn 3");
+    h.send(2, "earn 4");
+    let gone = br#"{"character":999999}"#.to_vec();
+    let garbled = b"{not json".to_vec();
+    let mut h = h.restart(
+        rules(),
+        WORLD,
+        &[(1, alice), (2, bob), (3, gone), (4, garbled)],
+    );
+    assert_eq!(texts(&h.send(1, "i"), 1), ["You carry 5 gold."]);
+    assert_eq!(texts(&h.send(2, "i"), 2), ["You carry 7 gold."]);
+    for (n, name) in [(3, "carol"), (4, "dave")] {
+        let out = h.send(n, &format!("create {name} secret1"));
+        assert!(
+            state_of(&out, n).is_some(),
+            "session {n} is at the login and can create a character: {:?}",
+            texts(&out, n)
+        );
+    }
 }
 
 #[test]

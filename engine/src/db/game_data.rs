@@ -2,6 +2,8 @@
 //! room, the last run of each tick, pending timers, and which of the game's migrations ran.
 //! Values are JSON text; the engine never looks inside them.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Context, Db, DbError};
@@ -44,6 +46,31 @@ impl Db {
             .context("loading a character's data")?;
         rows.collect::<Result<_, _>>()
             .context("loading a character's data")
+    }
+
+    /// Every attribute of each character of `ids`, in one query (see [`Db::characters`]).
+    pub fn characters_data(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<(String, String)>>, DbError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT character, key, value FROM character_data
+                 WHERE character IN (SELECT value FROM json_each(?1))",
+            )
+            .context("loading characters' data")?;
+        let mut rows = statement
+            .query([super::json_ids(ids)])
+            .context("loading characters' data")?;
+        let mut data: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        while let Some(row) = rows.next().context("loading characters' data")? {
+            let character: i64 = row.get(0).context("loading characters' data")?;
+            let key: String = row.get(1).context("loading characters' data")?;
+            let value: String = row.get(2).context("loading characters' data")?;
+            data.entry(character).or_default().push((key, value));
+        }
+        Ok(data)
     }
 
     pub fn set_character_data(
