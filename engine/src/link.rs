@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use tether_protocol::SessionKey;
 use tether_protocol::control;
 use tether_protocol::framing::{self, MessageReader};
-use tether_protocol::link_socket::LinkSocket;
 use tether_protocol::message::{
     self, CoreMessage, DecodeError, Delivery, ProxyEvent, ProxyMessage, SessionEvent, Welcome,
 };
@@ -225,13 +224,10 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match stream.into_std().and_then(LinkSocket::new) {
-                    Ok(socket) => {
-                        let (reader, writer) = socket.into_split();
-                        tokio::task::spawn_local(serve_connection(reader, writer, shared.clone()));
-                    }
-                    Err(error) => warn!(%error, "cannot take a link connection"),
-                },
+                Ok((stream, _)) => {
+                    let (reader, writer) = stream.into_split();
+                    tokio::task::spawn_local(serve_connection(reader, writer, shared.clone()));
+                }
                 Err(error) => {
                     warn!(%error, "accept on the link socket failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,8 +9,7 @@
 //! what the proxy tells the supervisor so that its sudden death keeps every player; `witness`
 //! is the page through which a core shows the supervisor that it makes progress, and which
 //! line it is handling; `private` keeps the data directory and the database its owner's alone;
-//! `link_tls` is what proves a proxy and a core to each other when the link crosses hosts;
-//! `link_socket` is the link's Unix socket as both ends drive it (woken for reading only).
+//! `link_tls` is what proves a proxy and a core to each other when the link crosses hosts.
 
 // Generated; only `message` reads and writes it, so whatever of it is unused is unused.
 #[allow(
@@ -28,7 +27,6 @@ pub mod admin_token;
 pub mod control;
 pub mod framing;
 pub mod keeper;
-pub mod link_socket;
 pub mod link_tls;
 pub mod markup;
 pub mod message;

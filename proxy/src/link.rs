@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tether_protocol::framing::{self, MessageReader};
-use tether_protocol::link_socket::{self, LinkSocket};
 use tether_protocol::message::{
     self, Attach, ClientInfo, CoreMessage, DecodeError, Hello, Order, OrderAction, ProxyEvent,
     ProxyMessage, SessionInfo, Welcome,
@@ -389,7 +388,10 @@ pub fn resume(
     metrics::global().took_over();
     crate::dashboard::hub().moment("this proxy took every connection over from its predecessor");
     let connection = match frozen.connection {
-        Some((stream, unread)) => match LinkSocket::new(stream) {
+        Some((stream, unread)) => match stream
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(stream))
+        {
             Ok(stream) => Some((stream, unread)),
             Err(error) => {
                 warn!(%error, "cannot take over the link to the core; attaching again");
@@ -418,7 +420,7 @@ pub fn resume(
     link
 }
 
-fn spawn_tasks(config: LinkConfig, link: LinkHandle, connection: Option<(LinkSocket, Vec<u8>)>) {
+fn spawn_tasks(config: LinkConfig, link: LinkHandle, connection: Option<(UnixStream, Vec<u8>)>) {
     let ticking = link.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_millis(250));
@@ -591,7 +593,7 @@ impl Shell {
     }
 }
 
-async fn run(config: LinkConfig, link: LinkHandle, mut carried: Option<(LinkSocket, Vec<u8>)>) {
+async fn run(config: LinkConfig, link: LinkHandle, mut carried: Option<(UnixStream, Vec<u8>)>) {
     let mut frozen = link.frozen.subscribe();
     let mut backoff = BACKOFF_FIRST;
     let mut logged_waiting = false;
@@ -749,16 +751,14 @@ fn broken(error: impl std::error::Error + 'static) -> LinkError {
 
 /// A connection to the core, either kind.
 enum LinkStream {
-    Unix(LinkSocket),
+    Unix(UnixStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 /// Connects to the core; on another host, both sides prove their certificates.
 async fn connect(core: &CoreAddress) -> std::io::Result<LinkStream> {
     match core {
-        CoreAddress::Unix(path) => Ok(LinkStream::Unix(LinkSocket::new(
-            UnixStream::connect(path).await?.into_std()?,
-        )?)),
+        CoreAddress::Unix(path) => Ok(LinkStream::Unix(UnixStream::connect(path).await?)),
         CoreAddress::Remote { addr, tls } => {
             let tcp = TcpStream::connect(addr.as_str()).await?;
             // Each batch is one small write: waiting to fill a packet would delay every
@@ -805,9 +805,11 @@ async fn run_connection(
                 Driven::Closed => Ok(Ended::Closed),
                 Driven::Frozen(reader, writer) => {
                     let (reader, unread) = reader.into_parts();
-                    let stream = link_socket::reunite(reader, writer).ok_or_else(|| {
-                        LinkError::Broken("the link's halves did not come back together".into())
-                    })?;
+                    let stream = reader
+                        .reunite(writer)
+                        .map_err(|error| LinkError::Broken(error.to_string()))?
+                        .into_std()
+                        .map_err(broken)?;
                     Ok(Ended::Frozen(stream, unread))
                 }
             }
