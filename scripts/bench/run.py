@@ -1172,6 +1172,9 @@ def main() -> int:
                         help="runs of each capacity step, reported each and as min/median/max")
     parser.add_argument("--upgrade-steps", default=None,
                         help="session counts for the upgrade scenario (default: 1000,10000)")
+    parser.add_argument("--reload-steps", default=None,
+                        help="session counts of the reload scenario's loads to run "
+                        "(default: all, 1000,100,1000,10000)")
     parser.add_argument("--upgrade-modes", default=",".join(PROXY_DISRUPTIONS),
                         help="what the upgrade scenario does to the proxy: upgrade, proxy-kill")
     args = parser.parse_args()
@@ -1179,6 +1182,9 @@ def main() -> int:
     if args.upgrade_steps:
         rates = dict(UPGRADES)
         UPGRADES = [(n, rates.get(n, CAPACITY_RATE)) for n in map(int, args.upgrade_steps.split(","))]
+    if args.reload_steps:
+        counts = {int(n) for n in args.reload_steps.split(",")}
+        DISRUPTIONS = [load for load in DISRUPTIONS if load[0] in counts]
     if args.quick:
         ROUNDTRIP = [(n // 10 or 1, rate) for n, rate in ROUNDTRIP]
         DISRUPTIONS = [(n // 10, rate, spread) for n, rate, spread in DISRUPTIONS]
