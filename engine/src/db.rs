@@ -623,8 +623,7 @@ impl Db {
     }
 
     /// The characters of `ids` that exist, in one query: a core taking over a proxy's
-    /// sessions loads them all at once (10,000 lookups one by one held every player up for
-    /// a quarter of a second at a reload).
+    /// sessions loads them all at once (see `Game::sessions_restored`).
     pub fn characters(&self, ids: &[i64]) -> Result<Vec<CharacterRecord>, DbError> {
         let mut statement = self
             .conn
