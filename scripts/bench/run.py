@@ -83,6 +83,15 @@ ROUNDTRIP = [(1, 0.2), (100, 2.0), (1000, 20.0)]
 # every 5 s in rooms of 20 (the capacity scenario's load), where a new core has the most to
 # take over.
 CAPACITY_RATE = 5.0
+# Players per proxy and per bots process: a process here may hold about 20,000 open files,
+# and a proxy's supervisor (its keeper) holds a copy of every connection too.
+PER_PROCESS = 15000
+
+
+def processes_for(sessions: int) -> int:
+    """Proxies, and bots processes, for `sessions` players: one per PER_PROCESS."""
+    return -(-sessions // PER_PROCESS)
+
 FAULTS_LOAD = (1000, 1.0, True)
 DISRUPTIONS = [(1000, 20.0, False), (100, 10.0, False), FAULTS_LOAD, (10000, CAPACITY_RATE, True)]
 # `who` lists every player: at 10,000 sessions each one is a 10,000-line answer, and the
@@ -776,7 +785,7 @@ def upgrades() -> dict:
             try:
                 results[(mode, sessions, rate)] = disruption(
                     server, mode, sessions, rate, ramp=40, login_timeout=600,
-                    processes=1 + sessions // 15000, mix=CAPACITY_MIX,
+                    processes=processes_for(sessions), mix=CAPACITY_MIX,
                 )
             except Exception as error:  # one broken run must not lose the others
                 log(f"  {mode} run failed: {error}")
@@ -827,9 +836,6 @@ def capacity(steps: list[int], tether_work: Path, clients: bool = False, repeat:
     return results
 
 
-# Players per proxy and per bots process: a process here may hold about 20,000 open files,
-# and a proxy's supervisor (its keeper) holds a copy of every connection too.
-PER_PROCESS = 15000
 
 
 def capacity_run(sessions: int, tether_work: Path, clients: bool, label: str) -> dict:
@@ -839,7 +845,7 @@ def capacity_run(sessions: int, tether_work: Path, clients: bool, label: str) ->
     # `tether up --core DATA/link.sock` (README: "More proxies on one host").
     more = [
         Tether(tether_work.with_name(f"{tether_work.name}-proxy-{n}"), free_port())
-        for n in range(2, -(-sessions // PER_PROCESS) + 1)
+        for n in range(2, processes_for(sessions) + 1)
     ]
     servers = [server, *more]
     samples = {}
@@ -883,7 +889,7 @@ def capacity_run(sessions: int, tether_work: Path, clients: bool, label: str) ->
         # 40,000 were, at 100 a second).
         bots = Bots(
             label, [each.port for each in servers], sessions, CAPACITY_RATE, ramp=40,
-            login_timeout=1200, idle=15, processes=-(-sessions // PER_PROCESS),
+            login_timeout=1200, idle=15, processes=processes_for(sessions),
             mix=CAPACITY_MIX, mccp2=clients, gmcp=clients,
         )
         result = summary(bots.run(on_progress))
@@ -1232,7 +1238,7 @@ def main() -> int:
             # scenario's mix (no `who`) and one bots process per PER_PROCESS, as in the
             # upgrade scenario.
             big = {
-                "ramp": 40, "login_timeout": 600, "processes": -(-sessions // PER_PROCESS),
+                "ramp": 40, "login_timeout": 600, "processes": processes_for(sessions),
                 "mix": CAPACITY_MIX,
             } if sessions > 1000 else {}
             for server in servers:
