@@ -83,6 +83,9 @@ ROUNDTRIP = [(1, 0.2), (100, 2.0), (1000, 20.0)]
 # every 5 s in rooms of 20 (the capacity scenario's load), where a new core has the most to
 # take over.
 CAPACITY_RATE = 5.0
+FAULTS_LOAD = (1000, 1.0, True)
+DISRUPTIONS = [(1000, 20.0, False), (100, 10.0, False), FAULTS_LOAD, (10000, CAPACITY_RATE, True)]
+
 # Players per proxy and per bots process: a process here may hold about 20,000 open files,
 # and a proxy's supervisor (its keeper) holds a copy of every connection too.
 PER_PROCESS = 15000
@@ -91,9 +94,6 @@ PER_PROCESS = 15000
 def processes_for(sessions: int) -> int:
     """Proxies, and bots processes, for `sessions` players: one per PER_PROCESS."""
     return -(-sessions // PER_PROCESS)
-
-FAULTS_LOAD = (1000, 1.0, True)
-DISRUPTIONS = [(1000, 20.0, False), (100, 10.0, False), FAULTS_LOAD, (10000, CAPACITY_RATE, True)]
 # `who` lists every player: at 10,000 sessions each one is a 10,000-line answer, and the
 # default mix's 10 % of it alone would be two million lines a second. Capacity leaves it out.
 CAPACITY_MIX = "say=50,look=35,move=15"
