@@ -94,6 +94,8 @@ PER_PROCESS = 15000
 def processes_for(sessions: int) -> int:
     """Proxies, and bots processes, for `sessions` players: one per PER_PROCESS."""
     return -(-sessions // PER_PROCESS)
+
+
 # `who` lists every player: at 10,000 sessions each one is a 10,000-line answer, and the
 # default mix's 10 % of it alone would be two million lines a second. Capacity leaves it out.
 CAPACITY_MIX = "say=50,look=35,move=15"
